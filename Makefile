@@ -1,0 +1,27 @@
+# ingest: `make help` lists the targets.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run test test-unit lint fmt ci-deps
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: ## Run the main job on an embedded Kafka into ./landed and print what landed
+	$(CARGO) run --release -p ingest-cli -- demo --out landed
+
+test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB)
+	$(CARGO) test --workspace --all-targets -- --test-threads=2
+
+test-unit: ## Run only the pure unit tests
+	$(CARGO) test --workspace --lib
+
+lint: ## Check formatting and clippy (as CI does)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+ci-deps: ## Install what the tests need (tansu, DuckDB); CI runs this
+	bash .ci/install-deps

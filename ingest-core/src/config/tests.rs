@@ -1,0 +1,213 @@
+use super::*;
+
+fn base() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("INGEST_TOPIC", "orders"),
+        ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
+        ("INGEST_STORAGE_URL", "file:///tmp/lake"),
+    ]
+}
+
+fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+    let mut vars = base();
+    for (k, v) in extra {
+        vars.retain(|(key, _)| key != k);
+        vars.push((k, v));
+    }
+    Config::from_pairs(vars)
+}
+
+fn without(var: &str) -> Result<Config, ConfigError> {
+    Config::from_pairs(base().into_iter().filter(|(k, _)| *k != var))
+}
+
+#[test]
+fn minimal_environment_gets_documented_defaults() {
+    let c = with(&[]).unwrap();
+    assert_eq!(c.topic, "orders");
+    assert_eq!(c.kafka.group_id, "ingest-orders");
+    assert_eq!(c.flush.max_records, defaults::FLUSH_MAX_RECORDS);
+    assert_eq!(c.flush.max_bytes, defaults::FLUSH_MAX_BYTES);
+    assert_eq!(
+        c.flush.max_age,
+        Duration::from_millis(defaults::FLUSH_MAX_AGE_MS)
+    );
+    assert_eq!(c.compression, Compression::Gzip { level: 6 });
+    assert_eq!(c.envelope, Envelope::Raw);
+    assert_eq!(c.invalid, InvalidRecordPolicy::DeadLetter);
+    assert_eq!(c.time_source, TimeSource::Record);
+    assert_eq!(c.dead_letter_prefix, "_dead_letters");
+    assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(c.fault.hang_after_uploads, None);
+}
+
+#[test]
+fn missing_required_variables_name_the_variable_and_what_is_expected() {
+    for var in [
+        "INGEST_TOPIC",
+        "INGEST_KAFKA_BOOTSTRAP_SERVERS",
+        "INGEST_STORAGE_URL",
+    ] {
+        let err = without(var).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{var} is not set: expected ")),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+    }
+}
+
+#[test]
+fn invalid_values_name_variable_value_and_expectation_in_one_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "INGEST_FLUSH_MAX_RECORDS",
+            "lots",
+            "a positive whole number",
+        ),
+        ("INGEST_FLUSH_MAX_BYTES", "0", "a positive whole number"),
+        ("INGEST_FLUSH_MAX_AGE_MS", "-5", "a positive whole number"),
+        ("INGEST_COMPRESSION", "zstd", "one of gzip, none"),
+        ("INGEST_COMPRESSION_LEVEL", "11", "from 1 (fastest) to 9"),
+        ("INGEST_ENVELOPE", "avro", "one of raw, metadata"),
+        (
+            "INGEST_INVALID_RECORD_POLICY",
+            "ignore",
+            "one of fail, skip, dead-letter",
+        ),
+        ("INGEST_TIME_SOURCE", "wall", "one of record, ingestion"),
+        ("INGEST_TOPIC", "bad/topic", "ASCII letters"),
+        (
+            "INGEST_STORAGE_URL",
+            "gs://bucket/x",
+            "file:///absolute/path",
+        ),
+        (
+            "INGEST_STORAGE_URL",
+            "relative/dir",
+            "file:///absolute/path",
+        ),
+        (
+            "INGEST_DEAD_LETTER_PREFIX",
+            "../up",
+            "outside the data path",
+        ),
+        (
+            "INGEST_DEAD_LETTER_PREFIX",
+            "orders",
+            "outside the data path",
+        ),
+        ("INGEST_LOG_FORMAT", "xml", "one of auto, json, text"),
+        ("INGEST_SOURCE", "pulsar", "kafka"),
+    ];
+    for (var, value, expected) in cases {
+        let err = with(&[(var, value)]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{var}=")), "{err}");
+        assert!(err.contains(&format!("{value:?}")), "{err}");
+        assert!(err.contains(expected), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}
+
+#[test]
+fn batch_must_fit_the_buffer_cap() {
+    let err = with(&[
+        ("INGEST_FLUSH_MAX_BYTES", "2000"),
+        ("INGEST_MAX_BUFFER_BYTES", "1000"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("INGEST_MAX_BUFFER_BYTES (1000)"), "{err}");
+}
+
+#[test]
+fn kafka_passthrough_maps_names_and_refuses_auto_commit() {
+    let c = with(&[
+        ("INGEST_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("INGEST_KAFKA_SASL_MECHANISM", "PLAIN"),
+        ("INGEST_KAFKA_SASL_USERNAME", "$ConnectionString"),
+        (
+            "INGEST_KAFKA_SASL_PASSWORD",
+            "Endpoint=sb://x/;SharedAccessKey=s3cr3t",
+        ),
+    ])
+    .unwrap();
+    let props: Vec<(&str, &str)> = c
+        .kafka
+        .properties
+        .iter()
+        .map(|p| (p.name.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(
+        props,
+        vec![
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.password", "Endpoint=sb://x/;SharedAccessKey=s3cr3t"),
+            ("sasl.username", "$ConnectionString"),
+            ("security.protocol", "SASL_SSL"),
+        ]
+    );
+    let err = with(&[("INGEST_KAFKA_ENABLE_AUTO_COMMIT", "true")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("INGEST_KAFKA_ENABLE_AUTO_COMMIT="), "{err}");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_or_errors() {
+    let c = with(&[
+        ("INGEST_KAFKA_SASL_PASSWORD", "hunter2-secret"),
+        (
+            "INGEST_STORAGE_URL",
+            "s3://user:pw-secret@bucket/p?sig=sas-secret",
+        ),
+    ])
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("secret"), "{debug}");
+    assert!(debug.contains("sasl.password=***"), "{debug}");
+    let err = with(&[
+        ("INGEST_KAFKA_SASL_PASSWORD", "hunter2-secret"),
+        ("INGEST_KAFKA_ENABLE_AUTO_OFFSET_STORE", "x"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn plain_absolute_paths_and_cloud_urls_are_accepted() {
+    assert_eq!(
+        with(&[("INGEST_STORAGE_URL", "/data/lake")])
+            .unwrap()
+            .storage_url
+            .as_str(),
+        "file:///data/lake/"
+    );
+    for url in [
+        "s3://bucket/prefix",
+        "az://container/prefix",
+        "abfss://c@acct.dfs.core.windows.net/p",
+    ] {
+        assert!(with(&[("INGEST_STORAGE_URL", url)]).is_ok(), "{url}");
+    }
+}
+
+#[test]
+fn unknown_ingest_variables_are_reported_not_fatal() {
+    let c = with(&[("INGEST_FLUSH_MAX_RECORD", "10")]).unwrap();
+    assert_eq!(
+        c.unknown_variables,
+        vec!["INGEST_FLUSH_MAX_RECORD".to_string()]
+    );
+}
+
+#[test]
+fn topic_rules_follow_kafka() {
+    assert!(validate_topic("a.b_c-D9").is_ok());
+    assert!(validate_topic(&"x".repeat(249)).is_ok());
+    assert!(validate_topic(&"x".repeat(250)).is_err());
+    assert!(validate_topic("..").is_err());
+    assert!(validate_topic("").is_err());
+    assert!(validate_topic("é").is_err());
+}

@@ -1,0 +1,538 @@
+//! NDJSON encoding of a batch: one compact JSON value per line, optionally gzip-compressed,
+//! plus a dead-letter file for records that are not valid JSON.
+//!
+//! Pure and CPU-bound: the pipeline calls [`encode`] on a blocking thread. Invariant: every
+//! record of the batch ends up in exactly one of: the data file, the dead-letter file, the
+//! skipped count, or an [`InvalidRecord`] error that stops the service (policy `fail`).
+
+use std::io::Write;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use flate2::write::GzEncoder;
+use flate2::GzBuilder;
+use serde::de::IgnoredAny;
+
+use crate::batch::{Batch, StoredRecord};
+use crate::config::{Compression, Envelope, InvalidRecordPolicy};
+
+/// How records are written, fixed per service.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    pub topic: String,
+    pub envelope: Envelope,
+    pub compression: Compression,
+    pub invalid: InvalidRecordPolicy,
+    /// Values larger than this are invalid records (`INGEST_MAX_RECORD_BYTES`).
+    pub max_record_bytes: usize,
+}
+
+/// The encoded files of one batch.
+#[derive(Debug)]
+pub struct Encoded {
+    pub data: Vec<u8>,
+    /// NDJSON (compressed like the data) of the records that went to the dead-letter path.
+    pub dead_letters: Option<Vec<u8>>,
+    /// Lines in `data`.
+    pub records: usize,
+    pub dead_lettered: usize,
+    pub skipped: usize,
+    /// Bytes of NDJSON before compression.
+    pub uncompressed_bytes: usize,
+}
+
+/// A record that is not valid JSON under policy `fail`: the service stops, nothing is committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "record {topic}/{partition}@{offset} is not valid JSON ({reason}); set \
+     INGEST_INVALID_RECORD_POLICY=dead-letter (or skip) to land the rest of the topic past it"
+)]
+pub struct InvalidRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+}
+
+/// Checks `value` and tells whether it must be compacted to fit on one line.
+fn check_json(value: &[u8], max_bytes: usize) -> Result<bool, String> {
+    if value.len() > max_bytes {
+        return Err(format!(
+            "{} bytes, above INGEST_MAX_RECORD_BYTES={max_bytes}",
+            value.len()
+        ));
+    }
+    serde_json::from_slice::<IgnoredAny>(value).map_err(|e| e.to_string())?;
+    // Raw newlines inside valid JSON can only be insignificant whitespace (strings escape them).
+    let padded = value.first().is_some_and(u8::is_ascii_whitespace)
+        || value.last().is_some_and(u8::is_ascii_whitespace);
+    Ok(padded || memchr::memchr2(b'\n', b'\r', value).is_some())
+}
+
+/// Appends `value` (valid JSON) to `out` without insignificant whitespace. Bytes inside strings,
+/// numbers and literals are copied verbatim, so nothing is re-interpreted or re-formatted.
+pub fn compact_into(out: &mut Vec<u8>, value: &[u8]) {
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in value {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Serialising a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Writes `"name":"<utf-8>"`, or `"name":null,"name_base64":"..."` for bytes that are not UTF-8.
+fn push_bytes_field(out: &mut Vec<u8>, name: &str, bytes: Option<&[u8]>) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    match bytes.map(std::str::from_utf8) {
+        None => out.extend_from_slice(b"null"),
+        Some(Ok(s)) => push_json_str(out, s),
+        Some(Err(_)) => {
+            out.extend_from_slice(b"null,\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"_base64\":\"");
+            out.extend_from_slice(B64.encode(bytes.unwrap_or_default()).as_bytes());
+            out.push(b'"');
+        }
+    }
+}
+
+fn push_coordinates(out: &mut Vec<u8>, topic: &str, partition: i32, r: &StoredRecord<'_>) {
+    out.extend_from_slice(b"{\"topic\":");
+    push_json_str(out, topic);
+    let ts = r
+        .timestamp_ms()
+        .map_or("null".to_string(), |t| t.to_string());
+    let _ = write!(
+        out,
+        ",\"partition\":{partition},\"offset\":{},\"timestamp\":{ts}",
+        r.offset()
+    );
+}
+
+/// One line of the `metadata` envelope, without the trailing newline.
+fn push_metadata_line(
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    r: &StoredRecord<'_>,
+    compact: bool,
+) {
+    push_coordinates(out, topic, partition, r);
+    out.push(b',');
+    push_bytes_field(out, "key", r.key());
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, (k, v)) in r.headers().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        push_json_str(out, k);
+        out.push(b',');
+        push_bytes_field(out, "value", v);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"value\":");
+    match r.value() {
+        None => out.extend_from_slice(b"null"),
+        Some(v) if compact => compact_into(out, v),
+        Some(v) => out.extend_from_slice(v),
+    }
+    out.push(b'}');
+}
+
+fn push_dead_letter_line(
+    out: &mut Vec<u8>,
+    topic: &str,
+    partition: i32,
+    r: &StoredRecord<'_>,
+    error: &str,
+) {
+    push_coordinates(out, topic, partition, r);
+    out.extend_from_slice(b",\"error\":");
+    push_json_str(out, error);
+    for (name, bytes) in [("key_base64", r.key()), ("value_base64", r.value())] {
+        let _ = write!(out, ",\"{name}\":");
+        match bytes {
+            Some(b) => {
+                out.push(b'"');
+                out.extend_from_slice(B64.encode(b).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Writes lines to the output, compressing in chunks rather than line by line.
+struct Sink {
+    pending: Vec<u8>,
+    gz: Option<GzEncoder<Vec<u8>>>,
+    total: usize,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl Sink {
+    fn new(compression: Compression, capacity: usize, comment: &str) -> Sink {
+        let gz = match compression {
+            Compression::None => None,
+            Compression::Gzip { level } => {
+                Some(GzBuilder::new().comment(comment.as_bytes()).write(
+                    Vec::with_capacity(capacity / 4),
+                    flate2::Compression::new(level),
+                ))
+            }
+        };
+        let pending = Vec::with_capacity(if gz.is_some() { CHUNK + 4096 } else { capacity });
+        Sink {
+            pending,
+            gz,
+            total: 0,
+        }
+    }
+
+    fn line_written(&mut self) {
+        if let Some(gz) = &mut self.gz {
+            if self.pending.len() >= CHUNK {
+                self.total += self.pending.len();
+                // Writing into a Vec-backed encoder cannot fail.
+                let _ = gz.write_all(&self.pending);
+                self.pending.clear();
+            }
+        }
+    }
+
+    fn finish(mut self) -> (Vec<u8>, usize) {
+        self.total += self.pending.len();
+        match self.gz {
+            None => (self.pending, self.total),
+            Some(mut gz) => {
+                let _ = gz.write_all(&self.pending);
+                (gz.finish().unwrap_or_default(), self.total)
+            }
+        }
+    }
+}
+
+/// Encodes `batch` (records of `partition`). Fails only under policy `fail`.
+pub fn encode(
+    batch: &Batch,
+    partition: i32,
+    opts: &EncodeOptions,
+) -> Result<Encoded, InvalidRecord> {
+    let comment = format!(
+        "ingest topic={} partition={partition} first_offset={} last_offset={}",
+        opts.topic,
+        batch.first_offset().unwrap_or(-1),
+        batch.last_offset().unwrap_or(-1),
+    );
+    let mut data = Sink::new(opts.compression, batch.bytes() + batch.len() * 8, &comment);
+    let mut dead: Option<Sink> = None;
+    let (mut records, mut dead_lettered, mut skipped) = (0, 0, 0);
+    for r in batch.records() {
+        let checked = match (r.value(), opts.envelope) {
+            (Some(v), _) => check_json(v, opts.max_record_bytes),
+            (None, Envelope::Metadata) => Ok(false),
+            (None, Envelope::Raw) => Err("the record has no value (a tombstone)".to_string()),
+        };
+        match checked {
+            Ok(compact) => {
+                let out = &mut data.pending;
+                match opts.envelope {
+                    Envelope::Metadata => {
+                        push_metadata_line(out, &opts.topic, partition, &r, compact)
+                    }
+                    Envelope::Raw => {
+                        let v = r.value().unwrap_or_default();
+                        if compact {
+                            compact_into(out, v);
+                        } else {
+                            out.extend_from_slice(v);
+                        }
+                    }
+                }
+                out.push(b'\n');
+                data.line_written();
+                records += 1;
+            }
+            Err(reason) => match opts.invalid {
+                InvalidRecordPolicy::Fail => {
+                    return Err(InvalidRecord {
+                        topic: opts.topic.clone(),
+                        partition,
+                        offset: r.offset(),
+                        reason,
+                    })
+                }
+                InvalidRecordPolicy::Skip => {
+                    tracing::warn!(
+                        topic = %opts.topic, partition, offset = r.offset(), %reason,
+                        "skipping a record that is not valid JSON (INGEST_INVALID_RECORD_POLICY=skip)"
+                    );
+                    skipped += 1;
+                }
+                InvalidRecordPolicy::DeadLetter => {
+                    let sink =
+                        dead.get_or_insert_with(|| Sink::new(opts.compression, 4096, &comment));
+                    push_dead_letter_line(&mut sink.pending, &opts.topic, partition, &r, &reason);
+                    sink.line_written();
+                    dead_lettered += 1;
+                }
+            },
+        }
+    }
+    let (data, uncompressed_bytes) = data.finish();
+    Ok(Encoded {
+        data,
+        dead_letters: dead.map(|d| d.finish().0),
+        records,
+        dead_lettered,
+        skipped,
+        uncompressed_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::batch::RecordRef;
+
+    fn opts(
+        envelope: Envelope,
+        compression: Compression,
+        invalid: InvalidRecordPolicy,
+    ) -> EncodeOptions {
+        EncodeOptions {
+            topic: "t".into(),
+            envelope,
+            compression,
+            invalid,
+            max_record_bytes: 1000,
+        }
+    }
+
+    fn batch(values: &[Option<&[u8]>]) -> Batch {
+        let mut b = Batch::new(Instant::now(), 0);
+        for (i, v) in values.iter().enumerate() {
+            b.push(&RecordRef {
+                offset: 100 + i as i64,
+                timestamp_ms: Some(1000 + i as i64),
+                key: Some(b"k\xff"),
+                value: *v,
+                headers: &[
+                    ("trace", Some(b"abc")),
+                    ("bin", Some(b"\xfe")),
+                    ("none", None),
+                ],
+            });
+        }
+        b
+    }
+
+    fn lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn raw_envelope_keeps_compact_input_verbatim_and_compacts_pretty_input() {
+        let pretty = b"{\n  \"a\": [1, 2.50],\n  \"s\": \"x  y\\n\\\" }\"\n}\n";
+        let spaced = br#"{"a": 1e3}"#;
+        let b = batch(&[Some(spaced), Some(pretty)]);
+        let out = encode(
+            &b,
+            0,
+            &opts(Envelope::Raw, Compression::None, InvalidRecordPolicy::Fail),
+        )
+        .unwrap();
+        let text = String::from_utf8(out.data).unwrap();
+        assert_eq!(
+            text, "{\"a\": 1e3}\n{\"a\":[1,2.50],\"s\":\"x  y\\n\\\" }\"}\n",
+            "number text and string contents must be preserved byte for byte"
+        );
+        assert_eq!(out.records, 2);
+        assert_eq!(out.uncompressed_bytes, text.len());
+    }
+
+    #[test]
+    fn metadata_envelope_carries_coordinates_key_and_headers() {
+        let b = batch(&[Some(b" [1, {\"b\" : null}] "), None]);
+        let out = encode(
+            &b,
+            7,
+            &opts(
+                Envelope::Metadata,
+                Compression::None,
+                InvalidRecordPolicy::Fail,
+            ),
+        )
+        .unwrap();
+        let got = lines(&out.data);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            serde_json::json!({
+                "topic": "t", "partition": 7, "offset": 100, "timestamp": 1000,
+                "key": null, "key_base64": "a/8=",
+                "headers": [
+                    {"key": "trace", "value": "abc"},
+                    {"key": "bin", "value": null, "value_base64": "/g=="},
+                    {"key": "none", "value": null}
+                ],
+                "value": [1, {"b": null}]
+            })
+        );
+        assert_eq!(
+            got[1]["value"],
+            serde_json::Value::Null,
+            "a tombstone is a null value"
+        );
+        assert!(
+            !String::from_utf8(out.data).unwrap().contains(" "),
+            "compacted onto one line"
+        );
+    }
+
+    #[test]
+    fn invalid_records_follow_the_policy() {
+        let values: [Option<&[u8]>; 4] = [Some(b"{}"), Some(b"{not json"), None, Some(b"[1] [2]")];
+        let b = batch(&values);
+
+        let err = encode(
+            &b,
+            1,
+            &opts(Envelope::Raw, Compression::None, InvalidRecordPolicy::Fail),
+        )
+        .unwrap_err();
+        assert_eq!((err.partition, err.offset), (1, 101));
+        assert!(
+            err.to_string().contains("INGEST_INVALID_RECORD_POLICY"),
+            "{err}"
+        );
+
+        let skip = encode(
+            &b,
+            1,
+            &opts(Envelope::Raw, Compression::None, InvalidRecordPolicy::Skip),
+        )
+        .unwrap();
+        assert_eq!((skip.records, skip.skipped, skip.dead_lettered), (1, 3, 0));
+        assert_eq!(skip.data, b"{}\n");
+        assert!(skip.dead_letters.is_none());
+
+        let dl = encode(
+            &b,
+            1,
+            &opts(
+                Envelope::Raw,
+                Compression::None,
+                InvalidRecordPolicy::DeadLetter,
+            ),
+        )
+        .unwrap();
+        assert_eq!((dl.records, dl.skipped, dl.dead_lettered), (1, 0, 3));
+        let dead = lines(&dl.dead_letters.unwrap());
+        assert_eq!(
+            dead.iter()
+                .map(|d| d["offset"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![101, 102, 103]
+        );
+        assert_eq!(dead[0]["value_base64"], "e25vdCBqc29u");
+        assert_eq!(dead[0]["key_base64"], "a/8=");
+        assert_eq!(dead[0]["partition"], 1);
+        assert_eq!(dead[1]["value_base64"], serde_json::Value::Null);
+        assert!(dead[1]["error"].as_str().unwrap().contains("tombstone"));
+        assert!(
+            dead[2]["error"].as_str().unwrap().contains("trailing"),
+            "{}",
+            dead[2]["error"]
+        );
+    }
+
+    #[test]
+    fn oversized_records_are_invalid() {
+        let big = vec![b'1'; 1001];
+        let b = batch(&[Some(&big)]);
+        let out = encode(
+            &b,
+            0,
+            &opts(
+                Envelope::Raw,
+                Compression::None,
+                InvalidRecordPolicy::DeadLetter,
+            ),
+        )
+        .unwrap();
+        assert_eq!(out.dead_lettered, 1);
+        let dead = lines(&out.dead_letters.unwrap());
+        assert!(dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("INGEST_MAX_RECORD_BYTES"));
+    }
+
+    #[test]
+    fn gzip_output_decompresses_to_the_same_lines_and_names_the_offsets() {
+        let b = batch(&[Some(b"{\"a\":1}"), Some(b"2")]);
+        let plain = encode(
+            &b,
+            0,
+            &opts(Envelope::Raw, Compression::None, InvalidRecordPolicy::Fail),
+        )
+        .unwrap();
+        let gz = encode(
+            &b,
+            0,
+            &opts(
+                Envelope::Raw,
+                Compression::Gzip { level: 6 },
+                InvalidRecordPolicy::Fail,
+            ),
+        )
+        .unwrap();
+        let mut decoder = flate2::read::GzDecoder::new(&gz.data[..]);
+        let mut text = Vec::new();
+        decoder.read_to_end(&mut text).unwrap();
+        assert_eq!(text, plain.data);
+        let comment = decoder.header().and_then(|h| h.comment()).unwrap();
+        assert_eq!(
+            comment,
+            b"ingest topic=t partition=0 first_offset=100 last_offset=101"
+        );
+    }
+
+    #[test]
+    fn compaction_is_whitespace_only() {
+        let mut out = Vec::new();
+        compact_into(
+            &mut out,
+            b" { \"a b\" :\t\"\\\\\" , \"c\" : [ true , -0.0e+1 ] } ",
+        );
+        assert_eq!(out, br#"{"a b":"\\","c":[true,-0.0e+1]}"#);
+    }
+}

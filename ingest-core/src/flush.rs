@@ -1,0 +1,321 @@
+//! One flush: encode a sealed batch, claim it, upload its files create-only, then commit.
+//!
+//! Invariants (see DELIVERY.md): the claim is written before any file; the commit of `last + 1`
+//! happens only after the data file is in storage, and never for a partition this consumer no
+//! longer owns; an existing claim is always honoured (its file is skipped or completed exactly
+//! as claimed); a storage outage pauses this partition with backoff and loses nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::batch::Batch;
+use crate::config::Fault;
+use crate::encode::{encode, EncodeOptions, Encoded};
+use crate::error::Error;
+use crate::kafka::{self, KafkaConsumer};
+use crate::naming::Namer;
+use crate::partition::Sealed;
+use crate::progress::Progress;
+use crate::recovery::{decide, Claim, Recovery};
+use crate::storage::{Created, Storage, StorageError};
+
+/// What happened to a batch.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Offsets up to `through` are in landed files (ours or an earlier incarnation's).
+    Landed { through: i64 },
+    /// An earlier claim ends beyond this batch: give the records back and wait for more.
+    /// `landed` is set when part of the batch was landed first.
+    NeedMore {
+        batch: Batch,
+        through: i64,
+        landed: Option<i64>,
+    },
+    /// The partition was revoked while the flush waited; nothing was committed.
+    Revoked,
+}
+
+/// Shared by all flush tasks of a pipeline.
+pub struct Flusher {
+    pub storage: Storage,
+    pub consumer: Arc<KafkaConsumer>,
+    pub namer: Namer,
+    pub encode: EncodeOptions,
+    pub fault: Fault,
+    pub uploads: AtomicU64,
+    pub progress: watch::Sender<Progress>,
+}
+
+enum Step {
+    Done(Outcome),
+    /// Storage failed; retry the whole flush after a pause (claims make retries idempotent).
+    Retry(StorageError),
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+impl Flusher {
+    /// Flushes `sealed` for `partition`, retrying through storage outages until it lands, the
+    /// partition is revoked (`owner` cancelled), or a fatal error stops the service.
+    pub async fn flush(
+        self: Arc<Self>,
+        partition: i32,
+        sealed: Sealed,
+        owner: CancellationToken,
+    ) -> Result<Outcome, Error> {
+        let span = tracing::info_span!(
+            "flush",
+            topic = %self.namer.topic,
+            partition,
+            first_offset = sealed.batch.first_offset(),
+            last_offset = sealed.batch.last_offset(),
+            records = sealed.batch.len(),
+            bytes = sealed.batch.bytes(),
+            reason = sealed.reason.as_str(),
+        );
+        metrics::counter!("ingest_flushes_total", "reason" => sealed.reason.as_str()).increment(1);
+        let mut batch = sealed.batch;
+        let mut backoff = BACKOFF_START;
+        loop {
+            let (step, returned) = self
+                .attempt(partition, batch, &owner)
+                .instrument(span.clone())
+                .await?;
+            match step {
+                Step::Done(outcome) => return Ok(outcome),
+                Step::Retry(e) => {
+                    metrics::counter!("ingest_storage_errors_total").increment(1);
+                    tracing::warn!(parent: &span, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "storage unavailable; this partition waits and nothing is committed");
+                    tokio::select! {
+                        _ = owner.cancelled() => return Ok(Outcome::Revoked),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    batch = returned.expect("a retried attempt returns its batch");
+                }
+            }
+        }
+    }
+
+    /// One pass of the protocol. Returns the batch back when the caller should retry.
+    async fn attempt(
+        &self,
+        partition: i32,
+        batch: Batch,
+        owner: &CancellationToken,
+    ) -> Result<(Step, Option<Batch>), Error> {
+        let mut batch = batch;
+        let mut landed: Option<i64> = None;
+        // On a storage error, hand back what is not landed yet; landed parts stay claimed.
+        macro_rules! storage {
+            ($e:expr, $batch:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e) => return Ok((Step::Retry(e), Some($batch))),
+                }
+            };
+        }
+        loop {
+            let (first, last) = match (batch.first_offset(), batch.last_offset()) {
+                (Some(f), Some(l)) => (f, l),
+                _ => break,
+            };
+            let names = self.namer.batch(
+                partition,
+                first,
+                batch.first_timestamp_ms(),
+                batch.opened_at_ms(),
+            );
+            let (returned, encoded) = self.encode(partition, batch).await?;
+            batch = returned;
+            let claim = Claim {
+                version: Claim::VERSION,
+                topic: self.namer.topic.clone(),
+                partition,
+                first_offset: first,
+                last_offset: last,
+                data: names.data,
+                dead_letters: names.dead_letters,
+                claimed_at_ms: now_ms(),
+            };
+            let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
+            match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
+                Created::New => {
+                    storage!(self.write_files(&claim, encoded, true).await, batch);
+                    landed = Some(last);
+                    break;
+                }
+                Created::AlreadyExists => {
+                    let Some(existing) = storage!(self.storage.get(&names.claim).await, batch)
+                    else {
+                        return Err(Error::CorruptClaim {
+                            path: names.claim,
+                            reason: "it vanished while being read".into(),
+                        });
+                    };
+                    let existing: Claim =
+                        serde_json::from_slice(&existing).map_err(|e| Error::CorruptClaim {
+                            path: names.claim.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    let data_exists = storage!(self.storage.exists(&existing.data).await, batch);
+                    let decision = decide(
+                        &self.namer.topic,
+                        partition,
+                        first,
+                        last,
+                        &existing,
+                        data_exists,
+                    )
+                    .map_err(|e| Error::CorruptClaim {
+                        path: names.claim.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    tracing::info!(claim = %names.claim, ?decision, "batch starts at an existing claim");
+                    metrics::counter!("ingest_recoveries_total").increment(1);
+                    match decision {
+                        Recovery::AlreadyLanded { through } => {
+                            landed = Some(through);
+                            batch = batch.split_after(through).1;
+                        }
+                        Recovery::Complete { through } => {
+                            let (head, tail) = batch.split_after(through);
+                            let (mut head, encoded) = self.encode(partition, head).await?;
+                            if let Err(e) = self.write_files(&existing, encoded, false).await {
+                                head.append(&tail);
+                                return Ok((Step::Retry(e), Some(head)));
+                            }
+                            landed = Some(through);
+                            batch = tail;
+                        }
+                        Recovery::NeedMore { through } => {
+                            if let Some(l) = landed {
+                                self.commit(partition, l, owner).await;
+                            }
+                            return Ok((
+                                Step::Done(Outcome::NeedMore {
+                                    batch,
+                                    through,
+                                    landed,
+                                }),
+                                None,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let through = landed.expect("a non-empty batch lands somewhere");
+        self.commit(partition, through, owner).await;
+        Ok((Step::Done(Outcome::Landed { through }), None))
+    }
+
+    async fn encode(&self, partition: i32, batch: Batch) -> Result<(Batch, Encoded), Error> {
+        let opts = self.encode.clone();
+        let (batch, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = encode(&batch, partition, &opts);
+            (batch, encoded)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("encoder task failed: {e}")))?;
+        Ok((batch, encoded?))
+    }
+
+    /// Writes the dead letters (if any), then the data file, both create-only. `fresh` is true
+    /// when we just made the claim, so nobody else can have written its data file.
+    async fn write_files(
+        &self,
+        claim: &Claim,
+        encoded: Encoded,
+        fresh: bool,
+    ) -> Result<(), StorageError> {
+        if let Some(dead) = encoded.dead_letters {
+            self.storage
+                .create(&claim.dead_letters, Bytes::from(dead))
+                .await?;
+        }
+        let started = Instant::now();
+        let size = encoded.data.len();
+        let created = self
+            .storage
+            .create(&claim.data, Bytes::from(encoded.data))
+            .await?;
+        metrics::histogram!("ingest_upload_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if created == Created::AlreadyExists && fresh {
+            tracing::error!(path = %claim.data, "a data file exists without the claim that should precede it; it is kept as is");
+        }
+        if created == Created::New {
+            metrics::counter!("ingest_files_total").increment(1);
+            metrics::counter!("ingest_records_landed_total").increment(encoded.records as u64);
+            metrics::counter!("ingest_bytes_landed_total").increment(size as u64);
+            metrics::counter!("ingest_dead_letters_total").increment(encoded.dead_lettered as u64);
+            metrics::counter!("ingest_records_skipped_total").increment(encoded.skipped as u64);
+            tracing::info!(path = %claim.data, records = encoded.records, bytes = size,
+                uncompressed_bytes = encoded.uncompressed_bytes, dead_letters = encoded.dead_lettered, "landed");
+            self.progress.send_modify(|p| {
+                p.files += 1;
+                p.records += encoded.records as u64;
+                p.bytes += size as u64;
+                p.uncompressed_bytes += encoded.uncompressed_bytes as u64;
+                p.dead_letters += encoded.dead_lettered as u64;
+                p.skipped += encoded.skipped as u64;
+            });
+        }
+        let n = self.uploads.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fault.hang_after_uploads == Some(n) {
+            eprintln!(
+                "FAULT: hanging before commit after upload {n} ({})",
+                claim.data
+            );
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    /// Commits `through + 1` unless the partition was revoked. A failed commit is not fatal:
+    /// the file is landed and claimed, so whoever reads from the older offset skips it.
+    async fn commit(&self, partition: i32, through: i64, owner: &CancellationToken) {
+        if owner.is_cancelled() {
+            tracing::info!(
+                partition,
+                through,
+                "partition revoked before commit; the next owner skips the landed file"
+            );
+            return;
+        }
+        let consumer = self.consumer.clone();
+        let topic = self.namer.topic.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            kafka::commit(&consumer, &topic, partition, through + 1)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {
+                tracing::debug!(partition, next_offset = through + 1, "committed");
+                self.progress.send_modify(|p| {
+                    p.committed.insert(partition, through + 1);
+                });
+            }
+            Ok(Err(e)) => {
+                metrics::counter!("ingest_commit_failures_total").increment(1);
+                tracing::warn!(partition, next_offset = through + 1, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
+            }
+            Err(e) => tracing::error!(partition, error = %e, "commit task failed"),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,176 @@
+//! The Kafka source: a consumer-group member with manual commits and cooperative rebalancing.
+//!
+//! Invariants: offsets are never committed automatically (`enable.auto.commit=false`,
+//! `enable.auto.offset.store=false`); rebalance callbacks only forward events over a channel (no
+//! blocking work, no spawns, no panics); commits are synchronous and carry `last + 1`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+
+/// Partition assignment changes, in the order the consumer saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    Assigned(Vec<i32>),
+    Revoked(Vec<i32>),
+}
+
+/// Forwards rebalances to the pipeline loop and routes librdkafka logs to `tracing`.
+pub struct Context {
+    topic: String,
+    events: mpsc::UnboundedSender<RebalanceEvent>,
+}
+
+fn partitions_of(topic: &str, tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel::*;
+        match level {
+            Emerg | Alert | Critical | Error => {
+                tracing::error!(target: "librdkafka", fac, "{log_message}")
+            }
+            Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            Notice | Info => tracing::info!(target: "librdkafka", fac, "{log_message}"),
+            Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let _ = self
+                    .events
+                    .send(RebalanceEvent::Revoked(partitions_of(&self.topic, tpl)));
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let _ = self
+                .events
+                .send(RebalanceEvent::Assigned(partitions_of(&self.topic, tpl)));
+        }
+    }
+}
+
+pub type KafkaConsumer = StreamConsumer<Context>;
+
+/// The librdkafka configuration the service runs with; user properties first, ours last.
+pub fn client_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("partition.assignment.strategy", "cooperative-sticky")
+        .set("auto.offset.reset", "earliest")
+        // Bound what librdkafka prefetches per partition so the buffer cap means something.
+        .set("queued.max.messages.kbytes", "16384")
+        // Reaching the end of a partition is logged ("caught up") at debug level.
+        .set("enable.partition.eof", "true")
+        .set("client.id", format!("ingest-{}", config.topic));
+    for p in &config.kafka.properties {
+        c.set(&p.name, &p.value);
+    }
+    c.set("bootstrap.servers", &config.kafka.bootstrap_servers)
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    c
+}
+
+/// Creates the consumer and subscribes it to the topic.
+pub fn subscribe(
+    config: &Config,
+) -> Result<(Arc<KafkaConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>), String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let context = Context {
+        topic: config.topic.clone(),
+        events: tx,
+    };
+    let consumer: KafkaConsumer =
+        client_config(config)
+            .create_with_context(context)
+            .map_err(|e| {
+                format!("invalid Kafka configuration: {e}; check the INGEST_KAFKA_* variables")
+            })?;
+    consumer
+        .subscribe(&[&config.topic])
+        .map_err(|e| format!("cannot subscribe to topic {}: {e}", config.topic))?;
+    Ok((Arc::new(consumer), rx))
+}
+
+/// Checks, blocking up to `timeout`, that the brokers answer and the topic exists.
+pub fn check_topic(
+    consumer: &KafkaConsumer,
+    config: &Config,
+    timeout: Duration,
+) -> Result<usize, String> {
+    let metadata = consumer.fetch_metadata(Some(&config.topic), timeout).map_err(|e| {
+        format!(
+            "cannot reach Kafka at {} within {}s ({e}); check INGEST_KAFKA_BOOTSTRAP_SERVERS and the security settings",
+            config.kafka.bootstrap_servers,
+            timeout.as_secs()
+        )
+    })?;
+    let topic = metadata.topics().iter().find(|t| t.name() == config.topic);
+    match topic {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len()),
+        _ => Err(format!(
+            "topic {} does not exist on {}; create it or fix INGEST_TOPIC",
+            config.topic, config.kafka.bootstrap_servers
+        )),
+    }
+}
+
+/// Commits `next_offset` (last landed offset + 1) for one partition, synchronously. Blocking:
+/// call from a blocking thread.
+pub fn commit(
+    consumer: &KafkaConsumer,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> KafkaResult<()> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(next_offset))?;
+    consumer.commit(&tpl, CommitMode::Sync)
+}
+
+/// Pauses or resumes fetching for the given partitions.
+pub fn set_paused(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], paused: bool) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let result = if paused {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, paused, ?partitions, "could not change fetch state");
+    }
+}

@@ -1,0 +1,117 @@
+//! `ingest`: land one Kafka topic in object storage as NDJSON files, exactly once.
+//!
+//! A service's `main` is `ingest::run()`: it reads `INGEST_*` variables, installs tracing, wires
+//! SIGTERM/SIGINT and runs until shutdown. Embedders and tests use [`Pipeline`] with a
+//! [`Config`] and a `CancellationToken` instead.
+//!
+//! The delivery protocol (claims, create-only uploads, commit after upload) is described in
+//! `flush` and `recovery`; the pure parts (`batch`, `encode`, `naming`, `recovery`,
+//! `partition`) do no I/O and are unit-tested on their own.
+
+pub mod batch;
+pub mod config;
+pub mod encode;
+mod error;
+mod flush;
+pub mod kafka;
+pub mod naming;
+pub mod partition;
+mod pipeline;
+mod progress;
+pub mod recovery;
+pub mod storage;
+mod telemetry;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub use config::Config;
+pub use error::Error;
+pub use pipeline::Pipeline;
+pub use progress::Progress;
+pub use telemetry::init as init_tracing;
+pub use tokio_util::sync::CancellationToken;
+
+/// Exit code for a configuration error (the service cannot start as configured).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code after a second signal: exited at once, nothing unlanded was committed.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs a sink service from the environment until SIGTERM/SIGINT. All a `main` needs.
+///
+/// Exit codes: 0 after a clean shutdown (everything buffered landed and was committed),
+/// 1 on a runtime error, 2 on a configuration error, 130 after a second signal.
+pub fn run() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ingest: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    telemetry::init(config.log_format);
+    for var in &config.unknown_variables {
+        tracing::warn!("{var} is not an ingest setting and is ignored; check its spelling");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ingest: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        match Pipeline::new(config).run(shutdown).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e @ Error::Config(_)) => {
+                tracing::error!("{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+            Err(e) => {
+                tracing::error!(retryable = e.is_retryable(), "{e}");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    code
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once (safe: nothing is committed
+/// before its file landed, and landed-but-uncommitted files are claimed).
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(
+            "cannot install signal handlers; stop the service with SIGKILL (safe, nothing is lost)"
+        );
+        return;
+    };
+    for n in 0.. {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        if n == 0 {
+            tracing::info!(
+                signal = name,
+                "stopping: flushing buffers; send it again to exit at once"
+            );
+            shutdown.cancel();
+        } else {
+            tracing::warn!(
+                signal = name,
+                "second signal: exiting now; unlanded records stay uncommitted"
+            );
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Object names: where a batch's data file, dead-letter file and claim live.
+//!
+//! Pure. Invariant: a data file's name is a function of topic, partition and first offset (its
+//! directory also of the batch's UTC hour), zero-padded so names sort in offset order, and every
+//! object that is not finished data lives outside `<topic>/`, the path readers watch.
+
+use crate::config::{Compression, TimeSource};
+
+/// Prefix (relative to the storage root) of everything the service keeps for itself:
+/// claims, staging files and probes. Spark and Auto Loader skip `_`-prefixed paths.
+pub const STATE_PREFIX: &str = "_ingest";
+
+/// Where the objects of one batch go. All paths are relative to the storage root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchNames {
+    pub data: String,
+    pub dead_letters: String,
+    pub claim: String,
+}
+
+/// Names objects for one topic.
+#[derive(Debug, Clone)]
+pub struct Namer {
+    pub topic: String,
+    pub dead_letter_prefix: String,
+    pub compression: Compression,
+    pub time_source: TimeSource,
+}
+
+impl Namer {
+    fn extension(&self) -> &'static str {
+        match self.compression {
+            Compression::None => "ndjson",
+            Compression::Gzip { .. } => "ndjson.gz",
+        }
+    }
+
+    /// Names for a batch whose first record has `first_offset`. `record_ts_ms` is that record's
+    /// timestamp, `ingested_ms` when it arrived; which one picks the directory is configured.
+    /// A record without a timestamp falls back to ingestion time.
+    pub fn batch(
+        &self,
+        partition: i32,
+        first_offset: i64,
+        record_ts_ms: Option<i64>,
+        ingested_ms: i64,
+    ) -> BatchNames {
+        let ts = match self.time_source {
+            TimeSource::Record => record_ts_ms.filter(|t| *t >= 0).unwrap_or(ingested_ms),
+            TimeSource::Ingestion => ingested_ms,
+        };
+        let dir = hive_dir(ts);
+        let file = format!(
+            "{topic}+{partition}+{first_offset:020}.{ext}",
+            topic = self.topic,
+            ext = self.extension()
+        );
+        BatchNames {
+            data: format!("{}/{dir}/{file}", self.topic),
+            dead_letters: format!("{}/{}/{dir}/{file}", self.dead_letter_prefix, self.topic),
+            claim: claim_path(&self.topic, partition, first_offset),
+        }
+    }
+}
+
+/// The claim for the batch of `topic`/`partition` that starts at `first_offset`. Independent of
+/// time, so a restarted consumer finds it whatever clock the earlier incarnation saw.
+pub fn claim_path(topic: &str, partition: i32, first_offset: i64) -> String {
+    format!("{STATE_PREFIX}/claims/{topic}/{partition}/{first_offset:020}.json")
+}
+
+/// `dt=YYYY-MM-DD/hour=HH` in UTC for a time in ms since the epoch.
+pub fn hive_dir(ts_ms: i64) -> String {
+    let secs = ts_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let hour = secs.rem_euclid(86_400) / 3600;
+    let (y, m, d) = civil_from_days(days);
+    format!("dt={y:04}-{m:02}-{d:02}/hour={hour:02}")
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namer(time_source: TimeSource, compression: Compression) -> Namer {
+        Namer {
+            topic: "orders".into(),
+            dead_letter_prefix: "_dead_letters".into(),
+            compression,
+            time_source,
+        }
+    }
+
+    #[test]
+    fn data_names_are_hive_partitioned_zero_padded_and_have_no_partition_directory() {
+        // 2024-02-29T23:59:59.999Z, a leap day at the end of an hour.
+        let n = namer(TimeSource::Record, Compression::Gzip { level: 6 });
+        let names = n.batch(3, 42, Some(1_709_251_199_999), 0);
+        assert_eq!(
+            names.data,
+            "orders/dt=2024-02-29/hour=23/orders+3+00000000000000000042.ndjson.gz"
+        );
+        assert_eq!(
+            names.dead_letters,
+            "_dead_letters/orders/dt=2024-02-29/hour=23/orders+3+00000000000000000042.ndjson.gz"
+        );
+        assert_eq!(
+            names.claim,
+            "_ingest/claims/orders/3/00000000000000000042.json"
+        );
+        assert!(!names.data.contains("partition="));
+    }
+
+    #[test]
+    fn names_sort_in_offset_order() {
+        let n = namer(TimeSource::Record, Compression::None);
+        let a = n.batch(0, 9, Some(0), 0).data;
+        let b = n.batch(0, 10, Some(0), 0).data;
+        let c = n.batch(0, i64::MAX, Some(0), 0).data;
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert!(a.ends_with(".ndjson"));
+    }
+
+    #[test]
+    fn time_source_picks_the_directory() {
+        let record = 0; // 1970-01-01T00
+        let ingested = 86_400_000 + 3_600_000 * 5; // 1970-01-02T05
+        let by_record = namer(TimeSource::Record, Compression::None);
+        let by_ingest = namer(TimeSource::Ingestion, Compression::None);
+        assert!(by_record
+            .batch(0, 0, Some(record), ingested)
+            .data
+            .contains("dt=1970-01-01/hour=00/"));
+        assert!(by_ingest
+            .batch(0, 0, Some(record), ingested)
+            .data
+            .contains("dt=1970-01-02/hour=05/"));
+        // A record without a timestamp (-1 from Kafka, or none) falls back to ingestion time.
+        assert!(by_record
+            .batch(0, 0, Some(-1), ingested)
+            .data
+            .contains("dt=1970-01-02/"));
+        assert!(by_record
+            .batch(0, 0, None, ingested)
+            .data
+            .contains("dt=1970-01-02/"));
+    }
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(hive_dir(-1), "dt=1969-12-31/hour=23");
+        assert_eq!(hive_dir(4_102_444_800_000), "dt=2100-01-01/hour=00");
+    }
+}

@@ -1,0 +1,360 @@
+//! The state of one assigned partition: its open batch, sealed batches waiting to upload, and
+//! the one batch in flight.
+//!
+//! Pure. Invariants: at most one batch per partition is in flight (uploaded-but-uncommitted
+//! files never pile up); records at or below an offset known to be landed are dropped; while an
+//! earlier incarnation's claim is being completed, the open batch is cut exactly at the claim's
+//! end and no other trigger applies.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::batch::{Batch, FlushPolicy, FlushReason, RecordRef};
+
+/// A batch that will not grow any more, waiting for its turn to upload.
+#[derive(Debug)]
+pub struct Sealed {
+    pub batch: Batch,
+    pub reason: FlushReason,
+}
+
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    open: Option<Batch>,
+    sealed: VecDeque<Sealed>,
+    in_flight_bytes: Option<usize>,
+    /// Offsets at or below this are in a landed file.
+    skip_through: Option<i64>,
+    /// The open batch must end exactly at this offset (completing someone else's claim).
+    cut_at: Option<i64>,
+}
+
+impl PartitionState {
+    /// Adds a record; returns false when it was dropped because it is already landed.
+    pub fn push(
+        &mut self,
+        r: &RecordRef<'_>,
+        now: Instant,
+        now_ms: i64,
+        policy: &FlushPolicy,
+    ) -> bool {
+        if self.skip_through.is_some_and(|s| r.offset <= s) {
+            return false;
+        }
+        if let Some(cut) = self.cut_at {
+            self.open
+                .get_or_insert_with(|| Batch::new(now, now_ms))
+                .push(r);
+            if r.offset >= cut {
+                self.cut_open(cut);
+            }
+            return true;
+        }
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|b| policy.must_seal_before(b, r))
+        {
+            self.seal_open(FlushReason::Bytes);
+        }
+        let open = self.open.get_or_insert_with(|| Batch::new(now, now_ms));
+        open.push(r);
+        if let Some(reason) = policy.reason(open, now) {
+            self.seal_open(reason);
+        }
+        true
+    }
+
+    fn cut_open(&mut self, cut: i64) {
+        if let Some(open) = self.open.take() {
+            let (head, tail) = open.split_after(cut);
+            if !head.is_empty() {
+                self.sealed.push_back(Sealed {
+                    batch: head,
+                    reason: FlushReason::Recovery,
+                });
+            }
+            self.open = (!tail.is_empty()).then_some(tail);
+        }
+        self.cut_at = None;
+    }
+
+    /// Seals the open batch if its age trigger fired by `now` (the wall-clock timer).
+    pub fn tick(&mut self, now: Instant, policy: &FlushPolicy) -> bool {
+        match self.open.as_ref().and_then(|b| policy.reason(b, now)) {
+            Some(reason) if self.cut_at.is_none() => self.seal_open(reason),
+            _ => false,
+        }
+    }
+
+    /// When the open batch's age trigger fires, if there is one.
+    pub fn deadline(&self, policy: &FlushPolicy) -> Option<Instant> {
+        if self.cut_at.is_some() {
+            return None;
+        }
+        self.open.as_ref().and_then(|b| policy.deadline(b))
+    }
+
+    /// Seals the open batch (shutdown, memory pressure). Not while completing a claim, whose
+    /// end is fixed. Returns whether anything was sealed.
+    pub fn seal_open(&mut self, reason: FlushReason) -> bool {
+        if self.cut_at.is_some() {
+            return false;
+        }
+        match self.open.take() {
+            Some(batch) if !batch.is_empty() => {
+                self.sealed.push_back(Sealed { batch, reason });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next batch to upload, if none is in flight.
+    pub fn start_next(&mut self) -> Option<Sealed> {
+        if self.in_flight_bytes.is_some() {
+            return None;
+        }
+        let next = self.sealed.pop_front()?;
+        self.in_flight_bytes = Some(next.batch.bytes());
+        Some(next)
+    }
+
+    /// The in-flight batch landed (or was found landed) through `through`, inclusive.
+    pub fn landed(&mut self, through: i64) {
+        self.in_flight_bytes = None;
+        self.skip_through = Some(self.skip_through.map_or(through, |s| s.max(through)));
+        let mut kept = VecDeque::new();
+        for s in self.sealed.drain(..) {
+            let (_, tail) = s.batch.split_after(through);
+            if !tail.is_empty() {
+                kept.push_back(Sealed {
+                    batch: tail,
+                    reason: s.reason,
+                });
+            }
+        }
+        self.sealed = kept;
+        if let Some(open) = self.open.take() {
+            let (_, tail) = open.split_after(through);
+            self.open = (!tail.is_empty()).then_some(tail);
+        }
+    }
+
+    /// The in-flight batch starts at a claim whose file is missing and ends at `through`, beyond
+    /// what it holds: merge everything buffered back into one open batch and cut it at `through`.
+    pub fn need_more(&mut self, mut batch: Batch, through: i64) {
+        self.in_flight_bytes = None;
+        for s in self.sealed.drain(..) {
+            batch.append(&s.batch);
+        }
+        if let Some(open) = self.open.take() {
+            batch.append(&open);
+        }
+        self.open = Some(batch);
+        self.cut_at = Some(through);
+        if self
+            .open
+            .as_ref()
+            .and_then(Batch::last_offset)
+            .is_some_and(|l| l >= through)
+        {
+            self.cut_open(through);
+        }
+    }
+
+    /// The in-flight batch could not be uploaded: it goes back to the head of the queue.
+    pub fn retry(&mut self, sealed: Sealed) {
+        self.in_flight_bytes = None;
+        self.sealed.push_front(sealed);
+    }
+
+    /// Record bytes held: open, sealed and in flight.
+    pub fn bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, Batch::bytes)
+            + self.sealed.iter().map(|s| s.batch.bytes()).sum::<usize>()
+            + self.in_flight_bytes.unwrap_or(0)
+    }
+
+    /// Bytes of the open batch, when sealing it now would let it upload at once.
+    pub fn idle_open_bytes(&self) -> Option<usize> {
+        let ready =
+            self.in_flight_bytes.is_none() && self.sealed.is_empty() && self.cut_at.is_none();
+        self.open.as_ref().filter(|_| ready).map(Batch::bytes)
+    }
+
+    pub fn in_flight(&self) -> bool {
+        self.in_flight_bytes.is_some()
+    }
+
+    /// Nothing buffered, sealed or in flight.
+    pub fn is_drained(&self) -> bool {
+        self.open.as_ref().is_none_or(Batch::is_empty)
+            && self.sealed.is_empty()
+            && self.in_flight_bytes.is_none()
+    }
+
+    /// Waiting for records to complete an earlier claim: must keep fetching even under pressure.
+    pub fn completing_claim(&self) -> bool {
+        self.cut_at.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const POLICY: FlushPolicy = FlushPolicy {
+        max_records: 3,
+        max_bytes: 1000,
+        max_age: Duration::from_secs(5),
+    };
+
+    fn push(p: &mut PartitionState, offsets: impl IntoIterator<Item = i64>, now: Instant) {
+        for o in offsets {
+            p.push(
+                &RecordRef {
+                    offset: o,
+                    timestamp_ms: None,
+                    key: None,
+                    value: Some(b"1"),
+                    headers: &[],
+                },
+                now,
+                0,
+                &POLICY,
+            );
+        }
+    }
+
+    fn offsets(b: &Batch) -> Vec<i64> {
+        b.records().map(|r| r.offset()).collect()
+    }
+
+    #[test]
+    fn one_batch_in_flight_at_a_time_and_the_rest_queue_in_order() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, 0..7, t0);
+        let first = p.start_next().unwrap();
+        assert_eq!(first.reason, FlushReason::Records);
+        assert_eq!(offsets(&first.batch), vec![0, 1, 2]);
+        assert!(
+            p.start_next().is_none(),
+            "second upload must wait for the first commit"
+        );
+        assert_eq!(p.bytes(), 7);
+        p.landed(2);
+        assert_eq!(offsets(&p.start_next().unwrap().batch), vec![3, 4, 5]);
+        p.landed(5);
+        assert!(p.start_next().is_none(), "offset 6 is still open");
+        assert!(!p.is_drained());
+    }
+
+    #[test]
+    fn the_timer_seals_a_quiet_partition() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, [10], t0);
+        assert_eq!(p.deadline(&POLICY), Some(t0 + Duration::from_secs(5)));
+        assert!(!p.tick(t0 + Duration::from_secs(4), &POLICY));
+        assert!(p.tick(t0 + Duration::from_secs(5), &POLICY));
+        assert_eq!(p.start_next().unwrap().reason, FlushReason::Age);
+        assert_eq!(p.deadline(&POLICY), None);
+    }
+
+    #[test]
+    fn landing_past_our_batch_drops_what_the_landed_file_holds() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, [0, 1, 2, 3, 4, 6, 8], t0);
+        let _in_flight = p.start_next().unwrap(); // 0..=2
+        p.landed(5); // an earlier incarnation's file held 0..=5
+        assert_eq!(offsets(&p.start_next().unwrap().batch), vec![6]);
+        p.landed(6);
+        // Records the consumer still delivers below the landed end are dropped.
+        let mut q = PartitionState::default();
+        q.landed(9);
+        assert!(!q.push(
+            &RecordRef {
+                offset: 9,
+                timestamp_ms: None,
+                key: None,
+                value: None,
+                headers: &[]
+            },
+            t0,
+            0,
+            &POLICY
+        ));
+        assert!(q.is_drained());
+    }
+
+    #[test]
+    fn completing_a_claim_merges_the_buffer_and_cuts_exactly_at_its_end() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, [0, 1, 2, 3], t0);
+        let first = p.start_next().unwrap(); // 0..=2; 3 is open
+        p.need_more(first.batch, 5);
+        assert!(p.completing_claim());
+        assert!(p.start_next().is_none());
+        assert!(
+            !p.tick(t0 + Duration::from_secs(60), &POLICY),
+            "no age flush while completing"
+        );
+        assert!(!p.seal_open(FlushReason::Shutdown));
+        push(&mut p, [4], t0);
+        assert!(
+            p.start_next().is_none(),
+            "max_records does not apply while completing"
+        );
+        push(&mut p, [7, 8], t0); // 5 and 6 were compacted away: 7 proves we passed the end
+        let head = p.start_next().unwrap();
+        assert_eq!(head.reason, FlushReason::Recovery);
+        assert_eq!(offsets(&head.batch), vec![0, 1, 2, 3, 4]);
+        assert!(!p.completing_claim());
+        p.landed(5);
+        assert!(p.seal_open(FlushReason::Shutdown));
+        assert_eq!(offsets(&p.start_next().unwrap().batch), vec![7, 8]);
+    }
+
+    #[test]
+    fn need_more_already_satisfied_cuts_at_once() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, [0, 1, 2, 3, 4], t0);
+        let first = p.start_next().unwrap();
+        p.need_more(first.batch, 3);
+        assert_eq!(offsets(&p.start_next().unwrap().batch), vec![0, 1, 2, 3]);
+        p.landed(3);
+        assert!(p.seal_open(FlushReason::Shutdown));
+        assert_eq!(offsets(&p.start_next().unwrap().batch), vec![4]);
+    }
+
+    #[test]
+    fn a_failed_upload_is_retried_first() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, 0..6, t0);
+        let first = p.start_next().unwrap();
+        p.retry(first);
+        assert_eq!(offsets(&p.start_next().unwrap().batch), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn memory_pressure_only_picks_batches_that_can_upload_now() {
+        let t0 = Instant::now();
+        let mut p = PartitionState::default();
+        push(&mut p, [0], t0);
+        assert_eq!(p.idle_open_bytes(), Some(1));
+        push(&mut p, [1, 2, 3], t0); // 0..=2 sealed, 3 open
+        assert_eq!(
+            p.idle_open_bytes(),
+            None,
+            "a sealed batch is already waiting"
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! The pipeline loop: one `select!` over shutdown, finished flushes, rebalances, the flush timer
+//! and the next Kafka message.
+//!
+//! Invariants: a partition has at most one flush in flight; buffered bytes across partitions
+//! stay under `INGEST_MAX_BUFFER_BYTES` (plus what librdkafka already queued) by flushing early
+//! and pausing fetch; revoked partitions are forgotten at once; on shutdown fetching stops, every
+//! buffer is flushed and committed, or the loop gives up at the timeout having committed nothing
+//! that did not land.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use tokio::sync::watch;
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{FlushReason, RecordRef};
+use crate::config::Config;
+use crate::encode::EncodeOptions;
+use crate::error::Error;
+use crate::flush::{now_ms, Flusher, Outcome};
+use crate::kafka::{self, KafkaConsumer, RebalanceEvent};
+use crate::naming::Namer;
+use crate::partition::PartitionState;
+use crate::progress::Progress;
+use crate::storage::Storage;
+
+/// A configured pipeline, not yet running.
+pub struct Pipeline {
+    config: Config,
+    progress: watch::Sender<Progress>,
+}
+
+impl Pipeline {
+    pub fn new(config: Config) -> Self {
+        Pipeline {
+            config,
+            progress: watch::Sender::new(Progress::default()),
+        }
+    }
+
+    /// Watches what has landed and been committed while the pipeline runs.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Runs until `shutdown` is cancelled and every buffer is flushed (or a fatal error).
+    /// Returns what this run landed.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<Progress, Error> {
+        let config = self.config;
+        let storage = Storage::from_url(&config.storage_url).map_err(Error::Storage)?;
+        storage.probe().await.map_err(|e| {
+            Error::Storage(format!(
+                "{e}; check INGEST_STORAGE_URL, the credentials and write permission"
+            ))
+        })?;
+        let (consumer, mut events) = kafka::subscribe(&config).map_err(Error::Kafka)?;
+        let partition_count = {
+            let (c, cfg) = (consumer.clone(), config.clone());
+            tokio::task::spawn_blocking(move || {
+                kafka::check_topic(&c, &cfg, Duration::from_secs(15))
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Error::Kafka)?
+        };
+        tracing::info!(topic = %config.topic, group = %config.kafka.group_id, storage = storage.label(),
+            partitions = partition_count, "ingest started");
+
+        let flusher = Arc::new(Flusher {
+            storage,
+            consumer: consumer.clone(),
+            namer: Namer {
+                topic: config.topic.clone(),
+                dead_letter_prefix: config.dead_letter_prefix.clone(),
+                compression: config.compression,
+                time_source: config.time_source,
+            },
+            encode: EncodeOptions {
+                topic: config.topic.clone(),
+                envelope: config.envelope,
+                compression: config.compression,
+                invalid: config.invalid,
+                max_record_bytes: config.max_record_bytes,
+            },
+            fault: config.fault,
+            uploads: AtomicU64::new(0),
+            progress: self.progress.clone(),
+        });
+        let mut lp = Loop {
+            config,
+            consumer: consumer.clone(),
+            flusher,
+            partitions: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            next_epoch: 0,
+            paused: BTreeSet::new(),
+            draining: false,
+        };
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            lp.start_uploads();
+            lp.balance_memory();
+            if lp.draining && lp.drained() {
+                break;
+            }
+            let tick_at = if lp.draining {
+                None
+            } else {
+                lp.next_deadline()
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled(), if !lp.draining => {
+                    drain_deadline = Some(tokio::time::Instant::now() + lp.config.shutdown_timeout);
+                    lp.begin_drain();
+                }
+                _ = tokio::time::sleep_until(drain_deadline.unwrap_or(far)), if drain_deadline.is_some() => {
+                    let pending = lp.partitions.iter().filter(|(_, o)| !o.state.is_drained()).map(|(p, _)| *p).collect();
+                    return Err(Error::ShutdownTimeout { timeout: lp.config.shutdown_timeout, pending });
+                }
+                Some(joined) = lp.tasks.join_next(), if !lp.tasks.is_empty() => lp.on_flushed(joined)?,
+                Some(event) = events.recv() => lp.on_rebalance(event),
+                _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
+                message = consumer.recv() => {
+                    // Rebalance callbacks run inside recv(): apply them before the message.
+                    while let Ok(event) = events.try_recv() {
+                        lp.on_rebalance(event);
+                    }
+                    match message {
+                        Ok(m) => lp.on_message(&m),
+                        Err(rdkafka::error::KafkaError::PartitionEOF(p)) => lp.on_caught_up(p),
+                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                    }
+                }
+            }
+        }
+        let landed = self.progress.borrow().clone();
+        tracing::info!(
+            files = landed.files,
+            records = landed.records,
+            bytes = landed.bytes,
+            dead_letters = landed.dead_letters,
+            "ingest stopped cleanly: every buffered record landed and was committed"
+        );
+        consumer.unsubscribe();
+        Ok(landed)
+    }
+}
+
+/// A partition this consumer owns. `epoch` tells a flush of an earlier ownership apart.
+struct Owned {
+    state: PartitionState,
+    /// Offset after the last record received (for the caught-up log).
+    next_offset: Option<i64>,
+    owner: CancellationToken,
+    epoch: u64,
+}
+
+type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;
+
+struct Loop {
+    config: Config,
+    consumer: Arc<KafkaConsumer>,
+    flusher: Arc<Flusher>,
+    partitions: BTreeMap<i32, Owned>,
+    tasks: JoinSet<(i32, u64, Result<Outcome, Error>)>,
+    next_epoch: u64,
+    paused: BTreeSet<i32>,
+    draining: bool,
+}
+
+impl Loop {
+    fn on_message(&mut self, m: &BorrowedMessage<'_>) {
+        if self.draining || m.topic() != self.config.topic {
+            return;
+        }
+        let Some(owned) = self.partitions.get_mut(&m.partition()) else {
+            return;
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = m.headers() {
+            headers.extend(h.iter().map(|h| (h.key, h.value)));
+        }
+        let record = RecordRef {
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
+            key: m.key(),
+            value: m.payload(),
+            headers: &headers,
+        };
+        owned.next_offset = Some(record.offset + 1);
+        owned
+            .state
+            .push(&record, Instant::now(), now_ms(), &self.config.flush);
+        metrics::counter!("ingest_records_consumed_total").increment(1);
+        metrics::counter!("ingest_bytes_consumed_total").increment(record.size() as u64);
+    }
+
+    fn on_caught_up(&self, partition: i32) {
+        if let Some(owned) = self.partitions.get(&partition) {
+            tracing::debug!(
+                partition,
+                next_offset = owned.next_offset,
+                buffered_bytes = owned.state.bytes(),
+                "caught up: reached the end of the partition"
+            );
+        }
+    }
+
+    fn on_rebalance(&mut self, event: RebalanceEvent) {
+        match event {
+            RebalanceEvent::Assigned(partitions) => {
+                for p in &partitions {
+                    self.next_epoch += 1;
+                    self.partitions.insert(
+                        *p,
+                        Owned {
+                            state: PartitionState::default(),
+                            next_offset: None,
+                            owner: CancellationToken::new(),
+                            epoch: self.next_epoch,
+                        },
+                    );
+                }
+                tracing::info!(
+                    ?partitions,
+                    "partitions assigned; resuming from their committed offsets"
+                );
+            }
+            RebalanceEvent::Revoked(partitions) => {
+                for p in &partitions {
+                    self.paused.remove(p);
+                    if let Some(owned) = self.partitions.remove(p) {
+                        owned.owner.cancel();
+                        tracing::info!(partition = p, dropped_bytes = owned.state.bytes(),
+                            "partition revoked; its unlanded records are dropped uncommitted for the new owner to re-read");
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_flushed(&mut self, joined: Joined) -> Result<(), Error> {
+        let (partition, epoch, result) =
+            joined.map_err(|e| Error::Internal(format!("flush task failed: {e}")))?;
+        let outcome = result?;
+        let Some(owned) = self
+            .partitions
+            .get_mut(&partition)
+            .filter(|o| o.epoch == epoch)
+        else {
+            return Ok(()); // revoked meanwhile: the state it would update is gone
+        };
+        match outcome {
+            Outcome::Landed { through } => owned.state.landed(through),
+            Outcome::NeedMore {
+                batch,
+                through,
+                landed,
+            } => {
+                if let Some(l) = landed {
+                    owned.state.landed(l);
+                }
+                owned.state.need_more(batch, through);
+            }
+            Outcome::Revoked => {}
+        }
+        Ok(())
+    }
+
+    fn start_uploads(&mut self) {
+        for (p, owned) in &mut self.partitions {
+            if let Some(sealed) = owned.state.start_next() {
+                let (flusher, owner, p, epoch) =
+                    (self.flusher.clone(), owned.owner.clone(), *p, owned.epoch);
+                self.tasks
+                    .spawn(async move { (p, epoch, flusher.flush(p, sealed, owner).await) });
+            }
+        }
+    }
+
+    /// Keeps buffered bytes under the cap: seal the largest batch that can upload at once, and
+    /// pause fetching (except for partitions completing a claim) until memory drops below 90 %.
+    fn balance_memory(&mut self) {
+        let cap = self.config.max_buffer_bytes;
+        let mut total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
+        metrics::gauge!("ingest_buffered_bytes").set(total as f64);
+        if total >= cap && !self.draining {
+            let largest = self
+                .partitions
+                .iter()
+                .filter_map(|(p, o)| o.state.idle_open_bytes().map(|b| (*p, b)))
+                .max_by_key(|(_, b)| *b);
+            if let Some((p, _)) = largest {
+                if let Some(owned) = self.partitions.get_mut(&p) {
+                    owned.state.seal_open(FlushReason::MemoryPressure);
+                }
+                self.start_uploads();
+                total = self.partitions.values().map(|o| o.state.bytes()).sum();
+            }
+        }
+        let over = total >= cap || (!self.paused.is_empty() && total >= cap / 10 * 9);
+        let wanted: BTreeSet<i32> = self
+            .partitions
+            .iter()
+            .filter(|(_, o)| self.draining || (over && !o.state.completing_claim()))
+            .map(|(p, _)| *p)
+            .collect();
+        if wanted != self.paused {
+            let pause: Vec<i32> = wanted.difference(&self.paused).copied().collect();
+            let resume: Vec<i32> = self.paused.difference(&wanted).copied().collect();
+            kafka::set_paused(&self.consumer, &self.config.topic, &pause, true);
+            kafka::set_paused(&self.consumer, &self.config.topic, &resume, false);
+            if !self.draining {
+                tracing::info!(
+                    buffered_bytes = total,
+                    cap,
+                    ?pause,
+                    ?resume,
+                    "buffer cap: fetch paused/resumed"
+                );
+            }
+            metrics::gauge!("ingest_paused_partitions").set(wanted.len() as f64);
+            self.paused = wanted;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.partitions
+            .values()
+            .filter_map(|o| o.state.deadline(&self.config.flush))
+            .min()
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for owned in self.partitions.values_mut() {
+            owned.state.tick(now, &self.config.flush);
+        }
+    }
+
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        let buffered: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
+        tracing::info!(
+            buffered_bytes = buffered,
+            timeout_ms = self.config.shutdown_timeout.as_millis() as u64,
+            "shutdown requested: fetching stopped, flushing every buffer"
+        );
+        for owned in self.partitions.values_mut() {
+            owned.state.seal_open(FlushReason::Shutdown);
+        }
+    }
+
+    /// Everything that can land has landed. A partition completing an earlier claim cannot
+    /// finish without fetching; its records stay uncommitted for the next run.
+    fn drained(&self) -> bool {
+        self.tasks.is_empty()
+            && self
+                .partitions
+                .values()
+                .all(|o| o.state.is_drained() || o.state.completing_claim())
+    }
+}

@@ -1,0 +1,22 @@
+//! What a running pipeline has landed so far, observable while it runs (tests, the demo, and
+//! the summary logged at exit). Counts only files this process wrote.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Data files written.
+    pub files: u64,
+    /// Records (lines) in those files.
+    pub records: u64,
+    /// Bytes of those files as stored (compressed when gzip is on).
+    pub bytes: u64,
+    /// NDJSON bytes before compression.
+    pub uncompressed_bytes: u64,
+    /// Records written to the dead-letter path.
+    pub dead_letters: u64,
+    /// Records dropped under `INGEST_INVALID_RECORD_POLICY=skip`.
+    pub skipped: u64,
+    /// Last committed next-offset per partition.
+    pub committed: BTreeMap<i32, i64>,
+}

@@ -1,0 +1,179 @@
+//! Claims and the recovery decision: what to do when a batch's claim already exists.
+//!
+//! Pure. A claim is a small create-only object written before a batch's data file, at a name
+//! that depends only on topic, partition and first offset. It records where that file ends and
+//! where it lives. Invariant: once a claim for offset F exists, offsets F..=claim.last_offset
+//! belong to the file the claim names and to no other file, whoever wrote the claim and
+//! whatever batch boundaries a later consumer would have chosen.
+
+use serde::{Deserialize, Serialize};
+
+/// Contents of `_ingest/claims/<topic>/<partition>/<first offset>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub version: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    /// The last offset the data file holds (inclusive). Never derived by counting.
+    pub last_offset: i64,
+    /// Data file path relative to the storage root.
+    pub data: String,
+    /// Dead-letter file path relative to the storage root (written only when needed).
+    pub dead_letters: String,
+    /// When the claim was made, ms since the epoch (for humans and lifecycle rules).
+    pub claimed_at_ms: i64,
+}
+
+impl Claim {
+    pub const VERSION: u32 = 1;
+}
+
+/// What to do with a batch starting at a claimed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// The claimed file is in storage: its records are landed. Drop buffered records up to and
+    /// including `through`, commit `through + 1`.
+    AlreadyLanded { through: i64 },
+    /// The claim exists but its file does not (the claimant died, or is still uploading): write
+    /// the buffered records up to `through` at the claimed names, create-only, then commit.
+    Complete { through: i64 },
+    /// As `Complete`, but the buffer does not reach `through` yet: keep consuming until it does.
+    NeedMore { through: i64 },
+}
+
+/// Why an existing claim cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimMismatch {
+    #[error("claim is for {found_topic}/{found_partition}@{found_first}, expected {topic}/{partition}@{first}")]
+    WrongBatch {
+        topic: String,
+        partition: i32,
+        first: i64,
+        found_topic: String,
+        found_partition: i32,
+        found_first: i64,
+    },
+    #[error("claim ends at {last} before it starts at {first}")]
+    Inverted { first: i64, last: i64 },
+    #[error("claim version {0} is newer than this service understands (version {v})", v = Claim::VERSION)]
+    Version(u32),
+}
+
+/// Decides how to continue with a batch of `topic`/`partition` covering `first..=last` whose
+/// claim already exists. `data_exists` tells whether the claimed data file is in storage.
+pub fn decide(
+    topic: &str,
+    partition: i32,
+    first: i64,
+    last: i64,
+    claim: &Claim,
+    data_exists: bool,
+) -> Result<Recovery, ClaimMismatch> {
+    if claim.version > Claim::VERSION {
+        return Err(ClaimMismatch::Version(claim.version));
+    }
+    if claim.topic != topic || claim.partition != partition || claim.first_offset != first {
+        return Err(ClaimMismatch::WrongBatch {
+            topic: topic.into(),
+            partition,
+            first,
+            found_topic: claim.topic.clone(),
+            found_partition: claim.partition,
+            found_first: claim.first_offset,
+        });
+    }
+    if claim.last_offset < claim.first_offset {
+        return Err(ClaimMismatch::Inverted {
+            first: claim.first_offset,
+            last: claim.last_offset,
+        });
+    }
+    let through = claim.last_offset;
+    Ok(if data_exists {
+        Recovery::AlreadyLanded { through }
+    } else if last >= through {
+        Recovery::Complete { through }
+    } else {
+        Recovery::NeedMore { through }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(first: i64, last: i64) -> Claim {
+        Claim {
+            version: 1,
+            topic: "t".into(),
+            partition: 2,
+            first_offset: first,
+            last_offset: last,
+            data: "t/dt=1970-01-01/hour=00/t+2+00000000000000000010.ndjson.gz".into(),
+            dead_letters: "_dead_letters/t/x".into(),
+            claimed_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn an_existing_file_means_skip_past_its_last_offset_whatever_our_batch_covers() {
+        // Our batch may be shorter, equal or longer than the landed file; only the claim counts.
+        for our_last in [12, 20, 35] {
+            assert_eq!(
+                decide("t", 2, 10, our_last, &claim(10, 20), true),
+                Ok(Recovery::AlreadyLanded { through: 20 })
+            );
+        }
+    }
+
+    #[test]
+    fn a_claim_without_its_file_is_completed_at_the_claimed_end() {
+        assert_eq!(
+            decide("t", 2, 10, 20, &claim(10, 20), false),
+            Ok(Recovery::Complete { through: 20 })
+        );
+        assert_eq!(
+            decide("t", 2, 10, 99, &claim(10, 20), false),
+            Ok(Recovery::Complete { through: 20 })
+        );
+        assert_eq!(
+            decide("t", 2, 10, 15, &claim(10, 20), false),
+            Ok(Recovery::NeedMore { through: 20 })
+        );
+    }
+
+    #[test]
+    fn gaps_in_offsets_do_not_matter_because_nothing_is_counted() {
+        // A claim over 10..=1000 may hold three records (compaction); the decision is the same.
+        assert_eq!(
+            decide("t", 2, 10, 10, &claim(10, 1000), true),
+            Ok(Recovery::AlreadyLanded { through: 1000 })
+        );
+    }
+
+    #[test]
+    fn claims_for_another_batch_or_from_the_future_are_refused() {
+        assert!(matches!(
+            decide("t", 3, 10, 20, &claim(10, 20), true),
+            Err(ClaimMismatch::WrongBatch { .. })
+        ));
+        assert!(matches!(
+            decide("t", 2, 10, 20, &claim(10, 5), true),
+            Err(ClaimMismatch::Inverted { .. })
+        ));
+        let mut newer = claim(10, 20);
+        newer.version = 2;
+        assert_eq!(
+            decide("t", 2, 10, 20, &newer, true),
+            Err(ClaimMismatch::Version(2))
+        );
+    }
+
+    #[test]
+    fn claims_round_trip_through_json() {
+        let c = claim(10, 20);
+        let json = serde_json::to_vec(&c).unwrap();
+        assert_eq!(serde_json::from_slice::<Claim>(&json).unwrap(), c);
+    }
+}

@@ -1,0 +1,310 @@
+//! Shared test helpers: a real Kafka-protocol broker (librdkafka's mock cluster, in process,
+//! reachable over TCP by other processes too), a producer, and readers for what landed.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// A fresh, collision-free name for topics and groups.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Broker {
+    pub cluster: MockCluster<'static, DefaultProducerContext>,
+    pub brokers: String,
+}
+
+impl Broker {
+    pub fn with_topic(topic: &str, partitions: i32) -> Broker {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster
+            .create_topic(topic, partitions, 1)
+            .expect("create topic");
+        let brokers = cluster.bootstrap_servers();
+        Broker { cluster, brokers }
+    }
+}
+
+/// Produces `values` to `partition` (in order) and waits until the broker acknowledged them.
+pub fn produce_to(brokers: &str, topic: &str, partition: i32, values: &[Vec<u8>]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "2")
+        .create()
+        .expect("producer");
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&key)
+            .payload(v);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(5));
+                    record = r;
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("flush producer");
+}
+
+/// Produces `per_partition` JSON records `{"p":..,"n":..}` to each of `partitions`.
+pub fn produce_json(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    per_partition: usize,
+    start: usize,
+) {
+    for p in 0..partitions {
+        let values: Vec<Vec<u8>> = (start..start + per_partition)
+            .map(|n| format!(r#"{{"p":{p},"n":{n},"text":"héllo wörld {n}"}}"#).into_bytes())
+            .collect();
+        produce_to(brokers, topic, p, &values);
+    }
+}
+
+/// High watermark (next offset) per partition.
+pub fn high_watermarks(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            (
+                p,
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1,
+            )
+        })
+        .collect()
+}
+
+/// Offsets committed by `group` per partition, as the broker reports them (-1: none).
+pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    got.elements()
+        .iter()
+        .map(|e| {
+            (
+                e.partition(),
+                if let Offset::Offset(o) = e.offset() {
+                    o
+                } else {
+                    -1
+                },
+            )
+        })
+        .collect()
+}
+
+/// Waits (with a deadline) until the broker reports `group`'s commits at the high watermarks.
+/// The commit is the observable event; it happens in another component, so it is polled.
+pub fn wait_committed(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    within: Duration,
+) -> BTreeMap<i32, i64> {
+    let high = high_watermarks(brokers, topic, partitions);
+    let deadline = Instant::now() + within;
+    loop {
+        let c = committed(brokers, group, topic, partitions);
+        if c == high {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "commits {c:?} did not reach {high:?} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every landed data file under `<root>/<topic>/`, with its decoded lines.
+pub fn landed_files(root: &Path, topic: &str) -> Vec<(PathBuf, Vec<Value>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join(topic)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), read_lines(&path)));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub fn read_lines(path: &Path) -> Vec<Value> {
+    let raw = std::fs::read(path).unwrap();
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    } else {
+        String::from_utf8(raw).unwrap()
+    };
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad line {l:?}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// (partition, offset) of every line (metadata envelope), asserting no pair appears twice.
+pub fn landed_offsets(root: &Path, topic: &str) -> BTreeMap<i32, Vec<i64>> {
+    let mut seen = BTreeSet::new();
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (path, lines) in landed_files(root, topic) {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with(&format!("{topic}+")),
+            "unexpected file {name}"
+        );
+        for line in lines {
+            let (p, o) = (
+                line["partition"].as_i64().unwrap() as i32,
+                line["offset"].as_i64().unwrap(),
+            );
+            assert!(
+                seen.insert((p, o)),
+                "offset {p}@{o} landed twice (second time in {name})"
+            );
+            by_partition.entry(p).or_default().push(o);
+        }
+    }
+    for offsets in by_partition.values_mut() {
+        offsets.sort_unstable();
+    }
+    by_partition
+}
+
+/// Asserts every offset below the high watermark of every partition landed exactly once.
+pub fn assert_exactly_once(root: &Path, topic: &str, high: &BTreeMap<i32, i64>) {
+    let landed = landed_offsets(root, topic);
+    for (p, hw) in high {
+        let expected: Vec<i64> = (0..*hw).collect();
+        let got = landed.get(p).cloned().unwrap_or_default();
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "partition {p}: {} offsets landed, expected {hw}",
+            got.len()
+        );
+        assert_eq!(got, expected, "partition {p}");
+    }
+}
+
+/// Identity of every file under `root`: (size, mtime ns, inode, content). A rewrite changes it.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u64, i64, u64, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let id = (
+                    meta.len(),
+                    meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                    meta.ino(),
+                    std::fs::read(&path).unwrap(),
+                );
+                out.insert(path, id);
+            }
+        }
+    }
+    out
+}
+
+/// Asserts every file in `before` is still there, unchanged.
+pub fn assert_nothing_rewritten(before: &BTreeMap<PathBuf, (u64, i64, u64, Vec<u8>)>, root: &Path) {
+    let after = snapshot(root);
+    for (path, id) in before {
+        let now = after
+            .get(path)
+            .unwrap_or_else(|| panic!("{} disappeared", path.display()));
+        assert!(now == id, "{} was rewritten", path.display());
+    }
+}
+
+/// Environment for a pipeline on `brokers`/`topic` landing in `dir`, fast flushes for tests.
+pub fn env(brokers: &str, topic: &str, group: &str, dir: &Path) -> Vec<(String, String)> {
+    [
+        ("INGEST_TOPIC", topic),
+        ("INGEST_KAFKA_BOOTSTRAP_SERVERS", brokers),
+        ("INGEST_KAFKA_GROUP_ID", group),
+        ("INGEST_STORAGE_URL", dir.to_str().unwrap()),
+        ("INGEST_ENVELOPE", "metadata"),
+        ("INGEST_FLUSH_MAX_RECORDS", "150"),
+        ("INGEST_FLUSH_MAX_AGE_MS", "300"),
+        ("INGEST_KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("INGEST_KAFKA_HEARTBEAT_INTERVAL_MS", "500"),
+        ("INGEST_LOG_FORMAT", "text"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn config(vars: &[(String, String)], extra: &[(&str, &str)]) -> ingest::Config {
+    let mut vars = vars.to_vec();
+    for (k, v) in extra {
+        vars.retain(|(key, _)| key != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    ingest::Config::from_pairs(vars).expect("valid test config")
+}

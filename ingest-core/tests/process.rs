@@ -1,0 +1,282 @@
+//! The service as a process (`ingest-sink`, the same `main` every generated service has):
+//! SIGKILL between upload and commit, SIGTERM with buffered data, a second signal, and the
+//! one-line errors of bad configuration.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn service(vars: &[(String, String)], extra: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingest-sink"));
+    cmd.env_clear()
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(extra.iter().copied())
+        .env("RUST_LOG", "info,ingest=debug,librdkafka=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Streams a child's stderr lines to a channel (and to our stderr, for failing tests).
+fn lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("  | {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line satisfying `pred`; panics at the deadline or if the process closed stderr.
+fn wait_line(
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    mut pred: impl FnMut(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the service logged reaching the end of every partition at its high watermark:
+/// everything produced is then buffered or landed.
+fn wait_caught_up(rx: &mpsc::Receiver<String>, high: &std::collections::BTreeMap<i32, i64>) {
+    let mut pending: Vec<String> = high
+        .iter()
+        .map(|(p, hw)| format!("partition={p} next_offset={hw}"))
+        .collect();
+    while !pending.is_empty() {
+        let line = wait_line(rx, "caught-up lines", |l| l.contains("caught up"));
+        pending.retain(|p| !line.contains(p.as_str()));
+    }
+}
+
+#[test]
+fn sigkill_between_upload_and_commit_then_restart_lands_every_offset_once_without_rewrites() {
+    let (topic, group) = (unique("crash"), unique("group"));
+    let broker = Broker::with_topic(&topic, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    produce_json(&broker.brokers, &topic, 3, 500, 0);
+    let high = high_watermarks(&broker.brokers, &topic, 3);
+
+    // First incarnation: hangs after its 4th upload, before that file's commit.
+    let mut first = service(&vars, &[("INGEST_FAULT_HANG_AFTER_UPLOADS", "4")])
+        .spawn()
+        .unwrap();
+    let rx = lines(first.stderr.take().unwrap());
+    let fault = wait_line(&rx, "the fault", |l| {
+        l.starts_with("FAULT: hanging before commit")
+    });
+    let hung_file = fault
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    signal(&first, "-KILL");
+    assert_eq!(first.wait().unwrap().code(), None, "killed by a signal");
+    assert!(
+        dir.path().join(&hung_file).exists(),
+        "the uploaded file is there: {hung_file}"
+    );
+    let before = snapshot(dir.path());
+    let committed_at_crash = committed(&broker.brokers, &group, &topic, 3);
+    assert!(
+        committed_at_crash
+            .values()
+            .zip(high.values())
+            .any(|(c, h)| c < h),
+        "the crash left work to do"
+    );
+
+    // Second incarnation: no fault. It must skip the landed-but-uncommitted file.
+    let mut second = service(&vars, &[]).spawn().unwrap();
+    let rx = lines(second.stderr.take().unwrap());
+    wait_committed(&broker.brokers, &group, &topic, 3, WAIT);
+    signal(&second, "-TERM");
+    assert_eq!(wait_exit(&mut second), 0);
+    drop(rx);
+
+    assert_exactly_once(dir.path(), &topic, &high);
+    assert_nothing_rewritten(&before, dir.path());
+}
+
+#[test]
+fn sigterm_with_buffered_data_lands_and_commits_everything_then_exits_zero() {
+    let (topic, group) = (unique("term"), unique("group"));
+    let broker = Broker::with_topic(&topic, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    produce_json(&broker.brokers, &topic, 3, 250, 0);
+    let high = high_watermarks(&broker.brokers, &topic, 3);
+
+    // No trigger can fire: everything sits in buffers until SIGTERM.
+    let mut child = service(
+        &vars,
+        &[
+            ("INGEST_FLUSH_MAX_RECORDS", "1000000"),
+            ("INGEST_FLUSH_MAX_AGE_MS", "3600000"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let rx = lines(child.stderr.take().unwrap());
+    wait_caught_up(&rx, &high);
+    assert!(
+        landed_files(dir.path(), &topic).is_empty(),
+        "nothing landed before SIGTERM"
+    );
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    assert_exactly_once(dir.path(), &topic, &high);
+    assert_eq!(committed(&broker.brokers, &group, &topic, 3), high);
+    assert_eq!(
+        landed_files(dir.path(), &topic).len(),
+        3,
+        "one file per partition"
+    );
+}
+
+#[test]
+fn a_second_signal_exits_at_once_without_committing_unlanded_records() {
+    let (topic, group) = (unique("twice"), unique("group"));
+    let broker = Broker::with_topic(&topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    produce_json(&broker.brokers, &topic, 1, 100, 0);
+
+    let mut child = service(
+        &vars,
+        &[
+            ("INGEST_FAULT_HANG_AFTER_UPLOADS", "1"),
+            ("INGEST_FLUSH_MAX_RECORDS", "40"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let rx = lines(child.stderr.take().unwrap());
+    wait_line(&rx, "the fault", |l| l.starts_with("FAULT"));
+    signal(&child, "-TERM");
+    wait_line(&rx, "the drain", |l| l.contains("shutdown requested"));
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 130);
+    assert_eq!(
+        committed(&broker.brokers, &group, &topic, 1)[&0],
+        -1,
+        "the hung file was never committed"
+    );
+}
+
+#[test]
+fn bad_configuration_stops_with_one_line_naming_the_variable() {
+    let broker = Broker::with_topic("present", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let good = env(&broker.brokers, "present", "g", dir.path());
+    let cases: Vec<(Vec<(&str, &str)>, &str, i32)> = vec![
+        (vec![("INGEST_TOPIC", "")], "INGEST_TOPIC", 2),
+        (
+            vec![("INGEST_FLUSH_MAX_AGE_MS", "soon")],
+            "INGEST_FLUSH_MAX_AGE_MS=\"soon\" is invalid",
+            2,
+        ),
+        (
+            vec![("INGEST_COMPRESSION", "lz4")],
+            "INGEST_COMPRESSION=\"lz4\"",
+            2,
+        ),
+        (
+            vec![("INGEST_STORAGE_URL", "ftp://x/y")],
+            "INGEST_STORAGE_URL",
+            2,
+        ),
+        (
+            vec![("INGEST_KAFKA_ENABLE_AUTO_COMMIT", "true")],
+            "INGEST_KAFKA_ENABLE_AUTO_COMMIT",
+            2,
+        ),
+        (
+            vec![("INGEST_TOPIC", "absent")],
+            "topic absent does not exist",
+            1,
+        ),
+        (
+            vec![("INGEST_STORAGE_URL", "/proc/ingest-cannot-write-here")],
+            "cannot create /proc/ingest-cannot-write-here",
+            1,
+        ),
+        (
+            vec![
+                ("INGEST_KAFKA_SASL_MECHANISM", "NOPE"),
+                ("INGEST_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ],
+            "invalid Kafka configuration",
+            1,
+        ),
+    ];
+    for (extra, expected, code) in cases {
+        let out = service(&good, &extra).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.starts_with("ingest: "))
+            .collect();
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {stderr}");
+        assert_eq!(
+            errors.len(),
+            1,
+            "{extra:?}: exactly one error line expected: {stderr}"
+        );
+        assert!(
+            errors[0].contains(expected),
+            "{extra:?}: {:?} lacks {expected:?}",
+            errors[0]
+        );
+    }
+    // Without any environment at all: the first missing variable.
+    let out = Command::new(env!("CARGO_BIN_EXE_ingest-sink"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "ingest: INGEST_TOPIC is not set: expected the Kafka topic to land, e.g. orders"
+    );
+}

@@ -1,0 +1,205 @@
+//! End to end against a Kafka-protocol broker in its own process that is not librdkafka's
+//! mock: tansu with SQLite storage. The service runs as its own process too, and the landed
+//! files are read back by DuckDB. `.ci/run` installs both; locally, a missing `tansu` skips
+//! this test with a note (set `INGEST_REQUIRE_TANSU=1` or `CI` to make it fail instead).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+struct Tansu {
+    child: Child,
+    brokers: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> Option<String> {
+    let candidate = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+    let found = Command::new(&candidate)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some(candidate);
+    }
+    let required =
+        std::env::var_os("CI").is_some() || std::env::var_os("INGEST_REQUIRE_TANSU").is_some();
+    assert!(
+        !required,
+        "tansu is required here but `{candidate} --version` failed; run .ci/install-tansu"
+    );
+    eprintln!("SKIPPED: tansu not found (cargo install tansu --features dynostore,libsql)");
+    None
+}
+
+fn start_tansu(bin: &str) -> Tansu {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .arg("--storage-engine")
+        .arg(format!("sqlite://{}/tansu.db", data.path().display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tansu");
+    let brokers = format!("127.0.0.1:{port}");
+    // The broker is up when it answers a metadata request.
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not answer on {brokers}"
+        );
+    }
+    Tansu {
+        child,
+        brokers,
+        _data: data,
+    }
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(result.iter().all(Result::is_ok), "{result:?}");
+}
+
+fn run_service_until_committed(
+    vars: &[(String, String)],
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ingest-sink"))
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "info,librdkafka=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_committed(brokers, group, topic, partitions, Duration::from_secs(120));
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit after SIGTERM");
+}
+
+#[test]
+fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
+    let Some(bin) = tansu_binary() else { return };
+    let tansu = start_tansu(&bin);
+    let (topic, group) = (unique("tansu"), unique("group"));
+    create_topic(&tansu.brokers, &topic, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = env(&tansu.brokers, &topic, &group, dir.path());
+
+    produce_json(&tansu.brokers, &topic, 3, 200, 0);
+    run_service_until_committed(&vars, &tansu.brokers, &group, &topic, 3);
+    let before = snapshot(dir.path());
+
+    // A restart with more data resumes from tansu's committed offsets.
+    produce_json(&tansu.brokers, &topic, 3, 50, 200);
+    run_service_until_committed(&vars, &tansu.brokers, &group, &topic, 3);
+    let high = high_watermarks(&tansu.brokers, &topic, 3);
+    assert_eq!(high, BTreeMap::from([(0, 250), (1, 250), (2, 250)]));
+    assert_exactly_once(dir.path(), &topic, &high);
+    assert_nothing_rewritten(&before, dir.path());
+
+    // DuckDB reads the files with Hive partitioning: counts and fields match.
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/read_landed.py"
+        ))
+        .arg(dir.path())
+        .arg(&topic)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "DuckDB read failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    let today = ingest::naming::hive_dir(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    for (p, row) in rows.iter().enumerate() {
+        assert_eq!(row["partition"], p as i64);
+        assert_eq!(row["records"], 250);
+        assert_eq!(row["distinct_offsets"], 250);
+        assert_eq!(row["topic_rows"], 250);
+        assert_eq!(
+            (row["min_offset"].as_i64(), row["max_offset"].as_i64()),
+            (Some(0), Some(249))
+        );
+        assert!(
+            today.starts_with(&format!("dt={}", row["dt"].as_str().unwrap())),
+            "{row} vs {today}"
+        );
+        assert!(
+            row["sample_text"]
+                .as_str()
+                .unwrap()
+                .starts_with("héllo wörld"),
+            "{row}"
+        );
+    }
+}
