@@ -59,14 +59,16 @@ impl Pipeline {
             ))
         })?;
         let (consumer, mut events) = kafka::subscribe(&config).map_err(Error::Kafka)?;
-        let partition_count = {
+        let check = {
             let (c, cfg) = (consumer.clone(), config.clone());
-            tokio::task::spawn_blocking(move || {
-                kafka::check_topic(&c, &cfg, Duration::from_secs(15))
-            })
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(Error::Kafka)?
+            tokio::task::spawn_blocking(move || kafka::check_topic(&c, &cfg, Duration::from_secs(15)))
+        };
+        let partition_count = tokio::select! {
+            checked = check => checked.map_err(|e| Error::Internal(e.to_string()))?.map_err(Error::Kafka)?,
+            _ = shutdown.cancelled() => {
+                tracing::info!("shutdown requested during start-up; nothing was consumed");
+                return Ok(Progress::default());
+            }
         };
         tracing::info!(topic = %config.topic, group = %config.kafka.group_id, storage = storage.label(),
             partitions = partition_count, "ingest started");

@@ -129,6 +129,8 @@ fn sigkill_between_upload_and_commit_then_restart_lands_every_offset_once_withou
     // Second incarnation: no fault. It must skip the landed-but-uncommitted file.
     let mut second = service(&vars, &[]).spawn().unwrap();
     let rx = lines(second.stderr.take().unwrap());
+    // The hung file's batch is found landed and skipped (other claims may be completed).
+    wait_line(&rx, "the hung file's recovery", |l| l.contains("existing claim") && l.contains("AlreadyLanded"));
     wait_committed(&broker.brokers, &group, &topic, 3, WAIT);
     signal(&second, "-TERM");
     assert_eq!(wait_exit(&mut second), 0);
