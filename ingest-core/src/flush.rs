@@ -123,11 +123,7 @@ impl Flusher {
                 }
             };
         }
-        loop {
-            let (first, last) = match (batch.first_offset(), batch.last_offset()) {
-                (Some(f), Some(l)) => (f, l),
-                _ => break,
-            };
+        while let (Some(first), Some(last)) = (batch.first_offset(), batch.last_offset()) {
             let names = self.namer.batch(
                 partition,
                 first,

@@ -51,7 +51,10 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if matches!(error.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
             return; // reaching the end of a partition is normal; the pipeline logs it
         }
         tracing::warn!(target: "librdkafka", %error, "{reason}");

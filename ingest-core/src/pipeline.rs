@@ -61,7 +61,9 @@ impl Pipeline {
         let (consumer, mut events) = kafka::subscribe(&config).map_err(Error::Kafka)?;
         let check = {
             let (c, cfg) = (consumer.clone(), config.clone());
-            tokio::task::spawn_blocking(move || kafka::check_topic(&c, &cfg, Duration::from_secs(15)))
+            tokio::task::spawn_blocking(move || {
+                kafka::check_topic(&c, &cfg, Duration::from_secs(15))
+            })
         };
         let partition_count = tokio::select! {
             checked = check => checked.map_err(|e| Error::Internal(e.to_string()))?.map_err(Error::Kafka)?,

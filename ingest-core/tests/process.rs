@@ -130,7 +130,9 @@ fn sigkill_between_upload_and_commit_then_restart_lands_every_offset_once_withou
     let mut second = service(&vars, &[]).spawn().unwrap();
     let rx = lines(second.stderr.take().unwrap());
     // The hung file's batch is found landed and skipped (other claims may be completed).
-    wait_line(&rx, "the hung file's recovery", |l| l.contains("existing claim") && l.contains("AlreadyLanded"));
+    wait_line(&rx, "the hung file's recovery", |l| {
+        l.contains("existing claim") && l.contains("AlreadyLanded")
+    });
     wait_committed(&broker.brokers, &group, &topic, 3, WAIT);
     signal(&second, "-TERM");
     assert_eq!(wait_exit(&mut second), 0);
@@ -211,7 +213,9 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
     let broker = Broker::with_topic("present", 1);
     let dir = tempfile::tempdir().unwrap();
     let good = env(&broker.brokers, "present", "g", dir.path());
-    let cases: Vec<(Vec<(&str, &str)>, &str, i32)> = vec![
+    // (extra variables, text the one error line must contain, exit code)
+    type Case = (Vec<(&'static str, &'static str)>, &'static str, i32);
+    let cases: Vec<Case> = vec![
         (vec![("INGEST_TOPIC", "")], "INGEST_TOPIC", 2),
         (
             vec![("INGEST_FLUSH_MAX_AGE_MS", "soon")],

@@ -65,8 +65,9 @@ fn start_tansu(bin: &str) -> Tansu {
             "--advertised-listener-url",
             &url,
         ])
-        .arg("--storage-engine")
-        .arg(format!("sqlite://{}/tansu.db", data.path().display()))
+        // tansu reads `sqlite://<name>` as a path relative to its working directory.
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(data.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
