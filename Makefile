@@ -1,6 +1,7 @@
 # ingest: `make help` lists the targets.
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+SHELL := /bin/bash
 
 .PHONY: help run test test-unit lint fmt ci-deps
 
@@ -11,7 +12,9 @@ run: ## Run the main job on an embedded Kafka into ./landed and print what lande
 	$(CARGO) run --release -p ingest-cli -- demo --out landed
 
 test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB)
-	$(CARGO) test --workspace --all-targets -- --test-threads=2
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace --all-targets -- --test-threads=2 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
 
 test-unit: ## Run only the pure unit tests
 	$(CARGO) test --workspace --lib

@@ -319,3 +319,60 @@ async fn a_quiet_partition_is_flushed_by_the_timer() {
     let run = handle.await.unwrap().unwrap();
     assert_eq!((run.files, run.records), (2, 6));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_buffer_cap_forces_early_flushes_and_pauses_yet_lands_exactly_once() {
+    let (topic, group) = (unique("capped"), unique("group"));
+    let broker = Broker::with_topic(&topic, 3);
+    let dir = tempfile::tempdir().unwrap();
+    produce_json(&broker.brokers, &topic, 3, 400, 0);
+    let high = high_watermarks(&broker.brokers, &topic, 3);
+    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    // Each record is ~40 bytes: 1,200 records are ~50 KB against a 6 KB cap. No size or age
+    // trigger can fire, so every flush is a memory-pressure flush.
+    let (token, mut progress, handle) = start(config(
+        &vars,
+        &[
+            ("INGEST_MAX_BUFFER_BYTES", "6000"),
+            ("INGEST_FLUSH_MAX_BYTES", "6000"),
+            ("INGEST_FLUSH_MAX_RECORDS", "1000000"),
+            ("INGEST_FLUSH_MAX_AGE_MS", "3600000"),
+        ],
+    ));
+    // Memory-pressure flushes land most records; the tail below the cap waits for its age
+    // trigger, so shutdown flushes it.
+    let pressure = progress.wait_for(|p| p.records >= 1000);
+    tokio::time::timeout(WAIT, pressure)
+        .await
+        .expect("pressure flushes")
+        .unwrap();
+    token.cancel();
+    let run = handle.await.unwrap().unwrap();
+    assert!(
+        run.files >= 8,
+        "the cap forced many small files, got {}",
+        run.files
+    );
+    // Shutdown stops fetching: what landed is exactly what was committed, no more, no less.
+    let done: std::collections::BTreeMap<i32, i64> = committed(&broker.brokers, &group, &topic, 3)
+        .into_iter()
+        .map(|(p, c)| (p, c.max(0)))
+        .collect();
+    assert_exactly_once(dir.path(), &topic, &done);
+    // A second run under the same cap lands the rest. Partitions that were already complete
+    // get no commit from this run, so the broker's view is what we wait for.
+    let (token, _progress, handle) = start(config(
+        &vars,
+        &[
+            ("INGEST_MAX_BUFFER_BYTES", "6000"),
+            ("INGEST_FLUSH_MAX_BYTES", "6000"),
+        ],
+    ));
+    let (b, g, t) = (broker.brokers.clone(), group.clone(), topic.clone());
+    tokio::task::spawn_blocking(move || wait_committed(&b, &g, &t, 3, WAIT))
+        .await
+        .unwrap();
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    assert_exactly_once(dir.path(), &topic, &high);
+}
