@@ -1,4 +1,4 @@
-//! One flush: encode a sealed batch, claim it, upload its files create-only, then commit.
+//! One flush: claim a sealed batch, encode it, upload its files create-only, then commit.
 //!
 //! Invariants (see DELIVERY.md): the claim is written before any file; the commit of `last + 1`
 //! happens only after the data file is in storage, and never for a partition this consumer no
@@ -130,8 +130,6 @@ impl Flusher {
                 batch.first_timestamp_ms(),
                 batch.opened_at_ms(),
             );
-            let (returned, encoded) = self.encode(partition, batch).await?;
-            batch = returned;
             let claim = Claim {
                 version: Claim::VERSION,
                 topic: self.namer.topic.clone(),
@@ -145,6 +143,10 @@ impl Flusher {
             let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
             match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
                 Created::New => {
+                    // Encode only once the batch is ours to write: no compression is spent on
+                    // batches an earlier claim covers, or on retries while storage is down.
+                    let (returned, encoded) = self.encode(partition, batch).await?;
+                    batch = returned;
                     storage!(self.write_files(&claim, encoded, true).await, batch);
                     landed = Some(last);
                     break;
