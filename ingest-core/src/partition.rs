@@ -183,8 +183,9 @@ impl PartitionState {
         self.open.as_ref().filter(|_| ready).map(Batch::bytes)
     }
 
-    pub fn in_flight(&self) -> bool {
-        self.in_flight_bytes.is_some()
+    /// A sealed batch can start uploading now.
+    pub fn ready_to_upload(&self) -> bool {
+        self.in_flight_bytes.is_none() && !self.sealed.is_empty()
     }
 
     /// Nothing buffered, sealed or in flight.
@@ -238,6 +239,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PartitionState::default();
         push(&mut p, 0..7, t0);
+        assert!(p.ready_to_upload());
         let first = p.start_next().unwrap();
         assert_eq!(first.reason, FlushReason::Records);
         assert_eq!(offsets(&first.batch), vec![0, 1, 2]);

@@ -104,20 +104,28 @@ impl Pipeline {
             next_epoch: 0,
             paused: BTreeSet::new(),
             draining: false,
+            buffered: 0,
         };
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
+        let mut tick_at: Option<Instant> = None;
+        // Whether partition-wide state may have changed since the last scan. Most messages only
+        // append to an open batch; they skip the O(partitions) scan below.
+        let mut attention = true;
         loop {
-            lp.start_uploads();
-            lp.balance_memory();
-            if lp.draining && lp.drained() {
-                break;
+            if attention {
+                lp.start_uploads();
+                lp.balance_memory();
+                if lp.draining && lp.drained() {
+                    break;
+                }
+                tick_at = if lp.draining {
+                    None
+                } else {
+                    lp.next_deadline()
+                };
             }
-            let tick_at = if lp.draining {
-                None
-            } else {
-                lp.next_deadline()
-            };
+            attention = true;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if !lp.draining => {
@@ -133,11 +141,13 @@ impl Pipeline {
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
                 message = consumer.recv() => {
                     // Rebalance callbacks run inside recv(): apply them before the message.
+                    let mut rebalanced = false;
                     while let Ok(event) = events.try_recv() {
                         lp.on_rebalance(event);
+                        rebalanced = true;
                     }
                     match message {
-                        Ok(m) => lp.on_message(&m),
+                        Ok(m) => attention = lp.on_message(&m) || rebalanced,
                         Err(rdkafka::error::KafkaError::PartitionEOF(p)) => lp.on_caught_up(p),
                         Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
                     }
@@ -177,15 +187,20 @@ struct Loop {
     next_epoch: u64,
     paused: BTreeSet<i32>,
     draining: bool,
+    /// Record bytes held across partitions: exact after `balance_memory`, plus what
+    /// `on_message` added since.
+    buffered: usize,
 }
 
 impl Loop {
-    fn on_message(&mut self, m: &BorrowedMessage<'_>) {
+    /// Buffers a message. Returns whether the loop must rescan partitions: a batch was sealed
+    /// or opened (uploads, deadlines) or the buffer cap was reached.
+    fn on_message(&mut self, m: &BorrowedMessage<'_>) -> bool {
         if self.draining || m.topic() != self.config.topic {
-            return;
+            return false;
         }
         let Some(owned) = self.partitions.get_mut(&m.partition()) else {
-            return;
+            return false;
         };
         let mut headers = Vec::new();
         if let Some(h) = m.headers() {
@@ -199,11 +214,16 @@ impl Loop {
             headers: &headers,
         };
         owned.next_offset = Some(record.offset + 1);
-        owned
-            .state
-            .push(&record, Instant::now(), now_ms(), &self.config.flush);
+        let policy = &self.config.flush;
+        let deadline = owned.state.deadline(policy);
+        if owned.state.push(&record, Instant::now(), now_ms(), policy) {
+            self.buffered += record.size();
+        }
         metrics::counter!("ingest_records_consumed_total").increment(1);
         metrics::counter!("ingest_bytes_consumed_total").increment(record.size() as u64);
+        owned.state.ready_to_upload()
+            || owned.state.deadline(policy) != deadline
+            || self.buffered >= self.config.max_buffer_bytes
     }
 
     fn on_caught_up(&self, partition: i32) {
@@ -294,7 +314,6 @@ impl Loop {
     fn balance_memory(&mut self) {
         let cap = self.config.max_buffer_bytes;
         let mut total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
-        metrics::gauge!("ingest_buffered_bytes").set(total as f64);
         if total >= cap && !self.draining {
             let largest = self
                 .partitions
@@ -309,6 +328,8 @@ impl Loop {
                 total = self.partitions.values().map(|o| o.state.bytes()).sum();
             }
         }
+        self.buffered = total;
+        metrics::gauge!("ingest_buffered_bytes").set(total as f64);
         let over = total >= cap || (!self.paused.is_empty() && total >= cap / 10 * 9);
         let wanted: BTreeSet<i32> = self
             .partitions
