@@ -149,24 +149,23 @@ impl Batch {
     /// Splits into the records at or below `offset` and those above it. Both halves keep this
     /// batch's opening times, so the age of the remainder keeps counting.
     pub fn split_after(self, offset: i64) -> (Batch, Batch) {
-        let mut head = Batch::new(self.opened_at, self.opened_at_ms);
-        let mut tail = Batch::new(self.opened_at, self.opened_at_ms);
+        let empty = Batch::new(self.opened_at, self.opened_at_ms);
+        // The common cases move the batch instead of copying its arena.
+        if self.last_offset().is_none_or(|last| last <= offset) {
+            return (self, empty);
+        }
+        if self.first_offset().is_some_and(|first| first > offset) {
+            return (empty, self);
+        }
+        let (mut head, mut tail) = (empty.clone(), empty);
         let mut headers = Vec::new();
         for record in self.records() {
-            headers.clear();
-            headers.extend(record.headers());
-            let r = RecordRef {
-                offset: record.offset(),
-                timestamp_ms: record.timestamp_ms(),
-                key: record.key(),
-                value: record.value(),
-                headers: &headers,
-            };
-            if r.offset <= offset {
-                head.push(&r);
+            let half = if record.offset() <= offset {
+                &mut head
             } else {
-                tail.push(&r);
-            }
+                &mut tail
+            };
+            half.push_stored(&record, &mut headers);
         }
         (head, tail)
     }
@@ -175,16 +174,25 @@ impl Batch {
     pub fn append(&mut self, later: &Batch) {
         let mut headers = Vec::new();
         for record in later.records() {
-            headers.clear();
-            headers.extend(record.headers());
-            self.push(&RecordRef {
-                offset: record.offset(),
-                timestamp_ms: record.timestamp_ms(),
-                key: record.key(),
-                value: record.value(),
-                headers: &headers,
-            });
+            self.push_stored(&record, &mut headers);
         }
+    }
+
+    /// Copies a record of another batch in; `headers` is a reusable scratch buffer.
+    fn push_stored<'a>(
+        &mut self,
+        record: &StoredRecord<'a>,
+        headers: &mut Vec<(&'a str, Option<&'a [u8]>)>,
+    ) {
+        headers.clear();
+        headers.extend(record.headers());
+        self.push(&RecordRef {
+            offset: record.offset(),
+            timestamp_ms: record.timestamp_ms(),
+            key: record.key(),
+            value: record.value(),
+            headers,
+        });
     }
 }
 
@@ -382,6 +390,11 @@ mod tests {
         assert_eq!(r.value(), Some(&b"[1]"[..]));
         assert_eq!(r.timestamp_ms(), Some(15_000));
         assert_eq!(r.headers().collect::<Vec<_>>(), headers.to_vec());
+        // Splits outside the batch move it whole.
+        let (all, none) = b.clone().split_after(15);
+        assert_eq!((all.len(), none.len()), (3, 0));
+        let (none, all) = b.clone().split_after(9);
+        assert_eq!((none.len(), all.len(), all.bytes()), (0, 3, b.bytes()));
         let mut joined = head;
         joined.append(&tail);
         assert_eq!(
