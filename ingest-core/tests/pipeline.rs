@@ -43,10 +43,13 @@ async fn until_committed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_over_three_partitions_land_exactly_once_and_restart_adds_no_duplicates() {
-    let (topic, group) = (unique("orders"), unique("group"));
-    let broker = Broker::with_topic(&topic, 3);
-    let dir = tempfile::tempdir().unwrap();
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("orders", 3);
     produce_json(&broker.brokers, &topic, 3, 400, 0);
     let high = high_watermarks(&broker.brokers, &topic, 3);
     assert_eq!(high.values().sum::<i64>(), 1200);
@@ -109,10 +112,13 @@ async fn records_over_three_partitions_land_exactly_once_and_restart_adds_no_dup
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_consumer_joining_mid_stream_leaves_an_exact_landed_set() {
-    let (topic, group) = (unique("rebalance"), unique("group"));
-    let broker = Broker::with_topic(&topic, 4);
-    let dir = tempfile::tempdir().unwrap();
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("rebalance", 4);
     produce_json(&broker.brokers, &topic, 4, 300, 0);
 
     let (token_a, mut progress_a, handle_a) = start(config(&vars, &[]));
@@ -176,9 +182,13 @@ fn write_claim(root: &std::path::Path, topic: &str, last: i64, data: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_file_never_landed_is_completed_at_its_end() {
-    let (topic, group) = (unique("claimed"), unique("group"));
-    let broker = Broker::with_topic(&topic, 1);
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("claimed", 1);
     produce_json(&broker.brokers, &topic, 1, 40, 0);
     // The earlier incarnation claimed 0..=17 (its batches were larger) and died before uploading.
     let data = format!(
@@ -187,7 +197,6 @@ async fn a_claim_whose_file_never_landed_is_completed_at_its_end() {
     );
     write_claim(dir.path(), &topic, 17, &data);
 
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
     let (token, mut progress, handle) = start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "5")]));
     until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
     token.cancel();
@@ -212,9 +221,13 @@ async fn a_claim_whose_file_never_landed_is_completed_at_its_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_landed_but_uncommitted_file_is_skipped_not_duplicated_or_rewritten() {
-    let (topic, group) = (unique("landed"), unique("group"));
-    let broker = Broker::with_topic(&topic, 1);
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("landed", 1);
     produce_json(&broker.brokers, &topic, 1, 30, 0);
     // The earlier incarnation landed 0..=11 in one file and died before committing.
     let data = format!("{topic}/dt=2020-01-01/hour=00/{topic}+0+{:020}.ndjson", 0);
@@ -226,7 +239,6 @@ async fn a_landed_but_uncommitted_file_is_skipped_not_duplicated_or_rewritten() 
     write_claim(dir.path(), &topic, 11, &data);
     let before = snapshot(dir.path());
 
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
     let (token, mut progress, handle) = start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "5")]));
     let high = high_watermarks(&broker.brokers, &topic, 1);
     until_committed(&mut progress, &high).await;
@@ -239,16 +251,19 @@ async fn a_landed_but_uncommitted_file_is_skipped_not_duplicated_or_rewritten() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_goes_to_dead_letters_outside_the_data_path_or_stops_the_service() {
-    let (topic, group) = (unique("invalid"), unique("group"));
-    let broker = Broker::with_topic(&topic, 1);
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("invalid", 1);
     let values: Vec<Vec<u8>> = vec![
         b"{\"ok\":1}".to_vec(),
         b"{broken".to_vec(),
         b"{\n  \"pretty\": true\n}".to_vec(),
     ];
     produce_to(&broker.brokers, &topic, 0, &values);
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
 
     // Policy fail: the service stops with the coordinates, and commits nothing.
     let (_token, _progress, handle) = start(config(
@@ -301,11 +316,14 @@ async fn invalid_json_goes_to_dead_letters_outside_the_data_path_or_stops_the_se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_partition_is_flushed_by_the_timer() {
-    let (topic, group) = (unique("quiet"), unique("group"));
-    let broker = Broker::with_topic(&topic, 2);
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        topic,
+        broker,
+        dir: _dir,
+        vars,
+        ..
+    } = Fixture::new("quiet", 2);
     produce_json(&broker.brokers, &topic, 2, 3, 0);
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
     // Neither size trigger can fire: only the age timer lands these records.
     let (token, mut progress, handle) = start(config(
         &vars,
@@ -322,12 +340,15 @@ async fn a_quiet_partition_is_flushed_by_the_timer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_buffer_cap_forces_early_flushes_and_pauses_yet_lands_exactly_once() {
-    let (topic, group) = (unique("capped"), unique("group"));
-    let broker = Broker::with_topic(&topic, 3);
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("capped", 3);
     produce_json(&broker.brokers, &topic, 3, 400, 0);
     let high = high_watermarks(&broker.brokers, &topic, 3);
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
     // Each record is ~40 bytes: 1,200 records are ~50 KB against a 6 KB cap. No size or age
     // trigger can fire, so every flush is a memory-pressure flush.
     let (token, mut progress, handle) = start(config(

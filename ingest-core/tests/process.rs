@@ -89,10 +89,13 @@ fn wait_caught_up(rx: &mpsc::Receiver<String>, high: &std::collections::BTreeMap
 
 #[test]
 fn sigkill_between_upload_and_commit_then_restart_lands_every_offset_once_without_rewrites() {
-    let (topic, group) = (unique("crash"), unique("group"));
-    let broker = Broker::with_topic(&topic, 3);
-    let dir = tempfile::tempdir().unwrap();
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("crash", 3);
     produce_json(&broker.brokers, &topic, 3, 500, 0);
     let high = high_watermarks(&broker.brokers, &topic, 3);
 
@@ -144,10 +147,13 @@ fn sigkill_between_upload_and_commit_then_restart_lands_every_offset_once_withou
 
 #[test]
 fn sigterm_with_buffered_data_lands_and_commits_everything_then_exits_zero() {
-    let (topic, group) = (unique("term"), unique("group"));
-    let broker = Broker::with_topic(&topic, 3);
-    let dir = tempfile::tempdir().unwrap();
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("term", 3);
     produce_json(&broker.brokers, &topic, 3, 250, 0);
     let high = high_watermarks(&broker.brokers, &topic, 3);
 
@@ -180,10 +186,13 @@ fn sigterm_with_buffered_data_lands_and_commits_everything_then_exits_zero() {
 
 #[test]
 fn a_second_signal_exits_at_once_without_committing_unlanded_records() {
-    let (topic, group) = (unique("twice"), unique("group"));
-    let broker = Broker::with_topic(&topic, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let vars = env(&broker.brokers, &topic, &group, dir.path());
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir: _dir,
+        vars,
+    } = Fixture::new("twice", 1);
     produce_json(&broker.brokers, &topic, 1, 100, 0);
 
     let mut child = service(

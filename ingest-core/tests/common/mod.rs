@@ -46,6 +46,32 @@ impl Broker {
     }
 }
 
+/// What most tests start from: a fresh topic on its own mock broker, a consumer group, an
+/// empty landing directory, and the pipeline environment for them.
+pub struct Fixture {
+    pub topic: String,
+    pub group: String,
+    pub broker: Broker,
+    pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
+}
+
+impl Fixture {
+    pub fn new(prefix: &str, partitions: i32) -> Fixture {
+        let (topic, group) = (unique(prefix), unique("group"));
+        let broker = Broker::with_topic(&topic, partitions);
+        let dir = tempfile::tempdir().unwrap();
+        let vars = env(&broker.brokers, &topic, &group, dir.path());
+        Fixture {
+            topic,
+            group,
+            broker,
+            dir,
+            vars,
+        }
+    }
+}
+
 /// Produces `values` to `partition` (in order) and waits until the broker acknowledged them.
 pub fn produce_to(brokers: &str, topic: &str, partition: i32, values: &[Vec<u8>]) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
