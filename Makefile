@@ -11,7 +11,7 @@ help: ## List the targets
 run: ## Run the main job on an embedded Kafka into ./landed and print what landed
 	$(CARGO) run --release -p ingest-cli -- demo --out landed
 
-test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB)
+test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB, Azurite, s3s-fs)
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace --all-targets -- --test-threads=2 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
@@ -26,5 +26,5 @@ lint: ## Check formatting and clippy (as CI does)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-ci-deps: ## Install what the tests need (tansu, DuckDB); CI runs this
+ci-deps: ## Install what the tests need (tansu, s3s-fs, Azurite, DuckDB); CI runs this
 	bash .ci/install-deps

@@ -15,6 +15,9 @@ use url::Url;
 
 use crate::batch::FlushPolicy;
 
+pub mod cloud;
+use cloud::{parse_azure_connection_string, AzureConnection, CloudEnv};
+
 /// Defaults, documented in the README next to each variable.
 pub mod defaults {
     pub const FLUSH_MAX_RECORDS: usize = 500_000;
@@ -25,6 +28,10 @@ pub mod defaults {
     pub const COMPRESSION_LEVEL: u32 = 6;
     pub const DEAD_LETTER_PREFIX: &str = "_dead_letters";
     pub const SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
+    pub const MULTIPART_THRESHOLD_BYTES: usize = 16 * 1024 * 1024;
+    pub const MULTIPART_PART_BYTES: usize = 8 * 1024 * 1024;
+    /// S3's smallest part (all but the last).
+    pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 }
 
 /// The variables as strings, exactly as found in the environment (prefix `INGEST_` removed).
@@ -48,7 +55,13 @@ pub struct RawEnv {
     pub time_source: Option<String>,
     pub shutdown_timeout_ms: Option<String>,
     pub log_format: Option<String>,
+    pub multipart_threshold_bytes: Option<String>,
+    pub multipart_part_bytes: Option<String>,
     pub fault_hang_after_uploads: Option<String>,
+    pub fault_fail_multipart_after_parts: Option<String>,
+    /// `AWS_*`, `AZURE_*` and `IDENTITY_ENDPOINT`: handed to the storage client as they are.
+    #[serde(skip)]
+    pub cloud: CloudEnv,
     /// `INGEST_KAFKA_*` variables other than the ones above: librdkafka properties.
     #[serde(skip)]
     pub kafka_properties: Vec<(String, String)>,
@@ -76,7 +89,10 @@ const TYPED: &[&str] = &[
     "TIME_SOURCE",
     "SHUTDOWN_TIMEOUT_MS",
     "LOG_FORMAT",
+    "MULTIPART_THRESHOLD_BYTES",
+    "MULTIPART_PART_BYTES",
     "FAULT_HANG_AFTER_UPLOADS",
+    "FAULT_FAIL_MULTIPART_AFTER_PARTS",
 ];
 
 /// librdkafka properties the pipeline owns; setting them would break exactly-once landing.
@@ -123,9 +139,19 @@ impl RawEnv {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let mut cloud = CloudEnv::default();
         let vars: Vec<(String, String)> = vars
             .into_iter()
-            .filter(|(k, _)| k.starts_with("INGEST_"))
+            .filter_map(|(k, v)| {
+                if k.starts_with("INGEST_") {
+                    Some((k, v))
+                } else {
+                    if CloudEnv::wants(&k) {
+                        cloud.push(k, v);
+                    }
+                    None
+                }
+            })
             .collect();
         let mut raw: RawEnv = envy::prefixed("INGEST_")
             .from_iter(vars.clone())
@@ -149,6 +175,7 @@ impl RawEnv {
         }
         raw.kafka_properties.sort();
         raw.unknown.sort();
+        raw.cloud = cloud;
         Ok(raw)
     }
 
@@ -189,6 +216,49 @@ impl RawEnv {
             .kafka_group_id
             .unwrap_or_else(|| format!("ingest-{topic}"));
         let storage_url = parse_storage_url(self.storage_url)?;
+        let azure_connection = match self.cloud.get("AZURE_STORAGE_CONNECTION_STRING") {
+            Some(s) if is_azure(&storage_url) => {
+                Some(parse_azure_connection_string(s).map_err(|why| ConfigError {
+                    variable: "AZURE_STORAGE_CONNECTION_STRING".into(),
+                    shown: "=***".into(),
+                    problem: "is invalid",
+                    expected: format!("an Azure Storage connection string ({why}); copy it from the portal's Access keys page"),
+                })?)
+            }
+            _ => None,
+        };
+        let multipart = MultipartPolicy {
+            part_bytes: positive(
+                "MULTIPART_PART_BYTES",
+                self.multipart_part_bytes,
+                defaults::MULTIPART_PART_BYTES,
+            )?,
+            threshold_bytes: positive(
+                "MULTIPART_THRESHOLD_BYTES",
+                self.multipart_threshold_bytes,
+                defaults::MULTIPART_THRESHOLD_BYTES,
+            )?,
+        };
+        if multipart.part_bytes < defaults::MIN_PART_BYTES {
+            return Err(ConfigError::invalid(
+                "MULTIPART_PART_BYTES",
+                &multipart.part_bytes.to_string(),
+                format!(
+                    "at least {} (5 MiB, S3's smallest part)",
+                    defaults::MIN_PART_BYTES
+                ),
+            ));
+        }
+        if multipart.threshold_bytes < multipart.part_bytes {
+            return Err(ConfigError::invalid(
+                "MULTIPART_THRESHOLD_BYTES",
+                &multipart.threshold_bytes.to_string(),
+                format!(
+                    "at least INGEST_MULTIPART_PART_BYTES ({})",
+                    multipart.part_bytes
+                ),
+            ));
+        }
 
         let flush = FlushPolicy {
             max_records: positive(
@@ -310,6 +380,14 @@ impl RawEnv {
             None => None,
             Some(v) => Some(positive("FAULT_HANG_AFTER_UPLOADS", Some(v), 0u64)?),
         };
+        let fail_multipart_after_parts = match self.fault_fail_multipart_after_parts {
+            None => None,
+            Some(v) => Some(positive(
+                "FAULT_FAIL_MULTIPART_AFTER_PARTS",
+                Some(v),
+                0usize,
+            )?),
+        };
         Ok(Config {
             topic,
             kafka: KafkaConfig {
@@ -322,6 +400,9 @@ impl RawEnv {
                     .collect(),
             },
             storage_url,
+            cloud_env: self.cloud,
+            azure_connection,
+            multipart,
             flush,
             max_buffer_bytes,
             max_record_bytes,
@@ -332,7 +413,10 @@ impl RawEnv {
             time_source,
             shutdown_timeout,
             log_format,
-            fault: Fault { hang_after_uploads },
+            fault: Fault {
+                hang_after_uploads,
+                fail_multipart_after_parts,
+            },
             unknown_variables: self.unknown,
         })
     }
@@ -409,6 +493,11 @@ fn parse_storage_url(value: Option<String>) -> Result<Url, ConfigError> {
     }
 }
 
+/// Whether the storage URL is an Azure Blob URL.
+pub fn is_azure(url: &Url) -> bool {
+    matches!(url.scheme(), "az" | "azure" | "abfs" | "abfss")
+}
+
 /// A URL without credentials or query string (SAS tokens live there).
 pub fn redact_url(url: &Url) -> String {
     let mut shown = url.clone();
@@ -441,6 +530,12 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// `INGEST_STORAGE_URL` (required): where files land.
     pub storage_url: Url,
+    /// `AWS_*` / `AZURE_*` variables for the storage client (credentials, endpoint, region).
+    pub cloud_env: CloudEnv,
+    /// `AZURE_STORAGE_CONNECTION_STRING`, parsed, when the storage URL is Azure.
+    pub azure_connection: Option<AzureConnection>,
+    /// `INGEST_MULTIPART_THRESHOLD_BYTES`, `INGEST_MULTIPART_PART_BYTES`.
+    pub multipart: MultipartPolicy,
     /// `INGEST_FLUSH_MAX_RECORDS`, `INGEST_FLUSH_MAX_BYTES`, `INGEST_FLUSH_MAX_AGE_MS`.
     pub flush: FlushPolicy,
     /// `INGEST_MAX_BUFFER_BYTES`: cap on buffered record bytes across all partitions.
@@ -486,6 +581,9 @@ impl fmt::Debug for Config {
             .field("topic", &self.topic)
             .field("kafka", &self.kafka)
             .field("storage_url", &redact_url(&self.storage_url))
+            .field("cloud_env", &self.cloud_env)
+            .field("azure_connection", &self.azure_connection)
+            .field("multipart", &self.multipart)
             .field("flush", &self.flush)
             .field("max_buffer_bytes", &self.max_buffer_bytes)
             .field("max_record_bytes", &self.max_record_bytes)
@@ -578,11 +676,22 @@ impl LogFormat {
     }
 }
 
+/// Files above `threshold_bytes` are uploaded in parts of `part_bytes` (S3 multipart, Azure
+/// blocks) to a staging name, then published create-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultipartPolicy {
+    pub threshold_bytes: usize,
+    pub part_bytes: usize,
+}
+
 /// Fault injection for crash tests. `INGEST_FAULT_HANG_AFTER_UPLOADS=N`: after the N-th data
 /// file is uploaded, print `FAULT: hanging before commit` to stderr and hang without committing.
+/// `INGEST_FAULT_FAIL_MULTIPART_AFTER_PARTS=N`: every multipart upload fails after N parts
+/// (the upload is then aborted and the flush retried).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fault {
     pub hang_after_uploads: Option<u64>,
+    pub fail_multipart_after_parts: Option<usize>,
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// Storage could not be set up or the start-up write probe failed.
-    #[error("storage check failed: {0}")]
+    #[error("{0}")]
     Storage(String),
     /// Kafka could not be reached, or the topic does not exist.
     #[error("{0}")]

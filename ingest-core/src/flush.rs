@@ -92,6 +92,7 @@ impl Flusher {
                 Step::Done(outcome) => return Ok(outcome),
                 Step::Retry(e) => {
                     metrics::counter!("ingest_storage_errors_total").increment(1);
+                    self.progress.send_modify(|p| p.storage_errors += 1);
                     tracing::warn!(parent: &span, error = %e, retry_in_ms = backoff.as_millis() as u64,
                         "storage unavailable; this partition waits and nothing is committed");
                     tokio::select! {

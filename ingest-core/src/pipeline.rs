@@ -52,12 +52,8 @@ impl Pipeline {
     /// Returns what this run landed.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Progress, Error> {
         let config = self.config;
-        let storage = Storage::from_url(&config.storage_url).map_err(Error::Storage)?;
-        storage.probe().await.map_err(|e| {
-            Error::Storage(format!(
-                "{e}; check INGEST_STORAGE_URL, the credentials and write permission"
-            ))
-        })?;
+        let storage = Storage::from_config(&config).map_err(Error::Storage)?;
+        let caps = storage.probe().await.map_err(Error::Storage)?;
         let (consumer, mut events) = kafka::subscribe(&config).map_err(Error::Kafka)?;
         let check = {
             let (c, cfg) = (consumer.clone(), config.clone());
@@ -73,6 +69,7 @@ impl Pipeline {
             }
         };
         tracing::info!(topic = %config.topic, group = %config.kafka.group_id, storage = storage.label(),
+            create_only = caps.create_only, multipart = caps.multipart,
             partitions = partition_count, "ingest started");
 
         let flusher = Arc::new(Flusher {

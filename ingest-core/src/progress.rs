@@ -17,6 +17,9 @@ pub struct Progress {
     pub dead_letters: u64,
     /// Records dropped under `INGEST_INVALID_RECORD_POLICY=skip`.
     pub skipped: u64,
+    /// Flush attempts that failed on storage and will be retried (an outage in progress shows
+    /// as this growing while nothing lands).
+    pub storage_errors: u64,
     /// Last committed next-offset per partition.
     pub committed: BTreeMap<i32, i64>,
 }

@@ -3,23 +3,27 @@
 //! Invariant: every write is create-only and atomically visible. On local disk, object_store
 //! stages a put as `<name>#N` next to the destination, which would put partial files under the
 //! watched data path after a crash; so local writes are staged under `_ingest/staging/` and
-//! published with a create-only hard link (`copy_if_not_exists`). Cloud stores publish
-//! atomically on their own and get `PutMode::Create` (`If-None-Match: *`).
+//! published with a create-only hard link (`copy_if_not_exists`). Cloud stores publish small
+//! files atomically with `PutMode::Create` (`If-None-Match: *`); large files are uploaded in
+//! parts to `_ingest/staging/` and published with a create-only copy. The start-up probe checks
+//! that the store really refuses to overwrite; where it does not, writes fall back to
+//! check-then-put (never loses data, may duplicate after a crash) and the service says so.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use url::Url;
 
-use crate::config::redact_url;
+use crate::config::{redact_url, Config, MultipartPolicy};
 use crate::naming::STATE_PREFIX;
+
+mod build;
+mod explain;
+mod multipart;
+
+pub use build::{one_line, Kind};
 
 /// A storage operation that failed, with the object and what to check.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +47,14 @@ pub enum Created {
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
-    stage_locally: bool,
+    kind: Kind,
     label: Arc<str>,
+    multipart: MultipartPolicy,
+    fail_multipart_after_parts: Option<usize>,
+    /// Whether the store refuses to overwrite (checked by [`Storage::probe`]).
+    create_only: Arc<AtomicBool>,
+    /// Whether large files can be published create-only by copy (checked by the probe).
+    multipart_ok: Arc<AtomicBool>,
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -60,47 +70,33 @@ fn unique_name() -> String {
     )
 }
 
+fn staging_path() -> Path {
+    Path::from(format!("{STATE_PREFIX}/staging/{}", unique_name()))
+}
+
+/// What the start-up probe found out about the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A second create-only write of the same name fails instead of overwriting.
+    pub create_only: bool,
+    /// Large files go through multipart uploads (published by a create-only copy).
+    pub multipart: bool,
+}
+
 impl Storage {
-    /// Builds the store for `url`. Local directories are created if missing. Cloud credentials
-    /// come from the standard `AWS_*` / `AZURE_*` variables (object_store's `from_env`).
-    pub fn from_url(url: &Url) -> Result<Storage, String> {
-        let label: Arc<str> = redact_url(url).into();
-        let store: Arc<dyn ObjectStore> = match url.scheme() {
-            "file" => {
-                let dir = url
-                    .to_file_path()
-                    .map_err(|_| format!("INGEST_STORAGE_URL={label} is not a local path"))?;
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    format!(
-                        "cannot create {}: {e}; check INGEST_STORAGE_URL and permissions",
-                        dir.display()
-                    )
-                })?;
-                let fs = LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| format!("cannot open {}: {e}", dir.display()))?
-                    .with_fsync(true);
-                Arc::new(fs)
-            }
-            "s3" | "s3a" => {
-                let s3 = AmazonS3Builder::from_env()
-                    .with_url(url.as_str())
-                    .with_conditional_put(S3ConditionalPut::ETagMatch)
-                    .build()
-                    .map_err(|e| format!("INGEST_STORAGE_URL={label}: {e}"))?;
-                with_prefix(s3, url)
-            }
-            _ => {
-                let az = MicrosoftAzureBuilder::from_env()
-                    .with_url(url.as_str())
-                    .build()
-                    .map_err(|e| format!("INGEST_STORAGE_URL={label}: {e}"))?;
-                with_prefix(az, url)
-            }
-        };
+    /// Builds the store for the configured URL. Local directories are created if missing.
+    /// Cloud credentials come from the standard `AWS_*` / `AZURE_*` variables and
+    /// `AZURE_STORAGE_CONNECTION_STRING`. Nothing is sent until [`Storage::probe`].
+    pub fn from_config(config: &Config) -> Result<Storage, String> {
+        let (store, kind) = build::store(config)?;
         Ok(Storage {
             store,
-            stage_locally: url.scheme() == "file",
-            label,
+            kind,
+            label: redact_url(&config.storage_url).into(),
+            multipart: config.multipart,
+            fail_multipart_after_parts: config.fault.fail_multipart_after_parts,
+            create_only: Arc::new(AtomicBool::new(true)),
+            multipart_ok: Arc::new(AtomicBool::new(kind != Kind::Local)),
         })
     }
 
@@ -116,17 +112,14 @@ impl Storage {
     /// Writes `bytes` at `path` unless something is already there. Never overwrites.
     pub async fn create(&self, path: &str, bytes: Bytes) -> Result<Created, StorageError> {
         let location = Path::from(path);
-        let result = if self.stage_locally {
-            let staging = Path::from(format!("{STATE_PREFIX}/staging/{}", unique_name()));
-            self.store
-                .put(&staging, PutPayload::from_bytes(bytes))
-                .await
-                .map_err(|e| self.error("stage", staging.as_ref(), e))?;
-            let published = self.store.copy_if_not_exists(&staging, &location).await;
-            if let Err(e) = self.store.delete(&staging).await {
-                tracing::warn!(path = %staging, error = %e, "could not remove a staging file");
-            }
-            published
+        let result = if !self.create_only.load(Ordering::Relaxed) {
+            self.check_then_put(&location, bytes).await
+        } else if self.kind == Kind::Local {
+            self.stage_and_publish(&location, bytes, false).await
+        } else if bytes.len() > self.multipart.threshold_bytes
+            && self.multipart_ok.load(Ordering::Relaxed)
+        {
+            self.stage_and_publish(&location, bytes, true).await
         } else {
             let opts = PutOptions {
                 mode: PutMode::Create,
@@ -140,8 +133,69 @@ impl Storage {
         match result {
             Ok(()) => Ok(Created::New),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
+            Err(object_store::Error::Precondition { .. }) if self.kind != Kind::Local => {
+                Ok(Created::AlreadyExists)
+            }
             Err(e) => Err(self.error("create", path, e)),
         }
+    }
+
+    /// Uploads to a staging name outside the data path, then publishes with a create-only
+    /// copy (a hard link on local disk), then removes the staging object.
+    async fn stage_and_publish(
+        &self,
+        location: &Path,
+        bytes: Bytes,
+        in_parts: bool,
+    ) -> Result<(), object_store::Error> {
+        let staging = staging_path();
+        if in_parts {
+            let started = std::time::Instant::now();
+            let size = bytes.len();
+            let mut upload = self.store.put_multipart(&staging).await?;
+            let parts = multipart::send(
+                upload.as_mut(),
+                bytes,
+                self.multipart.part_bytes,
+                self.fail_multipart_after_parts,
+            )
+            .await?;
+            metrics::counter!("ingest_multipart_uploads_total").increment(1);
+            tracing::debug!(path = %location, parts, bytes = size,
+                elapsed_ms = started.elapsed().as_millis() as u64, "uploaded in parts");
+        } else {
+            self.store
+                .put(&staging, PutPayload::from_bytes(bytes))
+                .await?;
+        }
+        let published = self.store.copy_if_not_exists(&staging, location).await;
+        if let Err(e) = self.store.delete(&staging).await {
+            tracing::warn!(path = %staging, error = %e, "could not remove a staging object");
+        }
+        published
+    }
+
+    /// The fallback for stores that overwrite despite `If-None-Match`: look, then write.
+    /// A concurrent writer can slip in between (a duplicate, never a loss).
+    async fn check_then_put(
+        &self,
+        location: &Path,
+        bytes: Bytes,
+    ) -> Result<(), object_store::Error> {
+        match self.store.head(location).await {
+            Ok(_) => {
+                return Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: "found before writing".into(),
+                })
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.store
+            .put(location, PutPayload::from_bytes(bytes))
+            .await
+            .map(|_| ())
     }
 
     /// Reads a whole object; `None` when it does not exist.
@@ -166,43 +220,113 @@ impl Storage {
         }
     }
 
-    /// Proves the service can write here: writes and deletes a probe outside the data path.
-    pub async fn probe(&self) -> Result<(), StorageError> {
-        let path = format!("{STATE_PREFIX}/probe/{}", unique_name());
-        match self
-            .create(&path, Bytes::from_static(b"ingest write probe\n"))
-            .await?
-        {
-            Created::New => {}
-            Created::AlreadyExists => {
-                return Err(self.error(
-                    "probe",
-                    &path,
-                    object_store::Error::Generic {
-                        store: "ingest",
-                        source: "a fresh probe name already exists".into(),
-                    },
-                ))
+    /// Proves the service can write here and learns what the store can do: writes a probe
+    /// outside the data path, writes it again (which must fail: create-only), and for cloud
+    /// stores copies it create-only twice (how large files are published). Errors come back as
+    /// one line saying what is wrong and how to fix it.
+    pub async fn probe(&self) -> Result<Capabilities, String> {
+        let first = Path::from(format!("{STATE_PREFIX}/probe/{}", unique_name()));
+        let payload = || PutPayload::from_static(b"ingest write probe\n");
+        let opts = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let fail = |e: object_store::Error| self.explain(&e);
+        if self.kind != Kind::Local {
+            // Listing tells a missing bucket from other failures (some S3-compatible servers
+            // create buckets on the first put). List permission is not required: any other
+            // failure is left for the write below to explain.
+            let listed = self
+                .store
+                .list_with_delimiter(Some(&Path::from(format!("{STATE_PREFIX}/probe"))))
+                .await;
+            if let Err(e) = listed {
+                let why = explain::diagnose(explain::Category::of(&e), &one_line(&e));
+                if why == explain::Diagnosis::MissingContainer {
+                    return Err(fail(e));
+                }
+                tracing::debug!(error = %e, "listing the probe prefix failed; checking by writing");
             }
         }
-        self.store
-            .delete(&Path::from(path.as_str()))
-            .await
-            .map_err(|e| self.error("delete probe", &path, e))
+        let created = if self.kind == Kind::Local {
+            self.stage_and_publish(&first, Bytes::from_static(b"ingest write probe\n"), false)
+                .await
+        } else {
+            self.store
+                .put_opts(&first, payload(), opts())
+                .await
+                .map(|_| ())
+        };
+        created.map_err(fail)?;
+        let again = if self.kind == Kind::Local {
+            self.stage_and_publish(&first, Bytes::from_static(b"again\n"), false)
+                .await
+        } else {
+            self.store
+                .put_opts(&first, payload(), opts())
+                .await
+                .map(|_| ())
+        };
+        let create_only = match again {
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => true,
+            Ok(()) => false,
+            Err(e) => return Err(fail(e)),
+        };
+        let mut multipart = false;
+        let mut copy = None;
+        if self.kind != Kind::Local && create_only {
+            let to = Path::from(format!("{first}-copy"));
+            multipart = match self.store.copy_if_not_exists(&first, &to).await {
+                Ok(()) => {
+                    copy = Some(to.clone());
+                    matches!(
+                        self.store.copy_if_not_exists(&first, &to).await,
+                        Err(object_store::Error::AlreadyExists { .. }
+                            | object_store::Error::Precondition { .. })
+                    )
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "create-only copy unsupported");
+                    false
+                }
+            };
+        }
+        for path in std::iter::once(&first).chain(copy.as_ref()) {
+            self.store.delete(path).await.map_err(fail)?;
+        }
+        self.create_only.store(create_only, Ordering::Relaxed);
+        self.multipart_ok.store(multipart, Ordering::Relaxed);
+        let caps = Capabilities {
+            create_only,
+            multipart,
+        };
+        if !create_only {
+            tracing::warn!(store = %self.label, "this store overwrites despite If-None-Match, so files are written check-then-put: nothing is lost, but a crash can rarely duplicate a file's records (see README, Storage)");
+        } else if self.kind != Kind::Local && !multipart {
+            tracing::info!(store = %self.label, "this store cannot copy create-only; every file is uploaded in a single request");
+        }
+        Ok(caps)
+    }
+
+    fn explain(&self, e: &object_store::Error) -> String {
+        explain::explain(
+            self.kind,
+            &self.label,
+            explain::Category::of(e),
+            &one_line(e),
+        )
+    }
+
+    /// The underlying client (rooted at the URL's prefix), for tools and tests that read back.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
     }
 
     /// The store URL without secrets, for logs.
     pub fn label(&self) -> &str {
         &self.label
-    }
-}
-
-fn with_prefix(store: impl ObjectStore, url: &Url) -> Arc<dyn ObjectStore> {
-    // For abfss://container@account.dfs.../prefix and s3://bucket/prefix the path is the prefix.
-    let prefix = url.path().trim_matches('/');
-    if prefix.is_empty() {
-        Arc::new(store)
-    } else {
-        Arc::new(PrefixStore::new(store, prefix))
     }
 }

@@ -3,43 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use ingest::recovery::Claim;
-use ingest::{CancellationToken, Pipeline, Progress};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Runs a pipeline in the background; returns its shutdown token, progress and handle.
-fn start(
-    config: ingest::Config,
-) -> (
-    CancellationToken,
-    tokio::sync::watch::Receiver<Progress>,
-    tokio::task::JoinHandle<Result<Progress, ingest::Error>>,
-) {
-    let pipeline = Pipeline::new(config);
-    let progress = pipeline.progress();
-    let token = CancellationToken::new();
-    let handle = tokio::spawn(pipeline.run(token.clone()));
-    (token, progress, handle)
-}
-
-/// Waits until `progress` shows commits at the high watermarks.
-async fn until_committed(
-    progress: &mut tokio::sync::watch::Receiver<Progress>,
-    high: &std::collections::BTreeMap<i32, i64>,
-) {
-    let wait = progress.wait_for(|p| {
-        high.iter()
-            .all(|(part, hw)| *hw == 0 || p.committed.get(part) == Some(hw))
-    });
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .expect("records landed in time")
-        .expect("pipeline running");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_over_three_partitions_land_exactly_once_and_restart_adds_no_duplicates() {

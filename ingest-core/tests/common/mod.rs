@@ -15,6 +15,10 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
+use ingest::{CancellationToken, Pipeline, Progress};
+
+pub mod servers;
+
 /// A fresh, collision-free name for topics and groups.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -333,4 +337,36 @@ pub fn config(vars: &[(String, String)], extra: &[(&str, &str)]) -> ingest::Conf
         vars.push((k.to_string(), v.to_string()));
     }
     ingest::Config::from_pairs(vars).expect("valid test config")
+}
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs a pipeline in the background; returns its shutdown token, progress and handle.
+pub fn start(
+    config: ingest::Config,
+) -> (
+    CancellationToken,
+    tokio::sync::watch::Receiver<Progress>,
+    tokio::task::JoinHandle<Result<Progress, ingest::Error>>,
+) {
+    let pipeline = Pipeline::new(config);
+    let progress = pipeline.progress();
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(pipeline.run(token.clone()));
+    (token, progress, handle)
+}
+
+/// Waits until `progress` shows commits at the high watermarks.
+pub async fn until_committed(
+    progress: &mut tokio::sync::watch::Receiver<Progress>,
+    high: &std::collections::BTreeMap<i32, i64>,
+) {
+    let wait = progress.wait_for(|p| {
+        high.iter()
+            .all(|(part, hw)| *hw == 0 || p.committed.get(part) == Some(hw))
+    });
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .expect("records landed in time")
+        .expect("pipeline running");
 }

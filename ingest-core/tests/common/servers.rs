@@ -1,0 +1,338 @@
+//! Real storage servers for integration tests, started and stopped by the tests themselves:
+//! Azurite (Azure Blob, from npm) and s3s-fs (S3 with signatures and conditional writes, from
+//! crates.io). `.ci/install-deps` installs both. Locally a missing binary skips the test with a
+//! note, unless `CI` or `INGEST_REQUIRE_SERVERS` is set, which makes it fail instead.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path as FsPath, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+/// Azurite's well-known development account.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const S3_ACCESS_KEY: &str = "ingest-test-access";
+pub const S3_SECRET_KEY: &str = "ingest-test-secret-key";
+
+/// Whether a missing server binary should fail the test rather than skip it.
+pub fn servers_required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("INGEST_REQUIRE_SERVERS").is_some()
+}
+
+fn found(binary: &str) -> bool {
+    Command::new(binary)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// `Some(binary)` if installed; `None` (after a note) when the test may be skipped.
+pub fn binary(name: &str, install: &str) -> Option<String> {
+    if found(name) {
+        return Some(name.to_string());
+    }
+    assert!(
+        !servers_required(),
+        "{name} is not installed; run `{install}` (or `make ci-deps`)"
+    );
+    eprintln!("note: {name} not found, skipping; install it with `{install}`");
+    None
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Which store a server is, with what the service and the tests need to reach it.
+pub trait Server {
+    /// `INGEST_STORAGE_URL` and the credential variables for the service.
+    fn env(&self, container: &str, prefix: &str) -> Vec<(String, String)>;
+    /// Creates a bucket or container (the service never does).
+    fn create_container(&self, name: &str);
+    /// Stops the server (an outage); data on disk survives.
+    fn stop(&mut self);
+    /// Starts it again on the same port and data.
+    fn restart(&mut self);
+}
+
+/// Azurite's blob service, persisting to a temporary directory so it survives a restart.
+pub struct Azurite {
+    child: Option<Child>,
+    pub port: u16,
+    binary: String,
+    dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    pub fn start() -> Option<Azurite> {
+        let binary = binary("azurite-blob", "npm install -g azurite@3.37.0")?;
+        let mut a = Azurite {
+            child: None,
+            port: free_port(),
+            binary,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        a.restart();
+        Some(a)
+    }
+
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};",
+            self.port
+        )
+    }
+
+    /// Runs a line of Python with the Azure SDK (`azure-storage-blob`, installed by
+    /// `.ci/install-deps`) against this Azurite; returns its stdout.
+    pub fn python(&self, code: &str) -> String {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "from azure.storage.blob import *\nimport datetime, sys\ncs = sys.argv[1]\n{code}"
+            ))
+            .arg(self.connection_string())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A SAS token for one container with read, write, create, delete and list.
+    pub fn container_sas(&self, container: &str) -> String {
+        self.python(&format!(
+            "print(generate_container_sas('{AZURITE_ACCOUNT}', '{container}', account_key='{AZURITE_KEY}', \
+             permission=ContainerSasPermissions(read=True, write=True, create=True, delete=True, list=True), \
+             expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))"
+        ))
+    }
+}
+
+impl Server for Azurite {
+    fn env(&self, container: &str, prefix: &str) -> Vec<(String, String)> {
+        vec![
+            (
+                "INGEST_STORAGE_URL".into(),
+                format!("az://{container}/{prefix}"),
+            ),
+            (
+                "AZURE_STORAGE_CONNECTION_STRING".into(),
+                self.connection_string(),
+            ),
+        ]
+    }
+
+    fn create_container(&self, name: &str) {
+        self.python(&format!(
+            "BlobServiceClient.from_connection_string(cs).create_container('{name}')"
+        ));
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: Azurite saves its metadata database on the way out.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        let mut child = Command::new(&self.binary)
+            .args(["--blobHost", "127.0.0.1", "--blobPort"])
+            .arg(self.port.to_string())
+            .arg("--location")
+            .arg(self.dir.path())
+            .args(["--disableTelemetry", "--skipApiVersionCheck", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("azurite-blob starts");
+        wait_listening(self.port, &mut child, "azurite-blob");
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// s3s-fs: an S3 server on a local directory (buckets are its subdirectories), checking
+/// SigV4 signatures and honouring `If-None-Match: *`.
+pub struct S3Fs {
+    child: Option<Child>,
+    pub port: u16,
+    binary: String,
+    pub root: tempfile::TempDir,
+}
+
+impl S3Fs {
+    pub fn start() -> Option<S3Fs> {
+        let binary = binary(
+            "s3s-fs",
+            "cargo install s3s-fs --version 0.14.1 --locked --features binary",
+        )?;
+        let mut s = S3Fs {
+            child: None,
+            port: free_port(),
+            binary,
+            root: tempfile::tempdir().unwrap(),
+        };
+        s.restart();
+        Some(s)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Multipart parts s3s-fs still holds (uploads neither completed nor aborted).
+    pub fn leftover_parts(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".upload_id-"))
+            .collect()
+    }
+}
+
+impl Server for S3Fs {
+    fn env(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        [
+            ("INGEST_STORAGE_URL", format!("s3://{bucket}/{prefix}")),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn create_container(&self, name: &str) {
+        std::fs::create_dir(self.root.path().join(name)).unwrap();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        let mut child = Command::new(&self.binary)
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        wait_listening(self.port, &mut child, "s3s-fs");
+        self.child = Some(child);
+    }
+}
+
+impl Drop for S3Fs {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A client of the store the service wrote to, for reading back what landed.
+pub fn reader(env: &[(String, String)]) -> Arc<dyn ObjectStore> {
+    let config = ingest::Config::from_pairs(
+        env.iter()
+            .filter(|(k, _)| k != "INGEST_TOPIC" && k != "INGEST_KAFKA_BOOTSTRAP_SERVERS")
+            .cloned()
+            .chain([
+                ("INGEST_TOPIC".to_string(), "reader".to_string()),
+                (
+                    "INGEST_KAFKA_BOOTSTRAP_SERVERS".to_string(),
+                    "unused:9092".to_string(),
+                ),
+            ]),
+    )
+    .expect("valid storage settings");
+    ingest::storage::Storage::from_config(&config)
+        .expect("store builds")
+        .object_store()
+}
+
+/// Every object under the store's root: path → (e_tag, last_modified, size).
+pub async fn listing(store: &Arc<dyn ObjectStore>) -> BTreeMap<String, (Option<String>, i64, u64)> {
+    store
+        .list(None)
+        .map_ok(|m| {
+            (
+                m.location.to_string(),
+                (m.e_tag, m.last_modified.timestamp_millis(), m.size),
+            )
+        })
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Downloads everything under `prefix` into `dir`, so the local-disk readers apply.
+pub async fn mirror(store: &Arc<dyn ObjectStore>, prefix: &str, dir: &FsPath) -> Vec<PathBuf> {
+    let metas: Vec<_> = store
+        .list(Some(&Path::from(prefix)))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    for meta in metas {
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let path = dir.join(meta.location.as_ref());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        written.push(path);
+    }
+    written
+}
