@@ -100,6 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ("INGEST_FLUSH_MAX_AGE_MS", "2000"),
         ("INGEST_FLUSH_MAX_RECORDS", "20000"),
         ("INGEST_LOG_FORMAT", "text"),
+        ("INGEST_HTTP_ADDR", "127.0.0.1:0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -30,6 +30,9 @@ pub mod defaults {
     pub const SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
     pub const MULTIPART_THRESHOLD_BYTES: usize = 16 * 1024 * 1024;
     pub const MULTIPART_PART_BYTES: usize = 8 * 1024 * 1024;
+    pub const HTTP_ADDR: &str = "0.0.0.0:8080";
+    pub const HEALTH_STALL_MS: u64 = 60_000;
+    pub const STORAGE_CHECK_INTERVAL_MS: u64 = 15_000;
     /// S3's smallest part (all but the last).
     pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 }
@@ -55,6 +58,9 @@ pub struct RawEnv {
     pub time_source: Option<String>,
     pub shutdown_timeout_ms: Option<String>,
     pub log_format: Option<String>,
+    pub http_addr: Option<String>,
+    pub health_stall_ms: Option<String>,
+    pub storage_check_interval_ms: Option<String>,
     pub multipart_threshold_bytes: Option<String>,
     pub multipart_part_bytes: Option<String>,
     pub fault_hang_after_uploads: Option<String>,
@@ -89,6 +95,9 @@ const TYPED: &[&str] = &[
     "TIME_SOURCE",
     "SHUTDOWN_TIMEOUT_MS",
     "LOG_FORMAT",
+    "HTTP_ADDR",
+    "HEALTH_STALL_MS",
+    "STORAGE_CHECK_INTERVAL_MS",
     "MULTIPART_THRESHOLD_BYTES",
     "MULTIPART_PART_BYTES",
     "FAULT_HANG_AFTER_UPLOADS",
@@ -376,6 +385,29 @@ impl RawEnv {
             ],
             LogFormat::Auto,
         )?;
+        let http_addr = match self.http_addr.as_deref().map(str::trim) {
+            Some("off") | Some("") => None,
+            other => {
+                let v = other.unwrap_or(defaults::HTTP_ADDR);
+                Some(v.parse::<std::net::SocketAddr>().map_err(|_| {
+                    ConfigError::invalid(
+                        "HTTP_ADDR",
+                        v,
+                        "ip:port for /healthz, /readyz and /metrics (e.g. 0.0.0.0:8080), or off",
+                    )
+                })?)
+            }
+        };
+        let health_stall = Duration::from_millis(positive(
+            "HEALTH_STALL_MS",
+            self.health_stall_ms,
+            defaults::HEALTH_STALL_MS,
+        )?);
+        let storage_check_interval = Duration::from_millis(positive(
+            "STORAGE_CHECK_INTERVAL_MS",
+            self.storage_check_interval_ms,
+            defaults::STORAGE_CHECK_INTERVAL_MS,
+        )?);
         let hang_after_uploads = match self.fault_hang_after_uploads {
             None => None,
             Some(v) => Some(positive("FAULT_HANG_AFTER_UPLOADS", Some(v), 0u64)?),
@@ -413,6 +445,9 @@ impl RawEnv {
             time_source,
             shutdown_timeout,
             log_format,
+            http_addr,
+            health_stall,
+            storage_check_interval,
             fault: Fault {
                 hang_after_uploads,
                 fail_multipart_after_parts,
@@ -556,6 +591,13 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `INGEST_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `INGEST_HTTP_ADDR` (default `0.0.0.0:8080`, `off` disables): `/healthz`, `/readyz`,
+    /// `/metrics`.
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// `INGEST_HEALTH_STALL_MS`: `/healthz` fails when the loop has not turned for this long.
+    pub health_stall: Duration,
+    /// `INGEST_STORAGE_CHECK_INTERVAL_MS`: how often readiness re-checks storage.
+    pub storage_check_interval: Duration,
     pub fault: Fault,
     /// `INGEST_*` variables that are not settings (warned about at start).
     pub unknown_variables: Vec<String>,
@@ -594,6 +636,9 @@ impl fmt::Debug for Config {
             .field("time_source", &self.time_source)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("log_format", &self.log_format)
+            .field("http_addr", &self.http_addr)
+            .field("health_stall", &self.health_stall)
+            .field("storage_check_interval", &self.storage_check_interval)
             .field("fault", &self.fault)
             .finish()
     }

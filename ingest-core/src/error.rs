@@ -30,6 +30,9 @@ pub enum Error {
         timeout: Duration,
         pending: Vec<i32>,
     },
+    /// The operations endpoint (`INGEST_HTTP_ADDR`) cannot listen.
+    #[error("{0}")]
+    Endpoint(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

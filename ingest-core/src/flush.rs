@@ -18,6 +18,7 @@ use crate::batch::Batch;
 use crate::config::Fault;
 use crate::encode::{encode, EncodeOptions, Encoded};
 use crate::error::Error;
+use crate::health::Health;
 use crate::kafka::{self, KafkaConsumer};
 use crate::naming::Namer;
 use crate::partition::Sealed;
@@ -50,6 +51,7 @@ pub struct Flusher {
     pub fault: Fault,
     pub uploads: AtomicU64,
     pub progress: watch::Sender<Progress>,
+    pub health: Arc<Health>,
 }
 
 enum Step {
@@ -89,10 +91,15 @@ impl Flusher {
                 .instrument(span.clone())
                 .await?;
             match step {
-                Step::Done(outcome) => return Ok(outcome),
+                Step::Done(outcome) => {
+                    self.health.update(|f| f.storage_error = None);
+                    return Ok(outcome);
+                }
                 Step::Retry(e) => {
                     metrics::counter!("ingest_storage_errors_total").increment(1);
                     self.progress.send_modify(|p| p.storage_errors += 1);
+                    self.health
+                        .update(|f| f.storage_error = Some(crate::storage::one_line(&e)));
                     tracing::warn!(parent: &span, error = %e, retry_in_ms = backoff.as_millis() as u64,
                         "storage unavailable; this partition waits and nothing is committed");
                     tokio::select! {
@@ -253,7 +260,14 @@ impl Flusher {
             tracing::error!(path = %claim.data, "a data file exists without the claim that should precede it; it is kept as is");
         }
         if created == Created::New {
-            metrics::counter!("ingest_files_total").increment(1);
+            metrics::counter!("ingest_files_landed_total").increment(1);
+            let partition = claim.partition;
+            let now = now_ms();
+            metrics::gauge!("ingest_last_landed_timestamp_seconds", "partition" => partition.to_string())
+                .set(now as f64 / 1000.0);
+            self.health.update(|f| {
+                f.last_landed_ms.insert(partition, now);
+            });
             metrics::counter!("ingest_records_landed_total").increment(encoded.records as u64);
             metrics::counter!("ingest_bytes_landed_total").increment(size as u64);
             metrics::counter!("ingest_dead_letters_total").increment(encoded.dead_lettered as u64);
@@ -300,6 +314,8 @@ impl Flusher {
         match result {
             Ok(Ok(())) => {
                 tracing::debug!(partition, next_offset = through + 1, "committed");
+                metrics::gauge!("ingest_committed_offset", "partition" => partition.to_string())
+                    .set((through + 1) as f64);
                 self.progress.send_modify(|p| {
                     p.committed.insert(partition, through + 1);
                 });

@@ -50,6 +50,11 @@ impl ClientContext for Context {
         }
     }
 
+    /// librdkafka statistics (every `statistics.interval.ms`): per-partition consumer lag.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.record_lag(&statistics);
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         if matches!(
             error.rdkafka_error_code(),
@@ -58,6 +63,21 @@ impl ClientContext for Context {
             return; // reaching the end of a partition is normal; the pipeline logs it
         }
         tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl Context {
+    fn record_lag(&self, statistics: &rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        for (p, part) in &topic.partitions {
+            // -1 is librdkafka's unassigned pseudo-partition; lag -1 means not known yet.
+            if *p >= 0 && part.consumer_lag >= 0 {
+                metrics::gauge!("ingest_consumer_lag", "partition" => p.to_string())
+                    .set(part.consumer_lag as f64);
+            }
+        }
     }
 }
 
@@ -94,6 +114,8 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("queued.max.messages.kbytes", "16384")
         // Reaching the end of a partition is logged ("caught up") at debug level.
         .set("enable.partition.eof", "true")
+        // Statistics feed the per-partition lag gauge.
+        .set("statistics.interval.ms", "10000")
         .set("client.id", format!("ingest-{}", config.topic));
     for p in &config.kafka.properties {
         c.set(&p.name, &p.value);

@@ -23,8 +23,10 @@ use crate::config::Config;
 use crate::encode::EncodeOptions;
 use crate::error::Error;
 use crate::flush::{now_ms, Flusher, Outcome};
+use crate::health::Health;
 use crate::kafka::{self, KafkaConsumer, RebalanceEvent};
 use crate::naming::Namer;
+use crate::ops;
 use crate::partition::PartitionState;
 use crate::progress::Progress;
 use crate::storage::Storage;
@@ -52,8 +54,32 @@ impl Pipeline {
     /// Returns what this run landed.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Progress, Error> {
         let config = self.config;
+        let health = Arc::new(Health::new(now_ms()));
+        // Stops the endpoint and the storage watch when this function returns, however it ends.
+        let background = CancellationToken::new();
+        let _stop_background = background.clone().drop_guard();
+        if let Some(addr) = config.http_addr {
+            let listener = ops::bind(addr).await.map_err(Error::Endpoint)?;
+            let bound = listener.local_addr().ok();
+            tracing::info!(addr = ?bound, "serving /healthz, /readyz and /metrics");
+            self.progress.send_modify(|p| p.http_addr = bound);
+            tokio::spawn(ops::serve(
+                listener,
+                Arc::clone(&health),
+                ops::recorder(),
+                config.health_stall,
+                background.clone(),
+            ));
+        }
+        metrics::gauge!("ingest_buffer_cap_bytes").set(config.max_buffer_bytes as f64);
         let storage = Storage::from_config(&config).map_err(Error::Storage)?;
         let caps = storage.probe().await.map_err(Error::Storage)?;
+        tokio::spawn(watch_storage(
+            storage.clone(),
+            Arc::clone(&health),
+            config.storage_check_interval,
+            background.clone(),
+        ));
         let (consumer, mut events) = kafka::subscribe(&config).map_err(Error::Kafka)?;
         let check = {
             let (c, cfg) = (consumer.clone(), config.clone());
@@ -68,6 +94,7 @@ impl Pipeline {
                 return Ok(Progress::default());
             }
         };
+        health.update(|f| f.started = true);
         tracing::info!(topic = %config.topic, group = %config.kafka.group_id, storage = storage.label(),
             create_only = caps.create_only, multipart = caps.multipart,
             partitions = partition_count, "ingest started");
@@ -91,6 +118,7 @@ impl Pipeline {
             fault: config.fault,
             uploads: AtomicU64::new(0),
             progress: self.progress.clone(),
+            health: Arc::clone(&health),
         });
         let mut lp = Loop {
             config,
@@ -102,7 +130,9 @@ impl Pipeline {
             paused: BTreeSet::new(),
             draining: false,
             buffered: 0,
+            health: Arc::clone(&health),
         };
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
         let mut tick_at: Option<Instant> = None;
@@ -135,6 +165,10 @@ impl Pipeline {
                 }
                 Some(joined) = lp.tasks.join_next(), if !lp.tasks.is_empty() => lp.on_flushed(joined)?,
                 Some(event) = events.recv() => lp.on_rebalance(event),
+                _ = heartbeat.tick() => {
+                    lp.health.update(|f| f.heartbeat_ms = now_ms());
+                    attention = false;
+                }
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
                 message = consumer.recv() => {
                     // Rebalance callbacks run inside recv(): apply them before the message.
@@ -176,6 +210,7 @@ struct Owned {
 type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;
 
 struct Loop {
+    health: Arc<Health>,
     config: Config,
     consumer: Arc<KafkaConsumer>,
     flusher: Arc<Flusher>,
@@ -263,8 +298,16 @@ impl Loop {
                             "partition revoked; its unlanded records are dropped uncommitted for the new owner to re-read");
                     }
                 }
+                self.health.update(|f| {
+                    for p in &partitions {
+                        f.last_landed_ms.remove(p);
+                    }
+                });
             }
         }
+        let owned = self.partitions.len();
+        self.health.update(|f| f.assigned = owned);
+        metrics::gauge!("ingest_assigned_partitions").set(owned as f64);
     }
 
     fn on_flushed(&mut self, joined: Joined) -> Result<(), Error> {
@@ -369,6 +412,7 @@ impl Loop {
 
     fn begin_drain(&mut self) {
         self.draining = true;
+        self.health.update(|f| f.draining = true);
         let buffered: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
         tracing::info!(
             buffered_bytes = buffered,
@@ -388,5 +432,26 @@ impl Loop {
                 .partitions
                 .values()
                 .all(|o| o.state.is_drained() || o.state.completing_claim())
+    }
+}
+
+/// Re-checks storage every `interval` so readiness follows an outage even when no flush is
+/// running; flushes update the same fact as they succeed or fail.
+async fn watch_storage(
+    storage: Storage,
+    health: Arc<Health>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = storage.check() => r,
+        };
+        health.update(|f| f.storage_error = result.err());
     }
 }

@@ -20,6 +20,8 @@ pub struct Progress {
     /// Flush attempts that failed on storage and will be retried (an outage in progress shows
     /// as this growing while nothing lands).
     pub storage_errors: u64,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen (the bound port when 0 was asked).
+    pub http_addr: Option<std::net::SocketAddr>,
     /// Last committed next-offset per partition.
     pub committed: BTreeMap<i32, i64>,
 }

@@ -311,6 +311,15 @@ impl Storage {
         Ok(caps)
     }
 
+    /// A cheap reachability check for readiness: looks up a name that need not exist.
+    pub async fn check(&self) -> Result<(), String> {
+        let path = Path::from(format!("{STATE_PREFIX}/probe/readiness-check"));
+        match self.store.head(&path).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.explain(&e)),
+        }
+    }
+
     fn explain(&self, e: &object_store::Error) -> String {
         explain::explain(
             self.kind,

@@ -324,6 +324,7 @@ pub fn env(brokers: &str, topic: &str, group: &str, dir: &Path) -> Vec<(String, 
         ("INGEST_KAFKA_SESSION_TIMEOUT_MS", "6000"),
         ("INGEST_KAFKA_HEARTBEAT_INTERVAL_MS", "500"),
         ("INGEST_LOG_FORMAT", "text"),
+        ("INGEST_HTTP_ADDR", "127.0.0.1:0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
