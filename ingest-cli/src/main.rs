@@ -6,13 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-mod autoloader;
+use ingest_cli::{autoloader, names, scaffold, services, values};
+
 mod demo;
-mod names;
-mod render;
-mod scaffold;
-mod services;
-mod values;
 
 #[derive(Parser)]
 #[command(

@@ -68,9 +68,51 @@ pub fn schema_errors(merged: &Value) -> Vec<String> {
         .map(|e| {
             let path = e.instance_path().to_string();
             let path = if path.is_empty() { "/".into() } else { path };
-            format!("{path}: {e}")
+            let schema_path = e.schema_path().to_string();
+            match hint(&schema_path, e.instance(), &e.to_string()) {
+                Some(hint) => format!("{path}: {hint}"),
+                None => format!("{path}: {e}"),
+            }
         })
         .collect()
+}
+
+/// Plainer words for the schema rules whose generic message would not say what to do.
+fn hint(schema_path: &str, instance: &Value, message: &str) -> Option<String> {
+    // propertyNames errors end with `for "NAME"`.
+    let name = message
+        .rsplit_once(" for ")
+        .map_or("", |(_, n)| n.trim_matches('"'));
+    if schema_path.ends_with("/env/propertyNames/not") {
+        Some(format!(
+            "{name} looks like a secret or is set by the chart: reference secrets under \
+             secretEnv; INGEST_TOPIC, INGEST_KAFKA_GROUP_ID, INGEST_SHUTDOWN_TIMEOUT_MS and \
+             INGEST_HTTP_ADDR come from topic, groupId, shutdownTimeoutSeconds and http.port"
+        ))
+    } else if schema_path.contains("/env/additionalProperties/type") {
+        Some(format!(
+            "{instance} is not a string: quote it (Helm would print large numbers as 1e+06)"
+        ))
+    } else if let Some(rule) = schema_path.strip_prefix("/allOf/") {
+        let var = match rule.split('/').next() {
+            Some("0") => "INGEST_KAFKA_BOOTSTRAP_SERVERS",
+            _ => "INGEST_STORAGE_URL",
+        };
+        Some(format!("{var} is not set: add it under env (or secretEnv)"))
+    } else if schema_path.starts_with("/properties/topic/") {
+        Some(format!(
+            "{instance} is not a Kafka topic name: set topic to 1-249 ASCII letters, digits, \
+             '.', '_' or '-'"
+        ))
+    } else if schema_path.contains("/INGEST_STORAGE_URL/not") {
+        Some(
+            "INGEST_STORAGE_URL carries credentials or a SAS token: move them to \
+              secretEnv (AWS_* / AZURE_* variables)"
+                .to_string(),
+        )
+    } else {
+        None
+    }
 }
 
 /// The environment the chart gives the container (Secret values replaced by a placeholder),
