@@ -145,21 +145,25 @@ fn a_generated_service_builds_fails_clearly_without_config_and_lands_records() {
     )
     .unwrap();
 
+    // The nested build must not see the variables cargo sets for this test (package names,
+    // manifest dir): only the target directory is shared, so the build is warm.
     let mut build = Command::new(env!("CARGO"));
     build
         .args(["build", "-p", "smoke-events", "-p", "smoke-filtered"])
-        .current_dir(ws.path())
-        .env("CARGO_TARGET_DIR", target_dir());
+        .current_dir(ws.path());
     for (k, _) in std::env::vars() {
         if k.starts_with("CARGO_") && k != "CARGO_HOME" {
             build.env_remove(k);
         }
     }
-    build.env("CARGO_TARGET_DIR", target_dir());
-    let status = build.status().unwrap();
+    let built = build
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap();
     assert!(
-        status.success(),
-        "cargo build of the generated services failed"
+        built.status.success(),
+        "cargo build of the generated services failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
     );
     eprintln!("generated and built in {:?}", started.elapsed());
     let binary = target_dir().join("debug/smoke-events");
