@@ -137,10 +137,13 @@ pub fn pod_env(merged: &Value) -> Vec<(String, String)> {
     }
     if let Some(vars) = merged["secretEnv"].as_object() {
         for k in vars.keys() {
-            let placeholder = if k == "INGEST_STORAGE_URL" {
-                "file:///from-secret/"
-            } else {
-                FROM_SECRET
+            // Values the service parses get a placeholder of the right shape.
+            let placeholder = match k.as_str() {
+                "INGEST_STORAGE_URL" => "file:///from-secret/",
+                "AZURE_STORAGE_CONNECTION_STRING" => {
+                    "AccountName=from-secret;AccountKey=from-secret"
+                }
+                _ => FROM_SECRET,
             };
             env.push((k.clone(), placeholder.to_string()));
         }
