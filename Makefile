@@ -3,10 +3,12 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+CLI = $(CARGO) run --quiet -p ingest-cli --
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 run: ## Run the main job on an embedded Kafka into ./landed and print what landed
 	$(CARGO) run --release -p ingest-cli -- demo --out landed
@@ -28,3 +30,15 @@ fmt: ## Format the code
 
 ci-deps: ## Install what the tests need (tansu, s3s-fs, Azurite, DuckDB); CI runs this
 	bash .ci/install-deps
+
+new-service: ## Generate services/<TOPIC>/ (TOPIC=payments [SOURCE=eventhubs] [STORAGE_URL=s3://...] [FORCE=1])
+	@test -n "$(TOPIC)" || { echo "usage: make new-service TOPIC=<topic> [SOURCE=kafka|eventhubs] [STORAGE_URL=s3://bucket/prefix] [FORCE=1]" >&2; exit 2; }
+	$(CLI) new-service '$(TOPIC)' $(if $(SOURCE),--source $(SOURCE)) $(if $(STORAGE_URL),--storage-url '$(STORAGE_URL)') $(if $(FORCE),--force)
+
+image: ## Build one service's container image ingest/<SERVICE>:<version> (SERVICE=orders; needs Docker)
+	@test -n "$(SERVICE)" || { echo "usage: make image SERVICE=<crate> (ingest-cli list shows them)" >&2; exit 2; }
+	docker build --build-arg SERVICE=$(SERVICE) -t ingest/$(SERVICE):$(VERSION) .
+
+helm-check: ## Check the Helm chart (schema, templates; helm lint/template if installed) and every service's values
+	$(CARGO) test -p ingest-cli --test chart -- --nocapture
+	@for s in $$($(CLI) list | awk 'NR > 1 {print $$1}'); do $(CLI) validate "$$s" || exit 1; done

@@ -15,6 +15,7 @@ use serde::de::IgnoredAny;
 
 use crate::batch::{Batch, StoredRecord};
 use crate::config::{Compression, Envelope, InvalidRecordPolicy};
+use crate::transform::Transform;
 
 /// How records are written, fixed per service.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct EncodeOptions {
     pub invalid: InvalidRecordPolicy,
     /// Values larger than this are invalid records (`INGEST_MAX_RECORD_BYTES`).
     pub max_record_bytes: usize,
+    /// Per-topic transform of valid record values (`ingest::Service::transform`).
+    pub transform: Option<Transform>,
 }
 
 /// The encoded files of one batch.
@@ -37,6 +40,8 @@ pub struct Encoded {
     pub records: usize,
     pub dead_lettered: usize,
     pub skipped: usize,
+    /// Records the transform dropped.
+    pub filtered: usize,
     /// Bytes of NDJSON before compression.
     pub uncompressed_bytes: usize,
 }
@@ -132,6 +137,7 @@ fn push_metadata_line(
     topic: &str,
     partition: i32,
     r: &StoredRecord<'_>,
+    value: Option<&[u8]>,
     compact: bool,
 ) {
     push_coordinates(out, topic, partition, r);
@@ -149,7 +155,7 @@ fn push_metadata_line(
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"value\":");
-    match r.value() {
+    match value {
         None => out.extend_from_slice(b"null"),
         Some(v) if compact => compact_into(out, v),
         Some(v) => out.extend_from_slice(v),
@@ -240,22 +246,35 @@ pub fn encode(
 ) -> Result<Encoded, InvalidRecord> {
     let mut data = Sink::new(opts.compression, batch.bytes() + batch.len() * 8);
     let mut dead: Option<Sink> = None;
-    let (mut records, mut dead_lettered, mut skipped) = (0, 0, 0);
+    let (mut records, mut dead_lettered, mut skipped, mut filtered) = (0, 0, 0, 0);
     for r in batch.records() {
         let checked = match (r.value(), opts.envelope) {
             (Some(v), _) => check_json(v, opts.max_record_bytes),
             (None, Envelope::Metadata) => Ok(false),
             (None, Envelope::Raw) => Err("the record has no value (a tombstone)".to_string()),
         };
+        let transformed = match (&checked, &opts.transform, r.value()) {
+            (Ok(_), Some(t), Some(v)) => Some(t.apply(v)),
+            _ => None,
+        };
+        let (checked, value) = match transformed {
+            None => (checked, r.value()),
+            Some(Ok(None)) => {
+                filtered += 1;
+                continue;
+            }
+            Some(Ok(Some(ref line))) => (Ok(false), Some(&line[..])),
+            Some(Err(reason)) => (Err(reason), r.value()),
+        };
         match checked {
             Ok(compact) => {
                 let out = &mut data.pending;
                 match opts.envelope {
                     Envelope::Metadata => {
-                        push_metadata_line(out, &opts.topic, partition, &r, compact)
+                        push_metadata_line(out, &opts.topic, partition, &r, value, compact)
                     }
                     Envelope::Raw => {
-                        let v = r.value().unwrap_or_default();
+                        let v = value.unwrap_or_default();
                         if compact {
                             compact_into(out, v);
                         } else {
@@ -299,6 +318,7 @@ pub fn encode(
         records,
         dead_lettered,
         skipped,
+        filtered,
         uncompressed_bytes,
     })
 }
@@ -322,6 +342,7 @@ mod tests {
             compression,
             invalid,
             max_record_bytes: 1000,
+            transform: None,
         }
     }
 

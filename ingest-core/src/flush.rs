@@ -272,6 +272,7 @@ impl Flusher {
             metrics::counter!("ingest_bytes_landed_total").increment(size as u64);
             metrics::counter!("ingest_dead_letters_total").increment(encoded.dead_lettered as u64);
             metrics::counter!("ingest_records_skipped_total").increment(encoded.skipped as u64);
+            metrics::counter!("ingest_records_filtered_total").increment(encoded.filtered as u64);
             tracing::info!(path = %claim.data, records = encoded.records, bytes = size,
                 uncompressed_bytes = encoded.uncompressed_bytes, dead_letters = encoded.dead_lettered, "landed");
             self.progress.send_modify(|p| {

@@ -21,8 +21,10 @@ pub mod partition;
 mod pipeline;
 mod progress;
 pub mod recovery;
+mod service;
 pub mod storage;
 mod telemetry;
+pub mod transform;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,8 +33,10 @@ pub use config::Config;
 pub use error::Error;
 pub use pipeline::Pipeline;
 pub use progress::Progress;
+pub use service::Service;
 pub use telemetry::init as init_tracing;
 pub use tokio_util::sync::CancellationToken;
+pub use transform::Keep;
 
 /// Exit code for a configuration error (the service cannot start as configured).
 pub const EXIT_CONFIG: u8 = 2;
@@ -44,6 +48,11 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit codes: 0 after a clean shutdown (everything buffered landed and was committed),
 /// 1 on a runtime error, 2 on a configuration error, 130 after a second signal.
 pub fn run() -> ExitCode {
+    run_with(None)
+}
+
+/// [`run`] with an optional per-topic transform ([`Service`] is the public way in).
+fn run_with(transform: Option<transform::Transform>) -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -68,7 +77,11 @@ pub fn run() -> ExitCode {
     let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        match Pipeline::new(config).run(shutdown).await {
+        match Pipeline::new(config)
+            .with_transform(transform)
+            .run(shutdown)
+            .await
+        {
             Ok(_) => ExitCode::SUCCESS,
             Err(e @ Error::Config(_)) => {
                 tracing::error!("{e}");

@@ -35,6 +35,7 @@ use crate::storage::Storage;
 pub struct Pipeline {
     config: Config,
     progress: watch::Sender<Progress>,
+    pub(crate) transform: Option<crate::transform::Transform>,
 }
 
 impl Pipeline {
@@ -42,6 +43,7 @@ impl Pipeline {
         Pipeline {
             config,
             progress: watch::Sender::new(Progress::default()),
+            transform: None,
         }
     }
 
@@ -114,6 +116,7 @@ impl Pipeline {
                 compression: config.compression,
                 invalid: config.invalid,
                 max_record_bytes: config.max_record_bytes,
+                transform: self.transform,
             },
             fault: config.fault,
             uploads: AtomicU64::new(0),

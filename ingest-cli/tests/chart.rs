@@ -1,0 +1,263 @@
+//! The Helm chart without Helm: every committed service's values (over the chart's defaults,
+//! as Helm merges them) pass `values.schema.json`, bad values are rejected, and every
+//! `.Values.*` the templates use has a default. With `helm` on PATH, `helm lint` and
+//! `helm template` run too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ingest_cli::values::{parse_yaml, schema_errors, with_defaults, CHART_VALUES};
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chart() -> PathBuf {
+    root().join("helm/ingest-sink")
+}
+
+fn committed_services() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("services"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("values.yaml"))
+        .filter(|p| p.exists())
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "services/orders/values.yaml is committed");
+    out
+}
+
+fn minimal() -> Value {
+    json!({
+        "image": {"repository": "ingest/x"},
+        "topic": "x",
+        "env": {"INGEST_KAFKA_BOOTSTRAP_SERVERS": "k:9092", "INGEST_STORAGE_URL": "s3://b/p"}
+    })
+}
+
+#[test]
+fn every_committed_service_passes_the_schema() {
+    for path in committed_services() {
+        let values = parse_yaml(&std::fs::read_to_string(&path).unwrap(), "values").unwrap();
+        let errors = schema_errors(&with_defaults(&values));
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+}
+
+#[test]
+fn the_defaults_are_valid_except_for_what_each_service_must_supply() {
+    assert!(schema_errors(&with_defaults(&minimal())).is_empty());
+    let alone = parse_yaml(CHART_VALUES, "defaults").unwrap();
+    let errors = schema_errors(&alone);
+    let mut paths: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        ["/", "/", "/image/repository", "/topic"],
+        "{errors:#?}"
+    );
+    for var in ["INGEST_KAFKA_BOOTSTRAP_SERVERS", "INGEST_STORAGE_URL"] {
+        let line = format!("/: {var} is not set: add it under env (or secretEnv)");
+        assert!(errors.contains(&line), "{errors:#?}");
+    }
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"replicas": 0}), "/replicas"),
+        (json!({"replicas": "2"}), "/replicas"),
+        (
+            json!({"topic": null}),
+            "/topic: \"\" is not a Kafka topic name",
+        ),
+        (json!({"topic": "a/b"}), "/topic"),
+        (json!({"topic": ".."}), "/topic"),
+        (
+            json!({"env": {"INGEST_KAFKA_SASL_PASSWORD": "x"}}),
+            "looks like a secret",
+        ),
+        (
+            json!({"env": {"AZURE_STORAGE_ACCOUNT_KEY": "x"}}),
+            "looks like a secret",
+        ),
+        (
+            json!({"env": {"INGEST_TOPIC": "other"}}),
+            "set by the chart",
+        ),
+        (
+            json!({"env": {"INGEST_FLUSH_MAX_RECORDS": 5000000}}),
+            "quote it",
+        ),
+        (
+            json!({"env": {"INGEST_STORAGE_URL": "az://c/p?sv=1&sig=abc"}}),
+            "SAS token",
+        ),
+        (
+            json!({"env": {"INGEST_STORAGE_URL": "s3://key:secret@b/p"}}),
+            "credentials",
+        ),
+        (json!({"env": {"lower_case": "x"}}), "/env"),
+        (
+            json!({"env": {"INGEST_KAFKA_BOOTSTRAP_SERVERS": null}}),
+            "/",
+        ),
+        (
+            json!({"secretEnv": {"P": {"secretName": "s"}}}),
+            "/secretEnv/P",
+        ),
+        (
+            json!({"secretEnv": {"P": {"secretName": "s", "key": "k", "value": "x"}}}),
+            "/secretEnv/P",
+        ),
+        (
+            json!({"shutdownTimeoutSeconds": 0}),
+            "/shutdownTimeoutSeconds",
+        ),
+        (json!({"http": {"port": 70000}}), "/http/port"),
+        (
+            json!({"serviceMonitor": {"enabled": "yes"}}),
+            "/serviceMonitor/enabled",
+        ),
+        (json!({"replica": 2}), "'replica' was unexpected"),
+        (json!({"image": {"repository": ""}}), "/image/repository"),
+    ];
+    for (patch, expect) in cases {
+        let mut values = minimal();
+        ingest_cli::values::merge(&mut values, &patch);
+        let errors = schema_errors(&with_defaults(&values));
+        assert!(
+            errors.iter().any(|e| e.contains(expect)),
+            "{patch} should be rejected with {expect:?}, got {errors:#?}"
+        );
+        assert!(errors.iter().all(|e| !e.contains('\n')), "one line each");
+    }
+}
+
+/// `.Values.a.b` paths in a template (also `$.Values`).
+fn values_refs(template: &str) -> Vec<String> {
+    let mut refs = Vec::new();
+    for (i, _) in template.match_indices(".Values.") {
+        let rest = &template[i + ".Values.".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(rest.len());
+        refs.push(rest[..end].trim_end_matches('.').to_string());
+    }
+    refs
+}
+
+#[test]
+fn every_value_the_templates_use_has_a_default() {
+    let defaults = parse_yaml(CHART_VALUES, "defaults").unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(chart().join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for r in values_refs(&text) {
+            let found = r.split('.').try_fold(&defaults, |v, k| v.get(k));
+            assert!(
+                found.is_some(),
+                "{}: .Values.{r} has no default in values.yaml",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "found the references ({checked})");
+    assert_eq!(
+        values_refs("{{ .Values.a.b }} {{ $.Values.c }}."),
+        ["a.b", "c"]
+    );
+}
+
+#[test]
+fn chart_metadata_and_templates_are_in_place() {
+    let meta = parse_yaml(
+        &std::fs::read_to_string(chart().join("Chart.yaml")).unwrap(),
+        "Chart.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        (meta["apiVersion"].as_str(), meta["name"].as_str()),
+        (Some("v2"), Some("ingest-sink"))
+    );
+    let deployment = std::fs::read_to_string(chart().join("templates/deployment.yaml")).unwrap();
+    for needle in [
+        "path: /healthz",
+        "path: /readyz",
+        "INGEST_HTTP_ADDR",
+        "INGEST_KAFKA_GROUP_ID",
+        "terminationGracePeriodSeconds: {{ add .Values.shutdownTimeoutSeconds 15 }}",
+        "INGEST_SHUTDOWN_TIMEOUT_MS",
+        "secretKeyRef",
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "drop: [\"ALL\"]",
+    ] {
+        assert!(
+            deployment.contains(needle),
+            "deployment.yaml lacks {needle}"
+        );
+    }
+    for t in [
+        "service.yaml",
+        "pdb.yaml",
+        "servicemonitor.yaml",
+        "_helpers.tpl",
+    ] {
+        assert!(chart().join("templates").join(t).is_file(), "{t}");
+    }
+    let monitor = std::fs::read_to_string(chart().join("templates/servicemonitor.yaml")).unwrap();
+    assert!(
+        monitor.starts_with("{{- if .Values.serviceMonitor.enabled }}")
+            && monitor.contains("path: /metrics")
+    );
+}
+
+#[test]
+fn helm_lint_and_template_when_helm_is_installed() {
+    if Command::new("helm").arg("version").output().is_err() {
+        println!(
+            "note: helm is not on PATH; skipped helm lint and helm template (schema checks ran)"
+        );
+        return;
+    }
+    let chart = chart();
+    for values in committed_services() {
+        for sub in [&["lint", "--strict"][..], &["template", "test-release"][..]] {
+            let out = Command::new("helm")
+                .args(sub)
+                .arg(&chart)
+                .arg("-f")
+                .arg(&values)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "helm {sub:?} -f {}: {}",
+                values.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "replicas: 0\n").unwrap();
+    let out = Command::new("helm")
+        .args(["template", "x"])
+        .arg(&chart)
+        .arg("-f")
+        .arg(committed_services()[0].clone())
+        .arg("-f")
+        .arg(bad.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "helm rejects replicas: 0 through the schema"
+    );
+}
