@@ -246,6 +246,15 @@ pub enum FlushReason {
 }
 
 impl FlushReason {
+    pub const ALL: [FlushReason; 6] = [
+        FlushReason::Records,
+        FlushReason::Bytes,
+        FlushReason::Age,
+        FlushReason::MemoryPressure,
+        FlushReason::Shutdown,
+        FlushReason::Recovery,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FlushReason::Records => "records",

@@ -47,53 +47,82 @@ pub fn recorder() -> PrometheusHandle {
         .clone()
 }
 
-/// Every metric the service exports, with its unit and meaning.
+/// Every metric the service exports, with its unit and meaning. Counters (and each flush
+/// reason) start at zero so `rate()` and alerts work before the first event.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        "ingest_records_consumed_total",
-        "Records received from Kafka."
-    );
-    describe_counter!(
-        "ingest_bytes_consumed_total",
-        Unit::Bytes,
-        "Record bytes (key, value, headers) received from Kafka."
-    );
-    describe_counter!(
-        "ingest_records_landed_total",
-        "Records written to data files."
-    );
-    describe_counter!(
-        "ingest_bytes_landed_total",
-        Unit::Bytes,
-        "Bytes of data files as stored (compressed)."
-    );
-    describe_counter!("ingest_files_landed_total", "Data files written.");
+    const COUNTERS: &[(&str, Option<Unit>, &str)] = &[
+        (
+            "ingest_records_consumed_total",
+            None,
+            "Records received from Kafka.",
+        ),
+        (
+            "ingest_bytes_consumed_total",
+            Some(Unit::Bytes),
+            "Record bytes (key, value, headers) received from Kafka.",
+        ),
+        (
+            "ingest_records_landed_total",
+            None,
+            "Records written to data files.",
+        ),
+        (
+            "ingest_bytes_landed_total",
+            Some(Unit::Bytes),
+            "Bytes of data files as stored (compressed).",
+        ),
+        ("ingest_files_landed_total", None, "Data files written."),
+        (
+            "ingest_dead_letters_total",
+            None,
+            "Invalid records written to the dead-letter path.",
+        ),
+        (
+            "ingest_records_skipped_total",
+            None,
+            "Invalid records dropped under INGEST_INVALID_RECORD_POLICY=skip.",
+        ),
+        (
+            "ingest_records_filtered_total",
+            None,
+            "Records dropped by the service's transform.",
+        ),
+        (
+            "ingest_storage_errors_total",
+            None,
+            "Flush attempts that failed on storage and were retried.",
+        ),
+        (
+            "ingest_commit_failures_total",
+            None,
+            "Offset commits that failed after a file landed.",
+        ),
+        (
+            "ingest_recoveries_total",
+            None,
+            "Batches that started at an existing claim (restart, rebalance, retry).",
+        ),
+        (
+            "ingest_multipart_uploads_total",
+            None,
+            "Files uploaded in parts.",
+        ),
+    ];
+    for (name, unit, help) in COUNTERS {
+        match unit {
+            Some(u) => describe_counter!(*name, *u, *help),
+            None => describe_counter!(*name, *help),
+        }
+        metrics::counter!(*name).increment(0);
+    }
     describe_counter!(
         "ingest_flushes_total",
-        "Batches sealed for upload, by reason (records, bytes, age, memory, shutdown)."
+        "Batches sealed for upload, by reason."
     );
-    describe_counter!(
-        "ingest_dead_letters_total",
-        "Invalid records written to the dead-letter path."
-    );
-    describe_counter!(
-        "ingest_records_skipped_total",
-        "Invalid records dropped under INGEST_INVALID_RECORD_POLICY=skip."
-    );
-    describe_counter!(
-        "ingest_storage_errors_total",
-        "Flush attempts that failed on storage and were retried."
-    );
-    describe_counter!(
-        "ingest_commit_failures_total",
-        "Offset commits that failed after a file landed."
-    );
-    describe_counter!(
-        "ingest_recoveries_total",
-        "Batches that started at an existing claim (restart, rebalance, retry)."
-    );
-    describe_counter!("ingest_multipart_uploads_total", "Files uploaded in parts.");
+    for reason in crate::batch::FlushReason::ALL {
+        metrics::counter!("ingest_flushes_total", "reason" => reason.as_str()).increment(0);
+    }
     describe_histogram!(
         "ingest_upload_duration_seconds",
         Unit::Seconds,
@@ -135,6 +164,13 @@ pub fn describe() {
         Unit::Seconds,
         "Freshness: seconds since the partition last landed a file."
     );
+    for gauge in [
+        "ingest_buffered_bytes",
+        "ingest_paused_partitions",
+        "ingest_assigned_partitions",
+    ] {
+        metrics::gauge!(gauge).set(0.0);
+    }
 }
 
 /// Binds `addr` (fails fast with a clear message) and serves until `shutdown`.

@@ -63,7 +63,9 @@ impl Pipeline {
         if let Some(addr) = config.http_addr {
             let listener = ops::bind(addr).await.map_err(Error::Endpoint)?;
             let bound = listener.local_addr().ok();
-            tracing::info!(addr = ?bound, "serving /healthz, /readyz and /metrics");
+            if let Some(a) = bound {
+                tracing::info!(addr = %a, "serving /healthz, /readyz and /metrics");
+            }
             self.progress.send_modify(|p| p.http_addr = bound);
             tokio::spawn(ops::serve(
                 listener,

@@ -4,75 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
+use common::process::*;
 use common::*;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn service(vars: &[(String, String)], extra: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingest-sink"));
-    cmd.env_clear()
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .envs(extra.iter().copied())
-        .env("RUST_LOG", "info,ingest=debug,librdkafka=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Streams a child's stderr lines to a channel (and to our stderr, for failing tests).
-fn lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("  | {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line satisfying `pred`; panics at the deadline or if the process closed stderr.
-fn wait_line(
-    rx: &mpsc::Receiver<String>,
-    what: &str,
-    mut pred: impl FnMut(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if pred(&line) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("waiting for {what}: {e}"),
-        }
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(Instant::now() < deadline, "process did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Waits until the service logged reaching the end of every partition at its high watermark:
 /// everything produced is then buffered or landed.

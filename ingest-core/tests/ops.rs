@@ -1,0 +1,169 @@
+//! The operations endpoint of a running service process: `/metrics` agrees with what landed,
+//! `/readyz` follows storage while `/healthz` stays up, and the dashboard and alert rules only
+//! use metrics the service exports.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::process::*;
+use common::servers::{S3Fs, Server};
+use common::*;
+
+fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *m.get(series)
+        .unwrap_or_else(|| panic!("{series} missing from the scrape: {:?}", m.keys()))
+}
+
+/// Metric names in a scrape, with histogram suffixes folded into the histogram's name.
+fn names(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
+    m.keys()
+        .map(|s| {
+            let name = s.split('{').next().unwrap();
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suf| name.strip_suffix(suf))
+                .unwrap_or(name)
+                .to_string()
+        })
+        .collect()
+}
+
+/// Every `ingest_*` metric name a text mentions.
+fn referenced(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("ingest_") {
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suf| name.strip_suffix(suf))
+            .unwrap_or(&name)
+            .to_string();
+        out.insert(name);
+    }
+    out
+}
+
+#[test]
+fn metrics_equal_what_landed_and_dashboards_use_only_exported_names() {
+    let f = Fixture::new("ops", 3);
+    produce_json(&f.broker.brokers, &f.topic, 3, 200, 0);
+    produce_to(
+        &f.broker.brokers,
+        &f.topic,
+        0,
+        &[b"not json".to_vec(), b"{".to_vec()],
+    );
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 3);
+    let mut child = service(&f.vars, &[("INGEST_KAFKA_STATISTICS_INTERVAL_MS", "200")])
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stderr.take().unwrap());
+    let addr = endpoint_addr(&rx);
+    poll_http(&addr, "/readyz", "readiness", |s, _| s == 200);
+    wait_committed(&f.broker.brokers, &f.group, &f.topic, 3, WAIT);
+
+    // Lag comes from librdkafka statistics; wait for a report after the last commit.
+    let text = poll_http(
+        &addr,
+        "/metrics",
+        "zero lag on every partition",
+        |_, body| {
+            let m = parse_metrics(body);
+            (0..3)
+                .all(|p| m.get(&format!("ingest_consumer_lag{{partition=\"{p}\"}}")) == Some(&0.0))
+        },
+    );
+    let m = parse_metrics(&text);
+    let files = landed_files(f.dir.path(), &f.topic);
+    let records: usize = files.iter().map(|(_, lines)| lines.len()).sum();
+    let bytes: u64 = files
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(records, 600);
+    assert_eq!(value(&m, "ingest_records_landed_total"), records as f64);
+    assert_eq!(value(&m, "ingest_files_landed_total"), files.len() as f64);
+    assert_eq!(value(&m, "ingest_bytes_landed_total"), bytes as f64);
+    assert_eq!(value(&m, "ingest_dead_letters_total"), 2.0);
+    assert_eq!(value(&m, "ingest_records_consumed_total"), 602.0);
+    assert_eq!(value(&m, "ingest_storage_errors_total"), 0.0);
+    assert_eq!(value(&m, "ingest_assigned_partitions"), 3.0);
+    assert_eq!(
+        value(&m, "ingest_upload_duration_seconds_count"),
+        files.len() as f64
+    );
+    for (p, hw) in &high {
+        let committed = format!("ingest_committed_offset{{partition=\"{p}\"}}");
+        assert_eq!(value(&m, &committed), *hw as f64);
+        let fresh = value(
+            &m,
+            &format!("ingest_seconds_since_last_landed{{partition=\"{p}\"}}"),
+        );
+        assert!((0.0..60.0).contains(&fresh), "freshness {fresh}");
+    }
+    let (status, body) = http_get(&addr, "/healthz");
+    assert_eq!((status, body.trim()), (200, "alive"));
+    assert_eq!(http_get(&addr, "/nope").0, 404);
+
+    // The dashboard and the alert rules parse, and use only metrics this scrape exports.
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/ingest-sink/files");
+    let dashboard = std::fs::read_to_string(chart.join("ingest-dashboard.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 8));
+    let alerts = std::fs::read_to_string(chart.join("ingest-alerts.yaml")).unwrap();
+    let rules: serde_json::Value = serde_norway::from_str(&alerts).expect("alert rules are YAML");
+    let rules = rules["groups"][0]["rules"]
+        .as_array()
+        .expect("a rule group");
+    assert!(rules
+        .iter()
+        .all(|r| r["alert"].is_string() && r["expr"].is_string()));
+    let exported = names(&m);
+    for text in [&dashboard, &alerts] {
+        let unknown: Vec<_> = referenced(text).difference(&exported).cloned().collect();
+        assert!(unknown.is_empty(), "not exported: {unknown:?}");
+    }
+
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+}
+
+#[test]
+fn readiness_follows_storage_while_liveness_stays_up() {
+    let Some(mut s3) = S3Fs::start() else { return };
+    let f = Fixture::new("ready", 1);
+    let bucket = unique("ready").to_ascii_lowercase();
+    s3.create_container(&bucket);
+    let mut vars = f.vars.clone();
+    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
+    vars.extend(s3.env(&bucket, "raw"));
+    let mut child = service(&vars, &[("INGEST_STORAGE_CHECK_INTERVAL_MS", "300")])
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stderr.take().unwrap());
+    let addr = endpoint_addr(&rx);
+    poll_http(&addr, "/readyz", "ready", |s, _| s == 200);
+
+    s3.stop();
+    let body = poll_http(&addr, "/readyz", "not ready during the outage", |s, _| {
+        s == 503
+    });
+    assert!(
+        body.starts_with("storage unreachable: cannot write to s3://"),
+        "{body}"
+    );
+    assert_eq!(
+        http_get(&addr, "/healthz").0,
+        200,
+        "an outage is no reason to restart"
+    );
+
+    s3.restart();
+    poll_http(&addr, "/readyz", "ready again", |s, _| s == 200);
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+}
