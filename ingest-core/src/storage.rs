@@ -114,21 +114,12 @@ impl Storage {
         let location = Path::from(path);
         let result = if !self.create_only.load(Ordering::Relaxed) {
             self.check_then_put(&location, bytes).await
-        } else if self.kind == Kind::Local {
-            self.stage_and_publish(&location, bytes, false).await
         } else if bytes.len() > self.multipart.threshold_bytes
             && self.multipart_ok.load(Ordering::Relaxed)
         {
             self.stage_and_publish(&location, bytes, true).await
         } else {
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            self.store
-                .put_opts(&location, PutPayload::from_bytes(bytes), opts)
-                .await
-                .map(|_| ())
+            self.put_create(&location, bytes).await
         };
         match result {
             Ok(()) => Ok(Created::New),
@@ -138,6 +129,21 @@ impl Storage {
             }
             Err(e) => Err(self.error("create", path, e)),
         }
+    }
+
+    /// One create-only write in a single request (staged and hard-linked on local disk).
+    async fn put_create(&self, location: &Path, bytes: Bytes) -> Result<(), object_store::Error> {
+        if self.kind == Kind::Local {
+            return self.stage_and_publish(location, bytes, false).await;
+        }
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(location, PutPayload::from_bytes(bytes), opts)
+            .await
+            .map(|_| ())
     }
 
     /// Uploads to a staging name outside the data path, then publishes with a create-only
@@ -226,11 +232,6 @@ impl Storage {
     /// one line saying what is wrong and how to fix it.
     pub async fn probe(&self) -> Result<Capabilities, String> {
         let first = Path::from(format!("{STATE_PREFIX}/probe/{}", unique_name()));
-        let payload = || PutPayload::from_static(b"ingest write probe\n");
-        let opts = || PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
         let fail = |e: object_store::Error| self.explain(&e);
         if self.kind != Kind::Local {
             // Listing tells a missing bucket from other failures (some S3-compatible servers
@@ -248,25 +249,9 @@ impl Storage {
                 tracing::debug!(error = %e, "listing the probe prefix failed; checking by writing");
             }
         }
-        let created = if self.kind == Kind::Local {
-            self.stage_and_publish(&first, Bytes::from_static(b"ingest write probe\n"), false)
-                .await
-        } else {
-            self.store
-                .put_opts(&first, payload(), opts())
-                .await
-                .map(|_| ())
-        };
-        created.map_err(fail)?;
-        let again = if self.kind == Kind::Local {
-            self.stage_and_publish(&first, Bytes::from_static(b"again\n"), false)
-                .await
-        } else {
-            self.store
-                .put_opts(&first, payload(), opts())
-                .await
-                .map(|_| ())
-        };
+        let probe = Bytes::from_static(b"ingest write probe\n");
+        self.put_create(&first, probe.clone()).await.map_err(fail)?;
+        let again = self.put_create(&first, probe).await;
         let create_only = match again {
             Err(
                 object_store::Error::AlreadyExists { .. }

@@ -352,3 +352,37 @@ async fn s3_outage_pauses_and_loses_nothing() {
     let Some(mut s3) = S3Fs::start() else { return };
     an_outage_pauses_and_loses_nothing(&mut s3).await;
 }
+
+/// A store that overwrites despite `If-None-Match` is detected at start-up; writes then look
+/// before they write, and a replay still finds every claim and rewrites nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_create_only_is_detected_and_written_check_then_put() {
+    let Some(s3rver) = S3rver::start() else {
+        return;
+    };
+    let bucket = container("nocas");
+    s3rver.create_container(&bucket);
+    let storage = Storage::from_config(&storage_config(&s3rver, &bucket, &[])).unwrap();
+    let caps = storage.probe().await.unwrap();
+    assert!(!caps.create_only, "s3rver overwrites: {caps:?}");
+    assert_eq!(
+        storage
+            .create("x/one.json", Bytes::from_static(b"1\n"))
+            .await
+            .unwrap(),
+        Created::New
+    );
+    assert_eq!(
+        storage
+            .create("x/one.json", Bytes::from_static(b"2\n"))
+            .await
+            .unwrap(),
+        Created::AlreadyExists
+    );
+    let store = storage.object_store();
+    assert_eq!(
+        get(&store, "x/one.json").await.unwrap(),
+        Bytes::from_static(b"1\n")
+    );
+    lands_exactly_once_and_a_replay_hits_every_claim(&s3rver).await;
+}

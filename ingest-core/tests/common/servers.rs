@@ -336,3 +336,73 @@ pub async fn mirror(store: &Arc<dyn ObjectStore>, prefix: &str, dir: &FsPath) ->
     }
     written
 }
+
+/// s3rver (npm): an S3 server that ignores `If-None-Match` and overwrites, standing in for
+/// stores without conditional writes. Accepts the access key pair `S3RVER` / `S3RVER`.
+pub struct S3rver {
+    child: Option<Child>,
+    pub port: u16,
+    root: tempfile::TempDir,
+}
+
+impl S3rver {
+    pub fn start() -> Option<S3rver> {
+        let binary = binary("s3rver", "npm install -g s3rver@3.7.1")?;
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = Command::new(binary)
+            .arg("-d")
+            .arg(root.path())
+            .args(["-a", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .arg("--silent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3rver starts");
+        wait_listening(port, &mut child, "s3rver");
+        Some(S3rver {
+            child: Some(child),
+            port,
+            root,
+        })
+    }
+}
+
+impl Server for S3rver {
+    fn env(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        [
+            ("INGEST_STORAGE_URL", format!("s3://{bucket}/{prefix}")),
+            ("AWS_ACCESS_KEY_ID", "S3RVER".into()),
+            ("AWS_SECRET_ACCESS_KEY", "S3RVER".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn create_container(&self, name: &str) {
+        // s3rver keeps each bucket as a directory of its data directory.
+        std::fs::create_dir(self.root.path().join(name)).unwrap();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        unimplemented!("the tests do not restart s3rver")
+    }
+}
+
+impl Drop for S3rver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
