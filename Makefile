@@ -28,7 +28,7 @@ lint: ## Check formatting and clippy (as CI does)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-ci-deps: ## Install what the tests need (tansu, s3s-fs, Azurite, DuckDB); CI runs this
+ci-deps: ## Install what the tests need (tansu, s3s-fs, Azurite, s3rver, helm, DuckDB); CI runs this
 	bash .ci/install-deps
 
 new-service: ## Generate services/<TOPIC>/ (TOPIC=payments [SOURCE=eventhubs] [STORAGE_URL=s3://...] [FORCE=1])
