@@ -2,10 +2,11 @@
 //! blob checkpoint store layout. Pure: names and strings only, no I/O.
 //!
 //! Invariant: names are `{namespace}/{event hub}/{consumer group}/{checkpoint|ownership}/{id}`,
-//! lowercased as the .NET, Java, Python and Go checkpoint stores write them, with metadata
+//! lowercased (the layout of the other Azure SDKs' checkpoint stores), with metadata
 //! `sequencenumber` and `offset` (checkpoints) and `ownerid` (ownership). The Rust SDK's store
-//! (azure_messaging_eventhubs_checkpointstore_blob 0.9) does not lowercase; its names are
-//! offered as a fallback for reading ([`Address::as_given_checkpoint_blob`]).
+//! (azure_messaging_eventhubs_checkpointstore_blob 0.9) does not lowercase; its names (with the
+//! namespace host as configured, lowercase) are a fallback for reading
+//! ([`Address::as_given_checkpoint_blob`]).
 
 use crate::config::eventhubs::StartAt;
 
