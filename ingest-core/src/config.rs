@@ -16,7 +16,9 @@ use url::Url;
 use crate::batch::FlushPolicy;
 
 pub mod cloud;
+pub mod eventhubs;
 use cloud::{parse_azure_connection_string, AzureConnection, CloudEnv};
+use eventhubs::{EventHubsConfig, RawEventHubs};
 
 /// Defaults, documented in the README next to each variable.
 pub mod defaults {
@@ -71,6 +73,9 @@ pub struct RawEnv {
     /// `INGEST_KAFKA_*` variables other than the ones above: librdkafka properties.
     #[serde(skip)]
     pub kafka_properties: Vec<(String, String)>,
+    /// `INGEST_EVENTHUBS_*` settings, read when `INGEST_SOURCE=eventhubs`.
+    #[serde(skip)]
+    pub eventhubs: RawEventHubs,
     /// `INGEST_*` variables nobody reads (probably typos); logged as warnings at start.
     #[serde(skip)]
     pub unknown: Vec<String>,
@@ -175,6 +180,12 @@ impl RawEnv {
             if TYPED.contains(&name) {
                 continue;
             }
+            if let Some(setting) = name.strip_prefix("EVENTHUBS_") {
+                if !raw.eventhubs.accept(setting, value) {
+                    raw.unknown.push(key);
+                }
+                continue;
+            }
             match name.strip_prefix("KAFKA_") {
                 Some(prop) if !prop.is_empty() => raw
                     .kafka_properties
@@ -190,20 +201,45 @@ impl RawEnv {
 
     /// Validates into a [`Config`]. Pure: no I/O.
     pub fn validate(self) -> Result<Config, ConfigError> {
-        match self.source.as_deref().unwrap_or("kafka") {
-            "kafka" => {}
-            other => return Err(ConfigError::invalid("SOURCE", other, "kafka")),
-        }
-        let topic = self
-            .topic
-            .ok_or_else(|| ConfigError::missing("TOPIC", "the Kafka topic to land, e.g. orders"))?;
+        let eventhubs_source = match self.source.as_deref().unwrap_or("kafka") {
+            "kafka" => false,
+            "eventhubs" => true,
+            other => {
+                return Err(ConfigError::invalid(
+                    "SOURCE",
+                    other,
+                    "one of kafka, eventhubs",
+                ))
+            }
+        };
+        // Event Hubs: checked first, since the event hub names the topic by default.
+        let eventhubs = if eventhubs_source {
+            let storage_url = parse_storage_url(self.storage_url.clone())?;
+            Some(self.eventhubs.validate(&storage_url)?)
+        } else {
+            None
+        };
+        let topic = match (self.topic, &eventhubs) {
+            (Some(t), _) => t,
+            (None, Some(eh)) => eh.event_hub.clone(),
+            (None, None) => {
+                return Err(ConfigError::missing(
+                    "TOPIC",
+                    "the Kafka topic to land, e.g. orders",
+                ))
+            }
+        };
         validate_topic(&topic).map_err(|why| ConfigError::invalid("TOPIC", &topic, why))?;
-        let bootstrap_servers = self.kafka_bootstrap_servers.ok_or_else(|| {
-            ConfigError::missing(
-                "KAFKA_BOOTSTRAP_SERVERS",
-                "host:port[,host:port...], e.g. localhost:9092",
-            )
-        })?;
+        let bootstrap_servers = match (self.kafka_bootstrap_servers, &eventhubs) {
+            (Some(b), _) => b,
+            (None, Some(_)) => "unused:9092".to_string(),
+            (None, None) => {
+                return Err(ConfigError::missing(
+                    "KAFKA_BOOTSTRAP_SERVERS",
+                    "host:port[,host:port...], e.g. localhost:9092",
+                ))
+            }
+        };
         if bootstrap_servers.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "KAFKA_BOOTSTRAP_SERVERS",
@@ -225,8 +261,12 @@ impl RawEnv {
             .kafka_group_id
             .unwrap_or_else(|| format!("ingest-{topic}"));
         let storage_url = parse_storage_url(self.storage_url)?;
+        let any_azure = is_azure(&storage_url)
+            || eventhubs
+                .as_ref()
+                .is_some_and(|e| is_azure(&e.checkpoint_url));
         let azure_connection = match self.cloud.get("AZURE_STORAGE_CONNECTION_STRING") {
-            Some(s) if is_azure(&storage_url) => {
+            Some(s) if any_azure => {
                 Some(parse_azure_connection_string(s).map_err(|why| ConfigError {
                     variable: "AZURE_STORAGE_CONNECTION_STRING".into(),
                     shown: "=***".into(),
@@ -431,6 +471,7 @@ impl RawEnv {
                     .map(|(name, value)| Property { name, value })
                     .collect(),
             },
+            eventhubs,
             storage_url,
             cloud_env: self.cloud,
             azure_connection,
@@ -563,6 +604,9 @@ pub struct Config {
     /// `INGEST_TOPIC` (required): the one topic this service lands.
     pub topic: String,
     pub kafka: KafkaConfig,
+    /// `INGEST_SOURCE=eventhubs` (default `kafka`): the Event Hubs settings; `kafka` is then
+    /// unused, and `INGEST_TOPIC` defaults to the event hub name.
+    pub eventhubs: Option<EventHubsConfig>,
     /// `INGEST_STORAGE_URL` (required): where files land.
     pub storage_url: Url,
     /// `AWS_*` / `AZURE_*` variables for the storage client (credentials, endpoint, region).
@@ -622,6 +666,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("topic", &self.topic)
             .field("kafka", &self.kafka)
+            .field("eventhubs", &self.eventhubs)
             .field("storage_url", &redact_url(&self.storage_url))
             .field("cloud_env", &self.cloud_env)
             .field("azure_connection", &self.azure_connection)

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod config;
 pub mod encode;
 mod error;
+pub mod eventhubs;
 mod flush;
 pub mod health;
 pub mod kafka;

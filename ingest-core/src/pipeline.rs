@@ -56,6 +56,9 @@ impl Pipeline {
     /// Returns what this run landed.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Progress, Error> {
         let config = self.config;
+        if config.eventhubs.is_some() {
+            return Err(Error::Config(crate::config::ConfigError::source_not_wired()));
+        }
         let health = Arc::new(Health::new(now_ms()));
         // Stops the endpoint and the storage watch when this function returns, however it ends.
         let background = CancellationToken::new();

@@ -23,7 +23,7 @@ mod build;
 mod explain;
 mod multipart;
 
-pub use build::{one_line, Kind};
+pub use build::{one_line, store_at, Kind};
 
 /// A storage operation that failed, with the object and what to check.
 #[derive(Debug, thiserror::Error)]

@@ -40,12 +40,22 @@ fn retry() -> RetryConfig {
 }
 
 pub fn store(config: &Config) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
-    let url = &config.storage_url;
+    store_at(config, &config.storage_url)
+}
+
+/// The store for `url` (the storage URL, or the Event Hubs checkpoint URL) with the
+/// configuration's credentials.
+pub fn store_at(config: &Config, url: &Url) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
     let label = crate::config::redact_url(url);
+    let var = if *url == config.storage_url {
+        "INGEST_STORAGE_URL"
+    } else {
+        "INGEST_EVENTHUBS_CHECKPOINT_URL"
+    };
     if url.scheme() == "file" {
         let dir = url
             .to_file_path()
-            .map_err(|_| format!("INGEST_STORAGE_URL={label} is not a local path"))?;
+            .map_err(|_| format!("{var}={label} is not a local path"))?;
         std::fs::create_dir_all(&dir).map_err(|e| {
             format!(
                 "cannot create {}: {e}; check INGEST_STORAGE_URL and permissions",
@@ -61,13 +71,13 @@ pub fn store(config: &Config) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
         let az = azure(config)
             .with_url(url.as_str())
             .build()
-            .map_err(|e| format!("INGEST_STORAGE_URL={label}: {}", one_line(&e)))?;
+            .map_err(|e| format!("{var}={label}: {}", one_line(&e)))?;
         return Ok((with_prefix(az, url), Kind::Azure));
     }
     let s3 = s3(&config.cloud_env)
         .with_url(url.as_str())
         .build()
-        .map_err(|e| format!("INGEST_STORAGE_URL={label}: {}", one_line(&e)))?;
+        .map_err(|e| format!("{var}={label}: {}", one_line(&e)))?;
     Ok((with_prefix(s3, url), Kind::S3))
 }
 

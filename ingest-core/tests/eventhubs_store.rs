@@ -1,0 +1,183 @@
+//! The Event Hubs checkpoint and ownership store against Azurite: the Azure SDKs' blob layout
+//! and metadata, read and written both ways with the Python Azure Storage SDK, and ETag
+//! conditions deciding ownership races. Azurite is started by the test (`common::servers`).
+
+mod common;
+
+use common::servers::*;
+use common::unique;
+use ingest::eventhubs::balance::Claim;
+use ingest::eventhubs::layout::Checkpoint;
+use ingest::eventhubs::store::CheckpointStore;
+
+const NAMESPACE: &str = "MyNamespace.servicebus.windows.net";
+const HUB: &str = "Orders";
+
+/// A fresh container holding data under `raw/` and checkpoints at its root (where the SDKs
+/// put them), and a store for consumer group `$Default` of `HUB`.
+fn store(azurite: &Azurite) -> (String, CheckpointStore) {
+    let container = unique("eh").to_ascii_lowercase().replace('_', "-");
+    azurite.create_container(&container);
+    let mut vars = azurite.env(&container, "raw");
+    vars.extend(
+        [
+            ("INGEST_SOURCE", "eventhubs".to_string()),
+            ("INGEST_EVENTHUBS_NAMESPACE", NAMESPACE.to_string()),
+            ("INGEST_EVENTHUBS_EVENT_HUB", HUB.to_string()),
+            (
+                "INGEST_EVENTHUBS_CHECKPOINT_URL",
+                format!("az://{container}"),
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let config = ingest::Config::from_pairs(vars).expect("valid settings");
+    let store = CheckpointStore::from_config(&config)
+        .expect("store builds")
+        .expect("an Event Hubs source");
+    (container, store)
+}
+
+/// The SDKs' blob name for `kind` (`checkpoint` or `ownership`) of partition `p`.
+fn sdk_name(kind: &str, p: &str) -> String {
+    format!("mynamespace.servicebus.windows.net/orders/$default/{kind}/{p}")
+}
+
+#[tokio::test]
+async fn checkpoints_round_trip_with_the_azure_sdks_layout() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (container, store) = store(&azurite);
+    assert_eq!(store.checkpoint("0").await.unwrap(), None);
+
+    // Ours, read by the Azure SDK: lowercased name, metadata keys and values as the SDKs write.
+    let ours = Checkpoint {
+        sequence_number: Some(41),
+        offset: Some("8589934592".into()),
+    };
+    store.set_checkpoint("0", &ours).await.unwrap();
+    let seen = azurite.python(&format!(
+        "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{container}', '{}')\n\
+         p = b.get_blob_properties()\n\
+         print(p.size, sorted(p.metadata.items()))",
+        sdk_name("checkpoint", "0")
+    ));
+    assert_eq!(
+        seen,
+        "0 [('offset', '8589934592'), ('sequencenumber', '41')]"
+    );
+    // Moving it forward replaces it.
+    let later = Checkpoint {
+        sequence_number: Some(99),
+        offset: Some("8589944592".into()),
+    };
+    store.set_checkpoint("0", &later).await.unwrap();
+    assert_eq!(store.checkpoint("0").await.unwrap(), Some(later));
+
+    // Written by an Azure SDK processor (an empty blob with metadata, as the Python and .NET
+    // checkpoint stores upload it), read back by us.
+    azurite.python(&format!(
+        "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{container}', '{}')\n\
+         b.upload_blob(b'', overwrite=True, metadata={{'offset': '12884901888', 'sequencenumber': '1234'}})",
+        sdk_name("checkpoint", "1")
+    ));
+    assert_eq!(
+        store.checkpoint("1").await.unwrap(),
+        Some(Checkpoint {
+            sequence_number: Some(1234),
+            offset: Some("12884901888".into()),
+        })
+    );
+
+    // The Rust SDK's checkpoint store keeps the case of hub and group (its users pass the
+    // namespace host, lowercase as Azure shows it); found when no lowercased name exists.
+    azurite.python(&format!(
+        "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{container}', 'mynamespace.servicebus.windows.net/{HUB}/$Default/checkpoint/2')\n\
+         b.upload_blob(b'', overwrite=True, metadata={{'sequencenumber': '7', 'offset': '700'}})"
+    ));
+    assert_eq!(
+        store.checkpoint("2").await.unwrap(),
+        Some(Checkpoint {
+            sequence_number: Some(7),
+            offset: Some("700".into()),
+        })
+    );
+
+    // Unreadable metadata is an error, never "start from the beginning".
+    azurite.python(&format!(
+        "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{container}', '{}')\n\
+         b.upload_blob(b'', overwrite=True, metadata={{'sequencenumber': 'abc'}})",
+        sdk_name("checkpoint", "3")
+    ));
+    let err = store.checkpoint("3").await.unwrap_err().to_string();
+    assert!(err.contains("checkpoint/3") && err.contains("abc"), "{err}");
+}
+
+#[tokio::test]
+async fn ownership_claims_are_decided_by_etags() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (container, store) = store(&azurite);
+    let fresh = Claim {
+        partition: "0".into(),
+        etag: None,
+    };
+    let etag_a = store
+        .claim(&fresh, "replica-a")
+        .await
+        .unwrap()
+        .expect("first claim wins");
+    assert_eq!(
+        store.claim(&fresh, "replica-b").await.unwrap(),
+        None,
+        "a second create-only claim loses"
+    );
+    let listed = store.ownerships().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].partition, "0");
+    assert_eq!(listed[0].owner.as_deref(), Some("replica-a"));
+    assert_eq!(listed[0].etag, etag_a);
+    assert!(listed[0].last_modified_ms > 0);
+    let seen = azurite.python(&format!(
+        "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{container}', '{}')\n\
+         print(b.get_blob_properties().metadata['ownerid'])",
+        sdk_name("ownership", "0")
+    ));
+    assert_eq!(seen, "replica-a");
+
+    // Renewal with the current ETag succeeds and changes it; the old ETag then loses.
+    let renew = Claim {
+        partition: "0".into(),
+        etag: Some(etag_a.clone()),
+    };
+    let etag_a2 = store.claim(&renew, "replica-a").await.unwrap().unwrap();
+    assert_ne!(etag_a2, etag_a);
+    assert_eq!(store.claim(&renew, "replica-b").await.unwrap(), None);
+
+    // Released (empty ownerid, as the SDKs release): listed as unowned, claimable by its ETag.
+    assert!(store.release("0", &etag_a2).await.unwrap());
+    let listed = store.ownerships().await.unwrap();
+    assert_eq!(listed[0].owner, None);
+    let steal = Claim {
+        partition: "0".into(),
+        etag: Some(listed[0].etag.clone()),
+    };
+    assert!(store.claim(&steal, "replica-b").await.unwrap().is_some());
+
+    // An ownership blob an Azure SDK processor wrote is listed with its owner and ETag.
+    azurite.python(&format!(
+        "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{container}', '{}')\n\
+         b.upload_blob(b'', overwrite=False, metadata={{'ownerid': 'dotnet-processor'}})",
+        sdk_name("ownership", "1")
+    ));
+    let listed = store.ownerships().await.unwrap();
+    let one = listed.iter().find(|o| o.partition == "1").unwrap();
+    assert_eq!(one.owner.as_deref(), Some("dotnet-processor"));
+    let take = Claim {
+        partition: "1".into(),
+        etag: Some(one.etag.clone()),
+    };
+    assert!(store.claim(&take, "replica-a").await.unwrap().is_some());
+}
