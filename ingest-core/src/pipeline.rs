@@ -352,28 +352,37 @@ impl Loop {
         }
     }
 
-    /// Keeps buffered bytes under the cap: seal the largest batch that can upload at once, and
-    /// pause fetching (except for partitions completing a claim) until memory drops below 90 %.
+    /// Keeps buffered bytes under the cap: pause fetching (except for partitions completing a
+    /// claim) until memory drops below 90 %, and meanwhile seal the largest batches that can
+    /// upload at once until open batches hold less than 90 %, so the pause always ends.
     fn balance_memory(&mut self) {
         let cap = self.config.max_buffer_bytes;
+        let low = cap / 10 * 9;
         let mut total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
-        if total >= cap && !self.draining {
-            let largest = self
+        let over = total >= cap || (!self.paused.is_empty() && total >= low);
+        if over && !self.draining {
+            let mut open: usize = self.partitions.values().map(|o| o.state.open_bytes()).sum();
+            let mut idle: Vec<(usize, i32)> = self
                 .partitions
                 .iter()
-                .filter_map(|(p, o)| o.state.idle_open_bytes().map(|b| (*p, b)))
-                .max_by_key(|(_, b)| *b);
-            if let Some((p, _)) = largest {
+                .filter_map(|(p, o)| o.state.idle_open_bytes().map(|b| (b, *p)))
+                .collect();
+            idle.sort_unstable_by(|a, b| b.cmp(a));
+            for (bytes, p) in idle {
+                if open < low {
+                    break;
+                }
                 if let Some(owned) = self.partitions.get_mut(&p) {
                     owned.state.seal_open(FlushReason::MemoryPressure);
                 }
-                self.start_uploads();
-                total = self.partitions.values().map(|o| o.state.bytes()).sum();
+                open -= bytes;
             }
+            self.start_uploads();
+            total = self.partitions.values().map(|o| o.state.bytes()).sum();
         }
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
-        let over = total >= cap || (!self.paused.is_empty() && total >= cap / 10 * 9);
+        let over = total >= cap || (!self.paused.is_empty() && total >= low);
         let wanted: BTreeSet<i32> = self
             .partitions
             .iter()
