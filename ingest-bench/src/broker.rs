@@ -37,12 +37,20 @@ pub fn serve(topic: &str, partitions: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A producer for a steady stream: small batches, sent within 5 ms.
 pub fn producer(brokers: &str) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+    producer_with(brokers, "5", "65536")
+}
+
+fn producer_with(
+    brokers: &str,
+    linger_ms: &str,
+    batch_bytes: &str,
+) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        // Java's default is 16 KB; smaller batches than librdkafka's 1 MB keep fetches fine-grained.
-        .set("batch.size", "65536")
+        .set("linger.ms", linger_ms)
+        .set("batch.size", batch_bytes)
         .set("queue.buffering.max.messages", "1000000")
         .create()?)
 }
@@ -84,11 +92,17 @@ pub fn send(
 
 /// Produces records `0..n` round-robin over the partitions, then checks the broker kept them
 /// all. Returns the value bytes produced.
+///
+/// The mock broker answers a fetch with one record batch per partition, so the loader fills
+/// 1 MB batches (one partition after the other) as a busy producer would; small batches would
+/// make the broker, not the sink, the bottleneck.
 pub fn preload(brokers: &str, topic: &str, partitions: i32, n: u64) -> anyhow::Result<u64> {
-    let p = producer(brokers)?;
+    let p = producer_with(brokers, "50", "1000000")?;
     let mut bytes = 0u64;
-    for i in 0..n {
-        bytes += send(&p, topic, (i % partitions as u64) as i32, i, now_ms())? as u64;
+    for partition in 0..partitions {
+        for i in (partition as u64..n).step_by(partitions as usize) {
+            bytes += send(&p, topic, partition, i, now_ms())? as u64;
+        }
     }
     p.flush(Duration::from_secs(120))?;
     let marks = watermarks(brokers, topic, partitions)?;

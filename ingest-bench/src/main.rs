@@ -55,7 +55,17 @@ struct RunArgs {
     /// Skip the latency and memory runs.
     #[arg(long)]
     throughput_only: bool,
-    /// Write RESULTS.md and throughput.csv into this directory.
+    /// Only the memory run (its NDJSON then feeds the ceiling).
+    #[arg(long, conflicts_with = "throughput_only")]
+    memory_only: bool,
+    /// Extra sink setting for every run, e.g. `--set INGEST_COMPRESSION_LEVEL=1` (shown in the
+    /// table's settings column).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Keep the sink logs in this directory instead of a temporary one.
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Write latest.md (the table) and throughput.csv (the samples) into this directory.
     #[arg(long)]
     results: Option<PathBuf>,
 }
@@ -87,7 +97,20 @@ fn partitions_for(bytes: f64) -> i32 {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let work = tempfile::Builder::new().prefix("ingest-bench-").tempdir()?;
+    let temp = tempfile::Builder::new().prefix("ingest-bench-").tempdir()?;
+    let work = args.work.as_deref().unwrap_or(temp.path());
+    std::fs::create_dir_all(work)?;
+    let extra: Vec<(&str, &str)> = args
+        .set
+        .iter()
+        .map(|kv| kv.split_once('=').context("--set wants KEY=VALUE"))
+        .collect::<anyhow::Result<_>>()?;
+    let with_extra = |base: &[(&'static str, &str)]| -> Vec<(String, String)> {
+        base.iter()
+            .chain(&extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
     let mean = (0..1000)
         .map(|n| events::order_event(n).len())
         .sum::<usize>() as f64
@@ -100,37 +123,51 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         (false, None) => (2.0 * default_cap as f64 / mean).ceil() as u64,
     };
 
-    let throughput = runs::backlog(
-        "throughput",
-        records,
-        partitions_for(records as f64 * mean),
-        &[],
-        work.path(),
-    )?;
-    eprintln!(
-        "[ceiling] gzip level {level} over the same {:.0} MB of NDJSON",
-        throughput.uncompressed_bytes as f64 / 1e6
-    );
-    let ceiling = ceiling::measure(&throughput.ndjson, level);
-    let mut rows = vec![report::Row::new(&throughput, &ceiling, default_cap)];
-    let mut backlogs = vec![throughput];
-    let mut latency = None;
+    let mut done: Vec<(runs::Backlog, u64)> = Vec::new();
+    if !args.memory_only {
+        let run = runs::backlog(
+            "throughput",
+            records,
+            partitions_for(records as f64 * mean),
+            &with_extra(&[]),
+            work,
+        )?;
+        done.push((run, default_cap));
+    }
     if !args.smoke && !args.throughput_only {
         let backlog = MEMORY_CAP_BYTES as f64 * 10.5;
-        let memory = runs::backlog(
+        let run = runs::backlog(
             "memory",
             (backlog / mean).ceil() as u64,
             partitions_for(backlog),
-            &[
+            &with_extra(&[
                 ("INGEST_MAX_BUFFER_BYTES", &MEMORY_CAP_BYTES.to_string()),
                 ("INGEST_FLUSH_MAX_BYTES", &(8 * 1024 * 1024).to_string()),
-            ],
-            work.path(),
+            ]),
+            work,
         )?;
-        rows.push(report::Row::new(&memory, &ceiling, MEMORY_CAP_BYTES));
-        backlogs.push(memory);
-        latency = Some(runs::latency(2_000, 20, 8, 1_000, work.path())?);
+        done.push((run, MEMORY_CAP_BYTES));
     }
+    let ndjson = std::mem::take(&mut done.first_mut().context("no run selected")?.0.ndjson);
+    for (run, _) in &mut done {
+        run.ndjson = Vec::new();
+    }
+    eprintln!(
+        "[ceiling] gzip level {level} over the same {:.0} MB of NDJSON",
+        ndjson.len() as f64 / 1e6
+    );
+    let ceiling = ceiling::measure(&ndjson, level);
+    drop(ndjson);
+    let rows = done
+        .iter()
+        .map(|(run, cap)| report::Row::new(run, &ceiling, *cap))
+        .collect();
+    let latency = if args.smoke || args.throughput_only || args.memory_only {
+        None
+    } else {
+        Some(runs::latency(2_000, 20, 8, 1_000, &extra, work)?)
+    };
+    let backlogs: Vec<runs::Backlog> = done.into_iter().map(|(run, _)| run).collect();
     let report = report::Report {
         machine: procs::machine(),
         level,
@@ -145,10 +182,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     println!("{}", report.json_line());
     if let Some(dir) = args.results {
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("results.md"), &table)
+        std::fs::write(dir.join("latest.md"), &table)
             .with_context(|| format!("cannot write into {}", dir.display()))?;
         std::fs::write(dir.join("throughput.csv"), report::csv(&backlogs))?;
-        eprintln!("wrote {0}/results.md and {0}/throughput.csv", dir.display());
+        eprintln!("wrote {0}/latest.md and {0}/throughput.csv", dir.display());
     }
     Ok(())
 }

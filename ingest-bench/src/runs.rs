@@ -68,7 +68,7 @@ pub fn backlog(
     mode: &str,
     records: u64,
     partitions: i32,
-    settings: &[(&str, &str)],
+    settings: &[(String, String)],
     work: &Path,
 ) -> anyhow::Result<Backlog> {
     let topic = format!("bench-{mode}");
@@ -81,7 +81,7 @@ pub fn backlog(
     let port = procs::free_port()?;
     let mut vars = base_vars(&topic, &group, &broker.bootstrap, &root);
     vars.push(("INGEST_HTTP_ADDR".into(), format!("127.0.0.1:{port}")));
-    vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    vars.extend(settings.iter().cloned());
     let watch = CommitWatch::new(&broker.bootstrap, &group, &topic, partitions)?;
     let log = work.join(format!("sink-{mode}.log"));
 
@@ -158,10 +158,7 @@ pub fn backlog(
         mode: mode.to_string(),
         partitions,
         records,
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        settings: settings.to_vec(),
         seconds: done.duration_since(t0).as_secs_f64(),
         startup_seconds: t0.duration_since(launched).as_secs_f64(),
         uncompressed_bytes: ndjson.len() as u64,
@@ -192,6 +189,7 @@ pub fn latency(
     seconds: u64,
     partitions: i32,
     age_ms: u64,
+    extra: &[(&str, &str)],
     work: &Path,
 ) -> anyhow::Result<Latency> {
     let topic = "bench-latency".to_string();
@@ -204,6 +202,7 @@ pub fn latency(
     let age = age_ms.to_string();
     vars.push(("INGEST_FLUSH_MAX_AGE_MS".into(), age));
     vars.push(("INGEST_ENVELOPE".into(), "metadata".into()));
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let log = work.join("sink-latency.log");
     let mut sink = SinkProcess::start(&vars, &log)?;
     let stop = AtomicBool::new(false);
