@@ -258,7 +258,7 @@ impl Loop {
         metrics::counter!("ingest_bytes_consumed_total").increment(record.size() as u64);
         owned.state.ready_to_upload()
             || owned.state.deadline(policy) != deadline
-            || self.buffered >= self.config.max_buffer_bytes
+            || self.buffered >= seal_mark(self.config.max_buffer_bytes)
     }
 
     fn on_caught_up(&self, partition: i32) {
@@ -352,16 +352,16 @@ impl Loop {
         }
     }
 
-    /// Keeps buffered bytes under the cap: pause fetching (except for partitions completing a
-    /// claim) until memory drops below 90 %, and meanwhile seal the largest batches that can
-    /// upload at once until open batches hold less than 90 %, so the pause always ends.
+    /// Keeps buffered bytes under the cap. From 3/4 of the cap, the largest batches that can
+    /// upload at once are sealed until open batches hold less than that, so compression runs
+    /// while fetching goes on; at the cap, fetching pauses (except for partitions completing a
+    /// claim) until memory drops below 90 %. While paused, open batches hold under 3/4 (or
+    /// nothing idle is left to seal), so flushes are in flight and the pause always ends.
     fn balance_memory(&mut self) {
         let cap = self.config.max_buffer_bytes;
         let low = cap / 10 * 9;
-        let mut total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
-        let over = total >= cap || (!self.paused.is_empty() && total >= low);
-        if over && !self.draining {
-            let mut open: usize = self.partitions.values().map(|o| o.state.open_bytes()).sum();
+        let mut open: usize = self.partitions.values().map(|o| o.state.open_bytes()).sum();
+        if open >= seal_mark(cap) && !self.draining {
             let mut idle: Vec<(usize, i32)> = self
                 .partitions
                 .iter()
@@ -369,7 +369,7 @@ impl Loop {
                 .collect();
             idle.sort_unstable_by(|a, b| b.cmp(a));
             for (bytes, p) in idle {
-                if open < low {
+                if open < seal_mark(cap) {
                     break;
                 }
                 if let Some(owned) = self.partitions.get_mut(&p) {
@@ -378,8 +378,8 @@ impl Loop {
                 open -= bytes;
             }
             self.start_uploads();
-            total = self.partitions.values().map(|o| o.state.bytes()).sum();
         }
+        let total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
         let over = total >= cap || (!self.paused.is_empty() && total >= low);
@@ -445,6 +445,11 @@ impl Loop {
                 .values()
                 .all(|o| o.state.is_drained() || o.state.completing_claim())
     }
+}
+
+/// Buffered bytes from which memory-pressure flushes start (before the cap pauses fetching).
+fn seal_mark(cap: usize) -> usize {
+    cap / 4 * 3
 }
 
 /// Re-checks storage every `interval` so readiness follows an outage even when no flush is
