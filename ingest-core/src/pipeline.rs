@@ -133,6 +133,7 @@ impl Pipeline {
             paused: BTreeSet::new(),
             draining: false,
             buffered: 0,
+            seal_headroom: 0,
             health: Arc::clone(&health),
         };
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
@@ -225,6 +226,9 @@ struct Loop {
     /// Record bytes held across partitions: exact after `balance_memory`, plus what
     /// `on_message` added since.
     buffered: usize,
+    /// Bytes open batches may still grow by before memory pressure needs a look (only pushes
+    /// grow them), so most messages skip the scan over partitions.
+    seal_headroom: usize,
 }
 
 impl Loop {
@@ -253,12 +257,14 @@ impl Loop {
         let deadline = owned.state.deadline(policy);
         if owned.state.push(&record, Instant::now(), now_ms(), policy) {
             self.buffered += record.size();
+            self.seal_headroom = self.seal_headroom.saturating_sub(record.size());
         }
         metrics::counter!("ingest_records_consumed_total").increment(1);
         metrics::counter!("ingest_bytes_consumed_total").increment(record.size() as u64);
         owned.state.ready_to_upload()
             || owned.state.deadline(policy) != deadline
-            || self.buffered >= seal_mark(self.config.max_buffer_bytes)
+            || self.seal_headroom == 0
+            || self.buffered >= self.config.max_buffer_bytes
     }
 
     fn on_caught_up(&self, partition: i32) {
@@ -379,6 +385,9 @@ impl Loop {
             }
             self.start_uploads();
         }
+        // Look again when open batches could reach the mark (at least 1/64 of the cap later, so
+        // a buffer full of in-flight batches is not rescanned for every message).
+        self.seal_headroom = seal_mark(cap).saturating_sub(open).max(cap / 64);
         let total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
