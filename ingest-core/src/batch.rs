@@ -88,7 +88,7 @@ impl Batch {
 
     fn copy_in(&mut self, bytes: &[u8]) -> Span {
         let last = self.arena.last();
-        if !last.is_some_and(|c| c.capacity() - c.len() >= bytes.len()) {
+        if last.is_none_or(|c| c.capacity() - c.len() < bytes.len()) {
             let next = last.map_or(MIN_CHUNK, |c| (c.capacity() * 2).min(MAX_CHUNK));
             self.arena.push(Vec::with_capacity(next.max(bytes.len())));
         }
