@@ -45,6 +45,12 @@ impl BrokerProcess {
     }
 }
 
+impl BrokerProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
         self.stdin.take();

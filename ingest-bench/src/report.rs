@@ -33,6 +33,10 @@ pub struct Row {
     pub seconds: f64,
     pub startup_seconds: f64,
     pub cpu_seconds_per_gb: f64,
+    /// gzip's CPU per byte (one core) over the sink's: the share of the sink's CPU that the
+    /// ceiling would spend anyway, robust to other load on the machine.
+    pub cpu_of_gzip: f64,
+    pub broker_cpu_seconds: f64,
     pub peak_rss_mb: f64,
     pub compression_ratio: f64,
     /// MB/s over the all-core gzip ceiling.
@@ -63,6 +67,8 @@ impl Row {
             seconds: run.seconds,
             startup_seconds: run.startup_seconds,
             cpu_seconds_per_gb: run.cpu_seconds / (mb / 1000.0),
+            cpu_of_gzip: (1000.0 / (ceiling.one_core / MB)) / (run.cpu_seconds / (mb / 1000.0)),
+            broker_cpu_seconds: run.broker_cpu_seconds,
             peak_rss_mb: run.peak_rss_bytes as f64 / MB,
             compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
             of_ceiling: mb / run.seconds / (ceiling.all_cores / MB),
@@ -75,15 +81,18 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
-        let _ = writeln!(s, "| mode | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB | peak RSS MB (cap) | gz ratio |");
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| mode | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} | {:.0} ({:.0}) | {:.3} |",
+                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.1} | {:.0} ({:.0}) | {:.3} |",
                 r.mode, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
-                r.mb_per_s, r.of_ceiling * 100.0, r.cpu_seconds_per_gb,
-                r.peak_rss_mb, r.cap_mb, r.compression_ratio
+                r.mb_per_s, r.of_ceiling * 100.0, r.cpu_seconds_per_gb, r.cpu_of_gzip * 100.0,
+                r.broker_cpu_seconds, r.peak_rss_mb, r.cap_mb, r.compression_ratio
             );
         }
         let _ = writeln!(

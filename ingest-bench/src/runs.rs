@@ -41,6 +41,8 @@ pub struct Backlog {
     pub uncompressed_bytes: u64,
     pub compressed_bytes: u64,
     pub cpu_seconds: f64,
+    /// CPU the broker process used meanwhile (it shares the machine with the sink).
+    pub broker_cpu_seconds: f64,
     pub peak_rss_bytes: u64,
     pub samples: Vec<Sample>,
     #[serde(skip)]
@@ -86,6 +88,7 @@ pub fn backlog(
     let log = work.join(format!("sink-{mode}.log"));
 
     eprintln!("[{mode}] sink draining the backlog");
+    let broker_cpu_before = procs::cpu_seconds(broker.pid())?;
     let launched = Instant::now();
     let mut sink = SinkProcess::start(&vars, &log)?;
     let pid = sink.pid();
@@ -135,6 +138,7 @@ pub fn backlog(
         std::thread::sleep(Duration::from_millis(20));
     }
     let done = Instant::now();
+    let broker_cpu_seconds = procs::cpu_seconds(broker.pid())? - broker_cpu_before;
     let t0 = first_consumed.unwrap_or(launched);
     samples.push(Sample {
         t_s: done.duration_since(t0).as_secs_f64(),
@@ -164,6 +168,7 @@ pub fn backlog(
         uncompressed_bytes: ndjson.len() as u64,
         compressed_bytes,
         cpu_seconds,
+        broker_cpu_seconds,
         peak_rss_bytes,
         samples,
         ndjson,
