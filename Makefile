@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-smoke
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -17,6 +17,14 @@ test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB, Azu
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace --all-targets -- --test-threads=2 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
+
+bench: ## Benchmark throughput, memory and latency against the gzip ceiling; writes bench/ (a few minutes)
+	$(CARGO) run --release --quiet -p ingest-bench -- run --results bench
+	@if python3 -c 'import matplotlib' 2>/dev/null; then python3 bench/plot.py bench/throughput.csv bench/throughput.png && echo "wrote bench/throughput.png"; \
+	else echo "matplotlib not installed (pip install matplotlib): bench/throughput.png not redrawn"; fi
+
+bench-smoke: ## The benchmark on a few thousand records (seconds): checks that it works
+	$(CARGO) run --release --quiet -p ingest-bench -- run --smoke
 
 test-unit: ## Run only the pure unit tests
 	$(CARGO) test --workspace --lib

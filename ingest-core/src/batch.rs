@@ -1,8 +1,10 @@
 //! The records of one future file and the rules that decide when it is flushed.
 //!
 //! Pure: no I/O, no async runtime; the clock is always an argument. A [`Batch`] copies every
-//! payload into one arena at once, so borrowed Kafka messages are released immediately and the
-//! batch's memory is exactly what [`Batch::bytes`] reports (plus a small per-record index).
+//! payload into its arena at once, so borrowed Kafka messages are released immediately. The
+//! arena is a list of chunks that are never reallocated (a growing `Vec` would copy everything
+//! and hold up to twice what it stores), so the batch's memory is what [`Batch::bytes`] reports
+//! plus at most one partly filled chunk (64 KiB) and a small per-record index.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -31,26 +33,38 @@ impl RecordRef<'_> {
     }
 }
 
+/// Where stored bytes live: a chunk of the arena and a range inside it.
+#[derive(Debug, Clone)]
+struct Span {
+    chunk: usize,
+    range: Range<usize>,
+}
+
 /// A record stored in a batch; borrow its bytes with [`Batch::key`], [`Batch::value`], [`Batch::headers`].
 #[derive(Debug, Clone)]
 struct Entry {
     offset: i64,
     timestamp_ms: Option<i64>,
-    key: Option<Range<usize>>,
-    value: Option<Range<usize>>,
+    key: Option<Span>,
+    value: Option<Span>,
     headers: Range<usize>,
 }
 
 #[derive(Debug, Clone)]
 struct HeaderEntry {
-    key: Range<usize>,
-    value: Option<Range<usize>>,
+    key: Span,
+    value: Option<Span>,
 }
+
+/// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`].
+const MIN_CHUNK: usize = 4 * 1024;
+/// Largest arena chunk, unless a single value is larger (it then gets a chunk of its own size).
+const MAX_CHUNK: usize = 64 * 1024;
 
 /// Records of one partition, in offset order, destined for one file.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    arena: Vec<u8>,
+    arena: Vec<Vec<u8>>,
     entries: Vec<Entry>,
     headers: Vec<HeaderEntry>,
     bytes: usize,
@@ -72,10 +86,24 @@ impl Batch {
         }
     }
 
-    fn copy_in(&mut self, bytes: &[u8]) -> Range<usize> {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(bytes);
-        start..self.arena.len()
+    fn copy_in(&mut self, bytes: &[u8]) -> Span {
+        let last = self.arena.last();
+        if last.is_none_or(|c| c.capacity() - c.len() < bytes.len()) {
+            let next = last.map_or(MIN_CHUNK, |c| (c.capacity() * 2).min(MAX_CHUNK));
+            self.arena.push(Vec::with_capacity(next.max(bytes.len())));
+        }
+        let chunk = self.arena.len() - 1;
+        let stored = &mut self.arena[chunk];
+        let start = stored.len();
+        stored.extend_from_slice(bytes);
+        Span {
+            chunk,
+            range: start..stored.len(),
+        }
+    }
+
+    fn bytes_at(&self, span: &Span) -> &[u8] {
+        &self.arena[span.chunk][span.range.clone()]
     }
 
     /// Appends a record. Offsets must increase; a record at or below the last offset is a bug
@@ -211,10 +239,12 @@ impl<'a> StoredRecord<'a> {
         self.entry.timestamp_ms
     }
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.entry.key.clone().map(|r| &self.batch.arena[r])
+        let batch = self.batch;
+        self.entry.key.as_ref().map(|s| batch.bytes_at(s))
     }
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.entry.value.clone().map(|r| &self.batch.arena[r])
+        let batch = self.batch;
+        self.entry.value.as_ref().map(|s| batch.bytes_at(s))
     }
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         let batch = self.batch;
@@ -222,8 +252,8 @@ impl<'a> StoredRecord<'a> {
             .iter()
             .map(move |h| {
                 // Header keys were copied in from `&str`, so they are valid UTF-8.
-                let key = std::str::from_utf8(&batch.arena[h.key.clone()]).unwrap_or_default();
-                (key, h.value.clone().map(|r| &batch.arena[r]))
+                let key = std::str::from_utf8(batch.bytes_at(&h.key)).unwrap_or_default();
+                (key, h.value.as_ref().map(|s| batch.bytes_at(s)))
             })
     }
 }
@@ -237,7 +267,7 @@ pub enum FlushReason {
     Bytes,
     /// `INGEST_FLUSH_MAX_AGE_MS` elapsed since the batch's first record: the wall-clock timer.
     Age,
-    /// The global buffer cap was reached and this was the largest idle batch.
+    /// Buffered bytes reached 3/4 of the global cap and this was among the largest idle batches.
     MemoryPressure,
     /// The service is shutting down.
     Shutdown,
@@ -367,6 +397,31 @@ mod tests {
             policy().reason(&b, t0 + Duration::from_secs(10)),
             Some(FlushReason::Age)
         );
+    }
+
+    #[test]
+    fn the_arena_never_holds_much_more_than_it_stores() {
+        let t0 = Instant::now();
+        let mut b = Batch::new(t0, 0);
+        let value = [b'7'; 600];
+        for o in 0..10_000 {
+            b.push(&rec(o, &value));
+        }
+        let held: usize = b.arena.iter().map(Vec::capacity).sum();
+        assert!(
+            held <= b.bytes() + b.bytes() / 100 + MAX_CHUNK,
+            "{held} for {}",
+            b.bytes()
+        );
+        let big = vec![b'1'; 3 * MAX_CHUNK];
+        b.push(&rec(10_000, &big));
+        b.push(&rec(10_001, b"2"));
+        let values: Vec<_> = b
+            .records()
+            .skip(9_999)
+            .map(|r| r.value().unwrap().len())
+            .collect();
+        assert_eq!(values, vec![600, 3 * MAX_CHUNK, 1]);
     }
 
     #[test]

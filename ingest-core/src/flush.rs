@@ -225,6 +225,12 @@ impl Flusher {
     }
 
     async fn encode(&self, partition: i32, batch: Batch) -> Result<(Batch, Encoded), Error> {
+        // One encode per core at a time: more would add threads and memory (an encoder and its
+        // output each), not speed. Waiting batches are already counted in the buffer cap.
+        let _permit = encoders()
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(format!("encoder pool closed: {e}")))?;
         let opts = self.encode.clone();
         let (batch, encoded) = tokio::task::spawn_blocking(move || {
             let encoded = encode(&batch, partition, &opts);
@@ -328,6 +334,13 @@ impl Flusher {
             Err(e) => tracing::error!(partition, error = %e, "commit task failed"),
         }
     }
+}
+
+fn encoders() -> &'static tokio::sync::Semaphore {
+    static ENCODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    ENCODERS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    })
 }
 
 pub fn now_ms() -> i64 {

@@ -105,13 +105,31 @@ impl ConsumerContext for Context {
 
 pub type KafkaConsumer = StreamConsumer<Context>;
 
+/// How long librdkafka waits before fetching again for a partition whose queue was full.
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+/// librdkafka's prefetch bound (`queued.max.messages.kbytes`) for a buffer cap: a sixteenth of
+/// the cap, between 1 MiB and 16 MiB. With a consumer group every partition's fetch queue feeds
+/// one consumer queue, so this bounds the whole prefetch, not each partition; the fetch response
+/// being read (`fetch.max.bytes`, which librdkafka lowers to this bound) can add about as much
+/// again. So librdkafka holds at most about an eighth of the cap (32 MiB at the most) on top of it.
+pub fn prefetch_kbytes(max_buffer_bytes: usize) -> usize {
+    (max_buffer_bytes / 16 / 1024).clamp(1024, 16 * 1024)
+}
+
 /// The librdkafka configuration the service runs with; user properties first, ours last.
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("partition.assignment.strategy", "cooperative-sticky")
         .set("auto.offset.reset", "earliest")
-        // Bound what librdkafka prefetches per partition so the buffer cap means something.
-        .set("queued.max.messages.kbytes", "16384")
+        // Prefetched records sit outside the buffer cap: bound them by it (see prefetch_kbytes).
+        .set(
+            "queued.max.messages.kbytes",
+            prefetch_kbytes(config.max_buffer_bytes).to_string(),
+        )
+        // The default (1 s) idles the consumer for up to a second each time the prefetch queue
+        // was full, which caps throughput near one queue per second.
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
         // Reaching the end of a partition is logged ("caught up") at debug level.
         .set("enable.partition.eof", "true")
         // Statistics feed the per-partition lag gauge.
@@ -200,5 +218,22 @@ pub fn set_paused(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], pau
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, paused, ?partitions, "could not change fetch state");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch_kbytes;
+
+    #[test]
+    fn prefetch_is_a_sixteenth_of_the_cap_within_bounds() {
+        assert_eq!(
+            prefetch_kbytes(256 * 1024 * 1024),
+            16 * 1024,
+            "the default cap"
+        );
+        assert_eq!(prefetch_kbytes(32 * 1024 * 1024), 2 * 1024);
+        assert_eq!(prefetch_kbytes(6_000), 1024, "at least 1 MiB");
+        assert_eq!(prefetch_kbytes(8 << 30), 16 * 1024, "at most 16 MiB");
     }
 }

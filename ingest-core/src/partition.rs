@@ -176,6 +176,11 @@ impl PartitionState {
             + self.in_flight_bytes.unwrap_or(0)
     }
 
+    /// Bytes of the open batch (not yet sealed or uploading).
+    pub fn open_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, Batch::bytes)
+    }
+
     /// Bytes of the open batch, when sealing it now would let it upload at once.
     pub fn idle_open_bytes(&self) -> Option<usize> {
         let ready =

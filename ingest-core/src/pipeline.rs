@@ -138,6 +138,7 @@ impl Pipeline {
             paused: BTreeSet::new(),
             draining: false,
             buffered: 0,
+            seal_headroom: 0,
             health: Arc::clone(&health),
         };
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
@@ -230,6 +231,9 @@ struct Loop {
     /// Record bytes held across partitions: exact after `balance_memory`, plus what
     /// `on_message` added since.
     buffered: usize,
+    /// Bytes open batches may still grow by before memory pressure needs a look (only pushes
+    /// grow them), so most messages skip the scan over partitions.
+    seal_headroom: usize,
 }
 
 impl Loop {
@@ -258,11 +262,13 @@ impl Loop {
         let deadline = owned.state.deadline(policy);
         if owned.state.push(&record, Instant::now(), now_ms(), policy) {
             self.buffered += record.size();
+            self.seal_headroom = self.seal_headroom.saturating_sub(record.size());
         }
         metrics::counter!("ingest_records_consumed_total").increment(1);
         metrics::counter!("ingest_bytes_consumed_total").increment(record.size() as u64);
         owned.state.ready_to_upload()
             || owned.state.deadline(policy) != deadline
+            || self.seal_headroom == 0
             || self.buffered >= self.config.max_buffer_bytes
     }
 
@@ -357,28 +363,40 @@ impl Loop {
         }
     }
 
-    /// Keeps buffered bytes under the cap: seal the largest batch that can upload at once, and
-    /// pause fetching (except for partitions completing a claim) until memory drops below 90 %.
+    /// Keeps buffered bytes under the cap. From 3/4 of the cap, the largest batches that can
+    /// upload at once are sealed until open batches hold less than that, so compression runs
+    /// while fetching goes on; at the cap, fetching pauses (except for partitions completing a
+    /// claim) until memory drops below 90 %. While paused, open batches hold under 3/4 (or
+    /// nothing idle is left to seal), so flushes are in flight and the pause always ends.
     fn balance_memory(&mut self) {
         let cap = self.config.max_buffer_bytes;
-        let mut total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
-        if total >= cap && !self.draining {
-            let largest = self
+        let low = cap / 10 * 9;
+        let mut open: usize = self.partitions.values().map(|o| o.state.open_bytes()).sum();
+        if open >= seal_mark(cap) && !self.draining {
+            let mut idle: Vec<(usize, i32)> = self
                 .partitions
                 .iter()
-                .filter_map(|(p, o)| o.state.idle_open_bytes().map(|b| (*p, b)))
-                .max_by_key(|(_, b)| *b);
-            if let Some((p, _)) = largest {
+                .filter_map(|(p, o)| o.state.idle_open_bytes().map(|b| (b, *p)))
+                .collect();
+            idle.sort_unstable_by(|a, b| b.cmp(a));
+            for (bytes, p) in idle {
+                if open < seal_mark(cap) {
+                    break;
+                }
                 if let Some(owned) = self.partitions.get_mut(&p) {
                     owned.state.seal_open(FlushReason::MemoryPressure);
                 }
-                self.start_uploads();
-                total = self.partitions.values().map(|o| o.state.bytes()).sum();
+                open -= bytes;
             }
+            self.start_uploads();
         }
+        // Look again when open batches could reach the mark (at least 1/64 of the cap later, so
+        // a buffer full of in-flight batches is not rescanned for every message).
+        self.seal_headroom = seal_mark(cap).saturating_sub(open).max(cap / 64);
+        let total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
-        let over = total >= cap || (!self.paused.is_empty() && total >= cap / 10 * 9);
+        let over = total >= cap || (!self.paused.is_empty() && total >= low);
         let wanted: BTreeSet<i32> = self
             .partitions
             .iter()
@@ -441,6 +459,11 @@ impl Loop {
                 .values()
                 .all(|o| o.state.is_drained() || o.state.completing_claim())
     }
+}
+
+/// Buffered bytes from which memory-pressure flushes start (before the cap pauses fetching).
+fn seal_mark(cap: usize) -> usize {
+    cap / 4 * 3
 }
 
 /// Re-checks storage every `interval` so readiness follows an outage even when no flush is

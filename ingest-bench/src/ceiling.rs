@@ -1,0 +1,77 @@
+//! The ceiling: gzip alone over the very NDJSON the sink landed, at the same level and with the
+//! same flate2 backend (zlib-rs), on one core and on every core.
+
+use std::io::Write;
+use std::time::Instant;
+
+use flate2::write::GzEncoder;
+
+/// Compression throughput in bytes per second.
+#[derive(Debug, Clone, Copy)]
+pub struct Ceiling {
+    pub one_core: f64,
+    pub all_cores: f64,
+    pub threads: usize,
+}
+
+/// Compresses `data` like the encoder does (256 KiB writes into one encoder per file).
+fn gzip(data: &[u8], level: u32) -> usize {
+    let mut gz = GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::new(level),
+    );
+    for chunk in data.chunks(256 * 1024) {
+        gz.write_all(chunk).expect("writing to a Vec cannot fail");
+    }
+    gz.finish().expect("writing to a Vec cannot fail").len()
+}
+
+/// Splits `data` into `n` pieces at line ends.
+fn pieces(data: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(n);
+    let mut rest = data;
+    for i in (1..=n).rev() {
+        let want = rest.len() / i;
+        let cut = rest[want..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| want + p + 1);
+        let (head, tail) = rest.split_at(cut);
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
+pub fn measure(data: &[u8], level: u32) -> Ceiling {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    std::hint::black_box(gzip(data, level));
+    let one_core = data.len() as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for piece in pieces(data, threads) {
+            s.spawn(move || std::hint::black_box(gzip(piece, level)));
+        }
+    });
+    let all_cores = data.len() as f64 / started.elapsed().as_secs_f64();
+    Ceiling {
+        one_core,
+        all_cores,
+        threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pieces_cover_the_data_at_line_ends() {
+        let data = b"a\nbb\nccc\ndddd\n";
+        for n in 1..6 {
+            let p = super::pieces(data, n);
+            assert_eq!(p.len(), n);
+            assert_eq!(p.concat(), data);
+            assert!(p.iter().all(|x| x.is_empty() || x.ends_with(b"\n")));
+        }
+    }
+}

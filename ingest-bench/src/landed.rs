@@ -1,0 +1,62 @@
+//! Reading what the sink landed: listing data files, their compressed sizes, and their NDJSON.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Data files under `<root>/<topic>/` (recursively), sorted by path.
+pub fn data_files(root: &Path, topic: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join(topic)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "gz" || x == "ndjson") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Total size of the data files on disk.
+pub fn landed_bytes(root: &Path, topic: &str) -> u64 {
+    data_files(root, topic)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A file's NDJSON (gunzipped when it ends in `.gz`).
+pub fn ndjson(path: &Path) -> std::io::Result<Vec<u8>> {
+    let raw = std::fs::read(path)?;
+    if path.extension().is_some_and(|x| x == "gz") {
+        let mut out = Vec::with_capacity(raw.len() * 5);
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Everything landed: (records, compressed bytes, the NDJSON of every file concatenated).
+pub fn read_all(root: &Path, topic: &str) -> std::io::Result<(u64, u64, Vec<u8>)> {
+    let (mut records, mut compressed, mut all) = (0, 0, Vec::new());
+    for path in data_files(root, topic) {
+        compressed += std::fs::metadata(&path)?.len();
+        let text = ndjson(&path)?;
+        records += memchr_count(&text);
+        all.extend_from_slice(&text);
+    }
+    Ok((records, compressed, all))
+}
+
+fn memchr_count(text: &[u8]) -> u64 {
+    text.iter().filter(|&&b| b == b'\n').count() as u64
+}

@@ -1,0 +1,191 @@
+//! `ingest-bench`: the end-to-end benchmark (`make bench`). It starts a Kafka-protocol broker
+//! and the sink as separate processes of this binary, measures the sink from `/proc`, and puts
+//! the result next to a gzip-only ceiling measured in the same run on the same bytes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+mod broker;
+mod ceiling;
+mod events;
+mod landed;
+mod procs;
+mod report;
+mod runs;
+
+#[derive(Parser)]
+#[command(
+    name = "ingest-bench",
+    about = "Benchmark ingest against this machine's gzip ceiling"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the benchmark and print the table (and a `BENCH_JSON {...}` line).
+    #[command(
+        after_help = "Examples:\n  ingest-bench run --results bench\n  ingest-bench run --smoke"
+    )]
+    Run(RunArgs),
+    /// Host a mock Kafka cluster with one topic; prints its address, serves until stdin closes.
+    Broker {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partitions: i32,
+    },
+    /// The sink under test: `ingest::run()`, exactly a generated service's `main`.
+    Sink,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A few thousand records, throughput mode only: checks the benchmark works (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Records of the throughput run [default: a backlog of twice the default buffer cap].
+    #[arg(long)]
+    records: Option<u64>,
+    /// Skip the latency and memory runs.
+    #[arg(long)]
+    throughput_only: bool,
+    /// Only the memory run (its NDJSON then feeds the ceiling).
+    #[arg(long, conflicts_with = "throughput_only")]
+    memory_only: bool,
+    /// Extra sink setting for every run, e.g. `--set INGEST_COMPRESSION_LEVEL=1` (shown in the
+    /// table's settings column).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Keep the sink logs in this directory instead of a temporary one.
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Write latest.md (the table) and throughput.csv (the samples) into this directory.
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+/// The memory run's buffer cap; its backlog is more than ten times this.
+const MEMORY_CAP_BYTES: u64 = 32 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Sink => ingest::run(),
+        Command::Broker { topic, partitions } => report_err(broker::serve(&topic, partitions)),
+        Command::Run(args) => report_err(run(args)),
+    }
+}
+
+fn report_err(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingest-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Partitions enough for the mock broker to keep `bytes` (it keeps 5 MiB per partition).
+fn partitions_for(bytes: f64) -> i32 {
+    ((bytes / (broker::MOCK_RETAINED_BYTES as f64 * 0.7)).ceil() as i32).max(4)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let temp = tempfile::Builder::new().prefix("ingest-bench-").tempdir()?;
+    let work = args.work.as_deref().unwrap_or(temp.path());
+    std::fs::create_dir_all(work)?;
+    let extra: Vec<(&str, &str)> = args
+        .set
+        .iter()
+        .map(|kv| kv.split_once('=').context("--set wants KEY=VALUE"))
+        .collect::<anyhow::Result<_>>()?;
+    let with_extra = |base: &[(&'static str, &str)]| -> Vec<(String, String)> {
+        base.iter()
+            .chain(&extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mean = (0..1000)
+        .map(|n| events::order_event(n).len())
+        .sum::<usize>() as f64
+        / 1000.0;
+    let level = ingest::config::defaults::COMPRESSION_LEVEL;
+    let default_cap = ingest::config::defaults::MAX_BUFFER_BYTES as u64;
+    let records = match (args.smoke, args.records) {
+        (true, _) => 3_000,
+        (false, Some(n)) => n,
+        (false, None) => (2.0 * default_cap as f64 / mean).ceil() as u64,
+    };
+
+    let mut done: Vec<(runs::Backlog, u64)> = Vec::new();
+    if !args.memory_only {
+        let run = runs::backlog(
+            "throughput",
+            records,
+            partitions_for(records as f64 * mean),
+            &with_extra(&[]),
+            work,
+        )?;
+        done.push((run, default_cap));
+    }
+    if !args.smoke && !args.throughput_only {
+        let backlog = MEMORY_CAP_BYTES as f64 * 10.5;
+        let run = runs::backlog(
+            "memory",
+            (backlog / mean).ceil() as u64,
+            partitions_for(backlog),
+            &with_extra(&[
+                ("INGEST_MAX_BUFFER_BYTES", &MEMORY_CAP_BYTES.to_string()),
+                ("INGEST_FLUSH_MAX_BYTES", &(8 * 1024 * 1024).to_string()),
+            ]),
+            work,
+        )?;
+        done.push((run, MEMORY_CAP_BYTES));
+    }
+    let ndjson = std::mem::take(&mut done.first_mut().context("no run selected")?.0.ndjson);
+    for (run, _) in &mut done {
+        run.ndjson = Vec::new();
+    }
+    eprintln!(
+        "[ceiling] gzip level {level} over the same {:.0} MB of NDJSON",
+        ndjson.len() as f64 / 1e6
+    );
+    let ceiling = ceiling::measure(&ndjson, level);
+    drop(ndjson);
+    let rows = done
+        .iter()
+        .map(|(run, cap)| report::Row::new(run, &ceiling, *cap))
+        .collect();
+    let latency = if args.smoke || args.throughput_only || args.memory_only {
+        None
+    } else {
+        Some(runs::latency(2_000, 20, 8, 1_000, &extra, work)?)
+    };
+    let backlogs: Vec<runs::Backlog> = done.into_iter().map(|(run, _)| run).collect();
+    let report = report::Report {
+        machine: procs::machine(),
+        level,
+        ceiling_one_core_mb_s: ceiling.one_core / 1e6,
+        ceiling_all_cores_mb_s: ceiling.all_cores / 1e6,
+        threads: ceiling.threads,
+        runs: rows,
+        latency,
+    };
+    let table = report.markdown();
+    println!("{table}");
+    println!("{}", report.json_line());
+    if let Some(dir) = args.results {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("latest.md"), &table)
+            .with_context(|| format!("cannot write into {}", dir.display()))?;
+        std::fs::write(dir.join("throughput.csv"), report::csv(&backlogs))?;
+        eprintln!("wrote {0}/latest.md and {0}/throughput.csv", dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The results: a Markdown table for people, one JSON line for machines (`BENCH_JSON {...}`),
+//! and a CSV of throughput over time for the plot.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::ceiling::Ceiling;
+use crate::runs::{Backlog, Latency};
+
+const MB: f64 = 1e6;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub level: u32,
+    pub ceiling_one_core_mb_s: f64,
+    pub ceiling_all_cores_mb_s: f64,
+    pub threads: usize,
+    pub runs: Vec<Row>,
+    pub latency: Option<Latency>,
+}
+
+/// One backlog run, in the units of the table.
+#[derive(Serialize)]
+pub struct Row {
+    pub mode: String,
+    pub settings: String,
+    pub partitions: i32,
+    pub records: u64,
+    pub records_per_s: f64,
+    pub mb_per_s: f64,
+    pub seconds: f64,
+    pub startup_seconds: f64,
+    pub cpu_seconds_per_gb: f64,
+    /// gzip's CPU per byte (one core) over the sink's: the share of the sink's CPU that the
+    /// ceiling would spend anyway, robust to other load on the machine.
+    pub cpu_of_gzip: f64,
+    pub broker_cpu_seconds: f64,
+    pub peak_rss_mb: f64,
+    pub compression_ratio: f64,
+    /// MB/s over the all-core gzip ceiling.
+    pub of_ceiling: f64,
+    /// `INGEST_MAX_BUFFER_BYTES` in MB, for the memory target.
+    pub cap_mb: f64,
+}
+
+impl Row {
+    pub fn new(run: &Backlog, ceiling: &Ceiling, cap_bytes: u64) -> Row {
+        let mb = run.uncompressed_bytes as f64 / MB;
+        let settings = if run.settings.is_empty() {
+            "defaults".to_string()
+        } else {
+            run.settings
+                .iter()
+                .map(|(k, v)| format!("{}={v}", k.trim_start_matches("INGEST_")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        Row {
+            mode: run.mode.clone(),
+            settings,
+            partitions: run.partitions,
+            records: run.records,
+            records_per_s: run.records as f64 / run.seconds,
+            mb_per_s: mb / run.seconds,
+            seconds: run.seconds,
+            startup_seconds: run.startup_seconds,
+            cpu_seconds_per_gb: run.cpu_seconds / (mb / 1000.0),
+            cpu_of_gzip: (1000.0 / (ceiling.one_core / MB)) / (run.cpu_seconds / (mb / 1000.0)),
+            broker_cpu_seconds: run.broker_cpu_seconds,
+            peak_rss_mb: run.peak_rss_bytes as f64 / MB,
+            compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
+            of_ceiling: mb / run.seconds / (ceiling.all_cores / MB),
+            cap_mb: cap_bytes as f64 / MB,
+        }
+    }
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
+        let _ = writeln!(s, "| mode | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in &self.runs {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.1} | {:.0} ({:.0}) | {:.3} |",
+                r.mode, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
+                r.mb_per_s, r.of_ceiling * 100.0, r.cpu_seconds_per_gb, r.cpu_of_gzip * 100.0,
+                r.broker_cpu_seconds, r.peak_rss_mb, r.cap_mb, r.compression_ratio
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\ngzip-only ceiling on the same NDJSON: {:.1} MB/s on one core, {:.1} MB/s on {} threads.",
+            self.ceiling_one_core_mb_s, self.ceiling_all_cores_mb_s, self.threads
+        );
+        if let Some(l) = &self.latency {
+            let _ = writeln!(
+                s,
+                "\nLatency ({} records/s over {} partitions, FLUSH_MAX_AGE_MS={}, ENVELOPE=metadata): \
+                 produce → file visible p50 {} ms, p99 {} ms, max {} ms over {} records.",
+                l.rate_per_s, l.partitions, l.flush_max_age_ms, l.p50_ms, l.p99_ms, l.max_ms, l.measured_records
+            );
+        }
+        s
+    }
+
+    pub fn json_line(&self) -> String {
+        format!(
+            "BENCH_JSON {}",
+            serde_json::to_string(self).expect("serialisable")
+        )
+    }
+}
+
+/// `mode,t_s,records,landed_bytes,rss_bytes` for every sample of every run.
+pub fn csv(runs: &[Backlog]) -> String {
+    let mut s = String::from("mode,t_s,records,landed_bytes,rss_bytes,mean_line_bytes\n");
+    for run in runs {
+        let mean = run.uncompressed_bytes as f64 / run.records.max(1) as f64;
+        for x in &run.samples {
+            let _ = writeln!(
+                s,
+                "{},{:.3},{},{},{},{mean:.1}",
+                run.mode, x.t_s, x.records, x.landed_bytes, x.rss_bytes
+            );
+        }
+    }
+    s
+}

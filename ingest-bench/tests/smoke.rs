@@ -1,0 +1,43 @@
+//! The benchmark's smoke mode (what CI runs): it completes, lands every record, and its
+//! machine-readable line parses with the fields the table is made of. No timing is asserted.
+
+use std::process::Command;
+
+#[test]
+fn smoke_benchmark_completes_and_reports_parseable_results() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ingest-bench"))
+        .args(["run", "--smoke"])
+        .output()
+        .expect("run ingest-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ingest-bench run --smoke failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH_JSON "))
+        .expect("a BENCH_JSON line");
+    let report: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    let run = &report["runs"][0];
+    assert_eq!(run["mode"], "throughput");
+    assert_eq!(run["records"], 3000);
+    for field in [
+        "records_per_s",
+        "mb_per_s",
+        "cpu_seconds_per_gb",
+        "peak_rss_mb",
+        "compression_ratio",
+        "of_ceiling",
+    ] {
+        assert!(
+            run[field].as_f64().is_some_and(|x| x > 0.0),
+            "{field} in {run}"
+        );
+    }
+    for field in ["ceiling_one_core_mb_s", "ceiling_all_cores_mb_s"] {
+        assert!(report[field].as_f64().is_some_and(|x| x > 0.0), "{field}");
+    }
+    assert!(stdout.contains("| throughput |"), "the table is printed");
+}
