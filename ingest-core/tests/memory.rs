@@ -21,15 +21,7 @@ async fn a_backlog_over_many_partitions_drains_under_the_cap_without_waiting_for
     // ~9 KB over 20 partitions against a 6 KB cap: no partition holds more than ~450 bytes
     // (under 10 % of the cap), so one flush alone cannot bring memory under the resume mark
     // (90 %) and, fetching being paused, no new record would ever trigger another.
-    let (token, mut progress, handle) = start(config(
-        &vars,
-        &[
-            ("INGEST_MAX_BUFFER_BYTES", "6000"),
-            ("INGEST_FLUSH_MAX_BYTES", "6000"),
-            ("INGEST_FLUSH_MAX_RECORDS", "1000000"),
-            ("INGEST_FLUSH_MAX_AGE_MS", "3600000"),
-        ],
-    ));
+    let (token, mut progress, handle) = start(only_memory_pressure(&vars, 6000));
     // Memory-pressure flushes land several batches; the tail below the cap waits for
     // shutdown.
     assert_eq!(high.values().sum::<i64>(), 200);

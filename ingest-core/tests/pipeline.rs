@@ -316,15 +316,7 @@ async fn a_tiny_buffer_cap_forces_early_flushes_and_pauses_yet_lands_exactly_onc
     let high = high_watermarks(&broker.brokers, &topic, 3);
     // Each record is ~40 bytes: 1,200 records are ~50 KB against a 6 KB cap. No size or age
     // trigger can fire, so every flush is a memory-pressure flush.
-    let (token, mut progress, handle) = start(config(
-        &vars,
-        &[
-            ("INGEST_MAX_BUFFER_BYTES", "6000"),
-            ("INGEST_FLUSH_MAX_BYTES", "6000"),
-            ("INGEST_FLUSH_MAX_RECORDS", "1000000"),
-            ("INGEST_FLUSH_MAX_AGE_MS", "3600000"),
-        ],
-    ));
+    let (token, mut progress, handle) = start(only_memory_pressure(&vars, 6000));
     // Memory-pressure flushes land most records; the tail below the cap waits for its age
     // trigger, so shutdown flushes it.
     let pressure = progress.wait_for(|p| p.records >= 1000);

@@ -332,6 +332,21 @@ pub fn env(brokers: &str, topic: &str, group: &str, dir: &Path) -> Vec<(String, 
     .collect()
 }
 
+/// A buffer cap of `cap` bytes with the other flush triggers out of reach, so every flush before
+/// shutdown is a memory-pressure flush.
+pub fn only_memory_pressure(vars: &[(String, String)], cap: usize) -> ingest::Config {
+    let cap = cap.to_string();
+    config(
+        vars,
+        &[
+            ("INGEST_MAX_BUFFER_BYTES", &cap),
+            ("INGEST_FLUSH_MAX_BYTES", &cap),
+            ("INGEST_FLUSH_MAX_RECORDS", "1000000"),
+            ("INGEST_FLUSH_MAX_AGE_MS", "3600000"),
+        ],
+    )
+}
+
 pub fn config(vars: &[(String, String)], extra: &[(&str, &str)]) -> ingest::Config {
     let mut vars = vars.to_vec();
     for (k, v) in extra {

@@ -189,6 +189,26 @@ impl Drop for Azurite {
     }
 }
 
+/// The service's environment for an S3 server on `127.0.0.1:port` with static keys.
+fn s3_env(
+    bucket: &str,
+    prefix: &str,
+    port: u16,
+    (key, secret): (&str, &str),
+) -> Vec<(String, String)> {
+    [
+        ("INGEST_STORAGE_URL", format!("s3://{bucket}/{prefix}")),
+        ("AWS_ACCESS_KEY_ID", key.into()),
+        ("AWS_SECRET_ACCESS_KEY", secret.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// s3s-fs: an S3 server on a local directory (buckets are its subdirectories), checking
 /// SigV4 signatures and honouring `If-None-Match: *`.
 pub struct S3Fs {
@@ -230,17 +250,7 @@ impl S3Fs {
 
 impl Server for S3Fs {
     fn env(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
-        [
-            ("INGEST_STORAGE_URL", format!("s3://{bucket}/{prefix}")),
-            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.into()),
-            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ENDPOINT", self.endpoint()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        s3_env(bucket, prefix, self.port, (S3_ACCESS_KEY, S3_SECRET_KEY))
     }
 
     fn create_container(&self, name: &str) {
@@ -371,17 +381,7 @@ impl S3rver {
 
 impl Server for S3rver {
     fn env(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
-        [
-            ("INGEST_STORAGE_URL", format!("s3://{bucket}/{prefix}")),
-            ("AWS_ACCESS_KEY_ID", "S3RVER".into()),
-            ("AWS_SECRET_ACCESS_KEY", "S3RVER".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        s3_env(bucket, prefix, self.port, ("S3RVER", "S3RVER"))
     }
 
     fn create_container(&self, name: &str) {
