@@ -61,17 +61,22 @@ pub struct InvalidRecord {
 
 /// Checks `value` and tells whether it must be compacted to fit on one line.
 fn check_json(value: &[u8], max_bytes: usize) -> Result<bool, String> {
+    check_size(value, max_bytes)?;
+    serde_json::from_slice::<IgnoredAny>(value).map_err(|e| e.to_string())?;
+    // Raw newlines inside valid JSON can only be insignificant whitespace (strings escape them).
+    let padded = value.first().is_some_and(u8::is_ascii_whitespace)
+        || value.last().is_some_and(u8::is_ascii_whitespace);
+    Ok(padded || memchr::memchr2(b'\n', b'\r', value).is_some())
+}
+
+fn check_size(value: &[u8], max_bytes: usize) -> Result<(), String> {
     if value.len() > max_bytes {
         return Err(format!(
             "{} bytes, above INGEST_MAX_RECORD_BYTES={max_bytes}",
             value.len()
         ));
     }
-    serde_json::from_slice::<IgnoredAny>(value).map_err(|e| e.to_string())?;
-    // Raw newlines inside valid JSON can only be insignificant whitespace (strings escape them).
-    let padded = value.first().is_some_and(u8::is_ascii_whitespace)
-        || value.last().is_some_and(u8::is_ascii_whitespace);
-    Ok(padded || memchr::memchr2(b'\n', b'\r', value).is_some())
+    Ok(())
 }
 
 /// Appends `value` (valid JSON) to `out` without insignificant whitespace. Bytes inside strings,
@@ -248,23 +253,28 @@ pub fn encode(
     let mut dead: Option<Sink> = None;
     let (mut records, mut dead_lettered, mut skipped, mut filtered) = (0, 0, 0, 0);
     for r in batch.records() {
-        let checked = match (r.value(), opts.envelope) {
-            (Some(v), _) => check_json(v, opts.max_record_bytes),
-            (None, Envelope::Metadata) => Ok(false),
-            (None, Envelope::Raw) => Err("the record has no value (a tombstone)".to_string()),
-        };
-        let transformed = match (&checked, &opts.transform, r.value()) {
-            (Ok(_), Some(t), Some(v)) => Some(t.apply(v)),
-            _ => None,
-        };
-        let (checked, value) = match transformed {
-            None => (checked, r.value()),
-            Some(Ok(None)) => {
-                filtered += 1;
-                continue;
+        // A transform parses the value anyway, so it is also the validity check (one parse).
+        let line;
+        let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
+            (Some(v), Some(t), _) => {
+                match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
+                    Ok(None) => {
+                        filtered += 1;
+                        continue;
+                    }
+                    Ok(Some(transformed)) => {
+                        line = transformed;
+                        (Ok(false), Some(&line[..]))
+                    }
+                    Err(reason) => (Err(reason), Some(v)),
+                }
             }
-            Some(Ok(Some(ref line))) => (Ok(false), Some(&line[..])),
-            Some(Err(reason)) => (Err(reason), r.value()),
+            (Some(v), None, _) => (check_json(v, opts.max_record_bytes), Some(v)),
+            (None, _, Envelope::Metadata) => (Ok(false), None),
+            (None, _, Envelope::Raw) => (
+                Err("the record has no value (a tombstone)".to_string()),
+                None,
+            ),
         };
         match checked {
             Ok(compact) => {

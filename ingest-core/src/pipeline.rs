@@ -139,6 +139,7 @@ impl Pipeline {
             draining: false,
             buffered: 0,
             seal_headroom: 0,
+            consumed: Consumed::register(),
             health: Arc::clone(&health),
         };
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
@@ -234,6 +235,23 @@ struct Loop {
     /// Bytes open batches may still grow by before memory pressure needs a look (only pushes
     /// grow them), so most messages skip the scan over partitions.
     seal_headroom: usize,
+    consumed: Consumed,
+}
+
+/// The per-message counters, registered once: a `counter!` call looks its series up in the
+/// recorder's registry, which is too much for every message.
+struct Consumed {
+    records: metrics::Counter,
+    bytes: metrics::Counter,
+}
+
+impl Consumed {
+    fn register() -> Consumed {
+        Consumed {
+            records: metrics::counter!("ingest_records_consumed_total"),
+            bytes: metrics::counter!("ingest_bytes_consumed_total"),
+        }
+    }
 }
 
 impl Loop {
@@ -264,8 +282,8 @@ impl Loop {
             self.buffered += record.size();
             self.seal_headroom = self.seal_headroom.saturating_sub(record.size());
         }
-        metrics::counter!("ingest_records_consumed_total").increment(1);
-        metrics::counter!("ingest_bytes_consumed_total").increment(record.size() as u64);
+        self.consumed.records.increment(1);
+        self.consumed.bytes.increment(record.size() as u64);
         owned.state.ready_to_upload()
             || owned.state.deadline(policy) != deadline
             || self.seal_headroom == 0

@@ -40,10 +40,11 @@ impl Transform {
         Transform(Arc::new(f))
     }
 
-    /// Runs the transform on one record value (already checked to be one valid JSON
-    /// document). Returns the compact one-line JSON to write, or `None` when the record is
-    /// dropped. A transformed record is re-serialised: object keys keep their order, numbers
-    /// and strings are written as serde_json reads them.
+    /// Runs the transform on one record value. Returns the compact one-line JSON to write,
+    /// `None` when the record is dropped, or why the value is not one valid JSON document (the
+    /// parse here is the encoder's validity check when a transform is set). A transformed
+    /// record is re-serialised: object keys keep their order, numbers and strings are written
+    /// as serde_json reads them.
     pub fn apply(&self, value: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let mut v: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
         match (self.0)(&mut v) {
