@@ -79,7 +79,7 @@ impl Pipeline {
             ));
         }
         metrics::gauge!("ingest_buffer_cap_bytes").set(config.max_buffer_bytes as f64);
-        let storage = Storage::from_config(&config).map_err(Error::Storage)?;
+        let mut storage = Storage::from_config(&config).map_err(Error::Storage)?;
         let caps = storage.probe().await.map_err(Error::Storage)?;
         tokio::spawn(watch_storage(
             storage.clone(),

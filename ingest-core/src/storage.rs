@@ -9,7 +9,7 @@
 //! that the store really refuses to overwrite; where it does not, writes fall back to
 //! check-then-put (never loses data, may duplicate after a crash) and the service says so.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -51,10 +51,8 @@ pub struct Storage {
     label: Arc<str>,
     multipart: MultipartPolicy,
     fail_multipart_after_parts: Option<usize>,
-    /// Whether the store refuses to overwrite (checked by [`Storage::probe`]).
-    create_only: Arc<AtomicBool>,
-    /// Whether large files can be published create-only by copy (checked by the probe).
-    multipart_ok: Arc<AtomicBool>,
+    /// What the store can do: assumed until [`Storage::probe`] finds out.
+    caps: Capabilities,
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -67,6 +65,15 @@ fn unique_name() -> String {
         "{}-{nanos}-{}",
         std::process::id(),
         UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether a create-only write or copy was refused because the name exists (stores answer
+/// with "already exists" or with a failed `If-None-Match` precondition).
+fn refused(e: &object_store::Error) -> bool {
+    matches!(
+        e,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
     )
 }
 
@@ -95,8 +102,10 @@ impl Storage {
             label: redact_url(&config.storage_url).into(),
             multipart: config.multipart,
             fail_multipart_after_parts: config.fault.fail_multipart_after_parts,
-            create_only: Arc::new(AtomicBool::new(true)),
-            multipart_ok: Arc::new(AtomicBool::new(kind != Kind::Local)),
+            caps: Capabilities {
+                create_only: true,
+                multipart: kind != Kind::Local,
+            },
         })
     }
 
@@ -112,21 +121,16 @@ impl Storage {
     /// Writes `bytes` at `path` unless something is already there. Never overwrites.
     pub async fn create(&self, path: &str, bytes: Bytes) -> Result<Created, StorageError> {
         let location = Path::from(path);
-        let result = if !self.create_only.load(Ordering::Relaxed) {
+        let result = if !self.caps.create_only {
             self.check_then_put(&location, bytes).await
-        } else if bytes.len() > self.multipart.threshold_bytes
-            && self.multipart_ok.load(Ordering::Relaxed)
-        {
+        } else if self.caps.multipart && bytes.len() > self.multipart.threshold_bytes {
             self.stage_and_publish(&location, bytes, true).await
         } else {
             self.put_create(&location, bytes).await
         };
         match result {
             Ok(()) => Ok(Created::New),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
-            Err(object_store::Error::Precondition { .. }) if self.kind != Kind::Local => {
-                Ok(Created::AlreadyExists)
-            }
+            Err(e) if refused(&e) => Ok(Created::AlreadyExists),
             Err(e) => Err(self.error("create", path, e)),
         }
     }
@@ -230,7 +234,7 @@ impl Storage {
     /// outside the data path, writes it again (which must fail: create-only), and for cloud
     /// stores copies it create-only twice (how large files are published). Errors come back as
     /// one line saying what is wrong and how to fix it.
-    pub async fn probe(&self) -> Result<Capabilities, String> {
+    pub async fn probe(&mut self) -> Result<Capabilities, String> {
         let first = Path::from(format!("{STATE_PREFIX}/probe/{}", unique_name()));
         let fail = |e: object_store::Error| self.explain(&e);
         if self.kind != Kind::Local {
@@ -253,10 +257,7 @@ impl Storage {
         self.put_create(&first, probe.clone()).await.map_err(fail)?;
         let again = self.put_create(&first, probe).await;
         let create_only = match again {
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => true,
+            Err(e) if refused(&e) => true,
             Ok(()) => false,
             Err(e) => return Err(fail(e)),
         };
@@ -267,11 +268,8 @@ impl Storage {
             multipart = match self.store.copy_if_not_exists(&first, &to).await {
                 Ok(()) => {
                     copy = Some(to.clone());
-                    matches!(
-                        self.store.copy_if_not_exists(&first, &to).await,
-                        Err(object_store::Error::AlreadyExists { .. }
-                            | object_store::Error::Precondition { .. })
-                    )
+                    let again = self.store.copy_if_not_exists(&first, &to).await;
+                    again.is_err_and(|e| refused(&e))
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "create-only copy unsupported");
@@ -282,9 +280,7 @@ impl Storage {
         for path in std::iter::once(&first).chain(copy.as_ref()) {
             self.store.delete(path).await.map_err(fail)?;
         }
-        self.create_only.store(create_only, Ordering::Relaxed);
-        self.multipart_ok.store(multipart, Ordering::Relaxed);
-        let caps = Capabilities {
+        self.caps = Capabilities {
             create_only,
             multipart,
         };
@@ -293,7 +289,7 @@ impl Storage {
         } else if self.kind != Kind::Local && !multipart {
             tracing::info!(store = %self.label, "this store cannot copy create-only; every file is uploaded in a single request");
         }
-        Ok(caps)
+        Ok(self.caps)
     }
 
     /// A cheap reachability check for readiness: looks up a name that need not exist.

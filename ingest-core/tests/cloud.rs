@@ -132,7 +132,7 @@ async fn get(store: &Arc<dyn ObjectStore>, path: &str) -> Option<Bytes> {
 async fn large_files_go_through_multipart_create_only(server: &dyn Server) -> Vec<String> {
     let bucket = container("big");
     server.create_container(&bucket);
-    let storage = Storage::from_config(&storage_config(server, &bucket, &[])).unwrap();
+    let mut storage = Storage::from_config(&storage_config(server, &bucket, &[])).unwrap();
     let caps = storage.probe().await.unwrap();
     assert!(caps.create_only && caps.multipart, "{caps:?}");
     let store = storage.object_store();
@@ -156,7 +156,7 @@ async fn large_files_go_through_multipart_create_only(server: &dyn Server) -> Ve
     assert_eq!((again.e_tag, again.size), (meta.e_tag, meta.size));
     assert!(get(&store, path).await.unwrap() == data, "not overwritten");
 
-    let failing = Storage::from_config(&storage_config(
+    let mut failing = Storage::from_config(&storage_config(
         server,
         &bucket,
         &[("INGEST_FAULT_FAIL_MULTIPART_AFTER_PARTS", "2")],
@@ -261,7 +261,7 @@ async fn azurite_start_up_check_names_a_missing_container_and_bad_credentials() 
             &format!("abfss://{bucket}@{AZURITE_ACCOUNT}.dfs.core.windows.net/raw"),
         ),
     ] {
-        let storage = Storage::from_config(&config(&vars, &[])).unwrap();
+        let mut storage = Storage::from_config(&config(&vars, &[])).unwrap();
         let caps = storage.probe().await.unwrap();
         assert!(caps.create_only, "{caps:?}");
         let name = format!("{}/check.json", unique("sas"));
@@ -362,7 +362,7 @@ async fn a_store_without_create_only_is_detected_and_written_check_then_put() {
     };
     let bucket = container("nocas");
     s3rver.create_container(&bucket);
-    let storage = Storage::from_config(&storage_config(&s3rver, &bucket, &[])).unwrap();
+    let mut storage = Storage::from_config(&storage_config(&s3rver, &bucket, &[])).unwrap();
     let caps = storage.probe().await.unwrap();
     assert!(!caps.create_only, "s3rver overwrites: {caps:?}");
     assert_eq!(
