@@ -267,12 +267,9 @@ impl Flusher {
         }
         if created == Created::New {
             metrics::counter!("ingest_files_landed_total").increment(1);
-            let partition = claim.partition;
-            let now = now_ms();
-            metrics::gauge!("ingest_last_landed_timestamp_seconds", "partition" => partition.to_string())
-                .set(now as f64 / 1000.0);
+            // Freshness gauges are derived from this at scrape time (`ops`).
             self.health.update(|f| {
-                f.last_landed_ms.insert(partition, now);
+                f.last_landed_ms.insert(claim.partition, now_ms());
             });
             metrics::counter!("ingest_records_landed_total").increment(encoded.records as u64);
             metrics::counter!("ingest_bytes_landed_total").increment(size as u64);

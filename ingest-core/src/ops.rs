@@ -238,6 +238,8 @@ fn respond(
             let now = now_ms();
             for (p, at) in &facts.last_landed_ms {
                 let p = p.to_string();
+                metrics::gauge!("ingest_last_landed_timestamp_seconds", "partition" => p.clone())
+                    .set(*at as f64 / 1000.0);
                 metrics::gauge!("ingest_seconds_since_last_landed", "partition" => p)
                     .set((now - at) as f64 / 1000.0);
             }
