@@ -213,8 +213,8 @@ impl RawEnv {
             }
         };
         // Event Hubs: checked first, since the event hub names the topic by default.
+        let storage_url = parse_storage_url(self.storage_url)?;
         let eventhubs = if eventhubs_source {
-            let storage_url = parse_storage_url(self.storage_url.clone())?;
             Some(self.eventhubs.validate(&storage_url)?)
         } else {
             None
@@ -260,7 +260,6 @@ impl RawEnv {
         let group_id = self
             .kafka_group_id
             .unwrap_or_else(|| format!("ingest-{topic}"));
-        let storage_url = parse_storage_url(self.storage_url)?;
         let any_azure = is_azure(&storage_url)
             || eventhubs
                 .as_ref()
@@ -448,18 +447,12 @@ impl RawEnv {
             self.storage_check_interval_ms,
             defaults::STORAGE_CHECK_INTERVAL_MS,
         )?);
-        let hang_after_uploads = match self.fault_hang_after_uploads {
-            None => None,
-            Some(v) => Some(positive("FAULT_HANG_AFTER_UPLOADS", Some(v), 0u64)?),
-        };
-        let fail_multipart_after_parts = match self.fault_fail_multipart_after_parts {
-            None => None,
-            Some(v) => Some(positive(
-                "FAULT_FAIL_MULTIPART_AFTER_PARTS",
-                Some(v),
-                0usize,
-            )?),
-        };
+        let hang_after_uploads =
+            optional("FAULT_HANG_AFTER_UPLOADS", self.fault_hang_after_uploads)?;
+        let fail_multipart_after_parts = optional(
+            "FAULT_FAIL_MULTIPART_AFTER_PARTS",
+            self.fault_fail_multipart_after_parts,
+        )?;
         Ok(Config {
             topic,
             kafka: KafkaConfig {
@@ -510,6 +503,16 @@ fn positive<T: std::str::FromStr + Default + PartialEq>(
             _ => Err(ConfigError::invalid(var, &v, "a positive whole number")),
         },
     }
+}
+
+/// A positive whole number that has no default (unset means off).
+fn optional<T: std::str::FromStr + Default + PartialEq>(
+    var: &str,
+    value: Option<String>,
+) -> Result<Option<T>, ConfigError> {
+    value
+        .map(|v| positive(var, Some(v), T::default()))
+        .transpose()
 }
 
 fn choice<T: Copy>(

@@ -58,7 +58,7 @@ pub fn store_at(config: &Config, url: &Url) -> Result<(Arc<dyn ObjectStore>, Kin
             .map_err(|_| format!("{var}={label} is not a local path"))?;
         std::fs::create_dir_all(&dir).map_err(|e| {
             format!(
-                "cannot create {}: {e}; check INGEST_STORAGE_URL and permissions",
+                "cannot create {}: {e}; check {var} and permissions",
                 dir.display()
             )
         })?;
