@@ -17,7 +17,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::events::order_event;
+use ingest_cli::sample::order_event;
 
 /// Bytes the mock cluster retains per partition before deleting old batches.
 pub const MOCK_RETAINED_BYTES: usize = 5 * 1024 * 1024;

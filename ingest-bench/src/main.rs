@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 
 mod broker;
 mod ceiling;
-mod events;
 mod landed;
 mod procs;
 mod report;
@@ -112,7 +111,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .collect()
     };
     let mean = (0..1000)
-        .map(|n| events::order_event(n).len())
+        .map(|n| ingest_cli::sample::order_event(n).len())
         .sum::<usize>() as f64
         / 1000.0;
     let level = ingest::config::defaults::COMPRESSION_LEVEL;

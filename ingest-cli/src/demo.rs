@@ -28,51 +28,13 @@ pub struct DemoArgs {
     topic: String,
 }
 
-const CITIES: &[&str] = &[
-    "Zürich",
-    "São Paulo",
-    "東京",
-    "Kraków",
-    "Reykjavík",
-    "Montréal",
-    "Αθήνα",
-    "Cape Town",
-];
-const PRODUCTS: &[(&str, u32)] = &[
-    ("espresso beans ☕", 1450),
-    ("café crème", 390),
-    ("matcha 抹茶", 2200),
-    ("croissant 🥐", 250),
-    ("kombucha", 480),
-];
-
-/// One order event, 0.5–1 KB, deterministic in `n`. Every 10th is pretty-printed, every
-/// 5,000th is not JSON at all (it goes to the dead-letter path).
+/// Order event `n` (see `ingest_cli::sample`), except that every 5,000th is not JSON at all:
+/// it goes to the dead-letter path.
 pub fn order_event(n: u64) -> Vec<u8> {
     if n % 5_000 == 4_999 {
         return format!("order {n} <corrupted by a legacy producer>").into_bytes();
     }
-    let items: Vec<serde_json::Value> = (0..1 + n % 4)
-        .map(|i| {
-            let (name, cents) = PRODUCTS[((n + i) % PRODUCTS.len() as u64) as usize];
-            serde_json::json!({"sku": format!("SKU-{:05}", (n * 7 + i) % 10_000), "name": name, "qty": 1 + (n + i) % 3, "unit_price": {"amount": cents, "currency": "EUR"}})
-        })
-        .collect();
-    let tier = ["free", "plus", "pro"][(n % 3) as usize];
-    let event = serde_json::json!({
-        "event_id": format!("{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        "type": if n % 17 == 0 { "order_cancelled" } else { "order_placed" },
-        "order_id": n,
-        "customer": {"id": format!("cust-{}", n % 997), "city": CITIES[(n % CITIES.len() as u64) as usize], "tier": tier, "consents": {"email": n % 2 == 0, "sms": false}},
-        "items": items,
-        "shipping": {"method": "standard", "address": {"street": format!("{} Rue de l'Église", n % 300), "postcode": format!("{:05}", n % 99_999), "country": "CH"}},
-        "notes": if n % 11 == 0 { serde_json::Value::String("Bitte klingeln — 2. Stock, \"Hinterhaus\"".into()) } else { serde_json::Value::Null },
-    });
-    if n % 10 == 0 {
-        serde_json::to_vec_pretty(&event).expect("serialisable")
-    } else {
-        serde_json::to_vec(&event).expect("serialisable")
-    }
+    ingest_cli::sample::order_event(n)
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 pub mod autoloader;
 pub mod names;
 pub mod render;
+pub mod sample;
 pub mod scaffold;
 pub mod services;
 pub mod values;

@@ -1,5 +1,6 @@
-//! The benchmark's records: realistic order events, 0.5–1 KB, nested objects, unicode, every
-//! 10th pretty-printed. Deterministic in the record number, so every run lands the same bytes.
+//! Sample records for the demo and the benchmark: realistic order events, 0.5–1 KB, nested
+//! objects, unicode, every 10th pretty-printed. Pure and deterministic in the record number, so
+//! every run lands the same bytes.
 
 use serde_json::{json, Value};
 
