@@ -9,7 +9,19 @@ fn base() -> Vec<(&'static str, &'static str)> {
 }
 
 fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
-    let mut vars = base();
+    base_with(&base(), extra)
+}
+
+fn without(var: &str) -> Result<Config, ConfigError> {
+    base_without(&base(), var)
+}
+
+/// `base` with `extra` set (replacing what `base` says for the same variable).
+pub(super) fn base_with(
+    base: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> Result<Config, ConfigError> {
+    let mut vars = base.to_vec();
     for (k, v) in extra {
         vars.retain(|(key, _)| key != k);
         vars.push((k, v));
@@ -17,8 +29,9 @@ fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
     Config::from_pairs(vars)
 }
 
-fn without(var: &str) -> Result<Config, ConfigError> {
-    Config::from_pairs(base().into_iter().filter(|(k, _)| *k != var))
+/// `base` without `var`.
+pub(super) fn base_without(base: &[(&str, &str)], var: &str) -> Result<Config, ConfigError> {
+    Config::from_pairs(base.iter().copied().filter(|(k, _)| *k != var))
 }
 
 #[test]

@@ -3,26 +3,19 @@ use crate::config::Config;
 
 const KEY: &str = "c2VjcmV0LWtleS1ub3QtcmVhbA==";
 
-fn base() -> Vec<(&'static str, String)> {
-    vec![
-        ("INGEST_SOURCE", "eventhubs".into()),
-        ("INGEST_EVENTHUBS_NAMESPACE", "MyNamespace".into()),
-        ("INGEST_EVENTHUBS_EVENT_HUB", "orders".into()),
-        ("INGEST_STORAGE_URL", "az://lake/raw".into()),
-    ]
-}
+const BASE: &[(&str, &str)] = &[
+    ("INGEST_SOURCE", "eventhubs"),
+    ("INGEST_EVENTHUBS_NAMESPACE", "MyNamespace"),
+    ("INGEST_EVENTHUBS_EVENT_HUB", "orders"),
+    ("INGEST_STORAGE_URL", "az://lake/raw"),
+];
 
-fn with(extra: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
-    let mut vars = base();
-    for (k, v) in extra {
-        vars.retain(|(key, _)| key != k);
-        vars.push((k, v.to_string()));
-    }
-    Config::from_pairs(vars)
+fn with(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    crate::config::tests::base_with(BASE, extra)
 }
 
 fn without(var: &str) -> Result<Config, ConfigError> {
-    Config::from_pairs(base().into_iter().filter(|(k, _)| *k != var))
+    crate::config::tests::base_without(BASE, var)
 }
 
 #[test]
