@@ -213,11 +213,14 @@ impl RawEnv {
             }
         };
         // Event Hubs: checked first, since the event hub names the topic by default.
-        let storage_url = parse_storage_url(self.storage_url)?;
-        let eventhubs = if eventhubs_source {
-            Some(self.eventhubs.validate(&storage_url)?)
+        // The storage URL is parsed here for Event Hubs (its default checkpoint location), after
+        // the topic otherwise, so a bare Kafka environment is told about INGEST_TOPIC first.
+        let mut raw_storage_url = self.storage_url;
+        let (eventhubs, parsed_storage_url) = if eventhubs_source {
+            let url = parse_storage_url(raw_storage_url.take())?;
+            (Some(self.eventhubs.validate(&url)?), Some(url))
         } else {
-            None
+            (None, None)
         };
         let topic = match (self.topic, &eventhubs) {
             (Some(t), _) => t,
@@ -260,6 +263,10 @@ impl RawEnv {
         let group_id = self
             .kafka_group_id
             .unwrap_or_else(|| format!("ingest-{topic}"));
+        let storage_url = match parsed_storage_url {
+            Some(url) => url,
+            None => parse_storage_url(raw_storage_url)?,
+        };
         let any_azure = is_azure(&storage_url)
             || eventhubs
                 .as_ref()
