@@ -18,6 +18,9 @@ pub enum Error {
     /// Kafka could not be reached, or the topic does not exist.
     #[error("{0}")]
     Kafka(String),
+    /// Event Hubs could not be reached, or the event hub cannot be read.
+    #[error("{0}")]
+    EventHubs(String),
     /// A record is not valid JSON and the policy is `fail`.
     #[error(transparent)]
     InvalidRecord(#[from] InvalidRecord),
@@ -45,6 +48,7 @@ impl Error {
             self,
             Error::Storage(_)
                 | Error::Kafka(_)
+                | Error::EventHubs(_)
                 | Error::ShutdownTimeout { .. }
                 | Error::Internal(_)
         )

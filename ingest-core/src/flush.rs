@@ -19,11 +19,11 @@ use crate::config::Fault;
 use crate::encode::{encode, EncodeOptions, Encoded};
 use crate::error::Error;
 use crate::health::Health;
-use crate::kafka::{self, KafkaConsumer};
 use crate::naming::Namer;
 use crate::partition::Sealed;
 use crate::progress::Progress;
 use crate::recovery::{decide, Claim, Recovery};
+use crate::source::Control;
 use crate::storage::{Created, Storage, StorageError};
 
 /// What happened to a batch.
@@ -45,7 +45,7 @@ pub enum Outcome {
 /// Shared by all flush tasks of a pipeline.
 pub struct Flusher {
     pub storage: Storage,
-    pub consumer: Arc<KafkaConsumer>,
+    pub source: Control,
     pub namer: Namer,
     pub encode: EncodeOptions,
     pub fault: Fault,
@@ -298,8 +298,8 @@ impl Flusher {
         Ok(())
     }
 
-    /// Commits `through + 1` unless the partition was revoked. A failed commit is not fatal:
-    /// the file is landed and claimed, so whoever reads from the older offset skips it.
+    /// Commits through `through` unless the partition was revoked. A failed commit is not
+    /// fatal: the file is landed and claimed, so whoever reads from the older position skips it.
     async fn commit(&self, partition: i32, through: i64, owner: &CancellationToken) {
         if owner.is_cancelled() {
             tracing::info!(
@@ -309,26 +309,20 @@ impl Flusher {
             );
             return;
         }
-        let consumer = self.consumer.clone();
-        let topic = self.namer.topic.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            kafka::commit(&consumer, &topic, partition, through + 1)
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {
-                tracing::debug!(partition, next_offset = through + 1, "committed");
+        match self.source.commit(partition, through).await {
+            Ok(()) => {
+                let position = self.source.committed_position(through);
+                tracing::debug!(partition, through, position, "committed");
                 metrics::gauge!("ingest_committed_offset", "partition" => partition.to_string())
-                    .set((through + 1) as f64);
+                    .set(position as f64);
                 self.progress.send_modify(|p| {
-                    p.committed.insert(partition, through + 1);
+                    p.committed.insert(partition, position);
                 });
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 metrics::counter!("ingest_commit_failures_total").increment(1);
-                tracing::warn!(partition, next_offset = through + 1, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
+                tracing::warn!(partition, through, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
             }
-            Err(e) => tracing::error!(partition, error = %e, "commit task failed"),
         }
     }
 }

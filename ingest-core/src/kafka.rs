@@ -16,13 +16,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-
-/// Partition assignment changes, in the order the consumer saw them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RebalanceEvent {
-    Assigned(Vec<i32>),
-    Revoked(Vec<i32>),
-}
+pub use crate::source::RebalanceEvent;
 
 /// Forwards rebalances to the pipeline loop and routes librdkafka logs to `tracing`.
 pub struct Context {

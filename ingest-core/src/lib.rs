@@ -23,6 +23,7 @@ mod pipeline;
 mod progress;
 pub mod recovery;
 mod service;
+pub mod source;
 pub mod storage;
 mod telemetry;
 pub mod transform;

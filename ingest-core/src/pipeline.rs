@@ -1,5 +1,5 @@
-//! The pipeline loop: one `select!` over shutdown, finished flushes, rebalances, the flush timer
-//! and the next Kafka message.
+//! The pipeline loop: one `select!` over shutdown, finished flushes, the flush timer and the
+//! source's next rebalance, Kafka message or Event Hubs event.
 //!
 //! Invariants: a partition has at most one flush in flight; buffered bytes across partitions
 //! stay under `INGEST_MAX_BUFFER_BYTES` (plus what librdkafka already queued) by flushing early
@@ -12,7 +12,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
@@ -22,13 +21,14 @@ use crate::batch::{FlushReason, RecordRef};
 use crate::config::Config;
 use crate::encode::EncodeOptions;
 use crate::error::Error;
+use crate::eventhubs::source::Event;
 use crate::flush::{now_ms, Flusher, Outcome};
 use crate::health::Health;
-use crate::kafka::{self, KafkaConsumer, RebalanceEvent};
 use crate::naming::Namer;
 use crate::ops;
 use crate::partition::PartitionState;
 use crate::progress::Progress;
+use crate::source::{self, Control, Next, RebalanceEvent};
 use crate::storage::Storage;
 
 /// A configured pipeline, not yet running.
@@ -56,9 +56,6 @@ impl Pipeline {
     /// Returns what this run landed.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Progress, Error> {
         let config = self.config;
-        if config.eventhubs.is_some() {
-            return Err(Error::Config(crate::config::ConfigError::source_not_wired()));
-        }
         let health = Arc::new(Health::new(now_ms()));
         // Stops the endpoint and the storage watch when this function returns, however it ends.
         let background = CancellationToken::new();
@@ -87,28 +84,27 @@ impl Pipeline {
             config.storage_check_interval,
             background.clone(),
         ));
-        let (consumer, mut events) = kafka::subscribe(&config).map_err(Error::Kafka)?;
-        let check = {
-            let (c, cfg) = (consumer.clone(), config.clone());
-            tokio::task::spawn_blocking(move || {
-                kafka::check_topic(&c, &cfg, Duration::from_secs(15))
-            })
-        };
-        let partition_count = tokio::select! {
-            checked = check => checked.map_err(|e| Error::Internal(e.to_string()))?.map_err(Error::Kafka)?,
+        let opened = tokio::select! {
+            opened = source::open(&config, background.child_token()) => opened?,
             _ = shutdown.cancelled() => {
                 tracing::info!("shutdown requested during start-up; nothing was consumed");
                 return Ok(Progress::default());
             }
         };
+        let source::Opened {
+            mut receiver,
+            control,
+            partitions: partition_count,
+            label,
+        } = opened;
         health.update(|f| f.started = true);
-        tracing::info!(topic = %config.topic, group = %config.kafka.group_id, storage = storage.label(),
+        tracing::info!(topic = %config.topic, source = %label, storage = storage.label(),
             create_only = caps.create_only, multipart = caps.multipart,
             partitions = partition_count, "ingest started");
 
         let flusher = Arc::new(Flusher {
             storage,
-            consumer: consumer.clone(),
+            source: control.clone(),
             namer: Namer {
                 topic: config.topic.clone(),
                 dead_letter_prefix: config.dead_letter_prefix.clone(),
@@ -130,7 +126,7 @@ impl Pipeline {
         });
         let mut lp = Loop {
             config,
-            consumer: consumer.clone(),
+            source: control.clone(),
             flusher,
             partitions: BTreeMap::new(),
             tasks: JoinSet::new(),
@@ -174,25 +170,29 @@ impl Pipeline {
                     return Err(Error::ShutdownTimeout { timeout: lp.config.shutdown_timeout, pending });
                 }
                 Some(joined) = lp.tasks.join_next(), if !lp.tasks.is_empty() => lp.on_flushed(joined)?,
-                Some(event) = events.recv() => lp.on_rebalance(event),
                 _ = heartbeat.tick() => {
                     lp.health.update(|f| f.heartbeat_ms = now_ms());
                     attention = false;
                 }
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
-                message = consumer.recv() => {
-                    // Rebalance callbacks run inside recv(): apply them before the message.
-                    let mut rebalanced = false;
-                    while let Ok(event) = events.try_recv() {
-                        lp.on_rebalance(event);
-                        rebalanced = true;
+                next = receiver.next() => match next {
+                    Next::Rebalance(event) => lp.on_rebalance(event),
+                    Next::Kafka { message, rebalanced_first } => {
+                        let rebalanced = !rebalanced_first.is_empty();
+                        for event in rebalanced_first {
+                            lp.on_rebalance(event);
+                        }
+                        match message {
+                            Ok(m) => attention = lp.on_kafka_message(&m) || rebalanced,
+                            Err(rdkafka::error::KafkaError::PartitionEOF(p)) => lp.on_caught_up(p),
+                            Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                        }
                     }
-                    match message {
-                        Ok(m) => attention = lp.on_message(&m) || rebalanced,
-                        Err(rdkafka::error::KafkaError::PartitionEOF(p)) => lp.on_caught_up(p),
-                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                    Next::Event(event) => attention = lp.on_event(&event),
+                    Next::Closed => {
+                        return Err(Error::Internal("the source stopped delivering".into()));
                     }
-                }
+                },
             }
         }
         let landed = self.progress.borrow().clone();
@@ -203,7 +203,7 @@ impl Pipeline {
             dead_letters = landed.dead_letters,
             "ingest stopped cleanly: every buffered record landed and was committed"
         );
-        consumer.unsubscribe();
+        control.close().await;
         Ok(landed)
     }
 }
@@ -222,7 +222,7 @@ type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;
 struct Loop {
     health: Arc<Health>,
     config: Config,
-    consumer: Arc<KafkaConsumer>,
+    source: Control,
     flusher: Arc<Flusher>,
     partitions: BTreeMap<i32, Owned>,
     tasks: JoinSet<(i32, u64, Result<Outcome, Error>)>,
@@ -255,15 +255,11 @@ impl Consumed {
 }
 
 impl Loop {
-    /// Buffers a message. Returns whether the loop must rescan partitions: a batch was sealed
-    /// or opened (uploads, deadlines) or the buffer cap was reached.
-    fn on_message(&mut self, m: &BorrowedMessage<'_>) -> bool {
-        if self.draining || m.topic() != self.config.topic {
+    /// Buffers a Kafka message (see `on_record`).
+    fn on_kafka_message(&mut self, m: &BorrowedMessage<'_>) -> bool {
+        if m.topic() != self.config.topic {
             return false;
         }
-        let Some(owned) = self.partitions.get_mut(&m.partition()) else {
-            return false;
-        };
         let mut headers = Vec::new();
         if let Some(h) = m.headers() {
             headers.extend(h.iter().map(|h| (h.key, h.value)));
@@ -275,10 +271,40 @@ impl Loop {
             value: m.payload(),
             headers: &headers,
         };
+        self.on_record(m.partition(), &record)
+    }
+
+    /// Buffers an Event Hubs event: the sequence number is the offset, the partition key the
+    /// key, application properties the headers.
+    fn on_event(&mut self, e: &Event) -> bool {
+        let headers: Vec<(&str, Option<&[u8]>)> = e
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
+            .collect();
+        let record = RecordRef {
+            offset: e.sequence_number,
+            timestamp_ms: e.enqueued_ms,
+            key: e.partition_key.as_deref().map(str::as_bytes),
+            value: e.body.as_deref(),
+            headers: &headers,
+        };
+        self.on_record(e.partition, &record)
+    }
+
+    /// Buffers a record. Returns whether the loop must rescan partitions: a batch was sealed
+    /// or opened (uploads, deadlines) or the buffer cap was reached.
+    fn on_record(&mut self, partition: i32, record: &RecordRef<'_>) -> bool {
+        if self.draining {
+            return false;
+        }
+        let Some(owned) = self.partitions.get_mut(&partition) else {
+            return false;
+        };
         owned.next_offset = Some(record.offset + 1);
         let policy = &self.config.flush;
         let deadline = owned.state.deadline(policy);
-        if owned.state.push(&record, Instant::now(), now_ms(), policy) {
+        if owned.state.push(record, Instant::now(), now_ms(), policy) {
             self.buffered += record.size();
             self.seal_headroom = self.seal_headroom.saturating_sub(record.size());
         }
@@ -424,8 +450,8 @@ impl Loop {
         if wanted != self.paused {
             let pause: Vec<i32> = wanted.difference(&self.paused).copied().collect();
             let resume: Vec<i32> = self.paused.difference(&wanted).copied().collect();
-            kafka::set_paused(&self.consumer, &self.config.topic, &pause, true);
-            kafka::set_paused(&self.consumer, &self.config.topic, &resume, false);
+            self.source.set_paused(&pause, true);
+            self.source.set_paused(&resume, false);
             if !self.draining {
                 tracing::info!(
                     buffered_bytes = total,

@@ -367,16 +367,5 @@ fn parse_connection_string(s: &str) -> Result<Connection, String> {
     })
 }
 
-impl ConfigError {
-    /// The pipeline cannot run this source yet (see the README's Event Hubs section).
-    pub(crate) fn source_not_wired() -> Self {
-        ConfigError::invalid(
-            "SOURCE",
-            "eventhubs",
-            "kafka: the native Event Hubs source is configured but not yet wired into the pipeline; use the Event Hubs Kafka endpoint meanwhile (README, Event Hubs)",
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests;

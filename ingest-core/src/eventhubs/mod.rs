@@ -8,4 +8,5 @@
 
 pub mod balance;
 pub mod layout;
+pub mod source;
 pub mod store;
