@@ -56,13 +56,16 @@ pub enum Next {
     Event(Event),
 }
 
+/// (sequence number, offset) of events received in one partition, oldest first.
+type Pending = VecDeque<(i64, Option<String>)>;
+
 /// State shared by the balancer, the partition tasks, the loop side and the committer.
 #[derive(Default)]
 struct Shared {
     /// Partitions being received: their pause flag.
     paused: Mutex<HashMap<i32, watch::Sender<bool>>>,
     /// Sequence number → offset of events handed to the loop and not yet committed past.
-    offsets: Mutex<HashMap<i32, VecDeque<(i64, Option<String>)>>>,
+    offsets: Mutex<HashMap<i32, Pending>>,
     /// Partitions owned: ownership ETag and the receiver's cancel token.
     held: Mutex<BTreeMap<String, Held>>,
 }
