@@ -154,9 +154,10 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
             .map_err(Error::Storage)?
             .ok_or_else(|| Error::Internal("Event Hubs source without settings".into()))?;
         let prefetch = eventhubs_prefetch(config.max_buffer_bytes, config.max_record_bytes);
-        let (receiver, control, partitions) = eventhubs::source::open(eh, store, prefetch, stop)
-            .await
-            .map_err(Error::EventHubs)?;
+        let (receiver, control, partitions) =
+            eventhubs::source::open(eh, &config.cloud_env, store, prefetch, stop)
+                .await
+                .map_err(Error::EventHubs)?;
         return Ok(Opened {
             receiver: Receiver::EventHubs(receiver),
             control: Control::EventHubs(control),

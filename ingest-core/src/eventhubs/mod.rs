@@ -7,6 +7,7 @@
 //! receiver and its wiring into the pipeline are not here yet (README, Event Hubs).
 
 pub mod balance;
+pub mod identity;
 pub mod layout;
 pub mod source;
 pub mod store;

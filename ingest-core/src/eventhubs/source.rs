@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::balance;
 use super::layout::{self, Checkpoint, Start};
 use super::store::CheckpointStore;
+use crate::config::cloud::CloudEnv;
 use crate::config::eventhubs::{Credential, EventHubsConfig, SharedAccessKey, StartAt};
 use crate::source::RebalanceEvent;
 
@@ -114,15 +115,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// partitions. Errors are one line naming the setting to check.
 pub async fn open(
     config: &EventHubsConfig,
+    cloud: &CloudEnv,
     store: CheckpointStore,
     prefetch: u32,
     stop: CancellationToken,
 ) -> Result<(Receiver, Control, usize), String> {
-    let client = connect(config).await?;
+    let client = connect(config, cloud).await?;
     let properties = client.get_eventhub_properties().await.map_err(|e| {
         format!(
-            "cannot read event hub {} on {} ({e}); check INGEST_EVENTHUBS_EVENT_HUB and that the credential may listen",
-            config.event_hub, config.fully_qualified_namespace
+            "cannot read event hub {} on {} ({}); check INGEST_EVENTHUBS_EVENT_HUB and INGEST_EVENTHUBS_CONNECTION_STRING (its policy needs Listen)",
+            config.event_hub,
+            config.fully_qualified_namespace,
+            one_line(&e)
         )
     })?;
     let mut partition_ids = properties.partition_ids;
@@ -173,7 +177,7 @@ pub async fn open(
     ))
 }
 
-async fn connect(config: &EventHubsConfig) -> Result<ConsumerClient, String> {
+async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerClient, String> {
     let mut builder = ConsumerClient::builder().with_consumer_group(config.consumer_group.clone());
     if let Some(endpoint) = &config.endpoint {
         builder = builder.with_custom_endpoint(endpoint.to_string());
@@ -193,16 +197,33 @@ async fn connect(config: &EventHubsConfig) -> Result<ConsumerClient, String> {
                 .await
         }
         Credential::Identity => {
-            return Err(format!(
-                "no INGEST_EVENTHUBS_CONNECTION_STRING for {namespace}: Microsoft Entra identity is not supported yet; set a connection string (README, Event Hubs)"
-            ))
+            let credential = super::identity::credential(cloud)?;
+            builder
+                .open(namespace, config.event_hub.clone(), credential)
+                .await
         }
     };
     opened.map_err(|e| {
         format!(
-            "cannot connect to Event Hubs namespace {namespace} ({e}); check INGEST_EVENTHUBS_CONNECTION_STRING and the network"
+            "cannot connect to Event Hubs namespace {namespace} ({}); check INGEST_EVENTHUBS_CONNECTION_STRING (or the AZURE_* identity), INGEST_EVENTHUBS_ENDPOINT and the network",
+            one_line(&e)
         )
     })
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn unique_owner_id() -> String {
