@@ -207,19 +207,20 @@ fn put_token(client: &Client, request: &Message<Body<Value>>) -> Outcome {
     }
 }
 
-/// `$management` READ of the hub or of one partition, checking the request's `security_token`.
+/// `$management` READ of the hub or of one partition; the request's `security_token` must cover
+/// the entity it names.
 fn read(hub: &Hub, request: &Message<Body<Value>>) -> Outcome {
     if text(request, "operation") != "READ" {
         return (501, "only READ is implemented".into(), Value::Null);
     }
-    let hub_resource = format!("amqps://{}/{}", hub.namespace, hub.name);
+    let name = text(request, "name");
+    let resource = format!("amqps://{}/{name}", hub.namespace);
     if let Err(reason) = hub
         .keys
-        .check_any(text(request, "security_token"), &hub_resource)
+        .check_any(text(request, "security_token"), &resource)
     {
         return (401, format!("Unauthorized: {reason}"), Value::Null);
     }
-    let name = text(request, "name");
     if !name.eq_ignore_ascii_case(&hub.name) {
         return (404, format!("no event hub {name:?}"), Value::Null);
     }
