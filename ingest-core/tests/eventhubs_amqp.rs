@@ -7,7 +7,11 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::time::OffsetDateTime;
 
 use azure_messaging_eventhubs::error::ErrorKind;
 use azure_messaging_eventhubs::models::{AmqpSimpleValue, ReceivedEventData};
@@ -16,7 +20,7 @@ use azure_messaging_eventhubs::{
 };
 use futures::StreamExt;
 
-use common::eventhubs::{Event, EventHubServer};
+use common::eventhubs::{Event, EventHubServer, BEARER_TOKEN};
 
 const NAMESPACE: &str = "ingest-test.servicebus.windows.net";
 const HUB: &str = "orders";
@@ -38,13 +42,27 @@ async fn receiver(
     owner_level: Option<i64>,
 ) -> EventReceiver {
     let options = OpenReceiverOptions {
+        owner_level,
+        ..from(location, inclusive)
+    };
+    open(consumer, partition, options).await
+}
+
+fn from(location: StartLocation, inclusive: bool) -> OpenReceiverOptions {
+    OpenReceiverOptions {
         start_position: Some(StartPosition {
             location,
             inclusive,
         }),
-        owner_level,
         ..Default::default()
-    };
+    }
+}
+
+async fn open(
+    consumer: &ConsumerClient,
+    partition: &str,
+    options: OpenReceiverOptions,
+) -> EventReceiver {
     consumer
         .open_receiver_on_partition(partition.to_string(), Some(options))
         .await
@@ -285,11 +303,7 @@ async fn a_wrong_key_is_refused_with_an_authorization_error() {
     assert!(is_unauthorized(&error), "{error:?}");
 
     let receiver = receiver(&consumer, "0", StartLocation::Earliest, false, None).await;
-    let first = tokio::time::timeout(WAIT, receiver.stream_events().next())
-        .await
-        .expect("refused in time")
-        .expect("the stream reports the refusal");
-    let error = first.expect_err("a wrong key receives nothing");
+    let error = first_error(&receiver).await;
     assert!(is_unauthorized(&error), "{error:?}");
 
     let tokens = server.tokens();
@@ -315,18 +329,50 @@ fn is_unauthorized(error: &azure_messaging_eventhubs::EventHubsError) -> bool {
 }
 
 #[tokio::test]
-async fn an_unknown_partition_is_not_found() {
+async fn an_unknown_partition_or_hub_is_not_found() {
     let server = EventHubServer::start(NAMESPACE, HUB, 2);
     let consumer = consumer(&server).await;
-    let receiver = receiver(&consumer, "2", StartLocation::Earliest, false, None).await;
+    let missing = receiver(&consumer, "2", StartLocation::Earliest, false, None).await;
+    let error = first_error(&missing).await;
+    assert!(format!("{error:?}").contains("NotFound"), "{error:?}");
+    consumer.close().await.expect("close");
+
+    // A client of another hub in the namespace: its tokens are valid, the hub is not there.
+    let namespace_wide = server
+        .connection_string()
+        .replace(&format!(";EntityPath={HUB}"), "");
+    let other = ConsumerClient::builder()
+        .with_custom_endpoint(server.endpoint())
+        .open_with_connection_string(&namespace_wide, Some("returns"))
+        .await
+        .expect("the client connects");
+    let properties = other.get_eventhub_properties().await;
+    let error = properties.expect_err("no hub returns");
+    assert!(format!("{error:?}").contains("404"), "{error:?}");
+    let elsewhere = receiver(&other, "0", StartLocation::Earliest, false, None).await;
+    let error = first_error(&elsewhere).await;
+    assert!(format!("{error:?}").contains("NotFound"), "{error:?}");
+    other.close().await.expect("close");
+
+    let refused: Vec<_> = server
+        .attaches()
+        .into_iter()
+        .map(|a| (a.partition, a.refused))
+        .collect();
+    let not_found = Some("amqp:not-found".to_string());
+    assert_eq!(
+        refused,
+        [("2".into(), not_found.clone()), ("0".into(), not_found)]
+    );
+}
+
+/// The error the first poll of `receiver`'s stream reports.
+async fn first_error(receiver: &EventReceiver) -> azure_messaging_eventhubs::EventHubsError {
     let first = tokio::time::timeout(WAIT, receiver.stream_events().next())
         .await
         .expect("refused in time")
         .expect("the stream reports the refusal");
-    let error = first.expect_err("partition 2 does not exist");
-    assert!(format!("{error:?}").contains("NotFound"), "{error:?}");
-    let refused: Vec<_> = server.attaches().into_iter().map(|a| a.refused).collect();
-    assert_eq!(refused, [Some("amqp:not-found".to_string())]);
+    first.expect_err("a refused link receives nothing")
 }
 
 #[tokio::test]
@@ -360,4 +406,61 @@ async fn a_higher_owner_level_takes_the_partition() {
         .map(|a| (a.owner_level, a.refused))
         .collect();
     assert_eq!(levels, HashMap::from([(Some(1), None), (Some(2), None)]));
+}
+
+#[tokio::test]
+async fn a_small_prefetch_gets_every_event_as_credit_is_renewed() {
+    let server = EventHubServer::start(NAMESPACE, HUB, 1);
+    for n in 0..25 {
+        server.publish("0", format!("event {n}").as_bytes(), &[]);
+    }
+    let consumer = consumer(&server).await;
+    let options = OpenReceiverOptions {
+        prefetch: Some(4),
+        ..from(StartLocation::Earliest, false)
+    };
+    let receiver = open(&consumer, "0", options).await;
+    let received: Vec<Event> = take(&receiver, 25).await.iter().map(as_stored).collect();
+    assert_eq!(received, server.events("0"));
+    receiver.close().await.expect("close receiver");
+    consumer.close().await.expect("close");
+}
+
+/// Hands out the server's test bearer token, as an Entra ID credential hands out a JWT.
+#[derive(Debug)]
+struct Bearer;
+
+#[async_trait::async_trait]
+impl TokenCredential for Bearer {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let expires_on = OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(AccessToken::new(Secret::new(BEARER_TOKEN), expires_on))
+    }
+}
+
+#[tokio::test]
+async fn a_token_credential_is_authorized_with_a_jwt() {
+    let server = EventHubServer::start(NAMESPACE, HUB, 1);
+    server.publish("0", b"for a bearer", &[]);
+    let consumer = ConsumerClient::builder()
+        .with_custom_endpoint(server.endpoint())
+        .open(NAMESPACE, HUB.to_string(), Arc::new(Bearer))
+        .await
+        .expect("the client connects");
+    let receiver = receiver(&consumer, "0", StartLocation::Earliest, false, None).await;
+    assert_eq!(
+        take(&receiver, 1).await[0].event_data().body(),
+        Some(&b"for a bearer"[..])
+    );
+    receiver.close().await.expect("close receiver");
+    consumer.close().await.expect("close");
+    let tokens = server.tokens();
+    assert!(
+        !tokens.is_empty() && tokens.iter().all(|t| t.accepted && t.token_type == "jwt"),
+        "{tokens:?}"
+    );
 }
