@@ -287,6 +287,34 @@ async fn a_caught_up_receiver_gets_events_published_later() {
 }
 
 #[tokio::test]
+async fn a_receiver_at_the_latest_gets_only_events_published_after_it_attached() {
+    let server = EventHubServer::start(NAMESPACE, HUB, 1);
+    server.publish("0", b"before", &[]);
+    let consumer = consumer(&server).await;
+    let receiver = receiver(&consumer, "0", StartLocation::Latest, false, None).await;
+    let mut stream = receiver.stream_events();
+    // The link attaches when the stream is first polled; publish once the server fixed its start.
+    let publish_after_attach = async {
+        server.until_attached(1).await;
+        server.publish("0", b"after", &[])
+    };
+    let (next, (sequence, _)) = tokio::join!(
+        tokio::time::timeout(WAIT, stream.next()),
+        publish_after_attach
+    );
+    let next = next.expect("in time").expect("an event").expect("an event");
+    assert_eq!((next.sequence_number(), sequence), (Some(1), 1));
+    assert_eq!(next.event_data().body(), Some(&b"after"[..]));
+    drop(stream);
+    receiver.close().await.expect("close receiver");
+    consumer.close().await.expect("close");
+    assert_eq!(
+        server.attaches()[0].filter,
+        "amqp.annotation.x-opt-offset > '@latest'"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_key_is_refused_with_an_authorization_error() {
     let server = EventHubServer::start(NAMESPACE, HUB, 1);
     server.publish("0", b"secret", &[]);

@@ -173,6 +173,16 @@ impl EventHubServer {
         self.hub.records().attaches.clone()
     }
 
+    /// Waits until `count` receiver attaches were decided (admitted with their start position
+    /// fixed, or refused): what a test awaits before publishing events for an `@latest` receiver.
+    pub async fn until_attached(&self, count: usize) {
+        let mut attached = self.hub.attached.subscribe();
+        attached
+            .wait_for(|n| *n >= count)
+            .await
+            .expect("the server is running");
+    }
+
     /// Every put-token request so far, in order.
     pub fn tokens(&self) -> Vec<PutToken> {
         self.hub.records().tokens.clone()
@@ -196,6 +206,8 @@ struct Hub {
     keys: auth::Keys,
     partitions: Vec<Partition>,
     records: Mutex<Records>,
+    /// The number of receiver attaches recorded.
+    attached: watch::Sender<usize>,
     owners: partition_link::Owners,
 }
 
@@ -218,6 +230,7 @@ impl Hub {
             },
             partitions: (0..partitions).map(|_| Partition::new()).collect(),
             records: Mutex::default(),
+            attached: watch::Sender::new(0),
             owners: partition_link::Owners::default(),
         }
     }
@@ -236,6 +249,12 @@ impl Hub {
 
     fn records(&self) -> MutexGuard<'_, Records> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record_attach(&self, attach: ReceiverAttach) {
+        let mut records = self.records();
+        records.attaches.push(attach);
+        self.attached.send_replace(records.attaches.len());
     }
 }
 

@@ -126,7 +126,7 @@ async fn links(mut session: ListenerSessionHandle, client: Arc<Client>) {
                         if let Ok(LinkEndpoint::Sender(sender)) =
                             acceptor.accept_incoming_attach(attach, &mut session).await
                         {
-                            tokio::spawn(admitted.deliver(sender, client.hub.clone()));
+                            tokio::spawn(admitted.deliver(sender));
                         }
                     }
                     Err(error) => refuse(&acceptor, attach, &mut session, error).await,

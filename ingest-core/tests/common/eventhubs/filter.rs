@@ -74,7 +74,7 @@ impl Start {
                 field: Field::SequenceNumber,
                 value,
                 inclusive,
-            } => (value + i64::from(!inclusive)).max(0) as usize,
+            } => value.saturating_add(i64::from(!inclusive)).max(0) as usize,
             Start::From {
                 field,
                 value,

@@ -28,7 +28,8 @@ pub(super) struct Admitted {
     partition: usize,
     /// Index of the first event to deliver.
     next: usize,
-    owner: u64,
+    /// Held until delivery ends (or the attach fails), then released.
+    owner: Release,
     stolen: Arc<Notify>,
 }
 
@@ -73,11 +74,11 @@ pub(super) fn admit(
         Ok(Admitted {
             partition: index,
             next,
-            owner,
+            owner: Release(hub.clone(), owner),
             stolen,
         })
     })();
-    hub.records().attaches.push(ReceiverAttach {
+    hub.record_attach(ReceiverAttach {
         address: address.to_string(),
         consumer_group: parsed
             .as_ref()
@@ -96,8 +97,8 @@ pub(super) fn admit(
 impl Admitted {
     /// Delivers events on `sender` until the client detaches, a higher owner level takes the
     /// partition, or the server stops.
-    pub(super) async fn deliver(mut self, mut sender: Sender, hub: Arc<Hub>) {
-        let _owner = Release(hub.clone(), self.owner);
+    pub(super) async fn deliver(mut self, mut sender: Sender) {
+        let hub = self.owner.0.clone();
         let partition = &hub.partitions[self.partition];
         let mut appended = partition.appended.subscribe();
         loop {
