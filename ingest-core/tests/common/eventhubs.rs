@@ -1,0 +1,329 @@
+//! An Azure Event Hubs server for integration tests: speaks AMQP 1.0 as the service does to
+//! Microsoft's client (`azure_messaging_eventhubs`), so tests drive the official client over a
+//! socket. It owns one hub of `partitions` partitions whose events the test publishes in process;
+//! sequence numbers start at 0 per partition and offsets are byte positions, never equal to the
+//! sequence number, so mixing the two up shows. It runs on its own thread and runtime (any test
+//! flavour, even one that blocks) and stops when dropped.
+//!
+//! What the client gets: SASL ANONYMOUS without TLS; `$cbs` put-token, accepting only SAS tokens
+//! signed with this server's key (or the test bearer as a `jwt`); `$management` READ of the hub
+//! and partition properties; receiver links on `{hub}/ConsumerGroups/{group}/Partitions/{id}`
+//! that honour the start-position filter, link credit and owner level (epoch).
+
+mod amqp;
+mod auth;
+mod filter;
+mod nodes;
+mod partition_link;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The shared access policy the server's connection strings name.
+pub const KEY_NAME: &str = "RootManageSharedAccessKey";
+/// The policy's key (used as raw bytes for HMAC-SHA256, as the service does).
+pub const KEY: &str = "aW5nZXN0LXRlc3QtZXZlbnRodWJzLWtleS0wMDAwMDA=";
+/// A bearer token the server accepts as a `jwt` put-token (for credential-based clients).
+pub const BEARER_TOKEN: &str = "ingest-test-bearer-token";
+
+/// Each event takes this many bytes of the partition's log besides its body, so offsets grow
+/// faster than sequence numbers.
+const EVENT_OVERHEAD_BYTES: u64 = 64;
+/// Where the first event of a partition starts.
+const FIRST_OFFSET: u64 = 4096;
+
+/// An event as the server stores and delivers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub sequence_number: i64,
+    /// Byte position in the partition's log (delivered as a string, as the service does).
+    pub offset: u64,
+    /// Milliseconds precision, as AMQP timestamps carry it.
+    pub enqueued_time: SystemTime,
+    pub partition_key: Option<String>,
+    pub body: Vec<u8>,
+    pub properties: Vec<(String, String)>,
+}
+
+/// A receiver link the client attached, or tried to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiverAttach {
+    /// The source address as sent, e.g. `amqps://ns/hub/ConsumerGroups/$Default/Partitions/0`.
+    pub address: String,
+    /// Empty when the address did not parse.
+    pub consumer_group: String,
+    pub partition: String,
+    /// The selector filter's expression, e.g. `amqp.annotation.x-opt-sequence-number >'4'`.
+    pub filter: String,
+    /// `com.microsoft:epoch`, the owner level.
+    pub owner_level: Option<i64>,
+    /// The AMQP error condition the server refused the link with, if it did.
+    pub refused: Option<String>,
+}
+
+/// A CBS put-token request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutToken {
+    pub token_type: String,
+    /// The entity the token was put for (the put-token `name`).
+    pub audience: String,
+    pub accepted: bool,
+}
+
+/// A running server; dropping it stops it.
+pub struct EventHubServer {
+    hub: Arc<Hub>,
+    port: u16,
+    shutdown: CancellationToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EventHubServer {
+    /// Starts a server for hub `hub` of namespace `namespace_host` (e.g.
+    /// `test.servicebus.windows.net`, only a name: the client dials `endpoint()`), with
+    /// partitions `"0"` to `partitions - 1`, on a free port of 127.0.0.1.
+    pub fn start(namespace_host: &str, hub: &str, partitions: usize) -> EventHubServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("bound address").port();
+        let hub = Arc::new(Hub::new(namespace_host, hub, partitions));
+        let shutdown = CancellationToken::new();
+        let thread = std::thread::Builder::new()
+            .name(format!("eventhubs-server-{port}"))
+            .spawn({
+                let (hub, shutdown) = (hub.clone(), shutdown.clone());
+                move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .expect("the server's runtime starts");
+                    runtime.block_on(amqp::serve(listener, hub, shutdown));
+                    // Ends every connection, session and link task.
+                    runtime.shutdown_timeout(Duration::from_secs(5));
+                }
+            })
+            .expect("the server's thread starts");
+        EventHubServer {
+            hub,
+            port,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// The address to dial: `amqp://127.0.0.1:PORT` (the client's custom endpoint).
+    pub fn endpoint(&self) -> String {
+        format!("amqp://127.0.0.1:{}", self.port)
+    }
+
+    /// A connection string with the server's key and `EntityPath` set to the hub.
+    pub fn connection_string(&self) -> String {
+        self.connection_string_with_key(KEY)
+    }
+
+    /// The same connection string signed with `key` (a wrong key gets the client a 401).
+    pub fn connection_string_with_key(&self, key: &str) -> String {
+        format!(
+            "Endpoint=sb://{}/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={key};EntityPath={}",
+            self.hub.namespace, self.hub.name
+        )
+    }
+
+    /// Appends an event to `partition`; returns its sequence number and offset.
+    pub fn publish(
+        &self,
+        partition: &str,
+        body: &[u8],
+        properties: &[(&str, &str)],
+    ) -> (i64, String) {
+        self.publish_with_key(partition, None, body, properties)
+    }
+
+    /// [`Self::publish`] with a partition key (delivered as `x-opt-partition-key`).
+    pub fn publish_with_key(
+        &self,
+        partition: &str,
+        partition_key: Option<&str>,
+        body: &[u8],
+        properties: &[(&str, &str)],
+    ) -> (i64, String) {
+        let partition = self
+            .hub
+            .partition(partition)
+            .unwrap_or_else(|| panic!("no partition {partition:?}"));
+        let event = partition.append(partition_key, body, properties);
+        (event.sequence_number, event.offset.to_string())
+    }
+
+    /// Every event of `partition`, in order.
+    pub fn events(&self, partition: &str) -> Vec<Event> {
+        let partition = self.hub.partition(partition).expect("known partition");
+        partition.log().events.clone()
+    }
+
+    /// Every receiver attach so far, in order.
+    pub fn attaches(&self) -> Vec<ReceiverAttach> {
+        self.hub.records().attaches.clone()
+    }
+
+    /// Waits until `count` receiver attaches were decided (admitted with their start position
+    /// fixed, or refused): what a test awaits before publishing events for an `@latest` receiver.
+    pub async fn until_attached(&self, count: usize) {
+        let mut attached = self.hub.attached.subscribe();
+        attached
+            .wait_for(|n| *n >= count)
+            .await
+            .expect("the server is running");
+    }
+
+    /// Every put-token request so far, in order.
+    pub fn tokens(&self) -> Vec<PutToken> {
+        self.hub.records().tokens.clone()
+    }
+}
+
+impl Drop for EventHubServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What every connection shares: the hub's partitions, its keys and what tests read back.
+struct Hub {
+    namespace: String,
+    name: String,
+    created_at: SystemTime,
+    keys: auth::Keys,
+    partitions: Vec<Partition>,
+    records: Mutex<Records>,
+    /// The number of receiver attaches recorded.
+    attached: watch::Sender<usize>,
+    owners: partition_link::Owners,
+}
+
+#[derive(Default)]
+struct Records {
+    attaches: Vec<ReceiverAttach>,
+    tokens: Vec<PutToken>,
+}
+
+impl Hub {
+    fn new(namespace: &str, name: &str, partitions: usize) -> Hub {
+        Hub {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            created_at: to_millis(SystemTime::now()),
+            keys: auth::Keys {
+                key_name: KEY_NAME.to_string(),
+                key: KEY.to_string(),
+                bearer: BEARER_TOKEN.to_string(),
+            },
+            partitions: (0..partitions).map(|_| Partition::new()).collect(),
+            records: Mutex::default(),
+            attached: watch::Sender::new(0),
+            owners: partition_link::Owners::default(),
+        }
+    }
+
+    /// The partition with id `id` (`"0"`, `"1"`, ...; no leading zeros).
+    fn partition(&self, id: &str) -> Option<&Partition> {
+        let index: usize = id.parse().ok()?;
+        (index.to_string() == id)
+            .then(|| self.partitions.get(index))
+            .flatten()
+    }
+
+    fn partition_ids(&self) -> Vec<String> {
+        (0..self.partitions.len()).map(|i| i.to_string()).collect()
+    }
+
+    fn records(&self) -> MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record_attach(&self, attach: ReceiverAttach) {
+        let mut records = self.records();
+        records.attaches.push(attach);
+        self.attached.send_replace(records.attaches.len());
+    }
+}
+
+/// One partition's log, and a signal that wakes receivers waiting for new events.
+struct Partition {
+    log: Mutex<Log>,
+    /// The number of events, sent after every append.
+    appended: watch::Sender<usize>,
+}
+
+struct Log {
+    events: Vec<Event>,
+    next_offset: u64,
+}
+
+impl Partition {
+    fn new() -> Partition {
+        Partition {
+            log: Mutex::new(Log {
+                events: Vec::new(),
+                next_offset: FIRST_OFFSET,
+            }),
+            appended: watch::Sender::new(0),
+        }
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn append(
+        &self,
+        partition_key: Option<&str>,
+        body: &[u8],
+        properties: &[(&str, &str)],
+    ) -> Event {
+        let mut log = self.log();
+        let event = Event {
+            sequence_number: log.events.len() as i64,
+            offset: log.next_offset,
+            enqueued_time: to_millis(SystemTime::now()),
+            partition_key: partition_key.map(str::to_string),
+            body: body.to_vec(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        log.next_offset += body.len() as u64 + EVENT_OVERHEAD_BYTES;
+        log.events.push(event.clone());
+        let count = log.events.len();
+        drop(log);
+        self.appended.send_replace(count);
+        event
+    }
+
+    /// The events from index `from` on (cloned, so no lock is held while sending them).
+    fn events_from(&self, from: usize) -> Vec<Event> {
+        self.log().events.get(from..).unwrap_or_default().to_vec()
+    }
+}
+
+/// `time` truncated to whole milliseconds.
+fn to_millis(time: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis(time) as u64)
+}
+
+fn millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
