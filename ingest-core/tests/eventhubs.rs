@@ -1,0 +1,367 @@
+//! The Event Hubs source end to end: the service (in process, or as the `ingest-sink` binary)
+//! reads from the AMQP test server (`common::eventhubs`, driven by Microsoft's client over a
+//! socket) and lands files, checkpoints and ownership in Azurite.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::eventhubs::EventHubServer;
+use common::process::*;
+use common::servers::*;
+use common::{assert_exactly_once, config, landed_files, landed_offsets, start, unique, WAIT};
+use ingest::eventhubs::store::CheckpointStore;
+
+const NAMESPACE: &str = "ingest-test.servicebus.windows.net";
+const HUB: &str = "orders";
+
+struct Setup {
+    azurite: Azurite,
+    server: EventHubServer,
+    container: String,
+    vars: Vec<(String, String)>,
+}
+
+/// Azurite with a fresh container (files under `raw/`, checkpoints at its root, where the
+/// SDKs keep them) and a hub of `partitions` partitions. `None` when Azurite is not installed
+/// (and the run does not require servers).
+fn setup(partitions: usize) -> Option<Setup> {
+    let azurite = Azurite::start()?;
+    let server = EventHubServer::start(NAMESPACE, HUB, partitions);
+    let container = unique("eh").to_ascii_lowercase().replace('_', "-");
+    azurite.create_container(&container);
+    let mut vars = azurite.env(&container, "raw");
+    vars.extend(
+        [
+            ("INGEST_SOURCE", "eventhubs".to_string()),
+            (
+                "INGEST_EVENTHUBS_CONNECTION_STRING",
+                server.connection_string(),
+            ),
+            ("INGEST_EVENTHUBS_ENDPOINT", server.endpoint()),
+            (
+                "INGEST_EVENTHUBS_CHECKPOINT_URL",
+                format!("az://{container}"),
+            ),
+            ("INGEST_EVENTHUBS_LOAD_BALANCING_INTERVAL_MS", "300".into()),
+            ("INGEST_EVENTHUBS_OWNERSHIP_EXPIRY_MS", "3000".into()),
+            ("INGEST_ENVELOPE", "metadata".into()),
+            ("INGEST_FLUSH_MAX_RECORDS", "25".into()),
+            ("INGEST_FLUSH_MAX_AGE_MS", "300".into()),
+            ("INGEST_LOG_FORMAT", "text".into()),
+            ("INGEST_HTTP_ADDR", "127.0.0.1:0".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    Some(Setup {
+        azurite,
+        server,
+        container,
+        vars,
+    })
+}
+
+impl Setup {
+    /// Publishes `n` JSON orders to each of `partitions`; returns the offsets by partition
+    /// and sequence number.
+    fn publish(&self, partitions: &[&str], n: usize) -> BTreeMap<(String, i64), String> {
+        let mut offsets = BTreeMap::new();
+        for p in partitions {
+            for i in 0..n {
+                let body = format!(r#"{{"order":{i},"partition":"{p}","note":"naïve café"}}"#);
+                let (seq, offset) = self.server.publish_with_key(
+                    p,
+                    Some(&format!("customer-{}", i % 7)),
+                    body.as_bytes(),
+                    &[("source", "test")],
+                );
+                offsets.insert((p.to_string(), seq), offset);
+            }
+        }
+        offsets
+    }
+
+    fn store(&self) -> CheckpointStore {
+        CheckpointStore::from_config(&config(&self.vars, &[]))
+            .expect("store builds")
+            .expect("an Event Hubs source")
+    }
+
+    /// Downloads the landed files into a local directory.
+    async fn landed(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        mirror(&reader(&self.vars), HUB, dir.path()).await;
+        dir
+    }
+
+    /// A checkpoint blob's metadata as the Azure SDK for Python reads it.
+    fn sdk_checkpoint(&self, partition: &str) -> String {
+        self.azurite.python(&format!(
+            "b = BlobServiceClient.from_connection_string(cs).get_blob_client('{}', '{NAMESPACE}/{HUB}/$default/checkpoint/{partition}')\n\
+             print(sorted(b.get_blob_properties().metadata.items()))",
+            self.container
+        ))
+    }
+
+    fn service(&self, extra: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+        let mut child = service(&self.vars, extra)
+            .spawn()
+            .expect("ingest-sink starts");
+        let rx = lines(child.stderr.take().unwrap());
+        (child, rx)
+    }
+}
+
+/// Waits until every partition's checkpoint names `last` (polling the store: the service runs in
+/// another process).
+async fn until_checkpointed(store: &CheckpointStore, last: &BTreeMap<&str, i64>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut at = BTreeMap::new();
+        for p in last.keys() {
+            let c = store.checkpoint(p).await.unwrap();
+            at.insert(*p, c.and_then(|c| c.sequence_number));
+        }
+        if last.iter().all(|(p, l)| at[p] == Some(*l)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkpoints did not reach {last:?}: {at:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the ownership records name exactly `owners` (owner → partitions held).
+async fn until_owned(store: &CheckpointStore, owners: impl Fn(&BTreeMap<String, usize>) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
+        for r in store.ownerships().await.unwrap() {
+            if let Some(o) = r.owner {
+                *by_owner.entry(o).or_default() += 1;
+            }
+        }
+        if owners(&by_owner) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ownership never settled: {by_owner:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn counts(partitions: &[&str], n: i64) -> BTreeMap<i32, i64> {
+    partitions.iter().map(|p| (p.parse().unwrap(), n)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_partitions_land_exactly_once_with_sdk_checkpoints() {
+    let Some(s) = setup(3) else { return };
+    let parts = ["0", "1", "2"];
+    let offsets = s.publish(&parts, 60);
+
+    let (token, mut progress, handle) = start(config(&s.vars, &[]));
+    let wait = progress.wait_for(|p| {
+        parts
+            .iter()
+            .all(|q| p.committed.get(&q.parse().unwrap()) == Some(&59))
+    });
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .expect("every partition checkpointed in time")
+        .expect("pipeline running");
+    // Events published while the service runs arrive on the open links.
+    let later = s.publish(&["1"], 5);
+    let wait = progress.wait_for(|p| p.committed.get(&1) == Some(&64));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    token.cancel();
+    let landed = handle.await.unwrap().expect("clean shutdown");
+    assert_eq!(landed.records, 185);
+
+    let dir = s.landed().await;
+    let mut expected = counts(&parts, 60);
+    expected.insert(1, 65);
+    assert_exactly_once(dir.path(), HUB, &expected);
+    // What an event becomes: sequence number as offset, partition key as key, enqueued time as
+    // timestamp, application properties as headers, the body as the value.
+    let (_, lines) = &landed_files(dir.path(), HUB)[0];
+    let line = &lines[0];
+    assert_eq!(line["topic"], HUB);
+    assert!(
+        line["key"].as_str().unwrap().starts_with("customer-"),
+        "{line}"
+    );
+    assert!(
+        line["timestamp"].as_i64().unwrap() > 1_700_000_000_000,
+        "{line}"
+    );
+    assert_eq!(
+        line["headers"],
+        serde_json::json!([{"key": "source", "value": "test"}]),
+        "{line}"
+    );
+    assert_eq!(line["value"]["note"], "naïve café", "{line}");
+
+    // Checkpoints as the Azure SDKs read them: the last landed event's sequence number and
+    // offset (the server's offsets differ from sequence numbers, so a mix-up shows).
+    for p in parts {
+        let last = if p == "1" { 64 } else { 59 };
+        let offset = offsets
+            .get(&(p.to_string(), last))
+            .or(later.get(&(p.to_string(), last)))
+            .unwrap();
+        assert_eq!(
+            s.sdk_checkpoint(p),
+            format!("[('offset', '{offset}'), ('sequencenumber', '{last}')]"),
+            "partition {p}"
+        );
+    }
+    // Shutdown released ownership (empty ownerid, as the SDKs do), so a successor starts at once.
+    let records = s.store().ownerships().await.unwrap();
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| r.owner.is_none()), "{records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
+    let Some(s) = setup(2) else { return };
+    let parts = ["0", "1"];
+    s.publish(&parts, 40);
+
+    // The first upload lands, then the service hangs before its checkpoint and is killed.
+    let (mut child, rx) = s.service(&[("INGEST_FAULT_HANG_AFTER_UPLOADS", "1")]);
+    let fault = wait_line(&rx, "the fault", |l| {
+        l.contains("FAULT: hanging before commit")
+    });
+    signal(&child, "-KILL");
+    wait_exit(&mut child);
+    let hung_file = fault
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.strip_suffix(')'))
+        .expect("the hung file's path")
+        .to_string();
+    let store = reader(&s.vars);
+    let before = listing(&store).await;
+    assert!(
+        before.contains_key(&hung_file),
+        "{hung_file} landed before the crash"
+    );
+
+    let (mut child, rx) = s.service(&[]);
+    until_checkpointed(&s.store(), &[("0", 39), ("1", 39)].into()).await;
+    wait_line(&rx, "the recovery", |l| {
+        l.contains("batch starts at an existing claim")
+    });
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+
+    let after = listing(&store).await;
+    for (path, meta) in &before {
+        assert_eq!(after.get(path), Some(meta), "{path} was rewritten");
+    }
+    let dir = s.landed().await;
+    assert_exactly_once(dir.path(), HUB, &counts(&parts, 40));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_split_the_partitions_and_a_survivor_takes_over() {
+    let Some(s) = setup(4) else { return };
+    let parts = ["0", "1", "2", "3"];
+    s.publish(&parts, 20);
+    let store = s.store();
+
+    let (mut a, _a_log) = s.service(&[("INGEST_EVENTHUBS_OWNER_ID", "replica-a")]);
+    let (mut b, b_log) = s.service(&[("INGEST_EVENTHUBS_OWNER_ID", "replica-b")]);
+    until_owned(&store, |o| {
+        o.get("replica-a") == Some(&2) && o.get("replica-b") == Some(&2)
+    })
+    .await;
+    until_checkpointed(&store, &parts.iter().map(|p| (*p, 19)).collect()).await;
+
+    // Replica a dies without releasing anything; its records expire and b takes them over.
+    signal(&a, "-KILL");
+    wait_exit(&mut a);
+    s.publish(&parts, 20);
+    until_owned(&store, |o| o.get("replica-b") == Some(&4) && o.len() == 1).await;
+    until_checkpointed(&store, &parts.iter().map(|p| (*p, 39)).collect()).await;
+    wait_line(&b_log, "a takeover", |l| {
+        l.contains("partition claimed") && l.contains("replica-a")
+    });
+    signal(&b, "-TERM");
+    assert_eq!(wait_exit(&mut b), 0);
+
+    let dir = s.landed().await;
+    assert_exactly_once(dir.path(), HUB, &counts(&parts, 40));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_from_a_checkpoint_an_azure_sdk_wrote() {
+    let Some(s) = setup(2) else { return };
+    let offsets = s.publish(&["0", "1"], 20);
+    // An Azure SDK processor checkpointed partition 0 at sequence number 9 (an empty blob with
+    // metadata, at the lowercased name); partition 1 has no checkpoint.
+    let offset9 = &offsets[&("0".to_string(), 9)];
+    s.azurite.python(&format!(
+        "BlobServiceClient.from_connection_string(cs).get_blob_client('{}', '{NAMESPACE}/{HUB}/$default/checkpoint/0')\
+         .upload_blob(b'', overwrite=True, metadata={{'sequencenumber': '9', 'offset': '{offset9}'}})",
+        s.container
+    ));
+
+    let (token, mut progress, handle) = start(config(&s.vars, &[]));
+    let wait =
+        progress.wait_for(|p| p.committed.get(&0) == Some(&19) && p.committed.get(&1) == Some(&19));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    token.cancel();
+    handle.await.unwrap().expect("clean shutdown");
+
+    let dir = s.landed().await;
+    let landed = landed_offsets(dir.path(), HUB);
+    assert_eq!(
+        landed[&0],
+        (10..20).collect::<Vec<_>>(),
+        "partition 0 resumed after 9"
+    );
+    assert_eq!(
+        landed[&1],
+        (0..20).collect::<Vec<_>>(),
+        "partition 1 from the earliest"
+    );
+    let attach = s
+        .server
+        .attaches()
+        .into_iter()
+        .find(|a| a.partition == "0")
+        .expect("a receiver on partition 0");
+    assert!(
+        attach.filter.contains("x-opt-sequence-number") && attach.filter.contains("'9'"),
+        "{attach:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_one_line_naming_the_connection_string() {
+    let Some(s) = setup(1) else { return };
+    let bad = s.server.connection_string_with_key("d3Jvbmcta2V5");
+    let config = config(&s.vars, &[("INGEST_EVENTHUBS_CONNECTION_STRING", &bad)]);
+    let err = tokio::time::timeout(WAIT, ingest::Pipeline::new(config).run(Default::default()))
+        .await
+        .expect("fails in time")
+        .expect_err("a wrong key cannot start");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("INGEST_EVENTHUBS_CONNECTION_STRING") && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("d3Jvbmcta2V5"),
+        "the key is not echoed: {msg}"
+    );
+}
