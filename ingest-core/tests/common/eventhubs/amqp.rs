@@ -35,6 +35,8 @@ pub(super) async fn serve(
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
+                    // Small frames both ways: no Nagle delay.
+                    let _ = stream.set_nodelay(true);
                     tokio::spawn(connection(acceptor.clone(), stream, hub.clone()));
                 }
             }
