@@ -158,8 +158,9 @@ async fn links(mut session: ListenerSessionHandle, client: Arc<Client>) {
     }
 }
 
-/// Refuses a link as the spec says: an attach without the terminus, then a closing detach
-/// carrying the error, which the client reports as the reason its attach failed.
+/// Refuses a link: an attach (for a client receiver without a source, as the spec says for a
+/// terminus that does not exist), then a closing detach carrying the error, which the client
+/// reports as the reason its attach failed.
 async fn refuse(
     acceptor: &Links,
     mut attach: Attach,
