@@ -99,8 +99,11 @@ impl EventHubServer {
             .spawn({
                 let (hub, shutdown) = (hub.clone(), shutdown.clone());
                 move || {
-                    let runtime = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(2)
+                    // One thread: frames of one connection are answered in the order they
+                    // arrive (a session ended before another gets its End first), as the
+                    // service does; the client closes the connection without waiting for the
+                    // End of a session it dropped, and an End after its Close is an error to it.
+                    let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .expect("the server's runtime starts");

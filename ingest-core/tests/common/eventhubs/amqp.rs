@@ -35,6 +35,8 @@ pub(super) async fn serve(
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
+                    // Small frames both ways: no Nagle delay.
+                    let _ = stream.set_nodelay(true);
                     tokio::spawn(connection(acceptor.clone(), stream, hub.clone()));
                 }
             }
@@ -156,8 +158,9 @@ async fn links(mut session: ListenerSessionHandle, client: Arc<Client>) {
     }
 }
 
-/// Refuses a link as the spec says: an attach without the terminus, then a closing detach
-/// carrying the error, which the client reports as the reason its attach failed.
+/// Refuses a link: an attach (for a client receiver without a source, as the spec says for a
+/// terminus that does not exist), then a closing detach carrying the error, which the client
+/// reports as the reason its attach failed.
 async fn refuse(
     acceptor: &Links,
     mut attach: Attach,

@@ -2,9 +2,9 @@
 //! partition exist (else `amqp:not-found`), an accepted put-token covers the address (else
 //! `amqp:unauthorized-access`), the selector filter parses (else `amqp:invalid-field`) and the
 //! owner level (`com.microsoft:epoch`) is not below an active one (else `amqp:link:stolen`; an
-//! attach at an equal or higher level detaches the lower receivers with that error). Delivery:
-//! the stored events from the start position, then each new event as it is published, as
-//! pre-settled transfers within the credit the client grants.
+//! attach with an owner level detaches, with that error, the receivers at that level or below
+//! and those without one). Delivery: the stored events from the start position, then each new
+//! event as it is published, as pre-settled transfers within the credit the client grants.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
