@@ -50,7 +50,7 @@ pub fn order_event(n: u64) -> Vec<u8> {
     let city = CITIES[(h >> 24) as usize % CITIES.len()];
     let event = json!({
         "event_id": format!("{h:016x}"),
-        "type": if h % 17 == 0 { "order_cancelled" } else { "order_placed" },
+        "type": if h.is_multiple_of(17) { "order_cancelled" } else { "order_placed" },
         "order_id": n,
         "placed_at": format!("2026-11-{:02}T{:02}:{:02}:{:02}Z", 1 + (h >> 32) % 28, (h >> 40) % 24, (h >> 44) % 60, (h >> 50) % 60),
         "customer": {
@@ -68,9 +68,9 @@ pub fn order_event(n: u64) -> Vec<u8> {
                 "city": city,
             },
         },
-        "notes": if h % 11 == 0 { json!("Bitte klingeln — 2. Stock, \"Hinterhaus\"") } else { Value::Null },
+        "notes": if h.is_multiple_of(11) { json!("Bitte klingeln — 2. Stock, \"Hinterhaus\"") } else { Value::Null },
     });
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         serde_json::to_vec_pretty(&event).expect("serialisable")
     } else {
         serde_json::to_vec(&event).expect("serialisable")
