@@ -3,7 +3,7 @@
 #   docker build --build-arg SERVICE=orders -t ingest/orders:0.1.0 .     (or: make image SERVICE=orders)
 # The runtime image is distroless (glibc, CA certificates, no shell) and runs as a non-root user.
 
-# The toolchain the tests run on; the workspace declares rust-version 1.85.
+# The toolchain the tests run on; the workspace declares rust-version 1.88.
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
