@@ -115,46 +115,57 @@ impl Setup {
     }
 }
 
-/// Waits until every partition's checkpoint names `last` (polling the store: the service runs in
-/// another process).
-async fn until_checkpointed(store: &CheckpointStore, last: &BTreeMap<&str, i64>) {
+/// Reads `state` until `done` holds (polling: the service may run in another process, and the
+/// store has nothing to await); panics with the last state at the deadline.
+async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    mut state: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) {
     let deadline = Instant::now() + WAIT;
     loop {
+        let now = state().await;
+        if done(&now) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every partition's checkpoint names `last`.
+async fn until_checkpointed(store: &CheckpointStore, last: &BTreeMap<&str, i64>) {
+    let checkpoints = || async {
         let mut at = BTreeMap::new();
         for p in last.keys() {
             let c = store.checkpoint(p).await.unwrap();
             at.insert(*p, c.and_then(|c| c.sequence_number));
         }
-        if last.iter().all(|(p, l)| at[p] == Some(*l)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "checkpoints did not reach {last:?}: {at:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        at
+    };
+    let what = format!("checkpoints did not reach {last:?}");
+    eventually(&what, checkpoints, |at| {
+        last.iter().all(|(p, l)| at[p] == Some(*l))
+    })
+    .await;
 }
 
-/// Waits until the ownership records name exactly `owners` (owner → partitions held).
+/// Waits until the ownership records (owner → partitions held) satisfy `owners`.
 async fn until_owned(store: &CheckpointStore, owners: impl Fn(&BTreeMap<String, usize>) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let by_owner = || async {
         let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
-        for r in store.ownerships().await.unwrap() {
-            if let Some(o) = r.owner {
-                *by_owner.entry(o).or_default() += 1;
-            }
+        for o in store
+            .ownerships()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.owner)
+        {
+            *by_owner.entry(o).or_default() += 1;
         }
-        if owners(&by_owner) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ownership never settled: {by_owner:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        by_owner
+    };
+    eventually("ownership never settled", by_owner, owners).await;
 }
 
 fn counts(partitions: &[&str], n: i64) -> BTreeMap<i32, i64> {

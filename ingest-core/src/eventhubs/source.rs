@@ -31,13 +31,15 @@ use super::store::CheckpointStore;
 use crate::config::cloud::CloudEnv;
 use crate::config::eventhubs::{Credential, EventHubsConfig, SharedAccessKey, StartAt};
 use crate::source::RebalanceEvent;
+use crate::storage::one_line;
 
 /// One event, owned: received on a partition task and handed to the loop.
 pub struct Event {
     pub partition: i32,
     generation: u64,
     pub sequence_number: i64,
-    pub offset: Option<String>,
+    /// Kept for the checkpoint: moved into the pending queue when the loop takes the event.
+    offset: Option<String>,
     pub enqueued_ms: Option<i64>,
     pub partition_key: Option<String>,
     pub body: Option<Vec<u8>>,
@@ -211,21 +213,6 @@ async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerC
     })
 }
 
-/// An error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn unique_owner_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ingest".into());
     format!("{host}-{:016x}", random())
@@ -252,12 +239,12 @@ impl Receiver {
                     lock(&self.shared.offsets).remove(&p);
                     return Some(Next::Rebalance(RebalanceEvent::Revoked(vec![p])));
                 }
-                Delivery::Event(e) => {
+                Delivery::Event(mut e) => {
                     if self.generations.get(&e.partition) != Some(&e.generation) {
                         continue; // from an ownership that has ended
                     }
                     if let Some(q) = lock(&self.shared.offsets).get_mut(&e.partition) {
-                        q.push_back((e.sequence_number, e.offset.clone()));
+                        q.push_back((e.sequence_number, e.offset.take()));
                     }
                     return Some(Next::Event(e));
                 }
@@ -285,15 +272,13 @@ impl Control {
     pub async fn commit(&self, partition: i32, through: i64) -> Result<(), String> {
         let offset = {
             let mut offsets = lock(&self.shared.offsets);
-            let q = offsets.entry(partition).or_default();
-            let mut offset = None;
-            while q.front().is_some_and(|(s, _)| *s <= through) {
-                let (s, o) = q.pop_front().expect("checked");
-                if s == through {
-                    offset = o;
-                }
-            }
-            offset
+            offsets.get_mut(&partition).and_then(|q| {
+                // Landed events are no longer needed; the last one names the checkpoint.
+                let landed = q.iter().take_while(|(s, _)| *s <= through).count();
+                q.drain(..landed)
+                    .find(|(s, _)| *s == through)
+                    .and_then(|(_, o)| o)
+            })
         };
         let checkpoint = Checkpoint {
             sequence_number: Some(through),
@@ -305,8 +290,9 @@ impl Control {
             .map_err(|e| e.to_string())
     }
 
-    /// Stops balancing and receiving, releases the partitions held (so another replica takes
-    /// them at once) and closes the connection. Call after the final commits.
+    /// Stops balancing and receiving and releases the partitions held (so another replica takes
+    /// them at once); the connection closes when the last task drops the client. Call after the
+    /// final commits.
     pub async fn close(&self) {
         self.stop.cancel();
         if let Some(balancer) = self.balancer.lock().await.take() {
