@@ -202,8 +202,8 @@ pub fn commit(
     consumer.commit(&tpl, CommitMode::Sync)
 }
 
-/// Pauses or resumes fetching for the given partitions.
-pub fn set_paused(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], paused: bool) {
+/// Pauses fetching for the given partitions. librdkafka drops what it had prefetched for them.
+pub fn pause(consumer: &KafkaConsumer, topic: &str, partitions: &[i32]) {
     if partitions.is_empty() {
         return;
     }
@@ -211,13 +211,40 @@ pub fn set_paused(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], pau
     for p in partitions {
         tpl.add_partition(topic, *p);
     }
-    let result = if paused {
-        consumer.pause(&tpl)
-    } else {
-        consumer.resume(&tpl)
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, paused, ?partitions, "could not change fetch state");
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::warn!(error = %e, ?partitions, "could not pause fetching");
+    }
+}
+
+/// Resumes fetching for the given partitions, each from `next_offset` when known (the offset
+/// after the last record received, so nothing is skipped or read twice).
+///
+/// A resume alone does not wake librdkafka's broker thread, which sleeps up to a second when
+/// every partition was paused; a seek to the position it would resume from anyway does.
+pub fn resume(consumer: &KafkaConsumer, topic: &str, partitions: &[(i32, Option<i64>)]) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, _) in partitions {
+        tpl.add_partition(topic, *p);
+    }
+    if let Err(e) = consumer.resume(&tpl) {
+        tracing::warn!(error = %e, ?partitions, "could not resume fetching");
+        return;
+    }
+    let mut positions = TopicPartitionList::new();
+    for (p, next) in partitions {
+        if let Some(next) = next {
+            // Cannot fail for a valid offset; a failure only leaves the wake-up to librdkafka.
+            let _ = positions.add_partition_offset(topic, *p, Offset::Offset(*next));
+        }
+    }
+    if positions.count() > 0 {
+        // Asynchronous (no timeout): it only restarts fetching where it stopped.
+        if let Err(e) = consumer.seek_partitions(positions, Duration::ZERO) {
+            tracing::debug!(error = %e, ?partitions, "could not wake fetching after a resume");
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! The pipeline loop: one `select!` over shutdown, finished flushes, rebalances, the flush timer
-//! and the next Kafka message.
+//! and the next Kafka messages (taken in bursts of what librdkafka already queued).
 //!
 //! Invariants: a partition has at most one flush in flight; buffered bytes across partitions
-//! stay under `INGEST_MAX_BUFFER_BYTES` (plus what librdkafka already queued) by flushing early
-//! and pausing fetch; revoked partitions are forgotten at once; on shutdown fetching stops, every
+//! stay under `INGEST_MAX_BUFFER_BYTES` (plus what librdkafka already queued) by flushing early,
+//! leaving messages in librdkafka's bounded queue at the cap, and pausing fetch if that lasts;
+//! revoked partitions are forgotten at once; on shutdown fetching stops, every
 //! buffer is flushed and committed, or the loop gives up at the timeout having committed nothing
 //! that did not land.
 
@@ -12,6 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::sync::watch;
@@ -19,7 +21,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{FlushReason, RecordRef};
-use crate::config::Config;
+use crate::config::{Config, Envelope};
 use crate::encode::EncodeOptions;
 use crate::error::Error;
 use crate::flush::{now_ms, Flusher, Outcome};
@@ -136,6 +138,7 @@ impl Pipeline {
             tasks: JoinSet::new(),
             next_epoch: 0,
             paused: BTreeSet::new(),
+            held_since: None,
             draining: false,
             buffered: 0,
             seal_headroom: 0,
@@ -146,13 +149,15 @@ impl Pipeline {
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
         let mut tick_at: Option<Instant> = None;
+        // One stream for the whole run: `recv()` would register and drop a waker slot per message.
+        let mut messages = consumer.stream();
         // Whether partition-wide state may have changed since the last scan. Most messages only
         // append to an open batch; they skip the O(partitions) scan below.
         let mut attention = true;
         loop {
             if attention {
                 lp.start_uploads();
-                lp.balance_memory();
+                lp.balance_memory(Instant::now());
                 if lp.draining && lp.drained() {
                     break;
                 }
@@ -163,6 +168,7 @@ impl Pipeline {
                 };
             }
             attention = true;
+            let hold_until = lp.held_since.map(|t| t + HOLD_MAX);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if !lp.draining => {
@@ -180,18 +186,41 @@ impl Pipeline {
                     attention = false;
                 }
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
-                message = consumer.recv() => {
-                    // Rebalance callbacks run inside recv(): apply them before the message.
-                    let mut rebalanced = false;
-                    while let Ok(event) = events.try_recv() {
-                        lp.on_rebalance(event);
-                        rebalanced = true;
+                // Held at the cap for too long: balance_memory pauses partitions instead.
+                _ = tokio::time::sleep_until(hold_until.map_or(far, tokio::time::Instant::from_std)), if hold_until.is_some() => {}
+                message = messages.next(), if lp.held_since.is_none() => {
+                    let mut burst = Burst::new();
+                    let mut message = message.expect("Kafka streams never end");
+                    // Take what librdkafka already has queued without yielding to the runtime
+                    // (one clock reading and one select! per burst, not per message), until a
+                    // message needs the partitions rescanned.
+                    loop {
+                        // Rebalance callbacks run inside the poll: apply them before the message.
+                        let mut rebalanced = false;
+                        while let Ok(event) = events.try_recv() {
+                            lp.on_rebalance(event);
+                            rebalanced = true;
+                        }
+                        attention = match message {
+                            Ok(m) => lp.on_message(&m, &mut burst) || rebalanced,
+                            Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                                lp.on_caught_up(p);
+                                true
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "Kafka consumer error");
+                                true
+                            }
+                        };
+                        if attention || burst.records >= BURST_MAX {
+                            break;
+                        }
+                        match messages.next().now_or_never() {
+                            Some(Some(next)) => message = next,
+                            _ => break,
+                        }
                     }
-                    match message {
-                        Ok(m) => attention = lp.on_message(&m) || rebalanced,
-                        Err(rdkafka::error::KafkaError::PartitionEOF(p)) => lp.on_caught_up(p),
-                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
-                    }
+                    lp.consumed.add(&burst);
                 }
             }
         }
@@ -228,6 +257,9 @@ struct Loop {
     tasks: JoinSet<(i32, u64, Result<Outcome, Error>)>,
     next_epoch: u64,
     paused: BTreeSet<i32>,
+    /// Since when messages are left in librdkafka's (bounded) queue because the buffers are at
+    /// the cap. Nothing is refetched when taking resumes, unlike after a pause.
+    held_since: Option<Instant>,
     draining: bool,
     /// Record bytes held across partitions: exact after `balance_memory`, plus what
     /// `on_message` added since.
@@ -239,7 +271,7 @@ struct Loop {
 }
 
 /// The per-message counters, registered once: a `counter!` call looks its series up in the
-/// recorder's registry, which is too much for every message.
+/// recorder's registry, which is too much for every message. Incremented once per burst.
 struct Consumed {
     records: metrics::Counter,
     bytes: metrics::Counter,
@@ -252,38 +284,86 @@ impl Consumed {
             bytes: metrics::counter!("ingest_bytes_consumed_total"),
         }
     }
+
+    fn add(&self, burst: &Burst) {
+        self.records.increment(burst.records);
+        self.bytes.increment(burst.bytes);
+    }
 }
+
+/// Messages taken from librdkafka's queue in one go: they share one clock reading.
+struct Burst {
+    now: Instant,
+    now_ms: i64,
+    records: u64,
+    bytes: u64,
+}
+
+impl Burst {
+    fn new() -> Burst {
+        Burst {
+            now: Instant::now(),
+            now_ms: now_ms(),
+            records: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// Most messages taken in one burst before the other branches of the loop get a turn.
+const BURST_MAX: u64 = 256;
+
+/// How long messages may wait in librdkafka's queue at the cap before partitions are paused
+/// instead, so the consumer polls again (rebalances, group liveness).
+const HOLD_MAX: Duration = Duration::from_secs(2);
+
+/// Headers a message carries, without allocating for the usual few.
+const INLINE_HEADERS: usize = 8;
 
 impl Loop {
     /// Buffers a message. Returns whether the loop must rescan partitions: a batch was sealed
     /// or opened (uploads, deadlines) or the buffer cap was reached.
-    fn on_message(&mut self, m: &BorrowedMessage<'_>) -> bool {
+    fn on_message(&mut self, m: &BorrowedMessage<'_>, burst: &mut Burst) -> bool {
         if self.draining || m.topic() != self.config.topic {
             return false;
         }
         let Some(owned) = self.partitions.get_mut(&m.partition()) else {
             return false;
         };
-        let mut headers = Vec::new();
-        if let Some(h) = m.headers() {
-            headers.extend(h.iter().map(|h| (h.key, h.value)));
-        }
+        // Headers are kept only where a line shows them (the metadata envelope).
+        let mut inline = [("", None); INLINE_HEADERS];
+        let mut spilled = Vec::new();
+        let headers: &[(&str, Option<&[u8]>)] = match m.headers() {
+            Some(h) if self.config.envelope == Envelope::Metadata => {
+                if h.count() <= INLINE_HEADERS {
+                    for (slot, h) in inline.iter_mut().zip(h.iter()) {
+                        *slot = (h.key, h.value);
+                    }
+                    &inline[..h.count()]
+                } else {
+                    spilled.extend(h.iter().map(|h| (h.key, h.value)));
+                    &spilled
+                }
+            }
+            _ => &[],
+        };
         let record = RecordRef {
             offset: m.offset(),
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key(),
             value: m.payload(),
-            headers: &headers,
+            headers,
         };
         owned.next_offset = Some(record.offset + 1);
         let policy = &self.config.flush;
         let deadline = owned.state.deadline(policy);
-        if owned.state.push(&record, Instant::now(), now_ms(), policy) {
-            self.buffered += record.size();
-            self.seal_headroom = self.seal_headroom.saturating_sub(record.size());
+        let size = record.size();
+        if owned.state.push(&record, burst.now, burst.now_ms, policy) {
+            self.buffered += size;
+            self.seal_headroom = self.seal_headroom.saturating_sub(size);
         }
-        self.consumed.records.increment(1);
-        self.consumed.bytes.increment(record.size() as u64);
+        burst.records += 1;
+        burst.bytes += size as u64;
         owned.state.ready_to_upload()
             || owned.state.deadline(policy) != deadline
             || self.seal_headroom == 0
@@ -383,12 +463,13 @@ impl Loop {
 
     /// Keeps buffered bytes under the cap. From 3/4 of the cap, the largest batches that can
     /// upload at once are sealed until open batches hold less than that, so compression runs
-    /// while fetching goes on; at the cap, fetching pauses (except for partitions completing a
-    /// claim) until memory drops below 90 %. While paused, open batches hold under 3/4 (or
-    /// nothing idle is left to seal), so flushes are in flight and the pause always ends.
-    fn balance_memory(&mut self) {
+    /// while fetching goes on. At the cap, messages wait in librdkafka's bounded queue until
+    /// memory drops below the cap; if that takes longer than [`HOLD_MAX`] (or a partition must
+    /// keep fetching to complete a claim), fetching pauses instead (except for partitions
+    /// completing a claim) until memory drops below 90 %. While held or paused, open batches hold
+    /// under 3/4 (or nothing idle is left to seal), so flushes are in flight and it always ends.
+    fn balance_memory(&mut self, now: Instant) {
         let cap = self.config.max_buffer_bytes;
-        let low = cap / 10 * 9;
         let mut open: usize = self.partitions.values().map(|o| o.state.open_bytes()).sum();
         if open >= seal_mark(cap) && !self.draining {
             let mut idle: Vec<(usize, i32)> = self
@@ -414,24 +495,40 @@ impl Loop {
         let total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
-        let over = total >= cap || (!self.paused.is_empty() && total >= low);
+        let fetch = FetchControl {
+            buffered: total,
+            cap,
+            paused: !self.paused.is_empty(),
+            completing_claim: self.partitions.values().any(|o| o.state.completing_claim()),
+            held_since: self.held_since,
+        }
+        .decide(now);
+        let pause = self.draining || fetch == Fetch::Pause;
+        self.held_since = match fetch {
+            Fetch::Hold { since } if !self.draining => Some(since),
+            _ => None,
+        };
         let wanted: BTreeSet<i32> = self
             .partitions
             .iter()
-            .filter(|(_, o)| self.draining || (over && !o.state.completing_claim()))
+            .filter(|(_, o)| self.draining || (pause && !o.state.completing_claim()))
             .map(|(p, _)| *p)
             .collect();
         if wanted != self.paused {
             let pause: Vec<i32> = wanted.difference(&self.paused).copied().collect();
-            let resume: Vec<i32> = self.paused.difference(&wanted).copied().collect();
-            kafka::set_paused(&self.consumer, &self.config.topic, &pause, true);
-            kafka::set_paused(&self.consumer, &self.config.topic, &resume, false);
+            let resume: Vec<(i32, Option<i64>)> = self
+                .paused
+                .difference(&wanted)
+                .map(|p| (*p, self.partitions.get(p).and_then(|o| o.next_offset)))
+                .collect();
+            kafka::pause(&self.consumer, &self.config.topic, &pause);
+            kafka::resume(&self.consumer, &self.config.topic, &resume);
             if !self.draining {
                 tracing::info!(
                     buffered_bytes = total,
                     cap,
                     ?pause,
-                    ?resume,
+                    resume = ?resume.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
                     "buffer cap: fetch paused/resumed"
                 );
             }
@@ -479,6 +576,51 @@ impl Loop {
     }
 }
 
+/// What the loop does about fetching, given how full the buffers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Take messages.
+    Take,
+    /// At the cap: leave messages in librdkafka's bounded queue, since `since`.
+    Hold { since: Instant },
+    /// Pause the partitions (all but those completing a claim) and keep polling.
+    Pause,
+}
+
+/// The facts [`Fetch`] is decided from. Pure, so the thresholds are unit-tested.
+struct FetchControl {
+    buffered: usize,
+    cap: usize,
+    /// Partitions are paused now.
+    paused: bool,
+    /// A partition must keep fetching to complete an earlier claim (it cannot be held).
+    completing_claim: bool,
+    held_since: Option<Instant>,
+}
+
+impl FetchControl {
+    /// At the cap, hold (nothing is dropped or refetched, unlike a pause) for up to
+    /// [`HOLD_MAX`]; then pause, and resume below 90 % of the cap.
+    fn decide(&self, now: Instant) -> Fetch {
+        if self.paused {
+            return if self.buffered >= self.cap / 10 * 9 {
+                Fetch::Pause
+            } else {
+                Fetch::Take
+            };
+        }
+        if self.buffered < self.cap {
+            return Fetch::Take;
+        }
+        let since = self.held_since.unwrap_or(now);
+        if self.completing_claim || now.duration_since(since) >= HOLD_MAX {
+            Fetch::Pause
+        } else {
+            Fetch::Hold { since }
+        }
+    }
+}
+
 /// Buffered bytes from which memory-pressure flushes start (before the cap pauses fetching).
 fn seal_mark(cap: usize) -> usize {
     cap / 4 * 3
@@ -502,5 +644,52 @@ async fn watch_storage(
             r = storage.check() => r,
         };
         health.update(|f| f.storage_error = result.err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(buffered: usize, paused: bool, held_since: Option<Instant>) -> FetchControl {
+        FetchControl {
+            buffered,
+            cap: 1000,
+            paused,
+            completing_claim: false,
+            held_since,
+        }
+    }
+
+    #[test]
+    fn at_the_cap_messages_wait_then_partitions_pause_and_resume_below_ninety_percent() {
+        let t0 = Instant::now();
+        assert_eq!(control(999, false, None).decide(t0), Fetch::Take);
+        assert_eq!(
+            control(1000, false, None).decide(t0),
+            Fetch::Hold { since: t0 }
+        );
+        let later = t0 + HOLD_MAX / 2;
+        assert_eq!(
+            control(1200, false, Some(t0)).decide(later),
+            Fetch::Hold { since: t0 },
+            "a hold keeps its start"
+        );
+        assert_eq!(control(999, false, Some(t0)).decide(later), Fetch::Take);
+        assert_eq!(
+            control(1000, false, Some(t0)).decide(t0 + HOLD_MAX),
+            Fetch::Pause,
+            "held too long: pause, so the consumer polls again"
+        );
+        assert_eq!(control(950, true, None).decide(t0), Fetch::Pause);
+        assert_eq!(control(899, true, None).decide(t0), Fetch::Take);
+    }
+
+    #[test]
+    fn a_partition_completing_a_claim_pauses_the_others_at_once() {
+        let t0 = Instant::now();
+        let mut c = control(1000, false, None);
+        c.completing_claim = true;
+        assert_eq!(c.decide(t0), Fetch::Pause);
     }
 }
