@@ -261,10 +261,10 @@ struct Loop {
     /// the cap. Nothing is refetched when taking resumes, unlike after a pause.
     held_since: Option<Instant>,
     draining: bool,
-    /// Record bytes held across partitions: exact after `balance_memory`, plus what
+    /// Memory held by batches across partitions: exact after `balance_memory`, plus what
     /// `on_message` added since.
     buffered: usize,
-    /// Bytes open batches may still grow by before memory pressure needs a look (only pushes
+    /// Memory open batches may still grow by before memory pressure needs a look (only pushes
     /// grow them), so most messages skip the scan over partitions.
     seal_headroom: usize,
     consumed: Consumed,
@@ -358,9 +358,9 @@ impl Loop {
         let policy = &self.config.flush;
         let deadline = owned.state.deadline(policy);
         let size = record.size();
-        if owned.state.push(&record, burst.now, burst.now_ms, policy) {
-            self.buffered += size;
-            self.seal_headroom = self.seal_headroom.saturating_sub(size);
+        if let Some(grown) = owned.state.push(&record, burst.now, burst.now_ms, policy) {
+            self.buffered += grown;
+            self.seal_headroom = self.seal_headroom.saturating_sub(grown);
         }
         burst.records += 1;
         burst.bytes += size as u64;
@@ -375,7 +375,7 @@ impl Loop {
             tracing::debug!(
                 partition,
                 next_offset = owned.next_offset,
-                buffered_bytes = owned.state.bytes(),
+                buffered_bytes = owned.state.held_bytes(),
                 "caught up: reached the end of the partition"
             );
         }
@@ -406,7 +406,7 @@ impl Loop {
                     self.paused.remove(p);
                     if let Some(owned) = self.partitions.remove(p) {
                         owned.owner.cancel();
-                        tracing::info!(partition = p, dropped_bytes = owned.state.bytes(),
+                        tracing::info!(partition = p, dropped_bytes = owned.state.held_bytes(),
                             "partition revoked; its unlanded records are dropped uncommitted for the new owner to re-read");
                     }
                 }
@@ -470,12 +470,16 @@ impl Loop {
     /// under 3/4 (or nothing idle is left to seal), so flushes are in flight and it always ends.
     fn balance_memory(&mut self, now: Instant) {
         let cap = self.config.max_buffer_bytes;
-        let mut open: usize = self.partitions.values().map(|o| o.state.open_bytes()).sum();
+        let mut open: usize = self
+            .partitions
+            .values()
+            .map(|o| o.state.open_held_bytes())
+            .sum();
         if open >= seal_mark(cap) && !self.draining {
             let mut idle: Vec<(usize, i32)> = self
                 .partitions
                 .iter()
-                .filter_map(|(p, o)| o.state.idle_open_bytes().map(|b| (b, *p)))
+                .filter_map(|(p, o)| o.state.idle_held_bytes().map(|b| (b, *p)))
                 .collect();
             idle.sort_unstable_by(|a, b| b.cmp(a));
             for (bytes, p) in idle {
@@ -492,7 +496,7 @@ impl Loop {
         // Look again when open batches could reach the mark (at least 1/64 of the cap later, so
         // a buffer full of in-flight batches is not rescanned for every message).
         self.seal_headroom = seal_mark(cap).saturating_sub(open).max(cap / 64);
-        let total: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
+        let total: usize = self.partitions.values().map(|o| o.state.held_bytes()).sum();
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
         let fetch = FetchControl {
@@ -554,7 +558,7 @@ impl Loop {
     fn begin_drain(&mut self) {
         self.draining = true;
         self.health.update(|f| f.draining = true);
-        let buffered: usize = self.partitions.values().map(|o| o.state.bytes()).sum();
+        let buffered: usize = self.partitions.values().map(|o| o.state.held_bytes()).sum();
         tracing::info!(
             buffered_bytes = buffered,
             timeout_ms = self.config.shutdown_timeout.as_millis() as u64,
