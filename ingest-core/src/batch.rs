@@ -12,6 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ahead::{Ahead, Job};
+use crate::encode::Encoder;
+
 /// One record as it arrives from the source, borrowed only for the duration of [`Batch::push`].
 #[derive(Debug, Clone, Copy)]
 pub struct RecordRef<'a> {
@@ -64,10 +67,17 @@ pub const MIN_CHUNK: usize = 4 * 1024;
 pub const MAX_CHUNK: usize = 64 * 1024;
 
 /// Records of one partition, in offset order, destined for one file.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Batch {
     /// Full chunks, never written again.
     frozen: Vec<Arc<Vec<u8>>>,
+    /// Bytes stored in the frozen chunks.
+    frozen_bytes: usize,
+    /// Encoding ahead of the flush, once a job was handed out (see `ahead`).
+    ahead: Option<Arc<Ahead>>,
+    /// Frozen chunks, and their bytes, handed to encoding jobs.
+    ahead_chunks: usize,
+    ahead_bytes: usize,
     /// The chunk being filled.
     open: Vec<u8>,
     len: usize,
@@ -91,6 +101,10 @@ impl Batch {
     pub fn new(now: Instant, now_ms: i64) -> Self {
         Batch {
             frozen: Vec::new(),
+            frozen_bytes: 0,
+            ahead: None,
+            ahead_chunks: 0,
+            ahead_bytes: 0,
             open: Vec::new(),
             len: 0,
             bytes: 0,
@@ -115,6 +129,7 @@ impl Batch {
         };
         let full = std::mem::replace(&mut self.open, Vec::with_capacity(next.max(need)));
         if !full.is_empty() {
+            self.frozen_bytes += full.len();
             self.frozen.push(Arc::new(full));
         }
         self.held += self.open.capacity();
@@ -191,9 +206,34 @@ impl Batch {
         self.first_timestamp_ms
     }
 
-    /// The full chunks, in order: never written again, so an encoder may read them meanwhile.
-    pub fn frozen(&self) -> &[Arc<Vec<u8>>] {
-        &self.frozen
+    /// A job encoding the frozen chunks that no job has had yet, once there are `min_bytes` of
+    /// them and the previous job is done. `encoder` makes the batch's encoder at the first job.
+    pub(crate) fn ahead_job(
+        &mut self,
+        min_bytes: usize,
+        encoder: impl FnOnce() -> Encoder,
+    ) -> Option<Job> {
+        if self.frozen_bytes - self.ahead_bytes < min_bytes {
+            return None;
+        }
+        let ahead = self
+            .ahead
+            .get_or_insert_with(|| Arc::new(Ahead::new(encoder())));
+        let job = ahead.job(&self.frozen, self.ahead_chunks, min_bytes)?;
+        self.ahead_chunks = self.frozen.len();
+        self.ahead_bytes = self.frozen_bytes;
+        Some(job)
+    }
+
+    /// The encoder that went ahead, with how many frozen chunks it has encoded (the rest are
+    /// [`Batch::records_after`] them); `None` if none did. Waits while a job is running.
+    pub(crate) fn take_ahead(&self) -> Option<(Encoder, usize)> {
+        self.ahead.as_ref()?.take()
+    }
+
+    /// Memory held by the encoder that went ahead (while no job runs).
+    pub fn ahead_held_bytes(&self) -> usize {
+        self.ahead.as_ref().map_or(0, |a| a.held_bytes())
     }
 
     /// Iterates the records in offset order.
@@ -222,7 +262,7 @@ impl Batch {
         if self.first_offset.is_some_and(|first| first > offset) {
             return (empty, self);
         }
-        let (mut head, mut tail) = (empty.clone(), empty);
+        let (mut head, mut tail) = (Batch::new(self.opened_at, self.opened_at_ms), empty);
         let mut headers = Vec::new();
         for record in self.records() {
             let half = if record.offset() <= offset {
@@ -258,6 +298,29 @@ impl Batch {
             value: record.value(),
             headers,
         });
+    }
+}
+
+impl Clone for Batch {
+    /// A copy of the records; what was encoded ahead stays with the original.
+    fn clone(&self) -> Batch {
+        let open = self.open.clone();
+        Batch {
+            frozen: self.frozen.clone(),
+            frozen_bytes: self.frozen_bytes,
+            ahead: None,
+            ahead_chunks: 0,
+            ahead_bytes: 0,
+            held: self.held - self.open.capacity() + open.capacity(),
+            open,
+            len: self.len,
+            bytes: self.bytes,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            first_timestamp_ms: self.first_timestamp_ms,
+            opened_at: self.opened_at,
+            opened_at_ms: self.opened_at_ms,
+        }
     }
 }
 

@@ -117,6 +117,19 @@ pub fn prefetch_kbytes(max_buffer_bytes: usize) -> usize {
     (max_buffer_bytes / 16 / 1024).clamp(1024, 16 * 1024)
 }
 
+/// What batches and encoded files may hold: `INGEST_MAX_BUFFER_BYTES` less what librdkafka may
+/// hold (its prefetch queue and the fetch response being read: twice
+/// `queued.max.messages.kbytes`), so the cap bounds the records in the whole process. A cap
+/// too small for that keeps half of it for batches.
+pub fn batch_budget(config: &Config) -> usize {
+    let cap = config.max_buffer_bytes;
+    let prefetch_kbytes = client_config(config)
+        .get("queued.max.messages.kbytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| prefetch_kbytes(cap));
+    cap - (2 * prefetch_kbytes * 1024).min(cap / 2)
+}
+
 /// The librdkafka configuration the service runs with; user properties first, ours last.
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();

@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::ahead::Job;
 use crate::batch::{Batch, FlushPolicy, FlushReason, RecordRef};
+use crate::encode::Encoder;
 
 /// A batch that will not grow any more, waiting for its turn to upload.
 #[derive(Debug)]
@@ -121,7 +123,7 @@ impl PartitionState {
             return None;
         }
         let next = self.sealed.pop_front()?;
-        self.in_flight_bytes = Some(next.batch.held_bytes());
+        self.in_flight_bytes = Some(next.batch.held_bytes() + next.batch.ahead_held_bytes());
         Some(next)
     }
 
@@ -174,15 +176,22 @@ impl PartitionState {
         self.sealed.push_front(sealed);
     }
 
-    /// Memory held by the partition's batches: open, sealed and in flight.
+    /// Memory held by the partition's batches (and what they encoded ahead): open, sealed and
+    /// in flight.
     pub fn held_bytes(&self) -> usize {
-        self.open.as_ref().map_or(0, Batch::held_bytes)
-            + self
-                .sealed
-                .iter()
-                .map(|s| s.batch.held_bytes())
-                .sum::<usize>()
+        let held = |b: &Batch| b.held_bytes() + b.ahead_held_bytes();
+        self.open.as_ref().map_or(0, held)
+            + self.sealed.iter().map(|s| held(&s.batch)).sum::<usize>()
             + self.in_flight_bytes.unwrap_or(0)
+    }
+
+    /// A job encoding the open batch's full chunks ahead of its flush (see `Batch::ahead_job`).
+    pub(crate) fn ahead_job(
+        &mut self,
+        min_bytes: usize,
+        encoder: impl FnOnce() -> Encoder,
+    ) -> Option<Job> {
+        self.open.as_mut()?.ahead_job(min_bytes, encoder)
     }
 
     /// Memory held by the open batch (not yet sealed or uploading).

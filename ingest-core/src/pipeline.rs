@@ -9,7 +9,7 @@
 //! that did not land.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,11 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::ahead::Job;
 use crate::batch::{FlushReason, RecordRef};
-use crate::config::{Config, Envelope};
+use crate::config::{Compression, Config, Envelope};
 use crate::encode::EncodeOptions;
+use crate::encode::Encoder;
 use crate::error::Error;
 use crate::flush::{now_ms, Flusher, Outcome};
 use crate::health::Health;
@@ -127,10 +129,12 @@ impl Pipeline {
             },
             fault: config.fault,
             uploads: AtomicU64::new(0),
+            encoded_bytes: AtomicUsize::new(0),
             progress: self.progress.clone(),
             health: Arc::clone(&health),
         });
         let mut lp = Loop {
+            cap: kafka::batch_budget(&config),
             config,
             consumer: consumer.clone(),
             flusher,
@@ -249,6 +253,8 @@ struct Owned {
 type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;
 
 struct Loop {
+    /// What batches and encoded files may hold: the buffer cap less librdkafka's prefetch.
+    cap: usize,
     health: Arc<Health>,
     config: Config,
     consumer: Arc<KafkaConsumer>,
@@ -317,6 +323,27 @@ const BURST_MAX: u64 = 256;
 /// instead, so the consumer polls again (rebalances, group liveness).
 const HOLD_MAX: Duration = Duration::from_secs(2);
 
+/// Frozen chunks of an open batch worth a job compressing them ahead of its flush. Each job
+/// primes the deflate window with the text before it, so the ratio does not suffer.
+const AHEAD_BYTES: usize = 1024 * 1024;
+
+/// Runs an encode-ahead job when an encoder is free (flushes and jobs take turns in order).
+fn spawn_ahead(flusher: Arc<Flusher>, partition: i32, job: Job) {
+    tokio::spawn(async move {
+        let Ok(_permit) = crate::flush::encoders().acquire().await else {
+            return;
+        };
+        let encoded = tokio::task::spawn_blocking(move || job.run(partition, &flusher.encode));
+        match encoded.await {
+            Ok(bytes) => {
+                metrics::counter!("ingest_encoded_ahead_bytes_total").increment(bytes as u64)
+            }
+            // The flush encodes everything itself (see `ahead`).
+            Err(e) => tracing::warn!(partition, error = %e, "encoding ahead failed"),
+        }
+    });
+}
+
 /// Headers a message carries, without allocating for the usual few.
 const INLINE_HEADERS: usize = 8;
 
@@ -333,8 +360,9 @@ impl Loop {
         // Headers are kept only where a line shows them (the metadata envelope).
         let mut inline = [("", None); INLINE_HEADERS];
         let mut spilled = Vec::new();
-        let headers: &[(&str, Option<&[u8]>)] = match m.headers() {
-            Some(h) if self.config.envelope == Envelope::Metadata => {
+        let wanted = self.config.envelope == Envelope::Metadata;
+        let headers: &[(&str, Option<&[u8]>)] = match wanted.then(|| m.headers()).flatten() {
+            Some(h) => {
                 if h.count() <= INLINE_HEADERS {
                     for (slot, h) in inline.iter_mut().zip(h.iter()) {
                         *slot = (h.key, h.value);
@@ -361,13 +389,23 @@ impl Loop {
         if let Some(grown) = owned.state.push(&record, burst.now, burst.now_ms, policy) {
             self.buffered += grown;
             self.seal_headroom = self.seal_headroom.saturating_sub(grown);
+            // A new chunk means the last one froze: maybe enough to compress ahead.
+            if grown > 0 {
+                if let Compression::Gzip { .. } = self.config.compression {
+                    let opts = &self.flusher.encode;
+                    let encoder = || Encoder::new(opts.compression, AHEAD_BYTES);
+                    if let Some(job) = owned.state.ahead_job(AHEAD_BYTES, encoder) {
+                        spawn_ahead(Arc::clone(&self.flusher), m.partition(), job);
+                    }
+                }
+            }
         }
         burst.records += 1;
         burst.bytes += size as u64;
         owned.state.ready_to_upload()
             || owned.state.deadline(policy) != deadline
             || self.seal_headroom == 0
-            || self.buffered >= self.config.max_buffer_bytes
+            || self.buffered >= self.cap
     }
 
     fn on_caught_up(&self, partition: i32) {
@@ -469,7 +507,7 @@ impl Loop {
     /// completing a claim) until memory drops below 90 %. While held or paused, open batches hold
     /// under 3/4 (or nothing idle is left to seal), so flushes are in flight and it always ends.
     fn balance_memory(&mut self, now: Instant) {
-        let cap = self.config.max_buffer_bytes;
+        let cap = self.cap;
         let mut open: usize = self
             .partitions
             .values()
@@ -496,7 +534,12 @@ impl Loop {
         // Look again when open batches could reach the mark (at least 1/64 of the cap later, so
         // a buffer full of in-flight batches is not rescanned for every message).
         self.seal_headroom = seal_mark(cap).saturating_sub(open).max(cap / 64);
-        let total: usize = self.partitions.values().map(|o| o.state.held_bytes()).sum();
+        let total: usize = self
+            .partitions
+            .values()
+            .map(|o| o.state.held_bytes())
+            .sum::<usize>()
+            + self.flusher.encoded_bytes.load(Ordering::Relaxed);
         self.buffered = total;
         metrics::gauge!("ingest_buffered_bytes").set(total as f64);
         let fetch = FetchControl {
