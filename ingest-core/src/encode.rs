@@ -14,6 +14,7 @@ use serde::de::IgnoredAny;
 use crate::batch::{Batch, StoredRecord};
 use crate::config::{Compression, Envelope, InvalidRecordPolicy};
 use crate::gzip::GzParts;
+use crate::json;
 use crate::transform::Transform;
 
 /// How records are written, fixed per service.
@@ -68,6 +69,10 @@ pub struct InvalidRecord {
 /// Checks `value` and tells whether it must be compacted to fit on one line.
 fn check_json(value: &[u8], max_bytes: usize) -> Result<bool, String> {
     check_size(value, max_bytes)?;
+    if let json::Scan::Valid { compact } = json::scan(value) {
+        return Ok(compact);
+    }
+    // Not valid (or deeper than the fast scan goes): serde_json decides and words the error.
     serde_json::from_slice::<IgnoredAny>(value).map_err(|e| e.to_string())?;
     // Raw newlines inside valid JSON can only be insignificant whitespace (strings escape them).
     let padded = value.first().is_some_and(u8::is_ascii_whitespace)

@@ -17,6 +17,7 @@ pub mod eventhubs;
 mod flush;
 mod gzip;
 pub mod health;
+mod json;
 pub mod kafka;
 pub mod naming;
 mod ops;
