@@ -1,7 +1,7 @@
 //! The pipeline loop: one `select!` over shutdown, finished flushes, rebalances, the flush timer
 //! and the next Kafka messages (taken in bursts of what librdkafka already queued).
 //!
-//! Invariants: a partition has at most one flush in flight; buffered bytes across partitions
+//! Invariants: a partition has at most one flush in flight (and at most `max_flushes` run); buffered bytes across partitions
 //! stay under `INGEST_MAX_BUFFER_BYTES` (plus what librdkafka already queued) by flushing early,
 //! leaving messages in librdkafka's bounded queue at the cap, and pausing fetch if that lasts;
 //! revoked partitions are forgotten at once; on shutdown fetching stops, every
@@ -9,6 +9,7 @@
 //! that did not land.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +141,7 @@ impl Pipeline {
             flusher,
             partitions: BTreeMap::new(),
             tasks: JoinSet::new(),
+            last_started: -1,
             next_epoch: 0,
             paused: BTreeSet::new(),
             held_since: None,
@@ -261,6 +263,8 @@ struct Loop {
     flusher: Arc<Flusher>,
     partitions: BTreeMap<i32, Owned>,
     tasks: JoinSet<(i32, u64, Result<Outcome, Error>)>,
+    /// The partition whose flush started last (flushes start in turn).
+    last_started: i32,
     next_epoch: u64,
     paused: BTreeSet<i32>,
     /// Since when messages are left in librdkafka's (bounded) queue because the buffers are at
@@ -402,7 +406,7 @@ impl Loop {
         }
         burst.records += 1;
         burst.bytes += size as u64;
-        owned.state.ready_to_upload()
+        (owned.state.ready_to_upload() && self.tasks.len() < max_flushes())
             || owned.state.deadline(policy) != deadline
             || self.seal_headroom == 0
             || self.buffered >= self.cap
@@ -488,13 +492,30 @@ impl Loop {
         Ok(())
     }
 
+    /// Starts the flushes that can start, up to [`max_flushes`] at once, taking partitions in
+    /// turn from where the last call stopped so none waits behind the others for long.
     fn start_uploads(&mut self) {
-        for (p, owned) in &mut self.partitions {
+        let max = max_flushes();
+        let after = self.last_started;
+        let order: Vec<i32> = self
+            .partitions
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .chain(self.partitions.range(..=after))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in order {
+            if self.tasks.len() >= max {
+                return;
+            }
+            let Some(owned) = self.partitions.get_mut(&p) else {
+                continue;
+            };
             if let Some(sealed) = owned.state.start_next() {
-                let (flusher, owner, p, epoch) =
-                    (self.flusher.clone(), owned.owner.clone(), *p, owned.epoch);
+                let (flusher, owner, epoch) =
+                    (self.flusher.clone(), owned.owner.clone(), owned.epoch);
                 self.tasks
                     .spawn(async move { (p, epoch, flusher.flush(p, sealed, owner).await) });
+                self.last_started = p;
             }
         }
     }
@@ -666,6 +687,14 @@ impl FetchControl {
             Fetch::Hold { since }
         }
     }
+}
+
+/// Flushes in flight at once (each partition has at most one): four per core, at least 16.
+/// Uploads mostly wait on storage, but every local-disk write holds a blocking thread, and a
+/// thread per partition at once (at shutdown, say) costs memory for nothing.
+fn max_flushes() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (4 * cores).max(16)
 }
 
 /// Buffered bytes from which memory-pressure flushes start (before the cap pauses fetching).
