@@ -206,6 +206,22 @@ fn push_dead_letter_line(
 /// Text between compressor calls: lines are compressed in chunks rather than one by one.
 const CHUNK: usize = 256 * 1024;
 
+/// Text buffers kept for reuse, one per encoder running at once at most.
+static SPARE_TEXT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn take_text_buffer() -> Vec<u8> {
+    let spare = SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    spare.unwrap_or_else(|| Vec::with_capacity(CHUNK + 4096))
+}
+
+fn give_back_text_buffer(mut buffer: Vec<u8>) {
+    let mut spare = SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < std::thread::available_parallelism().map_or(2, usize::from) {
+        buffer.clear();
+        spare.push(buffer);
+    }
+}
+
 /// Where the lines of a file go.
 enum Output {
     Plain(Vec<u8>),
@@ -273,7 +289,7 @@ impl Encoder {
             Output::Gzip(gz) => {
                 let mut gz = std::mem::replace(gz, GzParts::new(0, 0));
                 let mut part = gz.part();
-                let mut pending = Vec::with_capacity(CHUNK + 4096);
+                let mut pending = take_text_buffer();
                 let mut total = 0;
                 let result = self.lines(records, partition, opts, &mut pending, |pending| {
                     if pending.len() >= CHUNK {
@@ -285,6 +301,7 @@ impl Encoder {
                 total += pending.len();
                 part.write(&pending);
                 part.end(last);
+                give_back_text_buffer(pending);
                 self.uncompressed_bytes += total;
                 self.out = Output::Gzip(gz);
                 result

@@ -6,6 +6,8 @@
 //! the last one sets the final-block bit; each part is primed with the last 32 KiB of text
 //! before it, so matches may reach back across parts and the ratio is that of one stream.
 
+use std::sync::Mutex;
+
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
 /// How far back deflate may refer: the text that primes the next part.
@@ -45,7 +47,7 @@ impl GzParts {
 
     /// Starts the next part.
     pub fn part(&mut self) -> Part<'_> {
-        let mut deflate = Compress::new(Compression::new(self.level), false);
+        let mut deflate = take_deflate(self.level);
         if !self.window.is_empty() {
             // A raw stream accepts a dictionary right after it is created.
             deflate
@@ -83,6 +85,26 @@ impl GzParts {
     }
 }
 
+/// Deflate states kept for reuse (a new one allocates and clears about 300 KiB). Encoders run
+/// one per core at a time, so that many are kept at most.
+static SPARE: Mutex<Vec<(u32, Compress)>> = Mutex::new(Vec::new());
+
+fn take_deflate(level: u32) -> Compress {
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    match spare.iter().position(|(l, _)| *l == level) {
+        Some(i) => spare.swap_remove(i).1,
+        None => Compress::new(Compression::new(level), false),
+    }
+}
+
+fn give_back(level: u32, mut deflate: Compress) {
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < std::thread::available_parallelism().map_or(2, usize::from) {
+        deflate.reset();
+        spare.push((level, deflate));
+    }
+}
+
 /// One part of a [`GzParts`]: text written into it is compressed as one deflate stream.
 pub struct Part<'a> {
     parts: &'a mut GzParts,
@@ -105,6 +127,7 @@ impl Part<'_> {
             FlushCompress::Sync
         };
         self.run(&[], flush);
+        give_back(self.parts.level, self.deflate);
     }
 
     fn run(&mut self, mut input: &[u8], flush: FlushCompress) {
