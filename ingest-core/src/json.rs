@@ -24,6 +24,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// High bit set in each byte of `w` that is `"`, `\` or below 0x20; the lowest one is exact.
+#[inline(always)]
 fn specials(w: u64) -> u64 {
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     zero(w ^ (ONES * u64::from(b'"')))
@@ -32,6 +33,7 @@ fn specials(w: u64) -> u64 {
 }
 
 /// The index after the string whose opening quote is before `i`.
+#[inline(always)]
 fn string_end(v: &[u8], mut i: usize) -> Option<usize> {
     loop {
         if let Some(chunk) = v.get(i..i + 8) {
@@ -58,6 +60,7 @@ fn string_end(v: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+#[inline(always)]
 fn digits(v: &[u8], mut i: usize) -> usize {
     while v.get(i).is_some_and(u8::is_ascii_digit) {
         i += 1;
@@ -66,6 +69,7 @@ fn digits(v: &[u8], mut i: usize) -> usize {
 }
 
 /// The index after the number that starts at `i`.
+#[inline(always)]
 fn number_end(v: &[u8], mut i: usize) -> Option<usize> {
     if v[i] == b'-' {
         i += 1;
@@ -98,7 +102,12 @@ fn number_end(v: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// Skips whitespace from `i`; notes raw line breaks.
+#[inline(always)]
 fn skip_ws(v: &[u8], mut i: usize, line_break: &mut bool) -> usize {
+    // Compact JSON has no whitespace: one comparison.
+    if v.get(i).is_some_and(|&b| b > b' ') {
+        return i;
+    }
     while let Some(&b) = v.get(i) {
         match b {
             b' ' | b'\t' => {}
@@ -111,6 +120,7 @@ fn skip_ws(v: &[u8], mut i: usize, line_break: &mut bool) -> usize {
 }
 
 /// After `{` or `,` in an object: the key, whitespace and the colon.
+#[inline(always)]
 fn key_end(v: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
     let i = skip_ws(v, i, line_break);
     if v.get(i) != Some(&b'"') {
