@@ -153,8 +153,9 @@ impl Flusher {
             let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
             match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
                 Created::New => {
-                    // Encode only once the batch is ours to write: no compression is spent on
-                    // batches an earlier claim covers, or on retries while storage is down.
+                    // Finish the encoding only once the batch is ours to write (what went ahead
+                    // while it filled is used as is): an earlier claim's batch is re-encoded from
+                    // its records instead, and retries while storage is down encode nothing.
                     let (returned, encoded) = self.encode(partition, batch).await?;
                     batch = returned;
                     storage!(self.write_files(&claim, encoded, true).await, batch);

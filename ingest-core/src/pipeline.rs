@@ -83,7 +83,8 @@ impl Pipeline {
                 background.clone(),
             ));
         }
-        metrics::gauge!("ingest_buffer_cap_bytes").set(config.max_buffer_bytes as f64);
+        // What `ingest_buffered_bytes` is held under: the cap less librdkafka's share.
+        metrics::gauge!("ingest_buffer_cap_bytes").set(kafka::batch_budget(&config) as f64);
         let mut storage = Storage::from_config(&config).map_err(Error::Storage)?;
         let caps = storage.probe().await.map_err(Error::Storage)?;
         tokio::spawn(watch_storage(
