@@ -18,7 +18,7 @@ test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB, Azu
 	set -o pipefail; $(CARGO) test --workspace --all-targets -- --test-threads=2 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
 
-bench: ## Benchmark throughput, memory and latency against the gzip ceiling; writes bench/ (a few minutes)
+bench: ## Benchmark throughput, memory and latency against the gzip ceiling; writes bench/ (about a minute)
 	$(CARGO) run --release --quiet -p ingest-bench -- run --results bench
 	@if python3 -c 'import matplotlib' 2>/dev/null; then python3 bench/plot.py bench/throughput.csv bench/throughput.png && echo "wrote bench/throughput.png"; \
 	else echo "matplotlib not installed (pip install matplotlib): bench/throughput.png not redrawn"; fi

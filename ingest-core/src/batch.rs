@@ -1,13 +1,19 @@
 //! The records of one future file and the rules that decide when it is flushed.
 //!
 //! Pure: no I/O, no async runtime; the clock is always an argument. A [`Batch`] copies every
-//! payload into its arena at once, so borrowed Kafka messages are released immediately. The
-//! arena is a list of chunks that are never reallocated (a growing `Vec` would copy everything
-//! and hold up to twice what it stores), so the batch's memory is what [`Batch::bytes`] reports
-//! plus at most one partly filled chunk (64 KiB) and a small per-record index.
+//! record into its arena at once, so borrowed Kafka messages are released immediately. Each
+//! record is stored whole in one chunk as a 28-byte header (offset, timestamp, lengths) followed
+//! by its bytes, so there is no separate index. Chunks are never reallocated (a growing `Vec`
+//! would copy everything and hold up to twice what it stores); a full chunk is frozen behind an
+//! `Arc`, so an encoder can read it while the batch keeps growing. What the batch holds in memory
+//! is [`Batch::held_bytes`]: its chunks' capacity (record bytes, headers and at most one partly
+//! filled chunk of 64 KiB).
 
-use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::ahead::{Ahead, Job};
+use crate::encode::Encoder;
 
 /// One record as it arrives from the source, borrowed only for the duration of [`Batch::push`].
 #[derive(Debug, Clone, Copy)]
@@ -31,45 +37,62 @@ impl RecordRef<'_> {
                 .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
                 .sum::<usize>()
     }
+
+    /// Bytes the record takes in a chunk.
+    fn stored_len(&self) -> usize {
+        RECORD_HEADER
+            + self.key.map_or(0, <[u8]>::len)
+            + self.value.map_or(0, <[u8]>::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| HEADER_HEADER + k.len() + v.map_or(0, <[u8]>::len))
+                .sum::<usize>()
+    }
 }
 
-/// Where stored bytes live: a chunk of the arena and a range inside it.
-#[derive(Debug, Clone)]
-struct Span {
-    chunk: usize,
-    range: Range<usize>,
-}
-
-/// A record stored in a batch; borrow its bytes with [`Batch::key`], [`Batch::value`], [`Batch::headers`].
-#[derive(Debug, Clone)]
-struct Entry {
-    offset: i64,
-    timestamp_ms: Option<i64>,
-    key: Option<Span>,
-    value: Option<Span>,
-    headers: Range<usize>,
-}
-
-#[derive(Debug, Clone)]
-struct HeaderEntry {
-    key: Span,
-    value: Option<Span>,
-}
+/// A stored record starts with offset (i64), timestamp (i64), key length, value length (u32,
+/// [`ABSENT`] for none) and header count (u32), little-endian.
+const RECORD_HEADER: usize = 8 + 8 + 4 + 4 + 4;
+/// Each stored header starts with its key and value lengths (u32).
+const HEADER_HEADER: usize = 4 + 4;
+/// Length of an absent key or value.
+const ABSENT: u32 = u32::MAX;
+/// Timestamp of a record that has none (Kafka timestamps are never negative but -1).
+const NO_TIMESTAMP: i64 = i64::MIN;
 
 /// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`].
-const MIN_CHUNK: usize = 4 * 1024;
-/// Largest arena chunk, unless a single value is larger (it then gets a chunk of its own size).
-const MAX_CHUNK: usize = 64 * 1024;
+pub const MIN_CHUNK: usize = 4 * 1024;
+/// Largest arena chunk, unless a single record is larger (it then gets a chunk of its own size).
+pub const MAX_CHUNK: usize = 64 * 1024;
 
 /// Records of one partition, in offset order, destined for one file.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Batch {
-    arena: Vec<Vec<u8>>,
-    entries: Vec<Entry>,
-    headers: Vec<HeaderEntry>,
+    /// Full chunks, never written again.
+    frozen: Vec<Arc<Vec<u8>>>,
+    /// Bytes stored in the frozen chunks.
+    frozen_bytes: usize,
+    /// Encoding ahead of the flush, once a job was handed out (see `ahead`).
+    ahead: Option<Arc<Ahead>>,
+    /// Frozen chunks, and their bytes, handed to encoding jobs.
+    ahead_chunks: usize,
+    ahead_bytes: usize,
+    /// The chunk being filled.
+    open: Vec<u8>,
+    len: usize,
     bytes: usize,
+    held: usize,
+    first_offset: Option<i64>,
+    last_offset: Option<i64>,
+    first_timestamp_ms: Option<i64>,
     opened_at: Instant,
     opened_at_ms: i64,
+}
+
+fn put_len(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    let len = bytes.map_or(ABSENT, |b| b.len() as u32);
+    out.extend_from_slice(&len.to_le_bytes());
 }
 
 impl Batch {
@@ -77,79 +100,96 @@ impl Batch {
     /// for ingestion-time partitioning).
     pub fn new(now: Instant, now_ms: i64) -> Self {
         Batch {
-            arena: Vec::new(),
-            entries: Vec::new(),
-            headers: Vec::new(),
+            frozen: Vec::new(),
+            frozen_bytes: 0,
+            ahead: None,
+            ahead_chunks: 0,
+            ahead_bytes: 0,
+            open: Vec::new(),
+            len: 0,
             bytes: 0,
+            held: 0,
+            first_offset: None,
+            last_offset: None,
+            first_timestamp_ms: None,
             opened_at: now,
             opened_at_ms: now_ms,
         }
     }
 
-    fn copy_in(&mut self, bytes: &[u8]) -> Span {
-        let last = self.arena.last();
-        if last.is_none_or(|c| c.capacity() - c.len() < bytes.len()) {
-            let next = last.map_or(MIN_CHUNK, |c| (c.capacity() * 2).min(MAX_CHUNK));
-            self.arena.push(Vec::with_capacity(next.max(bytes.len())));
+    /// Makes room for `need` bytes in the open chunk, freezing it if it is too full.
+    fn reserve(&mut self, need: usize) {
+        if self.open.capacity() - self.open.len() >= need {
+            return;
         }
-        let chunk = self.arena.len() - 1;
-        let stored = &mut self.arena[chunk];
-        let start = stored.len();
-        stored.extend_from_slice(bytes);
-        Span {
-            chunk,
-            range: start..stored.len(),
+        let next = if self.open.capacity() == 0 && self.frozen.is_empty() {
+            MIN_CHUNK
+        } else {
+            (self.open.capacity() * 2).clamp(MIN_CHUNK, MAX_CHUNK)
+        };
+        let full = std::mem::replace(&mut self.open, Vec::with_capacity(next.max(need)));
+        if !full.is_empty() {
+            self.frozen_bytes += full.len();
+            self.frozen.push(Arc::new(full));
         }
-    }
-
-    fn bytes_at(&self, span: &Span) -> &[u8] {
-        &self.arena[span.chunk][span.range.clone()]
+        self.held += self.open.capacity();
     }
 
     /// Appends a record. Offsets must increase; a record at or below the last offset is a bug
     /// in the caller and is rejected by a debug assertion.
     pub fn push(&mut self, record: &RecordRef<'_>) {
         debug_assert!(
-            self.last_offset().is_none_or(|last| record.offset > last),
+            self.last_offset.is_none_or(|last| record.offset > last),
             "offsets must increase within a batch"
         );
-        let key = record.key.map(|k| self.copy_in(k));
-        let value = record.value.map(|v| self.copy_in(v));
-        let header_start = self.headers.len();
+        self.reserve(record.stored_len());
+        let out = &mut self.open;
+        out.extend_from_slice(&record.offset.to_le_bytes());
+        out.extend_from_slice(&record.timestamp_ms.unwrap_or(NO_TIMESTAMP).to_le_bytes());
+        put_len(out, record.key);
+        put_len(out, record.value);
+        out.extend_from_slice(&(record.headers.len() as u32).to_le_bytes());
+        out.extend_from_slice(record.key.unwrap_or_default());
+        out.extend_from_slice(record.value.unwrap_or_default());
         for (k, v) in record.headers {
-            let key = self.copy_in(k.as_bytes());
-            let value = v.map(|v| self.copy_in(v));
-            self.headers.push(HeaderEntry { key, value });
+            put_len(out, Some(k.as_bytes()));
+            put_len(out, *v);
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(v.unwrap_or_default());
         }
-        self.entries.push(Entry {
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-            key,
-            value,
-            headers: header_start..self.headers.len(),
-        });
+        if self.len == 0 {
+            self.first_offset = Some(record.offset);
+            self.first_timestamp_ms = record.timestamp_ms;
+        }
+        self.last_offset = Some(record.offset);
+        self.len += 1;
         self.bytes += record.size();
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
-    /// Uncompressed payload bytes (keys, values, headers) held.
+    /// Uncompressed payload bytes (keys, values, headers) held: what the flush limits count.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
+    /// Memory the batch holds: its chunks' capacity. What the buffer cap counts.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
     pub fn first_offset(&self) -> Option<i64> {
-        self.entries.first().map(|e| e.offset)
+        self.first_offset
     }
 
     pub fn last_offset(&self) -> Option<i64> {
-        self.entries.last().map(|e| e.offset)
+        self.last_offset
     }
 
     pub fn opened_at(&self) -> Instant {
@@ -163,15 +203,52 @@ impl Batch {
 
     /// Timestamp of the first record, if it has one.
     pub fn first_timestamp_ms(&self) -> Option<i64> {
-        self.entries.first().and_then(|e| e.timestamp_ms)
+        self.first_timestamp_ms
+    }
+
+    /// A job encoding the frozen chunks that no job has had yet, once there are `min_bytes` of
+    /// them and the previous job is done. `encoder` makes the batch's encoder at the first job.
+    pub(crate) fn ahead_job(
+        &mut self,
+        min_bytes: usize,
+        encoder: impl FnOnce() -> Encoder,
+    ) -> Option<Job> {
+        if self.frozen_bytes - self.ahead_bytes < min_bytes {
+            return None;
+        }
+        let ahead = self
+            .ahead
+            .get_or_insert_with(|| Arc::new(Ahead::new(encoder())));
+        let job = ahead.job(&self.frozen, self.ahead_chunks, min_bytes)?;
+        self.ahead_chunks = self.frozen.len();
+        self.ahead_bytes = self.frozen_bytes;
+        Some(job)
+    }
+
+    /// The encoder that went ahead, with how many frozen chunks it has encoded (the rest are
+    /// [`Batch::records_after`] them); `None` if none did. Waits while a job is running.
+    pub(crate) fn take_ahead(&self) -> Option<(Encoder, usize)> {
+        self.ahead.as_ref()?.take()
+    }
+
+    /// Memory held by the encoder that went ahead (while no job runs).
+    pub fn ahead_held_bytes(&self) -> usize {
+        self.ahead.as_ref().map_or(0, |a| a.held_bytes())
     }
 
     /// Iterates the records in offset order.
     pub fn records(&self) -> impl Iterator<Item = StoredRecord<'_>> {
-        self.entries.iter().map(move |e| StoredRecord {
-            batch: self,
-            entry: e,
-        })
+        self.records_after(0)
+    }
+
+    /// Iterates the records after the first `chunks` frozen chunks.
+    pub fn records_after(&self, chunks: usize) -> impl Iterator<Item = StoredRecord<'_>> {
+        self.frozen
+            .iter()
+            .skip(chunks)
+            .map(|c| &c[..])
+            .chain(std::iter::once(&self.open[..]))
+            .flat_map(records_in)
     }
 
     /// Splits into the records at or below `offset` and those above it. Both halves keep this
@@ -179,13 +256,13 @@ impl Batch {
     pub fn split_after(self, offset: i64) -> (Batch, Batch) {
         let empty = Batch::new(self.opened_at, self.opened_at_ms);
         // The common cases move the batch instead of copying its arena.
-        if self.last_offset().is_none_or(|last| last <= offset) {
+        if self.last_offset.is_none_or(|last| last <= offset) {
             return (self, empty);
         }
-        if self.first_offset().is_some_and(|first| first > offset) {
+        if self.first_offset.is_some_and(|first| first > offset) {
             return (empty, self);
         }
-        let (mut head, mut tail) = (empty.clone(), empty);
+        let (mut head, mut tail) = (Batch::new(self.opened_at, self.opened_at_ms), empty);
         let mut headers = Vec::new();
         for record in self.records() {
             let half = if record.offset() <= offset {
@@ -224,37 +301,121 @@ impl Batch {
     }
 }
 
+impl Clone for Batch {
+    /// A copy of the records; what was encoded ahead stays with the original.
+    fn clone(&self) -> Batch {
+        let open = self.open.clone();
+        Batch {
+            frozen: self.frozen.clone(),
+            frozen_bytes: self.frozen_bytes,
+            ahead: None,
+            ahead_chunks: 0,
+            ahead_bytes: 0,
+            held: self.held - self.open.capacity() + open.capacity(),
+            open,
+            len: self.len,
+            bytes: self.bytes,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            first_timestamp_ms: self.first_timestamp_ms,
+            opened_at: self.opened_at,
+            opened_at_ms: self.opened_at_ms,
+        }
+    }
+}
+
+/// The records stored in one chunk, in order.
+pub fn records_in(chunk: &[u8]) -> impl Iterator<Item = StoredRecord<'_>> {
+    let mut rest = chunk;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (record, after) = StoredRecord::parse(rest);
+        rest = after;
+        Some(record)
+    })
+}
+
 /// A record inside a [`Batch`].
 #[derive(Clone, Copy)]
 pub struct StoredRecord<'a> {
-    batch: &'a Batch,
-    entry: &'a Entry,
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    header_count: u32,
+    headers: &'a [u8],
+}
+
+/// Reads a little-endian number at the front of `bytes` (written by [`Batch::push`]).
+fn take<const N: usize>(bytes: &mut &[u8]) -> [u8; N] {
+    let (head, rest) = bytes.split_at(N);
+    *bytes = rest;
+    head.try_into().expect("split_at gave N bytes")
+}
+
+fn take_bytes<'a>(bytes: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
+    (len != ABSENT).then(|| {
+        let (head, rest) = bytes.split_at(len as usize);
+        *bytes = rest;
+        head
+    })
 }
 
 impl<'a> StoredRecord<'a> {
+    /// Parses the record at the front of `chunk`; returns it and what follows.
+    fn parse(mut chunk: &'a [u8]) -> (StoredRecord<'a>, &'a [u8]) {
+        let offset = i64::from_le_bytes(take(&mut chunk));
+        let timestamp_ms = i64::from_le_bytes(take(&mut chunk));
+        let key_len = u32::from_le_bytes(take(&mut chunk));
+        let value_len = u32::from_le_bytes(take(&mut chunk));
+        let header_count = u32::from_le_bytes(take(&mut chunk));
+        let key = take_bytes(&mut chunk, key_len);
+        let value = take_bytes(&mut chunk, value_len);
+        let mut headers_len = 0;
+        let mut h = chunk;
+        for _ in 0..header_count {
+            let k = u32::from_le_bytes(take(&mut h));
+            let v = u32::from_le_bytes(take(&mut h));
+            let len = k as usize + if v == ABSENT { 0 } else { v as usize };
+            h = &h[len..];
+            headers_len += HEADER_HEADER + len;
+        }
+        let (headers, rest) = chunk.split_at(headers_len);
+        let record = StoredRecord {
+            offset,
+            timestamp_ms,
+            key,
+            value,
+            header_count,
+            headers,
+        };
+        (record, rest)
+    }
+
     pub fn offset(&self) -> i64 {
-        self.entry.offset
+        self.offset
     }
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.entry.timestamp_ms
+        (self.timestamp_ms != NO_TIMESTAMP).then_some(self.timestamp_ms)
     }
     pub fn key(&self) -> Option<&'a [u8]> {
-        let batch = self.batch;
-        self.entry.key.as_ref().map(|s| batch.bytes_at(s))
+        self.key
     }
     pub fn value(&self) -> Option<&'a [u8]> {
-        let batch = self.batch;
-        self.entry.value.as_ref().map(|s| batch.bytes_at(s))
+        self.value
     }
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
-        let batch = self.batch;
-        batch.headers[self.entry.headers.clone()]
-            .iter()
-            .map(move |h| {
-                // Header keys were copied in from `&str`, so they are valid UTF-8.
-                let key = std::str::from_utf8(batch.bytes_at(&h.key)).unwrap_or_default();
-                (key, h.value.as_ref().map(|s| batch.bytes_at(s)))
-            })
+        let mut rest = self.headers;
+        (0..self.header_count).map(move |_| {
+            let k = u32::from_le_bytes(take(&mut rest));
+            let v = u32::from_le_bytes(take(&mut rest));
+            let key = take_bytes(&mut rest, k).unwrap_or_default();
+            let value = take_bytes(&mut rest, v);
+            // Header keys were copied in from `&str`, so they are valid UTF-8.
+            (std::str::from_utf8(key).unwrap_or_default(), value)
+        })
     }
 }
 
@@ -407,11 +568,12 @@ mod tests {
         for o in 0..10_000 {
             b.push(&rec(o, &value));
         }
-        let held: usize = b.arena.iter().map(Vec::capacity).sum();
+        let held: usize = b.frozen.iter().map(|c| c.capacity()).sum::<usize>() + b.open.capacity();
+        assert_eq!(held, b.held_bytes());
+        let stored = b.bytes() + b.len() * RECORD_HEADER;
         assert!(
-            held <= b.bytes() + b.bytes() / 100 + MAX_CHUNK,
-            "{held} for {}",
-            b.bytes()
+            held <= stored + stored / 100 + MAX_CHUNK,
+            "{held} for {stored}"
         );
         let big = vec![b'1'; 3 * MAX_CHUNK];
         b.push(&rec(10_000, &big));

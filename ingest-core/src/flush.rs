@@ -5,7 +5,7 @@
 //! longer owns; an existing claim is always honoured (its file is skipped or completed exactly
 //! as claimed); a storage outage pauses this partition with backoff and loses nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::batch::Batch;
 use crate::config::Fault;
-use crate::encode::{encode, EncodeOptions, Encoded};
+use crate::encode::{EncodeOptions, Encoded, Encoder};
 use crate::error::Error;
 use crate::health::Health;
 use crate::naming::Namer;
@@ -50,6 +50,8 @@ pub struct Flusher {
     pub encode: EncodeOptions,
     pub fault: Fault,
     pub uploads: AtomicU64,
+    /// Memory held by encoded files waiting for (or in) their upload; counted in the cap.
+    pub encoded_bytes: AtomicUsize,
     pub progress: watch::Sender<Progress>,
     pub health: Arc<Health>,
 }
@@ -151,8 +153,9 @@ impl Flusher {
             let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
             match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
                 Created::New => {
-                    // Encode only once the batch is ours to write: no compression is spent on
-                    // batches an earlier claim covers, or on retries while storage is down.
+                    // Finish the encoding only once the batch is ours to write (what went ahead
+                    // while it filled is used as is): an earlier claim's batch is re-encoded from
+                    // its records instead, and retries while storage is down encode nothing.
                     let (returned, encoded) = self.encode(partition, batch).await?;
                     batch = returned;
                     storage!(self.write_files(&claim, encoded, true).await, batch);
@@ -233,17 +236,39 @@ impl Flusher {
             .map_err(|e| Error::Internal(format!("encoder pool closed: {e}")))?;
         let opts = self.encode.clone();
         let (batch, encoded) = tokio::task::spawn_blocking(move || {
-            let encoded = encode(&batch, partition, &opts);
+            // Continue what was encoded ahead while the batch filled, if anything was.
+            let (mut encoder, done) = batch.take_ahead().unwrap_or_else(|| {
+                let guess = batch.bytes() + batch.len() * 8;
+                (Encoder::new(opts.compression, guess), 0)
+            });
+            let encoded = encoder
+                .encode(batch.records_after(done), partition, &opts, true)
+                .map(|()| encoder.finish(opts.compression));
             (batch, encoded)
         })
         .await
         .map_err(|e| Error::Internal(format!("encoder task failed: {e}")))?;
-        Ok((batch, encoded?))
+        let encoded = encoded?;
+        self.encoded_bytes
+            .fetch_add(encoded.held_bytes(), Ordering::Relaxed);
+        Ok((batch, encoded))
     }
 
     /// Writes the dead letters (if any), then the data file, both create-only. `fresh` is true
     /// when we just made the claim, so nobody else can have written its data file.
     async fn write_files(
+        &self,
+        claim: &Claim,
+        encoded: Encoded,
+        fresh: bool,
+    ) -> Result<(), StorageError> {
+        let held = encoded.held_bytes();
+        let result = self.upload(claim, encoded, fresh).await;
+        self.encoded_bytes.fetch_sub(held, Ordering::Relaxed);
+        result
+    }
+
+    async fn upload(
         &self,
         claim: &Claim,
         encoded: Encoded,
@@ -327,7 +352,9 @@ impl Flusher {
     }
 }
 
-fn encoders() -> &'static tokio::sync::Semaphore {
+/// Encoding jobs at once: one per core (flushes and encoding ahead alike, first come first
+/// served).
+pub(crate) fn encoders() -> &'static tokio::sync::Semaphore {
     static ENCODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     ENCODERS.get_or_init(|| {
         tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))

@@ -102,13 +102,32 @@ pub type KafkaConsumer = StreamConsumer<Context>;
 /// How long librdkafka waits before fetching again for a partition whose queue was full.
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
-/// librdkafka's prefetch bound (`queued.max.messages.kbytes`) for a buffer cap: a sixteenth of
-/// the cap, between 1 MiB and 16 MiB. With a consumer group every partition's fetch queue feeds
-/// one consumer queue, so this bounds the whole prefetch, not each partition; the fetch response
-/// being read (`fetch.max.bytes`, which librdkafka lowers to this bound) can add about as much
-/// again. So librdkafka holds at most about an eighth of the cap (32 MiB at the most) on top of it.
+/// librdkafka's prefetch bound (`queued.max.messages.kbytes`) for a buffer cap: a
+/// thirty-second of the cap, between 1 MiB and 8 MiB (at 300 MB/s, 8 MiB is 27 ms of records,
+/// many fetch round trips). With a consumer group every partition's fetch queue feeds one
+/// consumer queue, so this bounds the whole prefetch, not each partition.
 pub fn prefetch_kbytes(max_buffer_bytes: usize) -> usize {
-    (max_buffer_bytes / 16 / 1024).clamp(1024, 16 * 1024)
+    (max_buffer_bytes / 32 / 1024).clamp(1024, 8 * 1024)
+}
+
+/// What librdkafka may hold for a prefetch bound of `kbytes`: the queue, the fetch response
+/// being read (`fetch.max.bytes`, which librdkafka lowers to the bound), and since queued
+/// records keep their whole response buffer alive and each carries an op of a few hundred
+/// bytes, about as much again (measured: 38 MiB for a 16 MiB bound with 600-byte records).
+pub fn prefetch_held_bytes(kbytes: usize) -> usize {
+    3 * kbytes * 1024
+}
+
+/// What batches and encoded files may hold: `INGEST_MAX_BUFFER_BYTES` less what librdkafka may
+/// hold ([`prefetch_held_bytes`]), so the cap bounds the records in the whole process. A cap too
+/// small for that keeps half of it for batches.
+pub fn batch_budget(config: &Config) -> usize {
+    let cap = config.max_buffer_bytes;
+    let kbytes = client_config(config)
+        .get("queued.max.messages.kbytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| prefetch_kbytes(cap));
+    cap - prefetch_held_bytes(kbytes).min(cap / 2)
 }
 
 /// The librdkafka configuration the service runs with; user properties first, ours last.
@@ -116,7 +135,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("partition.assignment.strategy", "cooperative-sticky")
         .set("auto.offset.reset", "earliest")
-        // Prefetched records sit outside the buffer cap: bound them by it (see prefetch_kbytes).
+        // Prefetched records are part of the buffer cap: bound them by it (see batch_budget).
         .set(
             "queued.max.messages.kbytes",
             prefetch_kbytes(config.max_buffer_bytes).to_string(),
@@ -196,8 +215,8 @@ pub fn commit(
     consumer.commit(&tpl, CommitMode::Sync)
 }
 
-/// Pauses or resumes fetching for the given partitions.
-pub fn set_paused(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], paused: bool) {
+/// Pauses fetching for the given partitions. librdkafka drops what it had prefetched for them.
+pub fn pause(consumer: &KafkaConsumer, topic: &str, partitions: &[i32]) {
     if partitions.is_empty() {
         return;
     }
@@ -205,13 +224,40 @@ pub fn set_paused(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], pau
     for p in partitions {
         tpl.add_partition(topic, *p);
     }
-    let result = if paused {
-        consumer.pause(&tpl)
-    } else {
-        consumer.resume(&tpl)
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, paused, ?partitions, "could not change fetch state");
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::warn!(error = %e, ?partitions, "could not pause fetching");
+    }
+}
+
+/// Resumes fetching for the given partitions, each from `next_offset` when known (the offset
+/// after the last record received, so nothing is skipped or read twice).
+///
+/// A resume alone does not wake librdkafka's broker thread, which sleeps up to a second when
+/// every partition was paused; a seek to the position it would resume from anyway does.
+pub fn resume(consumer: &KafkaConsumer, topic: &str, partitions: &[(i32, Option<i64>)]) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, _) in partitions {
+        tpl.add_partition(topic, *p);
+    }
+    if let Err(e) = consumer.resume(&tpl) {
+        tracing::warn!(error = %e, ?partitions, "could not resume fetching");
+        return;
+    }
+    let mut positions = TopicPartitionList::new();
+    for (p, next) in partitions {
+        if let Some(next) = next {
+            // Cannot fail for a valid offset; a failure only leaves the wake-up to librdkafka.
+            let _ = positions.add_partition_offset(topic, *p, Offset::Offset(*next));
+        }
+    }
+    if positions.count() > 0 {
+        // Asynchronous (no timeout): it only restarts fetching where it stopped.
+        if let Err(e) = consumer.seek_partitions(positions, Duration::ZERO) {
+            tracing::debug!(error = %e, ?partitions, "could not wake fetching after a resume");
+        }
     }
 }
 
@@ -220,14 +266,14 @@ mod tests {
     use super::prefetch_kbytes;
 
     #[test]
-    fn prefetch_is_a_sixteenth_of_the_cap_within_bounds() {
+    fn prefetch_is_a_thirty_second_of_the_cap_within_bounds() {
         assert_eq!(
             prefetch_kbytes(256 * 1024 * 1024),
-            16 * 1024,
+            8 * 1024,
             "the default cap"
         );
-        assert_eq!(prefetch_kbytes(32 * 1024 * 1024), 2 * 1024);
+        assert_eq!(prefetch_kbytes(64 * 1024 * 1024), 2 * 1024);
         assert_eq!(prefetch_kbytes(6_000), 1024, "at least 1 MiB");
-        assert_eq!(prefetch_kbytes(8 << 30), 16 * 1024, "at most 16 MiB");
+        assert_eq!(prefetch_kbytes(8 << 30), 8 * 1024, "at most 8 MiB");
     }
 }

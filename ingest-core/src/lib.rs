@@ -8,13 +8,16 @@
 //! `flush` and `recovery`; the pure parts (`batch`, `encode`, `naming`, `recovery`,
 //! `partition`) do no I/O and are unit-tested on their own.
 
+mod ahead;
 pub mod batch;
 pub mod config;
 pub mod encode;
 mod error;
 pub mod eventhubs;
 mod flush;
+mod gzip;
 pub mod health;
+mod json;
 pub mod kafka;
 pub mod naming;
 mod ops;

@@ -60,7 +60,12 @@ pub fn describe() {
         (
             "ingest_bytes_consumed_total",
             Some(Unit::Bytes),
-            "Record bytes (key, value, headers) received from Kafka.",
+            "Record bytes (key, value, and headers with the metadata envelope) received from Kafka.",
+        ),
+        (
+            "ingest_encoded_ahead_bytes_total",
+            Some(Unit::Bytes),
+            "Record bytes encoded and compressed while their batch was still filling.",
         ),
         (
             "ingest_records_landed_total",
@@ -131,12 +136,12 @@ pub fn describe() {
     describe_gauge!(
         "ingest_buffered_bytes",
         Unit::Bytes,
-        "Record bytes held in memory across partitions."
+        "Memory batches and their compressed output hold across partitions."
     );
     describe_gauge!(
         "ingest_buffer_cap_bytes",
         Unit::Bytes,
-        "INGEST_MAX_BUFFER_BYTES."
+        "INGEST_MAX_BUFFER_BYTES less librdkafka's reserve: what ingest_buffered_bytes is held under."
     );
     describe_gauge!(
         "ingest_paused_partitions",

@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::ahead::Job;
 use crate::batch::{Batch, FlushPolicy, FlushReason, RecordRef};
+use crate::encode::Encoder;
 
 /// A batch that will not grow any more, waiting for its turn to upload.
 #[derive(Debug)]
@@ -22,6 +24,7 @@ pub struct Sealed {
 pub struct PartitionState {
     open: Option<Batch>,
     sealed: VecDeque<Sealed>,
+    /// Memory held by the batch in flight.
     in_flight_bytes: Option<usize>,
     /// Offsets at or below this are in a landed file.
     skip_through: Option<i64>,
@@ -30,25 +33,27 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    /// Adds a record; returns false when it was dropped because it is already landed.
+    /// Adds a record. Returns how much more memory the partition holds (the arena grows in
+    /// chunks, so mostly 0), or `None` when the record was dropped because it is already landed.
     pub fn push(
         &mut self,
         r: &RecordRef<'_>,
         now: Instant,
         now_ms: i64,
         policy: &FlushPolicy,
-    ) -> bool {
+    ) -> Option<usize> {
         if self.skip_through.is_some_and(|s| r.offset <= s) {
-            return false;
+            return None;
         }
         if let Some(cut) = self.cut_at {
-            self.open
-                .get_or_insert_with(|| Batch::new(now, now_ms))
-                .push(r);
+            let open = self.open.get_or_insert_with(|| Batch::new(now, now_ms));
+            let before = open.held_bytes();
+            open.push(r);
+            let grown = open.held_bytes() - before;
             if r.offset >= cut {
                 self.cut_open(cut);
             }
-            return true;
+            return Some(grown);
         }
         if self
             .open
@@ -58,11 +63,13 @@ impl PartitionState {
             self.seal_open(FlushReason::Bytes);
         }
         let open = self.open.get_or_insert_with(|| Batch::new(now, now_ms));
+        let before = open.held_bytes();
         open.push(r);
+        let grown = open.held_bytes() - before;
         if let Some(reason) = policy.reason(open, now) {
             self.seal_open(reason);
         }
-        true
+        Some(grown)
     }
 
     fn cut_open(&mut self, cut: i64) {
@@ -116,7 +123,7 @@ impl PartitionState {
             return None;
         }
         let next = self.sealed.pop_front()?;
-        self.in_flight_bytes = Some(next.batch.bytes());
+        self.in_flight_bytes = Some(next.batch.held_bytes() + next.batch.ahead_held_bytes());
         Some(next)
     }
 
@@ -169,23 +176,34 @@ impl PartitionState {
         self.sealed.push_front(sealed);
     }
 
-    /// Record bytes held: open, sealed and in flight.
-    pub fn bytes(&self) -> usize {
-        self.open.as_ref().map_or(0, Batch::bytes)
-            + self.sealed.iter().map(|s| s.batch.bytes()).sum::<usize>()
+    /// Memory held by the partition's batches (and what they encoded ahead): open, sealed and
+    /// in flight.
+    pub fn held_bytes(&self) -> usize {
+        let held = |b: &Batch| b.held_bytes() + b.ahead_held_bytes();
+        self.open.as_ref().map_or(0, held)
+            + self.sealed.iter().map(|s| held(&s.batch)).sum::<usize>()
             + self.in_flight_bytes.unwrap_or(0)
     }
 
-    /// Bytes of the open batch (not yet sealed or uploading).
-    pub fn open_bytes(&self) -> usize {
-        self.open.as_ref().map_or(0, Batch::bytes)
+    /// A job encoding the open batch's full chunks ahead of its flush (see `Batch::ahead_job`).
+    pub(crate) fn ahead_job(
+        &mut self,
+        min_bytes: usize,
+        encoder: impl FnOnce() -> Encoder,
+    ) -> Option<Job> {
+        self.open.as_mut()?.ahead_job(min_bytes, encoder)
     }
 
-    /// Bytes of the open batch, when sealing it now would let it upload at once.
-    pub fn idle_open_bytes(&self) -> Option<usize> {
+    /// Memory held by the open batch (not yet sealed or uploading).
+    pub fn open_held_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, Batch::held_bytes)
+    }
+
+    /// Memory held by the open batch, when sealing it now would let it upload at once.
+    pub fn idle_held_bytes(&self) -> Option<usize> {
         let ready =
             self.in_flight_bytes.is_none() && self.sealed.is_empty() && self.cut_at.is_none();
-        self.open.as_ref().filter(|_| ready).map(Batch::bytes)
+        self.open.as_ref().filter(|_| ready).map(Batch::held_bytes)
     }
 
     /// A sealed batch can start uploading now.
@@ -211,6 +229,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::batch::MIN_CHUNK;
 
     const POLICY: FlushPolicy = FlushPolicy {
         max_records: 3,
@@ -252,7 +271,11 @@ mod tests {
             p.start_next().is_none(),
             "second upload must wait for the first commit"
         );
-        assert_eq!(p.bytes(), 7);
+        assert_eq!(
+            p.held_bytes(),
+            3 * MIN_CHUNK,
+            "three batches of one chunk each"
+        );
         p.landed(2);
         assert_eq!(offsets(&p.start_next().unwrap().batch), vec![3, 4, 5]);
         p.landed(5);
@@ -284,18 +307,20 @@ mod tests {
         // Records the consumer still delivers below the landed end are dropped.
         let mut q = PartitionState::default();
         q.landed(9);
-        assert!(!q.push(
-            &RecordRef {
-                offset: 9,
-                timestamp_ms: None,
-                key: None,
-                value: None,
-                headers: &[]
-            },
-            t0,
-            0,
-            &POLICY
-        ));
+        assert!(q
+            .push(
+                &RecordRef {
+                    offset: 9,
+                    timestamp_ms: None,
+                    key: None,
+                    value: None,
+                    headers: &[]
+                },
+                t0,
+                0,
+                &POLICY
+            )
+            .is_none());
         assert!(q.is_drained());
     }
 
@@ -356,10 +381,10 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PartitionState::default();
         push(&mut p, [0], t0);
-        assert_eq!(p.idle_open_bytes(), Some(1));
+        assert_eq!(p.idle_held_bytes(), Some(MIN_CHUNK));
         push(&mut p, [1, 2, 3], t0); // 0..=2 sealed, 3 open
         assert_eq!(
-            p.idle_open_bytes(),
+            p.idle_held_bytes(),
             None,
             "a sealed batch is already waiting"
         );

@@ -1,5 +1,5 @@
 //! The seam between the pipeline loop and where records come from: a Kafka consumer group or
-//! Azure Event Hubs. The loop polls a [`Receiver`]; flushes commit and the loop pauses through
+//! Azure Event Hubs. The loop polls a [`Receiver`] of the [`Source`]; flushes commit and the loop pauses through
 //! a [`Control`].
 //!
 //! Invariants: an assignment reaches the loop before any record of it; `commit(p, last)` means
@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
+use futures::{FutureExt as _, StreamExt as _};
+use rdkafka::consumer::{Consumer, MessageStream};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use tokio::sync::mpsc;
@@ -27,13 +28,40 @@ pub enum RebalanceEvent {
     Revoked(Vec<i32>),
 }
 
-/// The receiving half, owned by the loop.
-pub enum Receiver {
+/// The connected source, owned by the pipeline; the loop reads it through [`Source::receiver`].
+pub enum Source {
     Kafka {
         consumer: Arc<KafkaConsumer>,
         rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     },
     EventHubs(eventhubs::source::Receiver),
+}
+
+impl Source {
+    /// The receiving half for one run of the loop. For Kafka it holds one message stream for
+    /// the whole run: `recv()` would register and drop a waker slot per message.
+    pub fn receiver(&mut self) -> Receiver<'_> {
+        match self {
+            Source::Kafka {
+                consumer,
+                rebalances,
+            } => Receiver::Kafka {
+                messages: consumer.stream(),
+                rebalances,
+            },
+            Source::EventHubs(r) => Receiver::EventHubs(r),
+        }
+    }
+}
+
+/// What the loop polls. Messages borrow the consumer (`'a`), not the receiver, so the loop can
+/// keep taking while it holds one.
+pub enum Receiver<'a> {
+    Kafka {
+        messages: MessageStream<'a, kafka::Context>,
+        rebalances: &'a mut mpsc::UnboundedReceiver<RebalanceEvent>,
+    },
+    EventHubs(&'a mut eventhubs::source::Receiver),
 }
 
 /// What the loop handles next.
@@ -50,33 +78,65 @@ pub enum Next<'a> {
     Closed,
 }
 
-impl Receiver {
+impl<'a> Receiver<'a> {
     /// Waits for the next rebalance, message or event. Cancel-safe.
-    pub async fn next(&mut self) -> Next<'_> {
+    pub async fn next(&mut self) -> Next<'a> {
         match self {
             Receiver::Kafka {
-                consumer,
+                messages,
                 rebalances,
             } => {
                 tokio::select! {
                     biased;
                     Some(event) = rebalances.recv() => Next::Rebalance(event),
-                    message = consumer.recv() => {
-                        // Rebalance callbacks run inside recv(): they apply before the message.
-                        let mut rebalanced_first = Vec::new();
-                        while let Ok(event) = rebalances.try_recv() {
-                            rebalanced_first.push(event);
-                        }
-                        Next::Kafka { message, rebalanced_first }
+                    message = messages.next() => {
+                        kafka_message(message.expect("Kafka streams never end"), rebalances)
                     }
                 }
             }
-            Receiver::EventHubs(r) => match r.next().await {
-                Some(eventhubs::source::Next::Rebalance(e)) => Next::Rebalance(e),
-                Some(eventhubs::source::Next::Event(e)) => Next::Event(e),
-                None => Next::Closed,
-            },
+            Receiver::EventHubs(r) => eh_next(r.next().await),
         }
+    }
+
+    /// What is already waiting, without yielding: the loop takes a burst of these per turn
+    /// (one clock reading, no waker registration per message).
+    pub fn next_now(&mut self) -> Option<Next<'a>> {
+        match self {
+            Receiver::Kafka {
+                messages,
+                rebalances,
+            } => {
+                if let Ok(event) = rebalances.try_recv() {
+                    return Some(Next::Rebalance(event));
+                }
+                let message = messages.next().now_or_never()??;
+                Some(kafka_message(message, rebalances))
+            }
+            Receiver::EventHubs(r) => r.try_next().map(|n| eh_next(Some(n))),
+        }
+    }
+}
+
+fn kafka_message<'a>(
+    message: KafkaResult<BorrowedMessage<'a>>,
+    rebalances: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
+) -> Next<'a> {
+    // Rebalance callbacks run inside the poll: they apply before the message.
+    let mut rebalanced_first = Vec::new();
+    while let Ok(event) = rebalances.try_recv() {
+        rebalanced_first.push(event);
+    }
+    Next::Kafka {
+        message,
+        rebalanced_first,
+    }
+}
+
+fn eh_next(next: Option<eventhubs::source::Next>) -> Next<'static> {
+    match next {
+        Some(eventhubs::source::Next::Rebalance(e)) => Next::Rebalance(e),
+        Some(eventhubs::source::Next::Event(e)) => Next::Event(e),
+        None => Next::Closed,
     }
 }
 
@@ -116,15 +176,33 @@ impl Control {
         }
     }
 
-    pub fn set_paused(&self, partitions: &[i32], paused: bool) {
-        if partitions.is_empty() {
-            return;
-        }
+    /// Stops fetching for `partitions` (Kafka drops what it had prefetched for them).
+    pub fn pause(&self, partitions: &[i32]) {
         match self {
-            Control::Kafka { consumer, topic } => {
-                kafka::set_paused(consumer, topic, partitions, paused)
+            Control::Kafka { consumer, topic } => kafka::pause(consumer, topic, partitions),
+            Control::EventHubs(c) => c.set_paused(partitions, true),
+        }
+    }
+
+    /// Fetches again for each partition, Kafka from the offset given (the one after the last
+    /// record received); Event Hubs receivers carry on from where they stopped.
+    pub fn resume(&self, partitions: &[(i32, Option<i64>)]) {
+        match self {
+            Control::Kafka { consumer, topic } => kafka::resume(consumer, topic, partitions),
+            Control::EventHubs(c) => {
+                let ids: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
+                c.set_paused(&ids, false)
             }
-            Control::EventHubs(c) => c.set_paused(partitions, paused),
+        }
+    }
+
+    /// What batches and encoded files may hold: for Kafka, `INGEST_MAX_BUFFER_BYTES` less what
+    /// librdkafka may prefetch (see [`kafka::batch_budget`]); Event Hubs' link credit is
+    /// counted in events, outside the cap.
+    pub fn batch_budget(&self, config: &Config) -> usize {
+        match self {
+            Control::Kafka { .. } => kafka::batch_budget(config),
+            Control::EventHubs(_) => config.max_buffer_bytes,
         }
     }
 
@@ -139,7 +217,7 @@ impl Control {
 
 /// A connected source.
 pub struct Opened {
-    pub receiver: Receiver,
+    pub source: Source,
     pub control: Control,
     pub partitions: usize,
     /// For the start-up log: the consumer group or owner.
@@ -159,7 +237,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
                 .await
                 .map_err(Error::EventHubs)?;
         return Ok(Opened {
-            receiver: Receiver::EventHubs(receiver),
+            source: Source::EventHubs(receiver),
             control: Control::EventHubs(control),
             partitions,
             label: format!("{}/{}", eh.event_hub, eh.consumer_group),
@@ -175,7 +253,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(Error::Kafka)?;
     Ok(Opened {
-        receiver: Receiver::Kafka {
+        source: Source::Kafka {
             consumer: consumer.clone(),
             rebalances,
         },

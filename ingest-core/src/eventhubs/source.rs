@@ -228,26 +228,45 @@ impl Receiver {
     /// The next assignment change or event. `None` when the source stopped.
     pub async fn next(&mut self) -> Option<Next> {
         loop {
-            match self.rx.recv().await? {
-                Delivery::Assigned(p, generation) => {
-                    self.generations.insert(p, generation);
-                    lock(&self.shared.offsets).insert(p, VecDeque::new());
-                    return Some(Next::Rebalance(RebalanceEvent::Assigned(vec![p])));
+            let delivery = self.rx.recv().await?;
+            if let Some(next) = self.accept(delivery) {
+                return Some(next);
+            }
+        }
+    }
+
+    /// The next assignment change or event already delivered, without waiting.
+    pub fn try_next(&mut self) -> Option<Next> {
+        loop {
+            let delivery = self.rx.try_recv().ok()?;
+            if let Some(next) = self.accept(delivery) {
+                return Some(next);
+            }
+        }
+    }
+
+    /// Applies a delivery to the generations and the pending offsets; `None` for an event
+    /// from an ownership that has ended.
+    fn accept(&mut self, delivery: Delivery) -> Option<Next> {
+        match delivery {
+            Delivery::Assigned(p, generation) => {
+                self.generations.insert(p, generation);
+                lock(&self.shared.offsets).insert(p, VecDeque::new());
+                Some(Next::Rebalance(RebalanceEvent::Assigned(vec![p])))
+            }
+            Delivery::Revoked(p) => {
+                self.generations.remove(&p);
+                lock(&self.shared.offsets).remove(&p);
+                Some(Next::Rebalance(RebalanceEvent::Revoked(vec![p])))
+            }
+            Delivery::Event(mut e) => {
+                if self.generations.get(&e.partition) != Some(&e.generation) {
+                    return None;
                 }
-                Delivery::Revoked(p) => {
-                    self.generations.remove(&p);
-                    lock(&self.shared.offsets).remove(&p);
-                    return Some(Next::Rebalance(RebalanceEvent::Revoked(vec![p])));
+                if let Some(q) = lock(&self.shared.offsets).get_mut(&e.partition) {
+                    q.push_back((e.sequence_number, e.offset.take()));
                 }
-                Delivery::Event(mut e) => {
-                    if self.generations.get(&e.partition) != Some(&e.generation) {
-                        continue; // from an ownership that has ended
-                    }
-                    if let Some(q) = lock(&self.shared.offsets).get_mut(&e.partition) {
-                        q.push_back((e.sequence_number, e.offset.take()));
-                    }
-                    return Some(Next::Event(e));
-                }
+                Some(Next::Event(e))
             }
         }
     }
