@@ -106,9 +106,8 @@ impl<'a> Receiver<'a> {
                 messages,
                 rebalances,
             } => {
-                if let Ok(event) = rebalances.try_recv() {
-                    return Some(Next::Rebalance(event));
-                }
+                // A rebalance without a message waits for `next` (kafka_message takes the
+                // rest): one channel check per message.
                 let message = messages.next().now_or_never()??;
                 Some(kafka_message(message, rebalances))
             }
