@@ -4,21 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::process::{http_get, parse_metrics};
 use common::*;
-
-/// Makes every local-disk write fail, root or not: a file where the staging directory goes.
-fn break_storage(root: &Path) {
-    let staging = root.join("_ingest").join("staging");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::write(&staging, b"not a directory").unwrap();
-}
-
-fn restore_storage(root: &Path) {
-    std::fs::remove_file(root.join("_ingest").join("staging")).unwrap();
-}
 
 fn paused(addr: &str) -> f64 {
     let (_, body) = http_get(addr, "/metrics");

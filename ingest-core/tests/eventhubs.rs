@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use common::eventhubs::EventHubServer;
 use common::process::*;
 use common::servers::*;
-use common::{assert_exactly_once, config, landed_files, landed_offsets, start, unique, WAIT};
+use common::{
+    assert_exactly_once, break_storage, config, landed_files, landed_offsets, restore_storage,
+    start, unique, WAIT,
+};
 use ingest::eventhubs::store::CheckpointStore;
 
 const NAMESPACE: &str = "ingest-test.servicebus.windows.net";
@@ -375,4 +378,38 @@ async fn a_wrong_key_is_one_line_naming_the_connection_string() {
         !msg.contains("d3Jvbmcta2V5"),
         "the key is not echoed: {msg}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_stall_at_the_cap_pauses_the_receivers_and_loses_nothing() {
+    let Some(s) = setup(2) else { return };
+    let parts = ["0", "1"];
+    s.publish(&parts, 50);
+    // Files on local disk (so storage can be broken); checkpoints stay in Azurite.
+    let files = tempfile::tempdir().unwrap();
+    let (mut child, rx) = s.service(&[
+        ("INGEST_STORAGE_URL", files.path().to_str().unwrap()),
+        ("INGEST_MAX_BUFFER_BYTES", "16384"),
+        ("INGEST_FLUSH_MAX_BYTES", "16384"),
+    ]);
+    let addr = endpoint_addr(&rx);
+    let store = s.store();
+    until_checkpointed(&store, &[("0", 49), ("1", 49)].into()).await;
+
+    // Uploads fail: the buffers reach the cap, the loop stops taking events, and after 2 s
+    // both partitions' receivers are paused.
+    break_storage(files.path());
+    s.publish(&parts, 300);
+    let paused = |n: f64| {
+        move |_: u16, body: &str| parse_metrics(body).get("ingest_paused_partitions") == Some(&n)
+    };
+    poll_http(&addr, "/metrics", "both receivers paused", paused(2.0));
+
+    // Storage returns: the receivers carry on where they stopped.
+    restore_storage(files.path());
+    until_checkpointed(&store, &[("0", 349), ("1", 349)].into()).await;
+    poll_http(&addr, "/metrics", "receivers resumed", paused(0.0));
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    assert_exactly_once(files.path(), HUB, &counts(&parts, 350));
 }

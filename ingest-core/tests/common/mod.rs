@@ -388,3 +388,14 @@ pub async fn until_committed(
         .expect("records landed in time")
         .expect("pipeline running");
 }
+
+/// Makes every local-disk write fail, root or not: a file where the staging directory goes.
+pub fn break_storage(root: &std::path::Path) {
+    let staging = root.join("_ingest").join("staging");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::write(&staging, b"not a directory").unwrap();
+}
+
+pub fn restore_storage(root: &std::path::Path) {
+    std::fs::remove_file(root.join("_ingest").join("staging")).unwrap();
+}
