@@ -41,6 +41,8 @@ enum Command {
         ingest-cli new-service clicks.v2 --source eventhubs \
         --bootstrap-servers myns.servicebus.windows.net:9093 \
         --storage-url abfss://raw@lake.dfs.core.windows.net/events\n  \
+        ingest-cli new-service telemetry --source eventhubs-native \
+        --storage-url abfss://raw@lake.dfs.core.windows.net/events\n  \
         ingest-cli new-service payments --force    # regenerate, overwriting\n\n\
         The workspace builds services/* automatically: cargo build -p <crate>.")]
     NewService(scaffold::NewServiceArgs),

@@ -19,6 +19,9 @@ pub enum Source {
     Kafka,
     /// Azure Event Hubs through its Kafka endpoint (SASL_SSL, connection string from a Secret).
     Eventhubs,
+    /// Azure Event Hubs over AMQP, the native source (checkpoints in Azure Blob, shared with
+    /// the Azure SDKs; a connection string from a Secret, or Entra ID).
+    EventhubsNative,
 }
 
 #[derive(clap::Args, Debug)]
@@ -29,12 +32,13 @@ pub struct NewServiceArgs {
     #[arg(long, value_enum, default_value = "kafka")]
     pub source: Source,
     /// Bootstrap servers [default: kafka:9092, or CHANGE-ME.servicebus.windows.net:9093 for
-    /// eventhubs].
+    /// eventhubs; not for eventhubs-native].
     #[arg(long)]
     pub bootstrap_servers: Option<String>,
-    /// Storage root the files land under (`<root>/<topic>/dt=.../hour=.../`).
-    #[arg(long, default_value = "s3://CHANGE-ME/landing")]
-    pub storage_url: String,
+    /// Storage root the files land under (`<root>/<topic>/dt=.../hour=.../`) [default:
+    /// s3://CHANGE-ME/landing, or az://CHANGE-ME/landing for eventhubs-native].
+    #[arg(long)]
+    pub storage_url: Option<String>,
     /// Directory holding the services (a workspace's `services/`).
     #[arg(long, default_value = "services")]
     pub out: PathBuf,
@@ -47,8 +51,18 @@ pub struct NewServiceArgs {
 pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(String, String)>> {
     let release = &names.release;
     let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let storage_url = args.storage_url.as_deref().unwrap_or(match args.source {
+        Source::EventhubsNative => "az://CHANGE-ME/landing",
+        _ => "s3://CHANGE-ME/landing",
+    });
     let (bootstrap, source_env, source) = match args.source {
         Source::Kafka => ("kafka:9092", String::new(), "Kafka"),
+        Source::EventhubsNative => {
+            if args.bootstrap_servers.is_some() {
+                bail!("--bootstrap-servers is for Kafka sources; eventhubs-native reads the namespace set in values.yaml (INGEST_EVENTHUBS_NAMESPACE)");
+            }
+            ("", native_env(names, storage_url), "Azure Event Hubs (native)")
+        }
         Source::Eventhubs => (
             "CHANGE-ME.servicebus.windows.net:9093",
             "  # Azure Event Hubs through its Kafka endpoint (read as Kafka: INGEST_SOURCE stays kafka).\n  \
@@ -59,10 +73,14 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
         ),
     };
     let bootstrap = args.bootstrap_servers.as_deref().unwrap_or(bootstrap);
-    let source_env = format!(
-        "  INGEST_KAFKA_BOOTSTRAP_SERVERS: {}\n{source_env}",
-        quoted(bootstrap)
-    );
+    let source_env = if bootstrap.is_empty() {
+        source_env
+    } else {
+        format!(
+            "  INGEST_KAFKA_BOOTSTRAP_SERVERS: {}\n{source_env}",
+            quoted(bootstrap)
+        )
+    };
     let mut secrets = String::new();
     if args.source == Source::Eventhubs {
         secrets.push_str(&secret_ref(
@@ -72,7 +90,16 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
             "connection-string",
         ));
     }
-    let scheme = args.storage_url.split("://").next().unwrap_or_default();
+    if args.source == Source::EventhubsNative {
+        secrets.push_str(&secret_ref(
+            "A listen policy's connection string (Endpoint=sb://...). Or remove it to use Entra ID\n  \
+             # (workload identity, service principal or managed identity; role: Azure Event Hubs Data Receiver).",
+            "INGEST_EVENTHUBS_CONNECTION_STRING",
+            &format!("{release}-eventhubs"),
+            "connection-string",
+        ));
+    }
+    let scheme = storage_url.split("://").next().unwrap_or_default();
     let storage = format!("{release}-storage");
     match scheme {
         "s3" | "s3a" => {
@@ -122,11 +149,38 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
         ("source", source.to_string()),
         ("source_env", source_env.trim_end().to_string()),
         ("secret_env", secret_env),
-        ("storage_url", quoted(&args.storage_url)),
+        ("storage_url", quoted(storage_url)),
     ]
     .into_iter()
     .collect();
     render::render_all(&vars)
+}
+
+/// The native Event Hubs settings: the namespace to fill in, the event hub named like the topic,
+/// a consumer group of the service's own, and where checkpoints go when files do not land in
+/// Azure Blob.
+fn native_env(names: &Names, storage_url: &str) -> String {
+    let mut env = format!(
+        "  INGEST_SOURCE: \"eventhubs\"\n  \
+         INGEST_EVENTHUBS_NAMESPACE: \"CHANGE-ME.servicebus.windows.net\"\n  \
+         INGEST_EVENTHUBS_EVENT_HUB: \"{topic}\"\n  \
+         # Create it first (az eventhubs eventhub consumer-group create ...): sharing $Default with\n  \
+         # another reader would split the partitions between you.\n  \
+         INGEST_EVENTHUBS_CONSUMER_GROUP: \"{release}\"\n",
+        topic = names.topic,
+        release = names.release,
+    );
+    let azure = matches!(
+        storage_url.split("://").next(),
+        Some("az" | "azure" | "abfs" | "abfss")
+    );
+    if !azure {
+        env.push_str(
+            "  # Checkpoints and ownership live in Azure Blob (where the Azure SDKs keep them).\n  \
+             INGEST_EVENTHUBS_CHECKPOINT_URL: \"az://CHANGE-ME\"\n",
+        );
+    }
+    env
 }
 
 fn secret_ref(comment: &str, name: &str, secret: &str, key: &str) -> String {

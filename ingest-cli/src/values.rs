@@ -98,7 +98,14 @@ fn hint(schema_path: &str, instance: &Value, message: &str) -> Option<String> {
             Some("0") => "INGEST_KAFKA_BOOTSTRAP_SERVERS",
             _ => "INGEST_STORAGE_URL",
         };
-        Some(format!("{var} is not set: add it under env (or secretEnv)"))
+        let unless = if var == "INGEST_KAFKA_BOOTSTRAP_SERVERS" {
+            ", or set INGEST_SOURCE to \"eventhubs\" for the native Event Hubs source"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{var} is not set: add it under env (or secretEnv){unless}"
+        ))
     } else if schema_path.starts_with("/properties/topic/") {
         Some(format!(
             "{instance} is not a Kafka topic name: set topic to 1-249 ASCII letters, digits, \
@@ -142,6 +149,9 @@ pub fn pod_env(merged: &Value) -> Vec<(String, String)> {
                 "INGEST_STORAGE_URL" => "file:///from-secret/",
                 "AZURE_STORAGE_CONNECTION_STRING" => {
                     "AccountName=from-secret;AccountKey=from-secret"
+                }
+                "INGEST_EVENTHUBS_CONNECTION_STRING" => {
+                    "Endpoint=sb://from-secret.servicebus.windows.net/;SharedAccessKeyName=from-secret;SharedAccessKey=from-secret"
                 }
                 _ => FROM_SECRET,
             };

@@ -232,3 +232,71 @@ fn every_command_has_help_with_examples() {
         );
     }
 }
+
+#[test]
+fn a_native_event_hubs_service_validates_once_its_namespace_and_storage_are_filled_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["new-service", "telemetry", "--source", "eventhubs-native"];
+    assert!(cli(tmp.path(), &args).status.success());
+    let out = cli(tmp.path(), &["validate", "telemetry"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("/env/INGEST_EVENTHUBS_NAMESPACE"), "{err}");
+    assert!(err.contains("/env/INGEST_STORAGE_URL"), "{err}");
+
+    let values = tmp.path().join("services/telemetry/values.yaml");
+    let filled = std::fs::read_to_string(&values)
+        .unwrap()
+        .replace("CHANGE-ME", "lake");
+    std::fs::write(&values, &filled).unwrap();
+    let ok = cli(tmp.path(), &["validate", "telemetry"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let config = ingest_cli::values::config(&ingest_cli::values::load(&values).unwrap()).unwrap();
+    let eh = config.eventhubs.expect("the native Event Hubs source");
+    assert_eq!(eh.fully_qualified_namespace, "lake.servicebus.windows.net");
+    assert_eq!(eh.event_hub, "telemetry");
+    assert_eq!(
+        eh.consumer_group, "telemetry",
+        "a consumer group of its own"
+    );
+
+    // Without INGEST_SOURCE it would be read as Kafka, which needs bootstrap servers.
+    std::fs::write(&values, filled.replace("INGEST_SOURCE: \"eventhubs\"", "")).unwrap();
+    let out = cli(tmp.path(), &["validate", "telemetry"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("INGEST_KAFKA_BOOTSTRAP_SERVERS is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Files outside Azure Blob: checkpoints still need a container.
+    let args = [
+        "new-service",
+        "clicks",
+        "--source",
+        "eventhubs-native",
+        "--storage-url",
+        "s3://lake/raw",
+    ];
+    assert!(cli(tmp.path(), &args).status.success());
+    let clicks = std::fs::read_to_string(tmp.path().join("services/clicks/values.yaml")).unwrap();
+    assert!(
+        clicks.contains("INGEST_EVENTHUBS_CHECKPOINT_URL: \"az://CHANGE-ME\""),
+        "{clicks}"
+    );
+
+    let wrong = cli(
+        tmp.path(),
+        &[
+            "new-service",
+            "x",
+            "--source",
+            "eventhubs-native",
+            "--bootstrap-servers",
+            "k:9092",
+        ],
+    );
+    assert_one_line_error(&wrong, "--bootstrap-servers is for Kafka sources");
+    assert!(!tmp.path().join("services/x").exists(), "nothing written");
+}
