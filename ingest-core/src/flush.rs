@@ -346,6 +346,7 @@ impl Flusher {
             }
             Err(e) => {
                 metrics::counter!("ingest_commit_failures_total").increment(1);
+                self.progress.send_modify(|p| p.commit_failures += 1);
                 tracing::warn!(partition, through, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
             }
         }

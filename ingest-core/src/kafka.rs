@@ -18,10 +18,13 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 pub use crate::source::RebalanceEvent;
 
-/// Forwards rebalances to the pipeline loop and routes librdkafka logs to `tracing`.
+/// Forwards rebalances to the pipeline loop, routes librdkafka logs to `tracing` and keeps the
+/// lag gauges of the partitions this member owns.
 pub struct Context {
     topic: String,
     events: mpsc::UnboundedSender<RebalanceEvent>,
+    /// Partitions assigned now: lag is reported for these only.
+    assigned: std::sync::Mutex<std::collections::BTreeSet<i32>>,
 }
 
 fn partitions_of(topic: &str, tpl: &TopicPartitionList) -> Vec<i32> {
@@ -61,13 +64,20 @@ impl ClientContext for Context {
 }
 
 impl Context {
+    fn assigned(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<i32>> {
+        self.assigned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn record_lag(&self, statistics: &rdkafka::Statistics) {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
+        let assigned = self.assigned();
         for (p, part) in &topic.partitions {
             // -1 is librdkafka's unassigned pseudo-partition; lag -1 means not known yet.
-            if *p >= 0 && part.consumer_lag >= 0 {
+            if assigned.contains(p) && part.consumer_lag >= 0 {
                 metrics::gauge!("ingest_consumer_lag", "partition" => p.to_string())
                     .set(part.consumer_lag as f64);
             }
@@ -79,9 +89,16 @@ impl ConsumerContext for Context {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                let _ = self
-                    .events
-                    .send(RebalanceEvent::Revoked(partitions_of(&self.topic, tpl)));
+                let revoked = partitions_of(&self.topic, tpl);
+                let mut assigned = self.assigned();
+                for p in &revoked {
+                    assigned.remove(p);
+                    // Its new owner reports its lag: this member is behind on nothing there, so
+                    // a last value left here cannot win a `max by (partition)`.
+                    metrics::gauge!("ingest_consumer_lag", "partition" => p.to_string()).set(0.0);
+                }
+                drop(assigned);
+                let _ = self.events.send(RebalanceEvent::Revoked(revoked));
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
             Rebalance::Assign(_) => {}
@@ -90,14 +107,52 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let _ = self
-                .events
-                .send(RebalanceEvent::Assigned(partitions_of(&self.topic, tpl)));
+            let added = partitions_of(&self.topic, tpl);
+            self.assigned().extend(added.iter().copied());
+            let _ = self.events.send(RebalanceEvent::Assigned(added));
         }
     }
 }
 
 pub type KafkaConsumer = StreamConsumer<Context>;
+
+/// How long closing the consumer (leaving the group) may take once everything is flushed.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The consumer, shared; when the last handle goes, it is closed (leaving the group) on a
+/// thread of its own for at most [`CLOSE_WAIT`]. librdkafka's close polls until the group
+/// lets go, which a rebalance in progress can hold up indefinitely; nothing is at stake by
+/// then (every landed file is committed or claimed), so the service exits anyway.
+pub struct SharedConsumer(Option<KafkaConsumer>);
+
+impl std::ops::Deref for SharedConsumer {
+    type Target = KafkaConsumer;
+
+    fn deref(&self) -> &KafkaConsumer {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for SharedConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.0.take() else {
+            return;
+        };
+        let (done, closed) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("ingest-close".into())
+            .spawn(move || {
+                drop(consumer);
+                let _ = done.send(());
+            });
+        if spawned.is_ok() && closed.recv_timeout(CLOSE_WAIT).is_err() {
+            tracing::warn!(
+                wait_s = CLOSE_WAIT.as_secs(),
+                "the Kafka consumer did not leave its group in time (a rebalance in progress?); exiting anyway: the group drops this member after session.timeout.ms, and every landed file is committed or claimed"
+            );
+        }
+    }
+}
 
 /// How long librdkafka waits before fetching again for a partition whose queue was full.
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
@@ -161,11 +216,12 @@ pub fn client_config(config: &Config) -> ClientConfig {
 /// Creates the consumer and subscribes it to the topic.
 pub fn subscribe(
     config: &Config,
-) -> Result<(Arc<KafkaConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>), String> {
+) -> Result<(Arc<SharedConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>), String> {
     let (tx, rx) = mpsc::unbounded_channel();
     let context = Context {
         topic: config.topic.clone(),
         events: tx,
+        assigned: Default::default(),
     };
     let consumer: KafkaConsumer =
         client_config(config)
@@ -176,7 +232,7 @@ pub fn subscribe(
     consumer
         .subscribe(&[&config.topic])
         .map_err(|e| format!("cannot subscribe to topic {}: {e}", config.topic))?;
-    Ok((Arc::new(consumer), rx))
+    Ok((Arc::new(SharedConsumer(Some(consumer))), rx))
 }
 
 /// Checks, blocking up to `timeout`, that the brokers answer and the topic exists.

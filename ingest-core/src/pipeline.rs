@@ -198,13 +198,24 @@ impl Pipeline {
             }
         }
         let landed = self.progress.borrow().clone();
-        tracing::info!(
-            files = landed.files,
-            records = landed.records,
-            bytes = landed.bytes,
-            dead_letters = landed.dead_letters,
-            "ingest stopped cleanly: every buffered record landed and was committed"
-        );
+        if landed.commit_failures == 0 {
+            tracing::info!(
+                files = landed.files,
+                records = landed.records,
+                bytes = landed.bytes,
+                dead_letters = landed.dead_letters,
+                "ingest stopped cleanly: every buffered record landed and was committed"
+            );
+        } else {
+            tracing::warn!(
+                files = landed.files,
+                records = landed.records,
+                bytes = landed.bytes,
+                dead_letters = landed.dead_letters,
+                commit_failures = landed.commit_failures,
+                "ingest stopped: every buffered record landed, but some commits failed; their files stay claimed and are skipped when re-read, so nothing lands twice"
+            );
+        }
         control.close().await;
         Ok(landed)
     }
@@ -507,6 +518,12 @@ impl Loop {
                         f.last_landed_ms.remove(p);
                     }
                 });
+                // The new owner reports how long since it landed; a last value left here could
+                // win its `max by (partition)` (the scrape only updates owned partitions).
+                for p in &partitions {
+                    metrics::gauge!("ingest_seconds_since_last_landed", "partition" => p.to_string())
+                        .set(0.0);
+                }
             }
         }
         let owned = self.partitions.len();

@@ -20,6 +20,9 @@ pub struct Progress {
     /// Flush attempts that failed on storage and will be retried (an outage in progress shows
     /// as this growing while nothing lands).
     pub storage_errors: u64,
+    /// Commits that failed after their file landed (the file stays claimed, so a re-read skips
+    /// it): a rebalance or a broker problem at that moment.
+    pub commit_failures: u64,
     /// Where `/healthz`, `/readyz` and `/metrics` listen (the bound port when 0 was asked).
     pub http_addr: Option<std::net::SocketAddr>,
     /// Last committed next-offset per partition.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::Error;
 use crate::eventhubs;
-use crate::kafka::{self, KafkaConsumer};
+use crate::kafka;
 
 /// Partition assignment changes, in the order the source saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum RebalanceEvent {
 /// The connected source, owned by the pipeline; the loop reads it through [`Source::receiver`].
 pub enum Source {
     Kafka {
-        consumer: Arc<KafkaConsumer>,
+        consumer: Arc<kafka::SharedConsumer>,
         rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     },
     EventHubs(eventhubs::source::Receiver),
@@ -143,7 +143,7 @@ fn eh_next(next: Option<eventhubs::source::Next>) -> Next<'static> {
 #[derive(Clone)]
 pub enum Control {
     Kafka {
-        consumer: Arc<KafkaConsumer>,
+        consumer: Arc<kafka::SharedConsumer>,
         topic: Arc<str>,
     },
     EventHubs(eventhubs::source::Control),

@@ -167,3 +167,69 @@ fn readiness_follows_storage_while_liveness_stays_up() {
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), 0);
 }
+
+/// Lag of each partition in a scrape that reports one.
+fn lags(body: &str) -> BTreeMap<i32, f64> {
+    parse_metrics(body)
+        .into_iter()
+        .filter_map(|(series, v)| {
+            let p = series
+                .strip_prefix("ingest_consumer_lag{partition=\"")?
+                .strip_suffix("\"}")?;
+            Some((p.parse().ok()?, v))
+        })
+        .collect()
+}
+
+#[test]
+fn a_partition_moved_to_another_replica_stops_showing_its_old_lag_and_staleness() {
+    let f = Fixture::new("lagmove", 4);
+    // Files of 50 records and no age trigger: the first 50 per partition land and commit, the
+    // next 30 stay buffered, so every partition's lag is 30.
+    let settings = [
+        ("INGEST_KAFKA_STATISTICS_INTERVAL_MS", "200"),
+        ("INGEST_FLUSH_MAX_RECORDS", "50"),
+        ("INGEST_FLUSH_MAX_AGE_MS", "600000"),
+    ];
+    produce_json(&f.broker.brokers, &f.topic, 4, 50, 0);
+    let mut first = service(&f.vars, &settings).spawn().unwrap();
+    let rx = lines(first.stderr.take().unwrap());
+    let addr = endpoint_addr(&rx);
+    wait_committed(&f.broker.brokers, &f.group, &f.topic, 4, WAIT);
+    produce_json(&f.broker.brokers, &f.topic, 4, 30, 50);
+    poll_http(&addr, "/metrics", "lag 30 on all four", |_, body| {
+        lags(body).values().filter(|l| **l == 30.0).count() == 4
+    });
+
+    // A second replica joins: cooperative rebalancing moves two partitions to it.
+    let mut second = service(&f.vars, &settings).spawn().unwrap();
+    let second_rx = lines(second.stderr.take().unwrap());
+    endpoint_addr(&second_rx);
+    poll_http(&addr, "/metrics", "two partitions moved away", |_, body| {
+        parse_metrics(body).get("ingest_assigned_partitions") == Some(&2.0)
+    });
+    // The partitions it kept still show their lag and the time since they landed; the ones it
+    // gave up show neither, however many statistics reports come after the move.
+    poll_http(
+        &addr,
+        "/metrics",
+        "lag and staleness only where owned",
+        |_, body| {
+            let m = parse_metrics(body);
+            let lags = lags(body);
+            let since =
+                |p: &i32| m[&format!("ingest_seconds_since_last_landed{{partition=\"{p}\"}}")];
+            let (kept, moved): (Vec<_>, Vec<_>) = lags.iter().partition(|(_, l)| **l == 30.0);
+            kept.len() == 2
+                && moved.len() == 2
+                && moved.iter().all(|(p, l)| **l == 0.0 && since(p) == 0.0)
+                && kept.iter().all(|(p, _)| since(p) > 0.0)
+        },
+    );
+    // SIGTERM may land while the group is still settling: the first replica's commits can
+    // then fail (its files stay claimed) and leaving the group can stall; it exits anyway.
+    for child in [&mut first, &mut second] {
+        signal(child, "-TERM");
+        assert_eq!(wait_exit(child), 0);
+    }
+}
