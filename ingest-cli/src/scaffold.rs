@@ -55,13 +55,15 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
         Source::EventhubsNative => "az://CHANGE-ME/landing",
         _ => "s3://CHANGE-ME/landing",
     });
+    // Azure Blob by the service's own rule (what INGEST_STORAGE_URL accepts as Azure).
+    let azure = url::Url::parse(storage_url).is_ok_and(|u| ingest::config::is_azure(&u));
     let (bootstrap, source_env, source) = match args.source {
         Source::Kafka => ("kafka:9092", String::new(), "Kafka"),
         Source::EventhubsNative => {
             if args.bootstrap_servers.is_some() {
                 bail!("--bootstrap-servers is for Kafka sources; eventhubs-native reads the namespace set in values.yaml (INGEST_EVENTHUBS_NAMESPACE)");
             }
-            ("", native_env(names, storage_url), "Azure Event Hubs (native)")
+            ("", native_env(names, azure), "Azure Event Hubs (native)")
         }
         Source::Eventhubs => (
             "CHANGE-ME.servicebus.windows.net:9093",
@@ -102,6 +104,21 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
     let scheme = storage_url.split("://").next().unwrap_or_default();
     let storage = format!("{release}-storage");
     match scheme {
+        _ if azure => {
+            let why = "Storage account (or remove both and use workload identity).";
+            secrets.push_str(&secret_ref(
+                why,
+                "AZURE_STORAGE_ACCOUNT_NAME",
+                &storage,
+                "account-name",
+            ));
+            secrets.push_str(&secret_ref(
+                "",
+                "AZURE_STORAGE_ACCOUNT_KEY",
+                &storage,
+                "account-key",
+            ));
+        }
         "s3" | "s3a" => {
             let why = "Storage credentials (or remove both and use IRSA / pod identity).";
             secrets.push_str(&secret_ref(
@@ -115,21 +132,6 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
                 "AWS_SECRET_ACCESS_KEY",
                 &storage,
                 "secret-access-key",
-            ));
-        }
-        "az" | "azure" | "abfs" | "abfss" => {
-            let why = "Storage account (or remove both and use workload identity).";
-            secrets.push_str(&secret_ref(
-                why,
-                "AZURE_STORAGE_ACCOUNT_NAME",
-                &storage,
-                "account-name",
-            ));
-            secrets.push_str(&secret_ref(
-                "",
-                "AZURE_STORAGE_ACCOUNT_KEY",
-                &storage,
-                "account-key",
             ));
         }
         _ => {}
@@ -158,8 +160,8 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
 
 /// The native Event Hubs settings: the namespace to fill in, the event hub named like the topic,
 /// a consumer group of the service's own, and where checkpoints go when files do not land in
-/// Azure Blob.
-fn native_env(names: &Names, storage_url: &str) -> String {
+/// Azure Blob (`azure` is false).
+fn native_env(names: &Names, azure: bool) -> String {
     let mut env = format!(
         "  INGEST_SOURCE: \"eventhubs\"\n  \
          INGEST_EVENTHUBS_NAMESPACE: \"CHANGE-ME.servicebus.windows.net\"\n  \
@@ -169,10 +171,6 @@ fn native_env(names: &Names, storage_url: &str) -> String {
          INGEST_EVENTHUBS_CONSUMER_GROUP: \"{release}\"\n",
         topic = names.topic,
         release = names.release,
-    );
-    let azure = matches!(
-        storage_url.split("://").next(),
-        Some("az" | "azure" | "abfs" | "abfss")
     );
     if !azure {
         env.push_str(

@@ -198,22 +198,18 @@ impl Pipeline {
             }
         }
         let landed = self.progress.borrow().clone();
-        if landed.commit_failures == 0 {
-            tracing::info!(
-                files = landed.files,
-                records = landed.records,
-                bytes = landed.bytes,
-                dead_letters = landed.dead_letters,
-                "ingest stopped cleanly: every buffered record landed and was committed"
-            );
-        } else {
+        tracing::info!(
+            files = landed.files,
+            records = landed.records,
+            bytes = landed.bytes,
+            dead_letters = landed.dead_letters,
+            commit_failures = landed.commit_failures,
+            "ingest stopped: every buffered record landed"
+        );
+        if landed.commit_failures > 0 {
             tracing::warn!(
-                files = landed.files,
-                records = landed.records,
-                bytes = landed.bytes,
-                dead_letters = landed.dead_letters,
                 commit_failures = landed.commit_failures,
-                "ingest stopped: every buffered record landed, but some commits failed; their files stay claimed and are skipped when re-read, so nothing lands twice"
+                "some commits failed; their files stay claimed and are skipped when re-read, so nothing lands twice"
             );
         }
         control.close().await;
@@ -233,7 +229,7 @@ struct Owned {
 type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;
 
 struct Loop {
-    /// What batches and encoded files may hold: the buffer cap less librdkafka's prefetch.
+    /// What batches and encoded files may hold ([`Control::batch_budget`]).
     cap: usize,
     health: Arc<Health>,
     config: Config,
