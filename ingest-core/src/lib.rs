@@ -1,47 +1,51 @@
-//! `ingest`: land one Kafka topic in object storage as NDJSON files, exactly once.
+//! `ingest`: land one Kafka topic (or Azure event hub) in object storage as NDJSON files,
+//! exactly once.
 //!
 //! A service's `main` is `ingest::run()`: it reads `INGEST_*` variables, installs tracing, wires
 //! SIGTERM/SIGINT and runs until shutdown. Embedders and tests use [`Pipeline`] with a
 //! [`Config`] and a `CancellationToken` instead.
 //!
-//! The delivery protocol (claims, create-only uploads, commit after upload) is described in
-//! `flush` and `recovery`; the pure parts (`batch`, `encode`, `naming`, `recovery`,
-//! `partition`) do no I/O and are unit-tested on their own.
+//! The crate is laid out by stage, in the order records travel (`ARCHITECTURE.md` has the
+//! picture and the invariants):
+//!
+//! - [`source`]: where records come from (Kafka, Event Hubs) behind one seam.
+//! - [`batch`]: the records of each partition's future files, and when to flush them.
+//! - [`encode`]: batches into NDJSON (optionally gzip), ahead of the flush where possible.
+//! - [`land`]: the delivery protocol: claim, upload create-only, then commit.
+//! - [`storage`]: object storage with create-only writes.
+//! - `pipeline`: the loop that drives the stages ([`Pipeline`]).
+//! - [`ops`]: health, the HTTP endpoint, metrics, logs and progress.
+//! - [`config`]: every `INGEST_*` variable, validated.
+//!
+//! Dependencies point one way: `pipeline` uses every stage; `land` uses `encode`, `batch`,
+//! `storage` and `source`'s commit handle; `encode` uses `batch`; `batch`, `storage` and `source`
+//! use only `config` (and `clock`). The pure stages (`batch`, `encode`, naming and recovery in
+//! `land`) do no I/O and are unit-tested on their own.
 
-mod ahead;
 pub mod batch;
+mod clock;
 pub mod config;
 pub mod encode;
 mod error;
-pub mod eventhubs;
-mod flush;
-mod gzip;
-pub mod health;
-mod json;
-pub mod kafka;
-pub mod naming;
-mod ops;
-pub mod partition;
+pub mod land;
+pub mod ops;
 mod pipeline;
-mod progress;
-pub mod recovery;
 mod service;
 pub mod source;
 pub mod storage;
-mod telemetry;
-pub mod transform;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub use config::Config;
+pub use encode::transform;
+pub use encode::transform::Keep;
 pub use error::Error;
+pub use ops::progress::Progress;
+pub use ops::telemetry::init as init_tracing;
 pub use pipeline::Pipeline;
-pub use progress::Progress;
 pub use service::Service;
-pub use telemetry::init as init_tracing;
 pub use tokio_util::sync::CancellationToken;
-pub use transform::Keep;
 
 /// Exit code for a configuration error (the service cannot start as configured).
 pub const EXIT_CONFIG: u8 = 2;
@@ -65,7 +69,7 @@ fn run_with(transform: Option<transform::Transform>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    telemetry::init(config.log_format);
+    ops::telemetry::init(config.log_format);
     for var in &config.unknown_variables {
         tracing::warn!("{var} is not an ingest setting and is ignored; check its spelling");
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::transform::{Keep, Transform};
+use crate::encode::transform::{Keep, Transform};
 
 /// A sink service configured from `INGEST_*` variables (read when [`Service::run`] starts),
 /// plus optional code hooks.

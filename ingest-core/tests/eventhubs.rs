@@ -16,7 +16,7 @@ use common::{
     assert_exactly_once, break_storage, config, landed_files, landed_offsets, restore_storage,
     start, unique, WAIT,
 };
-use ingest::eventhubs::store::CheckpointStore;
+use ingest::source::eventhubs::store::CheckpointStore;
 
 const NAMESPACE: &str = "ingest-test.servicebus.windows.net";
 const HUB: &str = "orders";

@@ -6,9 +6,9 @@ mod common;
 
 use common::servers::*;
 use common::unique;
-use ingest::eventhubs::balance::Claim;
-use ingest::eventhubs::layout::Checkpoint;
-use ingest::eventhubs::store::CheckpointStore;
+use ingest::source::eventhubs::balance::Claim;
+use ingest::source::eventhubs::layout::Checkpoint;
+use ingest::source::eventhubs::store::CheckpointStore;
 
 const NAMESPACE: &str = "MyNamespace.servicebus.windows.net";
 const HUB: &str = "Orders";

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ingest::recovery::Claim;
+use ingest::land::recovery::Claim;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_over_three_partitions_land_exactly_once_and_restart_adds_no_duplicates() {
@@ -140,7 +140,7 @@ fn write_claim(root: &std::path::Path, topic: &str, last: i64, data: &str) {
         dead_letters: format!("_dead_letters/{data}"),
         claimed_at_ms: 0,
     };
-    let path = root.join(ingest::naming::claim_path(topic, 0, 0));
+    let path = root.join(ingest::land::naming::claim_path(topic, 0, 0));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_vec(&claim).unwrap()).unwrap();
 }

@@ -176,7 +176,7 @@ fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
     );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 3);
-    let today = ingest::naming::hive_dir(
+    let today = ingest::land::naming::hive_dir(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -211,7 +211,7 @@ impl RawEventHubs {
 const CHECKPOINT_URL_EXPECTED: &str = "an Azure Blob URL (az://container[/prefix] or abfss://container@account.dfs.core.windows.net[/prefix]): checkpoints are blob metadata in the Azure SDKs' layout";
 
 fn millis(var: &str, value: Option<&str>, default: u64) -> Result<Duration, ConfigError> {
-    super::positive(var, value.map(str::to_string), default).map(Duration::from_millis)
+    super::parse::positive(var, value.map(str::to_string), default).map(Duration::from_millis)
 }
 
 /// `mynamespace` → `mynamespace.servicebus.windows.net`; a host is kept (lowercased).

@@ -14,17 +14,21 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::batch::Batch;
+use super::naming::Namer;
+use super::recovery::{decide, Claim, Recovery};
+use crate::clock::now_ms;
 use crate::config::Fault;
-use crate::encode::{EncodeOptions, Encoded, Encoder};
+use crate::encode::{ahead, Ahead, EncodeOptions, Encoded, Encoder};
 use crate::error::Error;
-use crate::health::Health;
-use crate::naming::Namer;
-use crate::partition::Sealed;
-use crate::progress::Progress;
-use crate::recovery::{decide, Claim, Recovery};
+use crate::ops::health::Health;
+use crate::ops::progress::Progress;
 use crate::source::Control;
 use crate::storage::{Created, Storage, StorageError};
+
+/// A batch on its way to storage, with what was encoded ahead while it filled.
+pub type Batch = crate::batch::Batch<Ahead>;
+/// A sealed batch on its way to storage.
+pub type Sealed = crate::batch::Sealed<Ahead>;
 
 /// What happened to a batch.
 #[derive(Debug)]
@@ -237,7 +241,7 @@ impl Flusher {
         let opts = self.encode.clone();
         let (batch, encoded) = tokio::task::spawn_blocking(move || {
             // Continue what was encoded ahead while the batch filled, if anything was.
-            let (mut encoder, done) = batch.take_ahead().unwrap_or_else(|| {
+            let (mut encoder, done) = ahead::take(&batch).unwrap_or_else(|| {
                 let guess = batch.bytes() + batch.len() * 8;
                 (Encoder::new(opts.compression, guess), 0)
             });
@@ -355,15 +359,9 @@ impl Flusher {
 
 /// Encoding jobs at once: one per core (flushes and encoding ahead alike, first come first
 /// served).
-pub(crate) fn encoders() -> &'static tokio::sync::Semaphore {
+pub fn encoders() -> &'static tokio::sync::Semaphore {
     static ENCODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     ENCODERS.get_or_init(|| {
         tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
     })
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

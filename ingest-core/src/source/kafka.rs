@@ -15,8 +15,8 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::RebalanceEvent;
 use crate::config::Config;
-pub use crate::source::RebalanceEvent;
 
 /// Forwards rebalances to the pipeline loop, routes librdkafka logs to `tracing` and keeps the
 /// lag gauges of the partitions this member owns.

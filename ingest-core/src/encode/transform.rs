@@ -60,14 +60,6 @@ impl fmt::Debug for Transform {
     }
 }
 
-impl crate::Pipeline {
-    /// Sets (or clears) the per-topic transform applied by the encoder.
-    pub fn with_transform(mut self, transform: Option<Transform>) -> Self {
-        self.transform = transform;
-        self
-    }
-}
-
 /// Removes the field at a dotted path (`"customer.email"`), if present. Returns whether it was.
 pub fn remove_field(value: &mut Value, path: &str) -> bool {
     let (parent, last) = match path.rsplit_once('.') {
@@ -103,9 +95,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::batch::{Batch, RecordRef};
+    use crate::batch::RecordRef;
     use crate::config::{Compression, Envelope, InvalidRecordPolicy};
     use crate::encode::{encode, EncodeOptions, Encoded};
+
+    type Batch = crate::batch::Batch;
 
     fn text(bytes: Option<Vec<u8>>) -> Option<String> {
         bytes.map(|b| String::from_utf8(b).unwrap())

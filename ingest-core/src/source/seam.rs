@@ -1,10 +1,6 @@
-//! The seam between the pipeline loop and where records come from: a Kafka consumer group or
-//! Azure Event Hubs. The loop polls a [`Receiver`] of the [`Source`]; flushes commit and the loop pauses through
-//! a [`Control`].
-//!
-//! Invariants: an assignment reaches the loop before any record of it; `commit(p, last)` means
-//! "everything through `last` has landed" (Kafka commits `last + 1`, Event Hubs checkpoints
-//! `last`); nothing else moves a committed position.
+//! The seam between the pipeline loop and the sources: the loop polls a [`Receiver`] of the
+//! [`Source`]; flushes commit and the loop pauses through a [`Control`]. Each method only
+//! dispatches to the source's own module.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,17 +12,9 @@ use rdkafka::message::BorrowedMessage;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::{eventhubs, kafka, RebalanceEvent};
 use crate::config::Config;
 use crate::error::Error;
-use crate::eventhubs;
-use crate::kafka;
-
-/// Partition assignment changes, in the order the source saw them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RebalanceEvent {
-    Assigned(Vec<i32>),
-    Revoked(Vec<i32>),
-}
 
 /// The connected source, owned by the pipeline; the loop reads it through [`Source::receiver`].
 pub enum Source {
@@ -34,7 +22,7 @@ pub enum Source {
         consumer: Arc<kafka::SharedConsumer>,
         rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     },
-    EventHubs(eventhubs::source::Receiver),
+    EventHubs(eventhubs::Receiver),
 }
 
 impl Source {
@@ -61,7 +49,7 @@ pub enum Receiver<'a> {
         messages: MessageStream<'a, kafka::Context>,
         rebalances: &'a mut mpsc::UnboundedReceiver<RebalanceEvent>,
     },
-    EventHubs(&'a mut eventhubs::source::Receiver),
+    EventHubs(&'a mut eventhubs::Receiver),
 }
 
 /// What the loop handles next.
@@ -73,7 +61,7 @@ pub enum Next<'a> {
         message: KafkaResult<BorrowedMessage<'a>>,
         rebalanced_first: Vec<RebalanceEvent>,
     },
-    Event(eventhubs::source::Event),
+    Event(eventhubs::Event),
     /// The source stopped delivering (Event Hubs shut down).
     Closed,
 }
@@ -131,10 +119,10 @@ fn kafka_message<'a>(
     }
 }
 
-fn eh_next(next: Option<eventhubs::source::Next>) -> Next<'static> {
+fn eh_next(next: Option<eventhubs::Next>) -> Next<'static> {
     match next {
-        Some(eventhubs::source::Next::Rebalance(e)) => Next::Rebalance(e),
-        Some(eventhubs::source::Next::Event(e)) => Next::Event(e),
+        Some(eventhubs::Next::Rebalance(e)) => Next::Rebalance(e),
+        Some(eventhubs::Next::Event(e)) => Next::Event(e),
         None => Next::Closed,
     }
 }
@@ -146,7 +134,7 @@ pub enum Control {
         consumer: Arc<kafka::SharedConsumer>,
         topic: Arc<str>,
     },
-    EventHubs(eventhubs::source::Control),
+    EventHubs(eventhubs::Control),
 }
 
 impl Control {
@@ -232,7 +220,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
             .ok_or_else(|| Error::Internal("Event Hubs source without settings".into()))?;
         let prefetch = eventhubs_prefetch(config.max_buffer_bytes, config.max_record_bytes);
         let (receiver, control, partitions) =
-            eventhubs::source::open(eh, &config.cloud_env, store, prefetch, stop)
+            eventhubs::open(eh, &config.cloud_env, store, prefetch, stop)
                 .await
                 .map_err(Error::EventHubs)?;
         return Ok(Opened {

@@ -9,7 +9,29 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::encode::{EncodeOptions, Encoder};
+use super::encoder::{EncodeOptions, Encoder};
+use crate::batch::{records_in, Attachment, Batch};
+
+/// A job encoding the frozen chunks of `batch` that no job has had yet, once there are
+/// `min_bytes` of them and the previous job is done. `encoder` makes the batch's encoder at the
+/// first job.
+pub fn job(
+    batch: &mut Batch<Ahead>,
+    min_bytes: usize,
+    encoder: impl FnOnce() -> Encoder,
+) -> Option<Job> {
+    batch.hand_out_frozen(
+        min_bytes,
+        || Ahead::new(encoder()),
+        |ahead, frozen, submitted| ahead.job(frozen, submitted, min_bytes),
+    )
+}
+
+/// The encoder that went ahead for `batch`, with how many frozen chunks it has encoded (the
+/// rest are [`Batch::records_after`] them); `None` if none did. Waits while a job is running.
+pub fn take(batch: &Batch<Ahead>) -> Option<(Encoder, usize)> {
+    batch.attachment()?.take()
+}
 
 /// The encoder of one batch, between the batch (on the loop) and the job encoding its chunks.
 #[derive(Debug, Default)]
@@ -44,6 +66,12 @@ pub struct Job {
     ahead: Arc<Ahead>,
     from: usize,
     chunks: Vec<Arc<Vec<u8>>>,
+}
+
+impl Attachment for Ahead {
+    fn held_bytes(&self) -> usize {
+        Ahead::held_bytes(self)
+    }
 }
 
 impl Ahead {
@@ -136,7 +164,7 @@ impl Job {
             ahead: &self.ahead,
             encoder: None,
         };
-        let records = self.chunks.iter().flat_map(|c| crate::batch::records_in(c));
+        let records = self.chunks.iter().flat_map(|c| records_in(c));
         if encoder.encode(records, partition, opts, false).is_err() {
             return 0;
         }
@@ -150,9 +178,12 @@ mod tests {
     use std::io::Read;
     use std::time::Instant;
 
-    use crate::batch::{Batch, RecordRef};
+    use super::{job, take, Ahead};
+    use crate::batch::RecordRef;
     use crate::config::{Compression, Envelope, InvalidRecordPolicy};
-    use crate::encode::{encode, EncodeOptions, Encoder};
+    use crate::encode::{encode, EncodeOptions, Encoded, Encoder};
+
+    type Batch = crate::batch::Batch<Ahead>;
 
     fn opts(invalid: InvalidRecordPolicy) -> EncodeOptions {
         EncodeOptions {
@@ -195,10 +226,9 @@ mod tests {
     }
 
     /// What a flush does: take what went ahead and encode the rest.
-    fn flush(batch: &Batch, opts: &EncodeOptions) -> crate::encode::Encoded {
-        let (mut encoder, done) = batch
-            .take_ahead()
-            .unwrap_or_else(|| (Encoder::new(opts.compression, 0), 0));
+    fn flush(batch: &Batch, opts: &EncodeOptions) -> Encoded {
+        let (mut encoder, done) =
+            take(batch).unwrap_or_else(|| (Encoder::new(opts.compression, 0), 0));
         encoder
             .encode(batch.records_after(done), 3, opts, true)
             .unwrap();
@@ -213,9 +243,9 @@ mod tests {
         let mut jobs = 0;
         for step in 0..20 {
             push(&mut batch, step * 1000, (step + 1) * 1000);
-            if let Some(job) = batch.ahead_job(64 * 1024, new) {
+            if let Some(job) = job(&mut batch, 64 * 1024, new) {
                 assert!(
-                    batch.ahead_job(0, new).is_none(),
+                    super::job(&mut batch, 0, new).is_none(),
                     "one job at a time, in order"
                 );
                 job.run(3, &opts);
@@ -234,7 +264,7 @@ mod tests {
             (ahead.records, ahead.dead_lettered, ahead.uncompressed_bytes),
             (whole.records, whole.dead_lettered, whole.uncompressed_bytes)
         );
-        assert!(batch.take_ahead().is_none(), "the flush takes it once");
+        assert!(take(&batch).is_none(), "the flush takes it once");
     }
 
     #[test]
@@ -243,7 +273,7 @@ mod tests {
         let mut batch = Batch::new(Instant::now(), 0);
         push(&mut batch, 0, 5000);
         let new = || Encoder::new(opts.compression, 0);
-        let job = batch.ahead_job(1, new).unwrap();
+        let job = super::job(&mut batch, 1, new).unwrap();
         let whole = encode(&batch, 3, &opts).unwrap();
         let flushed = flush(&batch, &opts);
         job.run(3, &opts);
@@ -253,8 +283,8 @@ mod tests {
         let fail = super::tests::opts(InvalidRecordPolicy::Fail);
         let mut batch = Batch::new(Instant::now(), 0);
         push(&mut batch, 0, 5000);
-        batch.ahead_job(1, new).unwrap().run(3, &fail);
-        assert!(batch.take_ahead().is_none(), "gone after a failed job");
+        super::job(&mut batch, 1, new).unwrap().run(3, &fail);
+        assert!(take(&batch).is_none(), "gone after a failed job");
         assert_eq!(encode(&batch, 3, &fail).unwrap_err().offset, 999);
     }
 }

@@ -5,10 +5,7 @@
 //! object that is not finished data lives outside `<topic>/`, the path readers watch.
 
 use crate::config::{Compression, TimeSource};
-
-/// Prefix (relative to the storage root) of everything the service keeps for itself:
-/// claims, staging files and probes. Spark and Auto Loader skip `_`-prefixed paths.
-pub const STATE_PREFIX: &str = "_ingest";
+pub use crate::storage::STATE_PREFIX;
 
 /// Where the objects of one batch go. All paths are relative to the storage root.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,13 +17,16 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::config::{redact_url, Config, MultipartPolicy};
-use crate::naming::STATE_PREFIX;
 
 mod build;
 mod explain;
 mod multipart;
 
 pub use build::{one_line, store_at, Kind};
+
+/// Prefix (relative to the storage root) of everything the service keeps for itself:
+/// claims, staging files and probes. Spark and Auto Loader skip `_`-prefixed paths.
+pub const STATE_PREFIX: &str = "_ingest";
 
 /// A storage operation that failed, with the object and what to check.
 #[derive(Debug, thiserror::Error)]

@@ -9,21 +9,22 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::ahead::Job;
-use crate::batch::{Batch, FlushPolicy, FlushReason, RecordRef};
-use crate::encode::Encoder;
+use super::arena::{Attachment, Batch};
+use super::record::RecordRef;
+use super::trigger::{FlushPolicy, FlushReason, Triggers};
 
 /// A batch that will not grow any more, waiting for its turn to upload.
 #[derive(Debug)]
-pub struct Sealed {
-    pub batch: Batch,
+pub struct Sealed<A: Attachment = ()> {
+    pub batch: Batch<A>,
     pub reason: FlushReason,
 }
 
-#[derive(Debug, Default)]
-pub struct PartitionState {
-    open: Option<Batch>,
-    sealed: VecDeque<Sealed>,
+/// One partition's batches. `A` is what a later stage attaches to a batch while it fills.
+#[derive(Debug)]
+pub struct PartitionState<A: Attachment = ()> {
+    open: Option<Batch<A>>,
+    sealed: VecDeque<Sealed<A>>,
     /// Memory held by the batch in flight.
     in_flight_bytes: Option<usize>,
     /// Offsets at or below this are in a landed file.
@@ -32,7 +33,19 @@ pub struct PartitionState {
     cut_at: Option<i64>,
 }
 
-impl PartitionState {
+impl<A: Attachment> Default for PartitionState<A> {
+    fn default() -> Self {
+        PartitionState {
+            open: None,
+            sealed: VecDeque::new(),
+            in_flight_bytes: None,
+            skip_through: None,
+            cut_at: None,
+        }
+    }
+}
+
+impl<A: Attachment> PartitionState<A> {
     /// Adds a record. Returns how much more memory the partition holds (the arena grows in
     /// chunks, so mostly 0), or `None` when the record was dropped because it is already landed.
     pub fn push(
@@ -118,7 +131,7 @@ impl PartitionState {
     }
 
     /// The next batch to upload, if none is in flight.
-    pub fn start_next(&mut self) -> Option<Sealed> {
+    pub fn start_next(&mut self) -> Option<Sealed<A>> {
         if self.in_flight_bytes.is_some() {
             return None;
         }
@@ -150,7 +163,7 @@ impl PartitionState {
 
     /// The in-flight batch starts at a claim whose file is missing and ends at `through`, beyond
     /// what it holds: merge everything buffered back into one open batch and cut it at `through`.
-    pub fn need_more(&mut self, mut batch: Batch, through: i64) {
+    pub fn need_more(&mut self, mut batch: Batch<A>, through: i64) {
         self.in_flight_bytes = None;
         for s in self.sealed.drain(..) {
             batch.append(&s.batch);
@@ -171,7 +184,7 @@ impl PartitionState {
     }
 
     /// The in-flight batch could not be uploaded: it goes back to the head of the queue.
-    pub fn retry(&mut self, sealed: Sealed) {
+    pub fn retry(&mut self, sealed: Sealed<A>) {
         self.in_flight_bytes = None;
         self.sealed.push_front(sealed);
     }
@@ -179,31 +192,28 @@ impl PartitionState {
     /// Memory held by the partition's batches (and what they encoded ahead): open, sealed and
     /// in flight.
     pub fn held_bytes(&self) -> usize {
-        let held = |b: &Batch| b.held_bytes() + b.ahead_held_bytes();
+        let held = |b: &Batch<A>| b.held_bytes() + b.ahead_held_bytes();
         self.open.as_ref().map_or(0, held)
             + self.sealed.iter().map(|s| held(&s.batch)).sum::<usize>()
             + self.in_flight_bytes.unwrap_or(0)
     }
 
-    /// A job encoding the open batch's full chunks ahead of its flush (see `Batch::ahead_job`).
-    pub(crate) fn ahead_job(
-        &mut self,
-        min_bytes: usize,
-        encoder: impl FnOnce() -> Encoder,
-    ) -> Option<Job> {
-        self.open.as_mut()?.ahead_job(min_bytes, encoder)
+    /// The open batch, for a later stage to attach work to (encoding ahead). Records are only
+    /// added through [`PartitionState::push`].
+    pub fn open_mut(&mut self) -> Option<&mut Batch<A>> {
+        self.open.as_mut()
     }
 
     /// Memory held by the open batch (not yet sealed or uploading).
     pub fn open_held_bytes(&self) -> usize {
-        self.open.as_ref().map_or(0, Batch::held_bytes)
+        self.open.as_ref().map_or(0, |b| b.held_bytes())
     }
 
     /// Memory held by the open batch, when sealing it now would let it upload at once.
     pub fn idle_held_bytes(&self) -> Option<usize> {
         let ready =
             self.in_flight_bytes.is_none() && self.sealed.is_empty() && self.cut_at.is_none();
-        self.open.as_ref().filter(|_| ready).map(Batch::held_bytes)
+        self.open.as_ref().filter(|_| ready).map(|b| b.held_bytes())
     }
 
     /// A sealed batch can start uploading now.
@@ -230,6 +240,9 @@ mod tests {
 
     use super::*;
     use crate::batch::MIN_CHUNK;
+
+    type Batch = super::Batch;
+    type PartitionState = super::PartitionState;
 
     const POLICY: FlushPolicy = FlushPolicy {
         max_records: 3,

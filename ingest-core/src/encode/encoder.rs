@@ -1,0 +1,290 @@
+//! The encoder of one file: a batch's records into NDJSON lines (optionally gzip-compressed,
+//! in parts) plus a dead-letter file for records that are not valid JSON.
+//!
+//! Pure and CPU-bound: the flush runs it on a blocking thread. Invariant: every record of the
+//! batch ends up in exactly one of: the data file, the dead-letter file, the skipped count, the
+//! filtered count (a transform dropped it), or an [`InvalidRecord`] error that stops the service
+//! (policy `fail`); and encoding in several calls writes the same file as one call.
+
+use super::gzip::GzParts;
+use super::ndjson::{
+    check_json, check_size, compact_into, push_dead_letter_line, push_metadata_line,
+};
+use super::transform::Transform;
+use crate::batch::{Attachment, Batch, StoredRecord};
+use crate::config::{Compression, Envelope, InvalidRecordPolicy};
+
+/// How records are written, fixed per service.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    pub topic: String,
+    pub envelope: Envelope,
+    pub compression: Compression,
+    pub invalid: InvalidRecordPolicy,
+    /// Values larger than this are invalid records (`INGEST_MAX_RECORD_BYTES`).
+    pub max_record_bytes: usize,
+    /// Per-topic transform of valid record values (`ingest::Service::transform`).
+    pub transform: Option<Transform>,
+}
+
+/// The encoded files of one batch.
+#[derive(Debug)]
+pub struct Encoded {
+    pub data: Vec<u8>,
+    /// NDJSON (compressed like the data) of the records that went to the dead-letter path.
+    pub dead_letters: Option<Vec<u8>>,
+    /// Lines in `data`.
+    pub records: usize,
+    pub dead_lettered: usize,
+    pub skipped: usize,
+    /// Records the transform dropped.
+    pub filtered: usize,
+    /// Bytes of NDJSON before compression.
+    pub uncompressed_bytes: usize,
+}
+
+impl Encoded {
+    /// Memory the encoded files hold.
+    pub fn held_bytes(&self) -> usize {
+        self.data.capacity() + self.dead_letters.as_ref().map_or(0, Vec::capacity)
+    }
+}
+
+/// A record that is not valid JSON under policy `fail`: the service stops, nothing is committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "record {topic}/{partition}@{offset} is not valid JSON ({reason}); set \
+     INGEST_INVALID_RECORD_POLICY=dead-letter (or skip) to land the rest of the topic past it"
+)]
+pub struct InvalidRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+}
+
+/// Text between compressor calls: lines are compressed in chunks rather than one by one.
+const CHUNK: usize = 256 * 1024;
+
+/// Text buffers kept for reuse, one per encoder running at once at most.
+static SPARE_TEXT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn take_text_buffer() -> Vec<u8> {
+    let spare = SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    spare.unwrap_or_else(|| Vec::with_capacity(CHUNK + 4096))
+}
+
+fn give_back_text_buffer(mut buffer: Vec<u8>) {
+    let mut spare = SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < std::thread::available_parallelism().map_or(2, usize::from) {
+        buffer.clear();
+        spare.push(buffer);
+    }
+}
+
+/// Where the lines of a file go.
+enum Output {
+    Plain(Vec<u8>),
+    Gzip(GzParts),
+}
+
+/// A file being encoded, possibly in several calls (each on any thread), each taking the next
+/// records of the batch. The result is the same as encoding them all in one call.
+pub struct Encoder {
+    out: Output,
+    /// Dead-letter lines, uncompressed until [`Encoder::finish`] (there are few).
+    dead: Vec<u8>,
+    records: usize,
+    dead_lettered: usize,
+    skipped: usize,
+    filtered: usize,
+    uncompressed_bytes: usize,
+}
+
+impl Encoder {
+    /// `capacity`: a guess of the uncompressed size.
+    pub fn new(compression: Compression, capacity: usize) -> Encoder {
+        let out = match compression {
+            Compression::None => Output::Plain(Vec::with_capacity(capacity)),
+            // Text compresses to well under a fifth; the output grows if not.
+            Compression::Gzip { level } => Output::Gzip(GzParts::new(level, capacity / 5)),
+        };
+        Encoder {
+            out,
+            dead: Vec::new(),
+            records: 0,
+            dead_lettered: 0,
+            skipped: 0,
+            filtered: 0,
+            uncompressed_bytes: 0,
+        }
+    }
+
+    /// Memory held: the output so far (and the compression window).
+    pub fn held_bytes(&self) -> usize {
+        let out = match &self.out {
+            Output::Plain(v) => v.capacity(),
+            Output::Gzip(gz) => gz.held_bytes(),
+        };
+        out + self.dead.capacity()
+    }
+
+    /// Encodes the next `records` of the batch (records of `partition`); `last` when no more
+    /// follow. Fails only under policy `fail`, leaving the encoder unusable.
+    pub fn encode<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = StoredRecord<'a>>,
+        partition: i32,
+        opts: &EncodeOptions,
+        last: bool,
+    ) -> Result<(), InvalidRecord> {
+        match &mut self.out {
+            Output::Plain(out) => {
+                let mut out = std::mem::take(out);
+                let result = self.lines(records, partition, opts, &mut out, |_| {});
+                self.uncompressed_bytes = out.len();
+                self.out = Output::Plain(out);
+                result
+            }
+            Output::Gzip(gz) => {
+                let mut gz = std::mem::replace(gz, GzParts::new(0, 0));
+                let mut part = gz.part();
+                let mut pending = take_text_buffer();
+                let mut total = 0;
+                let result = self.lines(records, partition, opts, &mut pending, |pending| {
+                    if pending.len() >= CHUNK {
+                        total += pending.len();
+                        part.write(pending);
+                        pending.clear();
+                    }
+                });
+                total += pending.len();
+                part.write(&pending);
+                part.end(last);
+                give_back_text_buffer(pending);
+                self.uncompressed_bytes += total;
+                self.out = Output::Gzip(gz);
+                result
+            }
+        }
+    }
+
+    /// Appends the lines of `records` to `out`, calling `written` after each.
+    fn lines<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = StoredRecord<'a>>,
+        partition: i32,
+        opts: &EncodeOptions,
+        out: &mut Vec<u8>,
+        mut written: impl FnMut(&mut Vec<u8>),
+    ) -> Result<(), InvalidRecord> {
+        for r in records {
+            // A transform parses the value anyway, so it is also the validity check (one parse).
+            let line;
+            let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
+                (Some(v), Some(t), _) => {
+                    match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
+                        Ok(None) => {
+                            self.filtered += 1;
+                            continue;
+                        }
+                        Ok(Some(transformed)) => {
+                            line = transformed;
+                            (Ok(false), Some(&line[..]))
+                        }
+                        Err(reason) => (Err(reason), Some(v)),
+                    }
+                }
+                (Some(v), None, _) => (check_json(v, opts.max_record_bytes), Some(v)),
+                (None, _, Envelope::Metadata) => (Ok(false), None),
+                (None, _, Envelope::Raw) => (
+                    Err("the record has no value (a tombstone)".to_string()),
+                    None,
+                ),
+            };
+            match checked {
+                Ok(compact) => {
+                    match opts.envelope {
+                        Envelope::Metadata => {
+                            push_metadata_line(out, &opts.topic, partition, &r, value, compact)
+                        }
+                        Envelope::Raw => {
+                            let v = value.unwrap_or_default();
+                            if compact {
+                                compact_into(out, v);
+                            } else {
+                                out.extend_from_slice(v);
+                            }
+                        }
+                    }
+                    out.push(b'\n');
+                    written(out);
+                    self.records += 1;
+                }
+                Err(reason) => match opts.invalid {
+                    InvalidRecordPolicy::Fail => {
+                        return Err(InvalidRecord {
+                            topic: opts.topic.clone(),
+                            partition,
+                            offset: r.offset(),
+                            reason,
+                        })
+                    }
+                    InvalidRecordPolicy::Skip => {
+                        tracing::warn!(
+                            topic = %opts.topic, partition, offset = r.offset(), %reason,
+                            "skipping a record that is not valid JSON (INGEST_INVALID_RECORD_POLICY=skip)"
+                        );
+                        self.skipped += 1;
+                    }
+                    InvalidRecordPolicy::DeadLetter => {
+                        push_dead_letter_line(&mut self.dead, &opts.topic, partition, &r, &reason);
+                        self.dead_lettered += 1;
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoded files. The last [`Encoder::encode`] call must have had `last` set.
+    pub fn finish(self, compression: Compression) -> Encoded {
+        let data = match self.out {
+            Output::Plain(v) => v,
+            Output::Gzip(gz) => gz.finish(),
+        };
+        let dead_letters = (self.dead_lettered > 0).then(|| match compression {
+            Compression::None => self.dead,
+            Compression::Gzip { level } => {
+                let mut gz = GzParts::new(level, self.dead.len() / 2);
+                let mut part = gz.part();
+                part.write(&self.dead);
+                part.end(true);
+                gz.finish()
+            }
+        });
+        Encoded {
+            data,
+            dead_letters,
+            records: self.records,
+            dead_lettered: self.dead_lettered,
+            skipped: self.skipped,
+            filtered: self.filtered,
+            uncompressed_bytes: self.uncompressed_bytes,
+        }
+    }
+}
+
+/// Encodes `batch` (records of `partition`) in one call. Fails only under policy `fail`.
+pub fn encode<A: Attachment>(
+    batch: &Batch<A>,
+    partition: i32,
+    opts: &EncodeOptions,
+) -> Result<Encoded, InvalidRecord> {
+    let mut encoder = Encoder::new(opts.compression, batch.bytes() + batch.len() * 8);
+    encoder.encode(batch.records(), partition, opts, true)?;
+    Ok(encoder.finish(opts.compression))
+}
+
+#[cfg(test)]
+mod tests;

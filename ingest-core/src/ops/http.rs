@@ -1,0 +1,103 @@
+//! The operations endpoint on `INGEST_HTTP_ADDR`: `/healthz`, `/readyz` and `/metrics`
+//! (Prometheus text format, rendered by `metrics-exporter-prometheus`; see [`super::metrics`]).
+//!
+//! Invariant: the endpoint only reads shared state; nothing it does can block the pipeline.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::health::{liveness, readiness, Health, Verdict};
+use crate::clock::now_ms;
+
+/// Binds `addr` (fails fast with a clear message) and serves until `shutdown`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        format!("INGEST_HTTP_ADDR={addr} cannot be bound ({e}); choose a free port or set INGEST_HTTP_ADDR=off")
+    })
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    health: Arc<Health>,
+    metrics: PrometheusHandle,
+    stall: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let (health, metrics) = (Arc::clone(&health), metrics.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let answer = respond(&req, &health, &metrics, stall);
+                async move { Ok::<_, Infallible>(answer) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    health: &Health,
+    metrics: &PrometheusHandle,
+    stall: Duration,
+) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(body + "\n")))
+            .expect("static response parts are valid")
+    };
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use GET".into());
+    }
+    let verdict = |v: Verdict| {
+        let status = if v.ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        text(status, v.body)
+    };
+    match req.uri().path() {
+        "/healthz" => verdict(liveness(&health.snapshot(), now_ms(), stall)),
+        "/readyz" => verdict(readiness(&health.snapshot())),
+        "/metrics" => {
+            let facts = health.snapshot();
+            let now = now_ms();
+            for (p, at) in &facts.last_landed_ms {
+                let p = p.to_string();
+                metrics::gauge!("ingest_last_landed_timestamp_seconds", "partition" => p.clone())
+                    .set(*at as f64 / 1000.0);
+                metrics::gauge!("ingest_seconds_since_last_landed", "partition" => p)
+                    .set((now - at) as f64 / 1000.0);
+            }
+            Response::builder()
+                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                .body(Full::new(Bytes::from(metrics.render())))
+                .expect("static response parts are valid")
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz, /readyz or /metrics".into(),
+        ),
+    }
+}

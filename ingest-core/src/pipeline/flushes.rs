@@ -1,0 +1,92 @@
+//! Flushes: starting them (one in flight per partition, a bounded number at once, partitions in
+//! turn), the age timer that seals quiet batches, and applying what each flush reports.
+//!
+//! Invariant: a partition has at most one flush in flight, and a flush's outcome only updates
+//! the ownership (epoch) it was started for.
+
+use std::ops::Bound;
+use std::time::Instant;
+
+use super::{Joined, Loop};
+use crate::error::Error;
+use crate::land::Outcome;
+
+impl Loop {
+    pub(super) fn on_flushed(&mut self, joined: Joined) -> Result<(), Error> {
+        let (partition, epoch, result) =
+            joined.map_err(|e| Error::Internal(format!("flush task failed: {e}")))?;
+        let outcome = result?;
+        let Some(owned) = self
+            .partitions
+            .get_mut(&partition)
+            .filter(|o| o.epoch == epoch)
+        else {
+            return Ok(()); // revoked meanwhile: the state it would update is gone
+        };
+        match outcome {
+            Outcome::Landed { through } => owned.state.landed(through),
+            Outcome::NeedMore {
+                batch,
+                through,
+                landed,
+            } => {
+                if let Some(l) = landed {
+                    owned.state.landed(l);
+                }
+                owned.state.need_more(batch, through);
+            }
+            Outcome::Revoked => {}
+        }
+        Ok(())
+    }
+
+    /// Starts the flushes that can start, up to [`max_flushes`] at once, taking partitions in
+    /// turn from where the last call stopped so none waits behind the others for long.
+    pub(super) fn start_uploads(&mut self) {
+        let max = max_flushes();
+        let after = self.last_started;
+        let order: Vec<i32> = self
+            .partitions
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .chain(self.partitions.range(..=after))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in order {
+            if self.tasks.len() >= max {
+                return;
+            }
+            let Some(owned) = self.partitions.get_mut(&p) else {
+                continue;
+            };
+            if let Some(sealed) = owned.state.start_next() {
+                let (flusher, owner, epoch) =
+                    (self.flusher.clone(), owned.owner.clone(), owned.epoch);
+                self.tasks
+                    .spawn(async move { (p, epoch, flusher.flush(p, sealed, owner).await) });
+                self.last_started = p;
+            }
+        }
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.partitions
+            .values()
+            .filter_map(|o| o.state.deadline(&self.config.flush))
+            .min()
+    }
+
+    pub(super) fn tick(&mut self) {
+        let now = Instant::now();
+        for owned in self.partitions.values_mut() {
+            owned.state.tick(now, &self.config.flush);
+        }
+    }
+}
+
+/// Flushes in flight at once (each partition has at most one): four per core, at least 16.
+/// Uploads mostly wait on storage, but every local-disk write holds a blocking thread, and a
+/// thread per partition at once (at shutdown, say) costs memory for nothing.
+pub(super) fn max_flushes() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (4 * cores).max(16)
+}

@@ -1,0 +1,268 @@
+//! The pipeline: starts every stage and runs the loop, one `select!` over shutdown, finished
+//! flushes, the flush timer and the source's next rebalance, Kafka message or Event Hubs event
+//! (taken in bursts of what is already queued). The loop's work is split by concern: intake and
+//! bursts ([`intake`]), memory balance and fetch control ([`memory`]), starting flushes and
+//! applying their outcomes ([`flushes`]), rebalances ([`rebalance`]) and the drain at shutdown
+//! ([`drain`]).
+//!
+//! Invariants: a partition has at most one flush in flight (and at most `max_flushes` run);
+//! buffered bytes across partitions stay under `INGEST_MAX_BUFFER_BYTES` (plus what librdkafka
+//! already queued) by flushing early, leaving messages in the source's bounded queue at the cap,
+//! and pausing fetch if that lasts; revoked partitions are forgotten at once; on shutdown
+//! fetching stops, every buffer is flushed and committed, or the loop gives up at the timeout
+//! having committed nothing that did not land.
+
+mod drain;
+mod flushes;
+mod intake;
+mod memory;
+mod rebalance;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::PartitionState;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::encode::transform::Transform;
+use crate::encode::{Ahead, EncodeOptions};
+use crate::error::Error;
+use crate::land::naming::Namer;
+use crate::land::{Flusher, Outcome};
+use crate::ops::health::Health;
+use crate::ops::progress::Progress;
+use crate::ops::{http, watch as ops_watch};
+use crate::source::{self, Control};
+use crate::storage::Storage;
+use intake::Consumed;
+use memory::HOLD_MAX;
+
+/// A configured pipeline, not yet running.
+pub struct Pipeline {
+    config: Config,
+    progress: watch::Sender<Progress>,
+    transform: Option<Transform>,
+}
+
+impl Pipeline {
+    pub fn new(config: Config) -> Self {
+        Pipeline {
+            config,
+            progress: watch::Sender::new(Progress::default()),
+            transform: None,
+        }
+    }
+
+    /// Sets (or clears) the per-topic transform applied by the encoder.
+    pub fn with_transform(mut self, transform: Option<Transform>) -> Self {
+        self.transform = transform;
+        self
+    }
+
+    /// Watches what has landed and been committed while the pipeline runs.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Runs until `shutdown` is cancelled and every buffer is flushed (or a fatal error).
+    /// Returns what this run landed.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<Progress, Error> {
+        let config = self.config;
+        let health = Arc::new(Health::new(now_ms()));
+        // Stops the endpoint and the storage watch when this function returns, however it ends.
+        let background = CancellationToken::new();
+        let _stop_background = background.clone().drop_guard();
+        if let Some(addr) = config.http_addr {
+            let listener = http::bind(addr).await.map_err(Error::Endpoint)?;
+            let bound = listener.local_addr().ok();
+            if let Some(a) = bound {
+                tracing::info!(addr = %a, "serving /healthz, /readyz and /metrics");
+            }
+            self.progress.send_modify(|p| p.http_addr = bound);
+            tokio::spawn(http::serve(
+                listener,
+                Arc::clone(&health),
+                crate::ops::metrics::recorder(),
+                config.health_stall,
+                background.clone(),
+            ));
+        }
+        let mut storage = Storage::from_config(&config).map_err(Error::Storage)?;
+        let caps = storage.probe().await.map_err(Error::Storage)?;
+        tokio::spawn(ops_watch::storage(
+            storage.clone(),
+            Arc::clone(&health),
+            config.storage_check_interval,
+            background.clone(),
+        ));
+        let opened = tokio::select! {
+            opened = source::open(&config, background.child_token()) => opened?,
+            _ = shutdown.cancelled() => {
+                tracing::info!("shutdown requested during start-up; nothing was consumed");
+                return Ok(Progress::default());
+            }
+        };
+        let source::Opened {
+            mut source,
+            control,
+            partitions: partition_count,
+            label,
+        } = opened;
+        // What `ingest_buffered_bytes` is held under: the cap less librdkafka's share.
+        let cap = control.batch_budget(&config);
+        metrics::gauge!("ingest_buffer_cap_bytes").set(cap as f64);
+        health.update(|f| f.started = true);
+        tracing::info!(topic = %config.topic, source = %label, storage = storage.label(),
+            create_only = caps.create_only, multipart = caps.multipart,
+            partitions = partition_count, "ingest started");
+
+        let flusher = Arc::new(Flusher {
+            storage,
+            source: control.clone(),
+            namer: Namer {
+                topic: config.topic.clone(),
+                dead_letter_prefix: config.dead_letter_prefix.clone(),
+                compression: config.compression,
+                time_source: config.time_source,
+            },
+            encode: EncodeOptions {
+                topic: config.topic.clone(),
+                envelope: config.envelope,
+                compression: config.compression,
+                invalid: config.invalid,
+                max_record_bytes: config.max_record_bytes,
+                transform: self.transform,
+            },
+            fault: config.fault,
+            uploads: AtomicU64::new(0),
+            encoded_bytes: AtomicUsize::new(0),
+            progress: self.progress.clone(),
+            health: Arc::clone(&health),
+        });
+        let mut lp = Loop {
+            cap,
+            config,
+            source: control.clone(),
+            flusher,
+            partitions: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            last_started: -1,
+            next_epoch: 0,
+            paused: BTreeSet::new(),
+            held_since: None,
+            draining: false,
+            buffered: 0,
+            seal_headroom: 0,
+            consumed: Consumed::register(),
+            health: Arc::clone(&health),
+        };
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        let mut tick_at: Option<Instant> = None;
+        let mut receiver = source.receiver();
+        // Whether partition-wide state may have changed since the last scan. Most messages only
+        // append to an open batch; they skip the O(partitions) scan below.
+        let mut attention = true;
+        loop {
+            if attention {
+                lp.start_uploads();
+                lp.balance_memory(Instant::now());
+                if lp.draining && lp.drained() {
+                    break;
+                }
+                tick_at = if lp.draining {
+                    None
+                } else {
+                    lp.next_deadline()
+                };
+            }
+            attention = true;
+            let hold_until = lp.held_since.map(|t| t + HOLD_MAX);
+            let mut taken = None;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled(), if !lp.draining => {
+                    drain_deadline = Some(tokio::time::Instant::now() + lp.config.shutdown_timeout);
+                    lp.begin_drain();
+                }
+                _ = tokio::time::sleep_until(drain_deadline.unwrap_or(far)), if drain_deadline.is_some() => {
+                    let pending = lp.partitions.iter().filter(|(_, o)| !o.state.is_drained()).map(|(p, _)| *p).collect();
+                    return Err(Error::ShutdownTimeout { timeout: lp.config.shutdown_timeout, pending });
+                }
+                Some(joined) = lp.tasks.join_next(), if !lp.tasks.is_empty() => lp.on_flushed(joined)?,
+                _ = heartbeat.tick() => {
+                    lp.health.update(|f| f.heartbeat_ms = now_ms());
+                    attention = false;
+                }
+                _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
+                // Held at the cap for too long: balance_memory pauses partitions instead.
+                _ = tokio::time::sleep_until(hold_until.map_or(far, tokio::time::Instant::from_std)), if hold_until.is_some() => {}
+                next = receiver.next(), if lp.held_since.is_none() => taken = Some(next),
+            }
+            if let Some(first) = taken {
+                attention = lp.take_burst(first, &mut receiver)?;
+            }
+        }
+        let landed = self.progress.borrow().clone();
+        tracing::info!(
+            files = landed.files,
+            records = landed.records,
+            bytes = landed.bytes,
+            dead_letters = landed.dead_letters,
+            commit_failures = landed.commit_failures,
+            "ingest stopped: every buffered record landed"
+        );
+        if landed.commit_failures > 0 {
+            tracing::warn!(
+                commit_failures = landed.commit_failures,
+                "some commits failed; their files stay claimed and are skipped when re-read, so nothing lands twice"
+            );
+        }
+        control.close().await;
+        Ok(landed)
+    }
+}
+
+/// A partition this consumer owns. `epoch` tells a flush of an earlier ownership apart.
+struct Owned {
+    state: PartitionState<Ahead>,
+    /// Offset after the last record received (for the caught-up log).
+    next_offset: Option<i64>,
+    owner: CancellationToken,
+    epoch: u64,
+}
+
+type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;
+
+struct Loop {
+    /// What batches and encoded files may hold ([`Control::batch_budget`]).
+    cap: usize,
+    health: Arc<Health>,
+    config: Config,
+    source: Control,
+    flusher: Arc<Flusher>,
+    partitions: BTreeMap<i32, Owned>,
+    tasks: JoinSet<(i32, u64, Result<Outcome, Error>)>,
+    /// The partition whose flush started last (flushes start in turn).
+    last_started: i32,
+    next_epoch: u64,
+    paused: BTreeSet<i32>,
+    /// Since when messages are left in librdkafka's (bounded) queue because the buffers are at
+    /// the cap. Nothing is refetched when taking resumes, unlike after a pause.
+    held_since: Option<Instant>,
+    draining: bool,
+    /// Memory held by batches across partitions: exact after `balance_memory`, plus what
+    /// `on_message` added since.
+    buffered: usize,
+    /// Memory open batches may still grow by before memory pressure needs a look (only pushes
+    /// grow them), so most messages skip the scan over partitions.
+    seal_headroom: usize,
+    consumed: Consumed,
+}

@@ -1,0 +1,61 @@
+//! Rebalances: partitions assigned start empty under a new epoch; partitions revoked are
+//! forgotten at once.
+//!
+//! Invariant (`DELIVERY.md`, "revoked means forget"): a revoked partition's buffers are dropped
+//! uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
+//! consumer again; the new owner re-reads from the committed offset.
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Loop, Owned};
+use crate::batch::PartitionState;
+use crate::source::RebalanceEvent;
+
+impl Loop {
+    pub(super) fn on_rebalance(&mut self, event: RebalanceEvent) {
+        match event {
+            RebalanceEvent::Assigned(partitions) => {
+                for p in &partitions {
+                    self.next_epoch += 1;
+                    self.partitions.insert(
+                        *p,
+                        Owned {
+                            state: PartitionState::default(),
+                            next_offset: None,
+                            owner: CancellationToken::new(),
+                            epoch: self.next_epoch,
+                        },
+                    );
+                }
+                tracing::info!(
+                    ?partitions,
+                    "partitions assigned; resuming from their committed offsets"
+                );
+            }
+            RebalanceEvent::Revoked(partitions) => {
+                for p in &partitions {
+                    self.paused.remove(p);
+                    if let Some(owned) = self.partitions.remove(p) {
+                        owned.owner.cancel();
+                        tracing::info!(partition = p, dropped_bytes = owned.state.held_bytes(),
+                            "partition revoked; its unlanded records are dropped uncommitted for the new owner to re-read");
+                    }
+                }
+                self.health.update(|f| {
+                    for p in &partitions {
+                        f.last_landed_ms.remove(p);
+                    }
+                });
+                // The new owner reports how long since it landed; a last value left here could
+                // win its `max by (partition)` (the scrape only updates owned partitions).
+                for p in &partitions {
+                    metrics::gauge!("ingest_seconds_since_last_landed", "partition" => p.to_string())
+                        .set(0.0);
+                }
+            }
+        }
+        let owned = self.partitions.len();
+        self.health.update(|f| f.assigned = owned);
+        metrics::gauge!("ingest_assigned_partitions").set(owned as f64);
+    }
+}

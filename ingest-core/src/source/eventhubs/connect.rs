@@ -1,0 +1,150 @@
+//! Opening the source: the client (connection string or Microsoft Entra identity), the hub's
+//! partitions, and the balancer that claims them.
+//!
+//! Invariant: errors are one line naming the setting to check.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_messaging_eventhubs::ConsumerClient;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::ownership::balance_loop;
+use super::receiver::{Control, Delivery, Receiver, Shared};
+use super::store::CheckpointStore;
+use crate::config::cloud::CloudEnv;
+use crate::config::eventhubs::{Credential, EventHubsConfig, SharedAccessKey, StartAt};
+use crate::storage::one_line;
+
+/// Everything a partition task and the balancer need.
+pub(super) struct Context {
+    /// Cancelled when the pipeline ends: stops the balancer and every receiver.
+    pub(super) stop: CancellationToken,
+    pub(super) client: Arc<ConsumerClient>,
+    pub(super) store: CheckpointStore,
+    pub(super) shared: Arc<Shared>,
+    pub(super) tx: mpsc::Sender<Delivery>,
+    pub(super) owner_id: String,
+    pub(super) partition_ids: Vec<String>,
+    pub(super) start: StartAt,
+    pub(super) expiry: Duration,
+    pub(super) interval: Duration,
+    pub(super) prefetch: u32,
+}
+
+pub(super) const BACKOFF_START: Duration = Duration::from_millis(500);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Connects, reads the hub's partitions and starts load balancing. Returns the number of
+/// partitions. Errors are one line naming the setting to check.
+pub async fn open(
+    config: &EventHubsConfig,
+    cloud: &CloudEnv,
+    store: CheckpointStore,
+    prefetch: u32,
+    stop: CancellationToken,
+) -> Result<(Receiver, Control, usize), String> {
+    let client = connect(config, cloud).await?;
+    let properties = client.get_eventhub_properties().await.map_err(|e| {
+        format!(
+            "cannot read event hub {} on {} ({}); check INGEST_EVENTHUBS_EVENT_HUB and INGEST_EVENTHUBS_CONNECTION_STRING (its policy needs Listen)",
+            config.event_hub,
+            config.fully_qualified_namespace,
+            one_line(&e)
+        )
+    })?;
+    let mut partition_ids = properties.partition_ids;
+    if let Some(bad) = partition_ids.iter().find(|p| p.parse::<i32>().is_err()) {
+        return Err(format!(
+            "event hub {} has a partition id {bad:?} that is not a number; files are named by partition number",
+            config.event_hub
+        ));
+    }
+    partition_ids.sort_by_key(|p| p.parse::<i32>().unwrap_or_default());
+    let count = partition_ids.len();
+    let owner_id = config.owner_id.clone().unwrap_or_else(unique_owner_id);
+    tracing::info!(
+        owner_id,
+        partitions = count,
+        "event hub reachable; balancing partitions"
+    );
+    let client = Arc::new(client);
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel(256);
+    let context = Arc::new(Context {
+        stop: stop.clone(),
+        client: client.clone(),
+        store: store.clone(),
+        shared: shared.clone(),
+        tx,
+        owner_id,
+        partition_ids,
+        start: config.start_position,
+        expiry: config.ownership_expiry,
+        interval: config.load_balancing_interval,
+        prefetch,
+    });
+    let balancer = tokio::spawn(balance_loop(context, stop.clone()));
+    Ok((
+        Receiver {
+            rx,
+            generations: HashMap::new(),
+            shared: shared.clone(),
+        },
+        Control {
+            shared,
+            store,
+            stop,
+            balancer: Arc::new(tokio::sync::Mutex::new(Some(balancer))),
+        },
+        count,
+    ))
+}
+
+async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerClient, String> {
+    let mut builder = ConsumerClient::builder().with_consumer_group(config.consumer_group.clone());
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_custom_endpoint(endpoint.to_string());
+    }
+    let namespace = &config.fully_qualified_namespace;
+    let opened = match &config.credential {
+        Credential::SharedAccessKey(key) => {
+            let secret = match key {
+                SharedAccessKey::Key { name, key } => {
+                    format!("SharedAccessKeyName={name};SharedAccessKey={key}")
+                }
+                SharedAccessKey::Signature(sig) => format!("SharedAccessSignature={sig}"),
+            };
+            let connection_string = format!("Endpoint=sb://{namespace}/;{secret}");
+            builder
+                .open_with_connection_string(&connection_string, Some(&config.event_hub))
+                .await
+        }
+        Credential::Identity => {
+            let credential = super::identity::credential(cloud)?;
+            builder
+                .open(namespace, config.event_hub.clone(), credential)
+                .await
+        }
+    };
+    opened.map_err(|e| {
+        format!(
+            "cannot connect to Event Hubs namespace {namespace} ({}); check INGEST_EVENTHUBS_CONNECTION_STRING (or the AZURE_* identity), INGEST_EVENTHUBS_ENDPOINT and the network",
+            one_line(&e)
+        )
+    })
+}
+
+fn unique_owner_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ingest".into());
+    format!("{host}-{:016x}", random())
+}
+
+pub(super) fn random() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::clock::now_ms() as u64);
+    h.finish()
+}

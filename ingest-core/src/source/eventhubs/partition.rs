@@ -1,0 +1,208 @@
+//! Receiving one owned partition: where it starts (after its checkpoint), the receiver link,
+//! reconnecting after errors, pausing at the buffer cap, and each event made owned for the loop.
+//!
+//! Invariant: after a broken link the receiver resumes after the last event it handed over, so
+//! nothing is skipped or handed twice within one ownership.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_messaging_eventhubs::{OpenReceiverOptions, StartLocation, StartPosition};
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{Context, BACKOFF_MAX, BACKOFF_START};
+use super::layout::{self, Checkpoint, Start};
+use super::receiver::{Delivery, Event};
+
+fn sdk_position(start: &Start) -> StartPosition {
+    let (location, inclusive) = match start {
+        Start::Earliest => (StartLocation::Earliest, false),
+        Start::Latest => (StartLocation::Latest, false),
+        Start::AfterSequenceNumber(s) => (StartLocation::SequenceNumber(*s), false),
+        Start::AfterOffset(o) => (StartLocation::Offset(o.clone()), false),
+    };
+    StartPosition {
+        location,
+        inclusive,
+    }
+}
+
+/// Waits `backoff` (doubling it) unless cancelled; returns false when cancelled.
+async fn pause_for(backoff: &mut Duration, cancel: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Where a newly owned partition starts: after its checkpoint; without one, at the earliest
+/// event, or at the latest, which is then written as the checkpoint so a restart before the
+/// first file does not skip what arrived meanwhile.
+async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, String> {
+    let checkpoint = cx
+        .store
+        .checkpoint(partition_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = layout::start_position(checkpoint.as_ref(), cx.start);
+    if start != Start::Latest {
+        return Ok(start);
+    }
+    let props = cx
+        .client
+        .get_partition_properties(partition_id)
+        .await
+        .map_err(|e| format!("cannot read partition {partition_id}'s properties: {e}"))?;
+    if props.is_empty {
+        return Ok(Start::Earliest);
+    }
+    let latest = Checkpoint {
+        sequence_number: Some(props.last_enqueued_sequence_number),
+        offset: Some(props.last_enqueued_offset),
+    };
+    cx.store
+        .set_checkpoint(partition_id, &latest)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Start::AfterSequenceNumber(
+        props.last_enqueued_sequence_number,
+    ))
+}
+
+/// Receives one owned partition until cancelled, reconnecting after errors.
+pub(super) async fn receive(
+    cx: Arc<Context>,
+    partition_id: String,
+    partition: i32,
+    generation: u64,
+    mut paused: watch::Receiver<bool>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = BACKOFF_START;
+    let mut start = loop {
+        match starting_point(&cx, &partition_id).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "cannot find where to start; retrying");
+                if !pause_for(&mut backoff, &cancel).await {
+                    return;
+                }
+            }
+        }
+    };
+    tracing::info!(partition, start = ?start, "receiving");
+    loop {
+        let options = OpenReceiverOptions {
+            start_position: Some(sdk_position(&start)),
+            prefetch: Some(cx.prefetch),
+            owner_level: Some(0),
+            ..Default::default()
+        };
+        let opened = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = cx.client.open_receiver_on_partition(partition_id.clone(), Some(options)) => r,
+        };
+        let receiver = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "cannot open the receiver; retrying");
+                if !pause_for(&mut backoff, &cancel).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut events = receiver.stream_events();
+        loop {
+            // Paused (buffer cap): stop taking events; the link's credit stops the rest.
+            while *paused.borrow_and_update() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    changed = paused.changed() => if changed.is_err() { return },
+                }
+            }
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return,
+                n = events.next() => n,
+            };
+            let event = match next {
+                Some(Ok(e)) => e,
+                Some(Err(e)) => {
+                    tracing::warn!(partition, error = %e, "receive failed; reconnecting after the last event received");
+                    break;
+                }
+                None => break,
+            };
+            let Some(sequence_number) = event.sequence_number() else {
+                tracing::warn!(
+                    partition,
+                    "an event without a sequence number was skipped by the service"
+                );
+                continue;
+            };
+            backoff = BACKOFF_START;
+            let data = event.event_data();
+            let event = Event {
+                partition,
+                generation,
+                sequence_number,
+                offset: event.offset().clone(),
+                enqueued_ms: event.enqueued_time().and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_millis() as i64)
+                }),
+                partition_key: event.partition_key().clone(),
+                body: data.body().map(<[u8]>::to_vec),
+                properties: data
+                    .properties()
+                    .map(|props| {
+                        let mut v: Vec<(String, Vec<u8>)> = props
+                            .iter()
+                            .map(|(k, v)| (k.clone(), property_text(v).into_bytes()))
+                            .collect();
+                        v.sort();
+                        v
+                    })
+                    .unwrap_or_default(),
+            };
+            start = Start::AfterSequenceNumber(sequence_number);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                sent = cx.tx.send(Delivery::Event(event)) => if sent.is_err() { return },
+            }
+        }
+        drop(events);
+        let _ = receiver.close().await;
+        if !pause_for(&mut backoff, &cancel).await {
+            return;
+        }
+    }
+}
+
+/// An application property value as text (what lands in the record's headers).
+fn property_text(v: &azure_core_amqp::AmqpSimpleValue) -> String {
+    use azure_core_amqp::AmqpSimpleValue as V;
+    match v {
+        V::Null => String::new(),
+        V::Boolean(b) => b.to_string(),
+        V::UByte(n) => n.to_string(),
+        V::Byte(n) => n.to_string(),
+        V::Char(c) => c.to_string(),
+        V::UShort(n) => n.to_string(),
+        V::Short(n) => n.to_string(),
+        V::UInt(n) => n.to_string(),
+        V::Int(n) => n.to_string(),
+        V::ULong(n) => n.to_string(),
+        V::Long(n) => n.to_string(),
+        V::Float(n) => n.to_string(),
+        V::Double(n) => n.to_string(),
+        V::String(s) => s.clone(),
+        V::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}

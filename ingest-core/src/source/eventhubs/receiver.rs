@@ -1,0 +1,186 @@
+//! The two halves the pipeline holds: the [`Receiver`] it polls for ownership changes and
+//! events, and the [`Control`] it pauses, commits and closes through; and the state they share
+//! with the balancer and the partition tasks.
+//!
+//! Invariant: an event of an ownership that has ended (an older generation) never reaches the
+//! loop, and a checkpoint names only an event the loop was handed and whose file landed.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::layout::Checkpoint;
+use super::store::CheckpointStore;
+use crate::source::RebalanceEvent;
+
+/// One event, owned: received on a partition task and handed to the loop.
+pub struct Event {
+    pub partition: i32,
+    pub(super) generation: u64,
+    pub sequence_number: i64,
+    /// Kept for the checkpoint: moved into the pending queue when the loop takes the event.
+    pub(super) offset: Option<String>,
+    pub enqueued_ms: Option<i64>,
+    pub partition_key: Option<String>,
+    pub body: Option<Vec<u8>>,
+    /// Application properties, values rendered as text.
+    pub properties: Vec<(String, Vec<u8>)>,
+}
+
+pub(super) enum Delivery {
+    Assigned(i32, u64),
+    Revoked(i32),
+    Event(Event),
+}
+
+/// What the loop gets next.
+pub enum Next {
+    Rebalance(RebalanceEvent),
+    Event(Event),
+}
+
+/// (sequence number, offset) of events received in one partition, oldest first.
+type Pending = VecDeque<(i64, Option<String>)>;
+
+/// State shared by the balancer, the partition tasks, the loop side and the committer.
+#[derive(Default)]
+pub(super) struct Shared {
+    /// Partitions being received: their pause flag.
+    pub(super) paused: Mutex<HashMap<i32, watch::Sender<bool>>>,
+    /// Sequence number → offset of events handed to the loop and not yet committed past.
+    pub(super) offsets: Mutex<HashMap<i32, Pending>>,
+    /// Partitions owned: ownership ETag and the receiver's cancel token.
+    pub(super) held: Mutex<BTreeMap<String, Held>>,
+}
+
+pub(super) struct Held {
+    pub(super) etag: String,
+    pub(super) receiver: CancellationToken,
+}
+
+/// The receiving half, polled by the pipeline loop.
+pub struct Receiver {
+    pub(super) rx: mpsc::Receiver<Delivery>,
+    pub(super) generations: HashMap<i32, u64>,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// Pauses, commits and closes; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    pub(super) shared: Arc<Shared>,
+    pub(super) store: CheckpointStore,
+    pub(super) stop: CancellationToken,
+    pub(super) balancer: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Receiver {
+    /// The next assignment change or event. `None` when the source stopped.
+    pub async fn next(&mut self) -> Option<Next> {
+        loop {
+            let delivery = self.rx.recv().await?;
+            if let Some(next) = self.accept(delivery) {
+                return Some(next);
+            }
+        }
+    }
+
+    /// The next assignment change or event already delivered, without waiting.
+    pub fn try_next(&mut self) -> Option<Next> {
+        loop {
+            let delivery = self.rx.try_recv().ok()?;
+            if let Some(next) = self.accept(delivery) {
+                return Some(next);
+            }
+        }
+    }
+
+    /// Applies a delivery to the generations and the pending offsets; `None` for an event
+    /// from an ownership that has ended.
+    fn accept(&mut self, delivery: Delivery) -> Option<Next> {
+        match delivery {
+            Delivery::Assigned(p, generation) => {
+                self.generations.insert(p, generation);
+                lock(&self.shared.offsets).insert(p, VecDeque::new());
+                Some(Next::Rebalance(RebalanceEvent::Assigned(vec![p])))
+            }
+            Delivery::Revoked(p) => {
+                self.generations.remove(&p);
+                lock(&self.shared.offsets).remove(&p);
+                Some(Next::Rebalance(RebalanceEvent::Revoked(vec![p])))
+            }
+            Delivery::Event(mut e) => {
+                if self.generations.get(&e.partition) != Some(&e.generation) {
+                    return None;
+                }
+                if let Some(q) = lock(&self.shared.offsets).get_mut(&e.partition) {
+                    q.push_back((e.sequence_number, e.offset.take()));
+                }
+                Some(Next::Event(e))
+            }
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Control {
+    pub fn set_paused(&self, partitions: &[i32], paused: bool) {
+        let flags = lock(&self.shared.paused);
+        for p in partitions {
+            if let Some(flag) = flags.get(p) {
+                flag.send_replace(paused);
+            }
+        }
+    }
+
+    /// Writes the checkpoint of `partition` at `through`, the last landed sequence number, with
+    /// that event's offset when this replica received it.
+    pub async fn commit(&self, partition: i32, through: i64) -> Result<(), String> {
+        let offset = {
+            let mut offsets = lock(&self.shared.offsets);
+            offsets.get_mut(&partition).and_then(|q| {
+                // Landed events are no longer needed; the last one names the checkpoint.
+                let landed = q.iter().take_while(|(s, _)| *s <= through).count();
+                q.drain(..landed)
+                    .find(|(s, _)| *s == through)
+                    .and_then(|(_, o)| o)
+            })
+        };
+        let checkpoint = Checkpoint {
+            sequence_number: Some(through),
+            offset,
+        };
+        self.store
+            .set_checkpoint(&partition.to_string(), &checkpoint)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Stops balancing and receiving and releases the partitions held (so another replica takes
+    /// them at once); the connection closes when the last task drops the client. Call after the
+    /// final commits.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        if let Some(balancer) = self.balancer.lock().await.take() {
+            let _ = balancer.await;
+        }
+        let held: Vec<(String, Held)> = std::mem::take(&mut *lock(&self.shared.held))
+            .into_iter()
+            .collect();
+        for (partition, h) in held {
+            h.receiver.cancel();
+            match self.store.release(&partition, &h.etag).await {
+                Ok(true) => tracing::info!(partition, "ownership released"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "could not release ownership; another replica takes it after the expiry")
+                }
+            }
+        }
+    }
+}
