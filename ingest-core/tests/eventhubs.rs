@@ -1,21 +1,22 @@
 //! The Event Hubs source end to end: the service (in process, or as the `ingest-sink` binary)
-//! reads from the AMQP test server (`common::eventhubs`, driven by Microsoft's client over a
+//! reads from the AMQP test server (`eventhubs_server`, driven by Microsoft's client over a
 //! socket) and lands files, checkpoints and ownership in Azurite.
 
 mod common;
+mod eventhubs_server;
 
 use std::collections::BTreeMap;
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::eventhubs::EventHubServer;
 use common::process::*;
 use common::servers::*;
 use common::{
     assert_exactly_once, break_storage, config, landed_files, landed_offsets, restore_storage,
     start, unique, WAIT,
 };
+use eventhubs_server::EventHubServer;
 use ingest::source::eventhubs::store::CheckpointStore;
 
 const NAMESPACE: &str = "ingest-test.servicebus.windows.net";

@@ -1,10 +1,10 @@
-//! The Event Hubs test server (`common::eventhubs`) driven by Microsoft's client
+//! The Event Hubs test server (`eventhubs_server`) driven by Microsoft's client
 //! (`azure_messaging_eventhubs`) over a socket: the properties it reads, the events it receives
 //! with their sequence numbers and offsets, where a receiver starts, that a caught-up receiver
 //! gets new events, and that the service's refusals (wrong key, unknown partition, a higher
 //! owner level) reach it as errors.
 
-mod common;
+mod eventhubs_server;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use azure_messaging_eventhubs::{
 };
 use futures::StreamExt;
 
-use common::eventhubs::{Event, EventHubServer, BEARER_TOKEN};
+use eventhubs_server::{Event, EventHubServer, BEARER_TOKEN};
 
 const NAMESPACE: &str = "ingest-test.servicebus.windows.net";
 const HUB: &str = "orders";

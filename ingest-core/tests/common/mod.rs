@@ -17,7 +17,6 @@ use serde_json::Value;
 
 use ingest::{CancellationToken, Pipeline, Progress};
 
-pub mod eventhubs;
 pub mod process;
 pub mod servers;
 

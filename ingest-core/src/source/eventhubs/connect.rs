@@ -4,39 +4,19 @@
 //! Invariant: errors are one line naming the setting to check.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use azure_messaging_eventhubs::ConsumerClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::context::{random, Context};
 use super::ownership::balance_loop;
-use super::receiver::{Control, Delivery, Receiver, Shared};
+use super::receiver::{Control, Receiver, Shared};
 use super::store::CheckpointStore;
 use crate::config::cloud::CloudEnv;
-use crate::config::eventhubs::{Credential, EventHubsConfig, SharedAccessKey, StartAt};
+use crate::config::eventhubs::{Credential, EventHubsConfig, SharedAccessKey};
 use crate::storage::one_line;
-
-/// Everything a partition task and the balancer need.
-pub(super) struct Context {
-    /// Cancelled when the pipeline ends: stops the balancer and every receiver.
-    pub(super) stop: CancellationToken,
-    pub(super) client: Arc<ConsumerClient>,
-    pub(super) store: CheckpointStore,
-    pub(super) shared: Arc<Shared>,
-    pub(super) tx: mpsc::Sender<Delivery>,
-    pub(super) owner_id: String,
-    pub(super) partition_ids: Vec<String>,
-    pub(super) start: StartAt,
-    pub(super) expiry: Duration,
-    pub(super) interval: Duration,
-    pub(super) prefetch: u32,
-}
-
-pub(super) const BACKOFF_START: Duration = Duration::from_millis(500);
-pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Connects, reads the hub's partitions and starts load balancing. Returns the number of
 /// partitions. Errors are one line naming the setting to check.
@@ -141,10 +121,4 @@ async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerC
 fn unique_owner_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ingest".into());
     format!("{host}-{:016x}", random())
-}
-
-pub(super) fn random() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(crate::clock::now_ms() as u64);
-    h.finish()
 }

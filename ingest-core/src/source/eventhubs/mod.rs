@@ -22,6 +22,7 @@
 
 pub mod balance;
 mod connect;
+mod context;
 pub mod identity;
 pub mod layout;
 mod ownership;

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::balance;
-use super::connect::{random, Context};
+use super::context::{random, Context};
 use super::partition::receive;
 use super::receiver::{lock, Delivery, Held};
 

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{Context, BACKOFF_MAX, BACKOFF_START};
+use super::context::{Context, BACKOFF_MAX, BACKOFF_START};
 use super::layout::{self, Checkpoint, Start};
 use super::receiver::{Delivery, Event};
 

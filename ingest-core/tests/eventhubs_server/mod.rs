@@ -9,6 +9,10 @@
 //! signed with this server's key (or the test bearer as a `jwt`); `$management` READ of the hub
 //! and partition properties; receiver links on `{hub}/ConsumerGroups/{group}/Partitions/{id}`
 //! that honour the start-position filter, link credit and owner level (epoch).
+//!
+//! Compiled only into the tests that use it (`mod eventhubs_server;`), not into every test
+//! binary through `common`.
+#![allow(dead_code)]
 
 mod amqp;
 mod auth;
