@@ -1,0 +1,209 @@
+use super::*;
+
+fn serde_accepts(v: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok()
+}
+
+fn valid(v: &[u8]) -> bool {
+    matches!(scan(v), Scan::Valid { .. })
+}
+
+const CASES: &[&str] = &[
+    "0",
+    "-0",
+    "1",
+    "-",
+    "01",
+    "-01",
+    "1.",
+    "1.5",
+    ".5",
+    "1e",
+    "1e+",
+    "1e5",
+    "1E-5",
+    "1.5e3",
+    "0.0e0",
+    "00",
+    "1x",
+    "2 3",
+    "true",
+    "tru",
+    "truex",
+    "false",
+    "null",
+    "nul",
+    "\"\"",
+    "\"",
+    "\"a\\\"b\"",
+    "\"\\u00e9\"",
+    "\"\\u00g9\"",
+    "\"\\uD800\"",
+    "\"\\x\"",
+    "\"tab\there\"",
+    "\"\u{7f}\"",
+    "\"\u{e9}\u{1f600}\"",
+    "[]",
+    "[",
+    "]",
+    "[1,]",
+    "[,1]",
+    "[1 2]",
+    "[1,2]",
+    "{}",
+    "{",
+    "{\"a\"}",
+    "{\"a\":}",
+    "{\"a\":1,}",
+    "{\"a\":1}",
+    "{a:1}",
+    "{\"a\" : [ 1 , { } ] }",
+    "[{\"a\":[{\"b\":null}]},[]]",
+    "[}",
+    "{]",
+    "{\"a\":1]",
+    " \n {\"a\":1}\r\n",
+    "\t1\t",
+    "",
+    " ",
+    "{\"a\":1}{}",
+    "[\"\\\\\"]",
+    "{\"\\\\\":\"\\/\"}",
+    "[1,[2,[3,[4]]]]",
+    "-1.0E+2",
+];
+
+#[test]
+fn agrees_with_serde_json_on_every_case() {
+    for case in CASES {
+        let v = case.as_bytes();
+        assert_eq!(valid(v), serde_accepts(v), "{case:?}");
+    }
+    // Raw control characters and invalid UTF-8 inside strings, as serde_json treats them.
+    for v in [
+        &b"\"a\nb\""[..],
+        b"\"a\x01\"",
+        b"\"\xff\xfe\"",
+        b"[\"\xc3\"]",
+    ] {
+        assert_eq!(valid(v), serde_accepts(v), "{v:?}");
+    }
+}
+
+#[test]
+fn deep_nesting_is_left_to_serde_json() {
+    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+    assert_eq!(scan(deep.as_bytes()), Scan::Unsure);
+    assert!(
+        serde_accepts(deep.as_bytes()),
+        "serde_json has no depth limit here"
+    );
+    let ok = format!("{}1{}", "[{\"k\":".repeat(32), "}]".repeat(32));
+    assert!(valid(ok.as_bytes()));
+}
+
+#[test]
+fn compaction_is_needed_for_line_breaks_and_surrounding_whitespace() {
+    assert_eq!(scan(b"{\"a\": 1}"), Scan::Valid { compact: false });
+    assert_eq!(scan(b"{\"a\":\n1}"), Scan::Valid { compact: true });
+    assert_eq!(scan(b"{\"a\":\r1}"), Scan::Valid { compact: true });
+    assert_eq!(scan(b" 1"), Scan::Valid { compact: true });
+    assert_eq!(scan(b"[1]\t"), Scan::Valid { compact: true });
+}
+
+/// A tiny deterministic generator (no `rand` dependency).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+fn value(rng: &mut Rng, depth: u32, out: &mut Vec<u8>) {
+    let ws = [&b""[..], b" ", b"\n", b"\t", b"\r\n "];
+    out.extend_from_slice(rng.pick(&ws));
+    match rng.next() % if depth > 6 { 5 } else { 7 } {
+        0 => out.extend_from_slice(rng.pick(&[&b"true"[..], b"false", b"null"])),
+        1 => out.extend_from_slice(rng.pick(&[&b"0"[..], b"-12", b"3.25", b"1e9", b"-0.5E-3"])),
+        2..=4 => {
+            let s = rng.pick(&[
+                &b"\"\""[..],
+                b"\"plain text here\"",
+                b"\"esc \\\" \\\\ \\/ \\n \\u00e9\"",
+                "\"Zürich 東京 🥐\"".as_bytes(),
+                b"\"0123456789abcdefghij\"",
+            ]);
+            out.extend_from_slice(s);
+        }
+        5 => {
+            out.push(b'[');
+            for i in 0..rng.next() % 4 {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(rng, depth + 1, out);
+            }
+            out.push(b']');
+        }
+        _ => {
+            out.push(b'{');
+            for i in 0..rng.next() % 4 {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(rng.pick(&ws));
+                out.extend_from_slice(rng.pick(&[&b"\"k\""[..], b"\"key \\t\"", b"\"\""]));
+                out.extend_from_slice(rng.pick(&ws));
+                out.push(b':');
+                value(rng, depth + 1, out);
+            }
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(rng.pick(&ws));
+}
+
+#[test]
+fn never_accepts_what_serde_json_rejects_on_generated_and_mutated_values() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let noise = b"{}[]\",:\\ \n0-.eEtfnu1\x01\xff";
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..30_000 {
+        let mut v = Vec::new();
+        value(&mut rng, 0, &mut v);
+        assert!(
+            serde_accepts(&v) && valid(&v),
+            "{}",
+            String::from_utf8_lossy(&v)
+        );
+        // Mutate: replace, insert or delete a few bytes.
+        for _ in 0..1 + rng.next() % 3 {
+            let at = (rng.next() % (v.len() as u64 + 1)) as usize;
+            match rng.next() % 3 {
+                0 if at < v.len() => v[at] = rng.pick(noise),
+                1 => v.insert(at, rng.pick(noise)),
+                _ if at < v.len() => {
+                    v.remove(at);
+                }
+                _ => {}
+            }
+        }
+        let serde = serde_accepts(&v);
+        assert_eq!(valid(&v), serde, "{:?}", String::from_utf8_lossy(&v));
+        if serde {
+            accepted += 1;
+        } else {
+            rejected += 1;
+        }
+    }
+    assert!(
+        accepted > 1000 && rejected > 1000,
+        "{accepted} / {rejected}"
+    );
+}
