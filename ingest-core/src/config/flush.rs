@@ -50,3 +50,6 @@ pub(super) fn limits(
     }
     Ok((flush, max_buffer_bytes))
 }
+
+#[cfg(test)]
+mod tests;

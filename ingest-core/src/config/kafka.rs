@@ -100,3 +100,6 @@ impl fmt::Debug for Property {
         write!(f, "{}={value}", self.name)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,3 +113,6 @@ pub struct MultipartPolicy {
     pub threshold_bytes: usize,
     pub part_bytes: usize,
 }
+
+#[cfg(test)]
+mod tests;
