@@ -1,9 +1,9 @@
 //! Draining at shutdown: fetching stops, every open batch is sealed, and the loop ends once
 //! everything that can land has landed and been committed.
 //!
-//! Invariant (`DELIVERY.md`, "shutdown is a flush"): nothing is committed that did not land; a
-//! partition completing an earlier claim cannot finish without fetching, so its records stay
-//! uncommitted for the next run.
+//! Invariant (the README's "How exactly-once works", step 6): nothing is committed that did not
+//! land; a partition completing an earlier claim cannot finish without fetching, so its records
+//! stay uncommitted for the next run.
 
 use super::Loop;
 use crate::batch::FlushReason;

@@ -1,8 +1,8 @@
-//! Rebalances: partitions assigned start empty under a new epoch; partitions revoked are
-//! forgotten at once.
+//! Rebalances: partitions assigned start empty under a new epoch; partitions revoked are forgotten
+//! at once.
 //!
-//! Invariant (`DELIVERY.md`, "revoked means forget"): a revoked partition's buffers are dropped
-//! uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
+//! Invariant (the README's "How exactly-once works", step 5): a revoked partition's buffers are
+//! dropped uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
 //! consumer again; the new owner re-reads from the committed offset.
 
 use tokio_util::sync::CancellationToken;
