@@ -1,11 +1,14 @@
-//! A fast check that a record value is one JSON value, with serde_json's rules.
+//! A fast check that a record value is one JSON value that every reader can read: serde_json's
+//! grammar, plus what a file of lines needs to stay readable as a whole (Python, DuckDB and
+//! Spark reject or mangle a file holding one bad line): valid UTF-8, no lone surrogate escapes,
+//! and at most [`MAX_NESTING`] levels of nesting.
 //!
-//! Pure. Invariant: [`scan`] never accepts what `serde_json::from_slice::<IgnoredAny>` rejects
-//! (a differential test holds it to that); when it does not accept, the caller asks serde_json,
-//! which also words the error. serde_json's rules: whitespace is space, tab, CR and LF; strings
-//! may hold any byte but `"`, `\` and control characters (no UTF-8 check), escapes are
-//! `\" \\ \/ \b \f \n \r \t` or `\u` and four hex digits (surrogates unchecked); numbers are
-//! `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`; nesting has no limit.
+//! Pure. Invariant: [`scan`] never accepts what serde_json's grammar or [`strict`] rejects (a
+//! differential test holds it to that); when it does not accept, the caller asks serde_json, which words a grammar
+//! error, then [`strict`] for the rest. The grammar: whitespace is space, tab, CR and LF;
+//! strings may hold any byte but `"`, `\` and control characters, escapes are
+//! `\" \\ \/ \b \f \n \r \t` or `\u` and four hex digits; numbers are
+//! `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
 
 /// What [`scan`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +20,13 @@ pub enum Scan {
     Unsure,
 }
 
-/// Containers this scanner tracks (one bit each: object or array).
+/// Containers this scanner tracks (one bit each: object or array); deeper is left to
+/// serde_json and [`strict`].
 const MAX_DEPTH: u32 = 64;
+
+/// Deepest nesting a record may have: serde_json's limit (where a transform's parse stops too),
+/// far below where readers give up (Spark: 1,000).
+pub const MAX_NESTING: usize = 128;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -32,12 +40,36 @@ fn specials(w: u64) -> u64 {
         | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
 }
 
-/// The index after the string whose opening quote is before `i`.
+/// The code unit of the `\uXXXX` escape at `i` (the backslash), if its digits are hex.
 #[inline(always)]
-fn string_end(v: &[u8], mut i: usize) -> Option<usize> {
+fn code_unit(v: &[u8], i: usize) -> Option<u32> {
+    let hex = v.get(i + 2..i + 6)?;
+    if v.get(i..i + 2) != Some(&b"\\u"[..]) || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let text = std::str::from_utf8(hex).ok()?;
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// The index after the `\u` escape at `i` (the backslash): a character, or a surrogate pair as
+/// two escapes; `None` for a lone surrogate, which stands for no character.
+#[inline(always)]
+fn unicode_escape_end(v: &[u8], i: usize) -> Option<usize> {
+    match code_unit(v, i)? {
+        0xD800..=0xDBFF if matches!(code_unit(v, i + 6), Some(0xDC00..=0xDFFF)) => Some(i + 12),
+        0xD800..=0xDFFF => None,
+        _ => Some(i + 6),
+    }
+}
+
+/// The index after the string whose opening quote is before `i`. Bytes with the high bit set
+/// (UTF-8 beyond ASCII, or not UTF-8 at all) are noted in `high`.
+#[inline(always)]
+fn string_end(v: &[u8], mut i: usize, high: &mut u64) -> Option<usize> {
     loop {
         if let Some(chunk) = v.get(i..i + 8) {
             let w = u64::from_le_bytes(chunk.try_into().ok()?);
+            *high |= w & HIGHS;
             let found = specials(w);
             if found == 0 {
                 i += 8;
@@ -50,12 +82,15 @@ fn string_end(v: &[u8], mut i: usize) -> Option<usize> {
             b'\\' => {
                 i = match *v.get(i + 1)? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i + 2,
-                    b'u' if v.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i + 6,
+                    b'u' => unicode_escape_end(v, i)?,
                     _ => return None,
                 }
             }
             0..0x20 => return None,
-            _ => i += 1,
+            b => {
+                *high |= u64::from(b & 0x80);
+                i += 1;
+            }
         }
     }
 }
@@ -121,21 +156,27 @@ fn skip_ws(v: &[u8], mut i: usize, line_break: &mut bool) -> usize {
 
 /// After `{` or `,` in an object: the key, whitespace and the colon.
 #[inline(always)]
-fn key_end(v: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
+fn key_end(v: &[u8], i: usize, line_break: &mut bool, high: &mut u64) -> Option<usize> {
     let i = skip_ws(v, i, line_break);
     if v.get(i) != Some(&b'"') {
         return None;
     }
-    let i = skip_ws(v, string_end(v, i + 1)?, line_break);
+    let i = skip_ws(v, string_end(v, i + 1, high)?, line_break);
     (v.get(i) == Some(&b':')).then_some(i + 1)
 }
 
-/// Checks that `v` is exactly one JSON value (with whitespace around it).
+/// Checks that `v` is exactly one JSON value (with whitespace around it) that [`strict`]
+/// accepts too.
 pub fn scan(v: &[u8]) -> Scan {
-    check(v).unwrap_or(Scan::Unsure)
+    let mut high = 0;
+    match check(v, &mut high) {
+        // Beyond ASCII: the bytes must be UTF-8 (outside strings only ASCII got this far).
+        Some(scan) if high == 0 || std::str::from_utf8(v).is_ok() => scan,
+        _ => Scan::Unsure,
+    }
 }
 
-fn check(v: &[u8]) -> Option<Scan> {
+fn check(v: &[u8], high: &mut u64) -> Option<Scan> {
     let mut line_break = false;
     // Open containers: bit d set when the container at depth d is an object.
     let (mut depth, mut objects) = (0u32, 0u64);
@@ -143,7 +184,7 @@ fn check(v: &[u8]) -> Option<Scan> {
     'value: loop {
         i = skip_ws(v, i, &mut line_break);
         match *v.get(i)? {
-            b'"' => i = string_end(v, i + 1)?,
+            b'"' => i = string_end(v, i + 1, high)?,
             b'-' | b'0'..=b'9' => i = number_end(v, i)?,
             b't' if v.get(i..i + 4) == Some(&b"true"[..]) => i += 4,
             b'f' if v.get(i..i + 5) == Some(&b"false"[..]) => i += 5,
@@ -162,7 +203,7 @@ fn check(v: &[u8]) -> Option<Scan> {
                     i = inner + 1;
                 } else {
                     i = if object {
-                        key_end(v, inner, &mut line_break)?
+                        key_end(v, inner, &mut line_break, high)?
                     } else {
                         inner
                     };
@@ -191,7 +232,7 @@ fn check(v: &[u8]) -> Option<Scan> {
                     continue 'value;
                 }
                 (b',', true) => {
-                    i = key_end(v, i + 1, &mut line_break)?;
+                    i = key_end(v, i + 1, &mut line_break, high)?;
                     continue 'value;
                 }
                 (b']', false) | (b'}', true) => {
@@ -202,6 +243,46 @@ fn check(v: &[u8]) -> Option<Scan> {
             }
         }
     }
+}
+
+/// What serde_json's grammar allows but a file of lines must not hold: bytes that are not
+/// UTF-8, `\u` escapes of lone surrogates, nesting deeper than [`MAX_NESTING`]. Expects `v` to
+/// be valid JSON otherwise (serde_json checked it); the error says what is wrong and where.
+pub fn strict(v: &[u8]) -> Result<(), String> {
+    if let Err(e) = std::str::from_utf8(v) {
+        return Err(format!(
+            "not valid UTF-8 at byte {} (every reader of the file would reject it)",
+            e.valid_up_to()
+        ));
+    }
+    let (mut depth, mut in_string) = (0usize, false);
+    let mut i = 0;
+    while let Some(&b) = v.get(i) {
+        match (in_string, b) {
+            (true, b'"') => in_string = false,
+            (true, b'\\') if v.get(i + 1) == Some(&b'u') => {
+                let Some(end) = unicode_escape_end(v, i) else {
+                    return Err(format!(
+                        "a \\u escape at byte {i} is a lone surrogate, which stands for no character"
+                    ));
+                };
+                i = end;
+                continue;
+            }
+            (true, b'\\') => i += 1,
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!("nested deeper than {MAX_NESTING} levels"));
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

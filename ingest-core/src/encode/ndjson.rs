@@ -20,8 +20,10 @@ pub(super) fn check_json(value: &[u8], max_bytes: usize) -> Result<bool, String>
     if let json::Scan::Valid { compact } = json::scan(value) {
         return Ok(compact);
     }
-    // Not valid (or deeper than the fast scan goes): serde_json decides and words the error.
+    // Not valid (or deeper than the fast scan goes): serde_json decides and words a grammar
+    // error; what its grammar allows but readers refuse is checked after.
     serde_json::from_slice::<IgnoredAny>(value).map_err(|e| e.to_string())?;
+    json::strict(value)?;
     // Raw newlines inside valid JSON can only be insignificant whitespace (strings escape them).
     let padded = value.first().is_some_and(u8::is_ascii_whitespace)
         || value.last().is_some_and(u8::is_ascii_whitespace);

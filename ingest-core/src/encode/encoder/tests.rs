@@ -185,6 +185,42 @@ fn oversized_records_are_invalid() {
 }
 
 #[test]
+fn values_readers_cannot_read_are_invalid_records_and_every_line_is_utf8() {
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let ok_deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let values: [Option<&[u8]>; 7] = [
+        Some(b"{\"a\":\"\xff\xfe\"}"),
+        Some(b"[\"\\ud800\"]"),
+        Some(deep.as_bytes()),
+        Some("{\"city\":\"Z\u{fc}rich\"}".as_bytes()),
+        Some(b"\"\\ud83d\\ude00\""),
+        Some(ok_deep.as_bytes()),
+        Some(b"{\"k\":\"\xe9t\xe9\"}"),
+    ];
+    let b = batch(&values);
+    for envelope in [Envelope::Raw, Envelope::Metadata] {
+        let mut o = opts(envelope, Compression::None, InvalidRecordPolicy::DeadLetter);
+        o.max_record_bytes = 1 << 20;
+        let out = encode(&b, 0, &o).unwrap();
+        assert_eq!((out.records, out.dead_lettered), (3, 4), "{envelope:?}");
+        let text = String::from_utf8(out.data).expect("every landed line is UTF-8");
+        assert!(text.contains("Z\u{fc}rich"), "{text}");
+        let dead = lines(&out.dead_letters.unwrap());
+        let offsets: Vec<i64> = dead.iter().map(|d| d["offset"].as_i64().unwrap()).collect();
+        assert_eq!(offsets, vec![100, 101, 102, 106]);
+        let errors: Vec<&str> = dead.iter().map(|d| d["error"].as_str().unwrap()).collect();
+        assert!(errors[0].contains("UTF-8"), "{}", errors[0]);
+        assert!(errors[1].contains("lone surrogate"), "{}", errors[1]);
+        assert!(
+            errors[2].contains("nested deeper than 128"),
+            "{}",
+            errors[2]
+        );
+        assert!(errors[3].contains("UTF-8"), "{}", errors[3]);
+    }
+}
+
+#[test]
 fn gzip_output_decompresses_to_the_same_lines_with_a_plain_header() {
     let b = batch(&[Some(b"{\"a\":1}"), Some(b"2")]);
     let plain = encode(

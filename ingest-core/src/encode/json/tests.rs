@@ -4,6 +4,16 @@ fn serde_accepts(v: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok()
 }
 
+/// What a record must be: serde_json's grammar and what readers of a whole file need.
+fn reference(v: &[u8]) -> bool {
+    serde_accepts(v) && strict(v).is_ok()
+}
+
+/// serde_json's parse into values, which decodes every string (UTF-8, surrogate pairs).
+fn decodes(v: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(v).is_ok()
+}
+
 fn valid(v: &[u8]) -> bool {
     matches!(scan(v), Scan::Valid { .. })
 }
@@ -39,6 +49,13 @@ const CASES: &[&str] = &[
     "\"\\u00e9\"",
     "\"\\u00g9\"",
     "\"\\uD800\"",
+    "\"\\uDC00\"",
+    "\"\\uD800x\"",
+    "\"\\uD800\\u0041\"",
+    "\"\\uD800\\uDC00\"",
+    "\"\\uDBFF\\uDFFF\"",
+    "\"\\ud83d\\ude00 \\uDFFF\"",
+    "{\"\\uDE00\":1}",
     "\"\\x\"",
     "\"tab\there\"",
     "\"\u{7f}\"",
@@ -77,27 +94,52 @@ const CASES: &[&str] = &[
 fn agrees_with_serde_json_on_every_case() {
     for case in CASES {
         let v = case.as_bytes();
-        assert_eq!(valid(v), serde_accepts(v), "{case:?}");
+        assert_eq!(valid(v), reference(v), "{case:?}");
+        assert_eq!(
+            reference(v),
+            decodes(v),
+            "{case:?}: strings as serde_json decodes them"
+        );
     }
-    // Raw control characters and invalid UTF-8 inside strings, as serde_json treats them.
+    // Raw control characters, and bytes that are not UTF-8 inside strings and keys.
     for v in [
         &b"\"a\nb\""[..],
         b"\"a\x01\"",
         b"\"\xff\xfe\"",
+        b"{\"a\":\"\xff\xfe\"}",
+        b"{\"\xe9\":1}",
         b"[\"\xc3\"]",
+        b"\"\xed\xa0\x80\"",
+        "\"\u{e9}\"".as_bytes(),
     ] {
-        assert_eq!(valid(v), serde_accepts(v), "{v:?}");
+        assert_eq!(valid(v), reference(v), "{v:?}");
+        assert_eq!(reference(v), decodes(v), "{v:?}");
     }
+    assert!(!reference(b"{\"a\":\"\xff\xfe\"}"), "not UTF-8");
+    assert!(strict(b"[\"\\uD800\"]")
+        .unwrap_err()
+        .contains("lone surrogate"));
+    assert!(strict(b"\"ok\xff\"")
+        .unwrap_err()
+        .contains("UTF-8 at byte 3"));
 }
 
 #[test]
-fn deep_nesting_is_left_to_serde_json() {
-    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
-    assert_eq!(scan(deep.as_bytes()), Scan::Unsure);
+fn deep_nesting_is_left_to_serde_json_and_bounded() {
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+    assert_eq!(scan(&nested(65)), Scan::Unsure);
+    assert!(reference(&nested(65)));
+    assert!(reference(&nested(MAX_NESTING)));
+    assert!(!reference(&nested(MAX_NESTING + 1)));
     assert!(
-        serde_accepts(deep.as_bytes()),
-        "serde_json has no depth limit here"
+        serde_accepts(&nested(20_000)),
+        "serde_json's grammar check has no depth limit"
     );
+    let deep = strict(&nested(20_000)).unwrap_err();
+    assert!(deep.contains("nested deeper than 128 levels"), "{deep}");
+    // Brackets inside strings are not nesting.
+    let quoted = format!("[\"{}\"]", "[".repeat(500));
+    assert!(reference(quoted.as_bytes()));
     let ok = format!("{}1{}", "[{\"k\":".repeat(32), "}]".repeat(32));
     assert!(valid(ok.as_bytes()));
 }
@@ -136,6 +178,7 @@ fn value(rng: &mut Rng, depth: u32, out: &mut Vec<u8>) {
                 &b"\"\""[..],
                 b"\"plain text here\"",
                 b"\"esc \\\" \\\\ \\/ \\n \\u00e9\"",
+                b"\"pair \\ud83d\\ude00\"",
                 "\"Zürich 東京 🥐\"".as_bytes(),
                 b"\"0123456789abcdefghij\"",
             ]);
@@ -178,7 +221,7 @@ fn never_accepts_what_serde_json_rejects_on_generated_and_mutated_values() {
         let mut v = Vec::new();
         value(&mut rng, 0, &mut v);
         assert!(
-            serde_accepts(&v) && valid(&v),
+            reference(&v) && valid(&v) && decodes(&v),
             "{}",
             String::from_utf8_lossy(&v)
         );
@@ -194,8 +237,13 @@ fn never_accepts_what_serde_json_rejects_on_generated_and_mutated_values() {
                 _ => {}
             }
         }
-        let serde = serde_accepts(&v);
+        let serde = reference(&v);
         assert_eq!(valid(&v), serde, "{:?}", String::from_utf8_lossy(&v));
+        assert!(
+            !decodes(&v) || serde,
+            "{:?}: serde_json decodes it, so it must be accepted",
+            String::from_utf8_lossy(&v)
+        );
         if serde {
             accepted += 1;
         } else {
