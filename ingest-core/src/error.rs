@@ -18,6 +18,9 @@ pub enum Error {
     /// Kafka could not be reached, or the topic does not exist.
     #[error("{0}")]
     Kafka(String),
+    /// librdkafka refused an `INGEST_KAFKA_*` property (named, its value never shown).
+    #[error("{0}")]
+    KafkaSetting(String),
     /// Event Hubs could not be reached, or the event hub cannot be read.
     #[error("{0}")]
     EventHubs(String),
@@ -27,6 +30,16 @@ pub enum Error {
     /// A claim object cannot be read; recovery cannot continue safely.
     #[error("claim {path} is unreadable ({reason}); move it aside only after checking which file it describes")]
     CorruptClaim { path: String, reason: String },
+    /// A claim at a batch's name was written for other records (a recreated topic, or another
+    /// cluster landing into the same root): nothing is skipped or committed on its account.
+    #[error("claim {path} was written for other records than {topic}/{partition}@{offset} holds now ({reason}): the topic was recreated or another cluster lands into this storage root; nothing was skipped or committed. Land this topic under a new INGEST_STORAGE_URL prefix, or move {topic}/ and _ingest/claims/{topic}/ aside first")]
+    ForeignClaim {
+        path: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
     /// Graceful shutdown did not finish within `INGEST_SHUTDOWN_TIMEOUT_MS`.
     #[error("shutdown did not finish within {timeout:?} (partitions still flushing: {pending:?}); nothing unlanded was committed, raise INGEST_SHUTDOWN_TIMEOUT_MS")]
     ShutdownTimeout {

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use ingest::land::recovery::Claim;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_over_three_partitions_land_exactly_once_and_restart_adds_no_duplicates() {
@@ -126,23 +125,6 @@ async fn a_second_consumer_joining_mid_stream_leaves_an_exact_landed_set() {
         high.values().sum::<i64>() as u64,
         "no record landed twice"
     );
-}
-
-/// Writes a claim as an earlier incarnation would have, for partition 0 at offset 0.
-fn write_claim(root: &std::path::Path, topic: &str, last: i64, data: &str) {
-    let claim = Claim {
-        version: 1,
-        topic: topic.into(),
-        partition: 0,
-        first_offset: 0,
-        last_offset: last,
-        data: data.into(),
-        dead_letters: format!("_dead_letters/{data}"),
-        claimed_at_ms: 0,
-    };
-    let path = root.join(ingest::land::naming::claim_path(topic, 0, 0));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, serde_json::to_vec(&claim).unwrap()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

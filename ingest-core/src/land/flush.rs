@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::naming::Namer;
-use super::recovery::{decide, Claim, Recovery};
+use super::recovery::{decide, record_digest, same_records, Claim, ClaimedEncoding, Recovery};
 use crate::clock::now_ms;
 use crate::config::Fault;
 use crate::encode::{ahead, Ahead, EncodeOptions, Encoded, Encoder};
@@ -145,6 +145,11 @@ impl Flusher {
                 batch.first_timestamp_ms(),
                 batch.opened_at_ms(),
             );
+            let first_record = batch
+                .records()
+                .next()
+                .map(|r| record_digest(&r))
+                .unwrap_or_default();
             let claim = Claim {
                 version: Claim::VERSION,
                 topic: self.namer.topic.clone(),
@@ -154,6 +159,11 @@ impl Flusher {
                 data: names.data,
                 dead_letters: names.dead_letters,
                 claimed_at_ms: now_ms(),
+                first_record: Some(first_record.clone()),
+                encoding: Some(ClaimedEncoding::new(
+                    self.encode.envelope,
+                    self.encode.compression,
+                )),
             };
             let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
             match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
@@ -161,7 +171,7 @@ impl Flusher {
                     // Finish the encoding only once the batch is ours to write (what went ahead
                     // while it filled is used as is): an earlier claim's batch is re-encoded from
                     // its records instead, and retries while storage is down encode nothing.
-                    let (returned, encoded) = self.encode(partition, batch).await?;
+                    let (returned, encoded) = self.encode(partition, batch, None).await?;
                     batch = returned;
                     storage!(self.write_files(&claim, encoded, true).await, batch);
                     landed = Some(last);
@@ -180,6 +190,15 @@ impl Flusher {
                             path: names.claim.clone(),
                             reason: e.to_string(),
                         })?;
+                    // Checked before anything is skipped or completed: a recreated topic, or
+                    // another cluster, reuses offsets, and its claims must not stand for ours.
+                    same_records(&existing, &first_record).map_err(|e| Error::ForeignClaim {
+                        path: names.claim.clone(),
+                        topic: self.namer.topic.clone(),
+                        partition,
+                        offset: first,
+                        reason: e.to_string(),
+                    })?;
                     let data_exists = storage!(self.storage.exists(&existing.data).await, batch);
                     let decision = decide(
                         &self.namer.topic,
@@ -202,7 +221,16 @@ impl Flusher {
                         }
                         Recovery::Complete { through } => {
                             let (head, tail) = batch.split_after(through);
-                            let (mut head, encoded) = self.encode(partition, head).await?;
+                            // As claimed, whatever the settings are now: the name says it.
+                            let (envelope, compression) =
+                                existing.encoding_or(self.encode.envelope, self.encode.compression);
+                            let claimed = EncodeOptions {
+                                envelope,
+                                compression,
+                                ..self.encode.clone()
+                            };
+                            let (mut head, encoded) =
+                                self.encode(partition, head, Some(claimed)).await?;
                             if let Err(e) = self.write_files(&existing, encoded, false).await {
                                 head.append(&tail);
                                 return Ok((Step::Retry(e), Some(head)));
@@ -232,17 +260,28 @@ impl Flusher {
         Ok((Step::Done(Outcome::Landed { through }), None))
     }
 
-    async fn encode(&self, partition: i32, batch: Batch) -> Result<(Batch, Encoded), Error> {
+    /// Encodes `batch` with `opts` (default: the service's), continuing what was encoded ahead
+    /// while it filled when that used the same options.
+    async fn encode(
+        &self,
+        partition: i32,
+        batch: Batch,
+        opts: Option<EncodeOptions>,
+    ) -> Result<(Batch, Encoded), Error> {
         // One encode per core at a time: more would add threads and memory (an encoder and its
         // output each), not speed. Waiting batches are already counted in the buffer cap.
         let _permit = encoders()
             .acquire()
             .await
             .map_err(|e| Error::Internal(format!("encoder pool closed: {e}")))?;
-        let opts = self.encode.clone();
+        let same = opts.as_ref().is_none_or(|o| {
+            (o.envelope, o.compression) == (self.encode.envelope, self.encode.compression)
+        });
+        let opts = opts.unwrap_or_else(|| self.encode.clone());
         let (batch, encoded) = tokio::task::spawn_blocking(move || {
             // Continue what was encoded ahead while the batch filled, if anything was.
-            let (mut encoder, done) = ahead::take(&batch).unwrap_or_else(|| {
+            let ahead = if same { ahead::take(&batch) } else { None };
+            let (mut encoder, done) = ahead.unwrap_or_else(|| {
                 let guess = batch.bytes() + batch.len() * 8;
                 (Encoder::new(opts.compression, guess), 0)
             });

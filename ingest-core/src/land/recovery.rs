@@ -8,6 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::StoredRecord;
+use crate::config::{Compression, Envelope};
+
 /// Contents of `_ingest/claims/<topic>/<partition>/<first offset>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
@@ -23,10 +26,125 @@ pub struct Claim {
     pub dead_letters: String,
     /// When the claim was made, ms since the epoch (for humans and lifecycle rules).
     pub claimed_at_ms: i64,
+    /// [`record_digest`] of the batch's first record: tells these records from a recreated
+    /// topic's, or another cluster's, at the same offset. Absent in claims of earlier releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_record: Option<String>,
+    /// How the data file is encoded, so completing the claim writes what its name says whatever
+    /// the settings are now. Absent in claims of earlier releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<ClaimedEncoding>,
 }
 
 impl Claim {
+    /// The claim format. Fields added since are optional, so earlier releases read these
+    /// claims too (a rolling upgrade never meets a claim it refuses).
     pub const VERSION: u32 = 1;
+
+    /// The envelope and compression to complete this claim's file with: as claimed, else (a
+    /// claim of an earlier release) compression from the file name and `envelope` as now.
+    pub fn encoding_or(
+        &self,
+        envelope: Envelope,
+        compression: Compression,
+    ) -> (Envelope, Compression) {
+        match &self.encoding {
+            Some(e) => (e.envelope(), e.compression()),
+            None if self.data.ends_with(".gz") => {
+                let level = match compression {
+                    Compression::Gzip { level } => level,
+                    Compression::None => crate::config::defaults::COMPRESSION_LEVEL,
+                };
+                (envelope, Compression::Gzip { level })
+            }
+            None => (envelope, Compression::None),
+        }
+    }
+}
+
+/// A claimed file's encoding, in words that stay stable across releases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedEncoding {
+    /// `raw` or `metadata`.
+    pub envelope: String,
+    /// `none` or `gzip`.
+    pub compression: String,
+    /// The gzip level, when gzip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+}
+
+impl ClaimedEncoding {
+    pub fn new(envelope: Envelope, compression: Compression) -> ClaimedEncoding {
+        let (compression, level) = match compression {
+            Compression::None => ("none", None),
+            Compression::Gzip { level } => ("gzip", Some(level)),
+        };
+        ClaimedEncoding {
+            envelope: match envelope {
+                Envelope::Raw => "raw",
+                Envelope::Metadata => "metadata",
+            }
+            .into(),
+            compression: compression.into(),
+            level,
+        }
+    }
+
+    fn envelope(&self) -> Envelope {
+        if self.envelope == "metadata" {
+            Envelope::Metadata
+        } else {
+            Envelope::Raw
+        }
+    }
+
+    fn compression(&self) -> Compression {
+        match self.compression.as_str() {
+            "gzip" => Compression::Gzip {
+                level: self
+                    .level
+                    .unwrap_or(crate::config::defaults::COMPRESSION_LEVEL),
+            },
+            _ => Compression::None,
+        }
+    }
+}
+
+/// A digest of a record's timestamp, key and value (64-bit FNV-1a, as 16 hex digits): stable
+/// across releases and machines, so a claim's first record can be checked against the record
+/// at its offset now.
+pub fn record_digest(record: &StoredRecord<'_>) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    feed(&record.timestamp_ms().unwrap_or(i64::MIN).to_le_bytes());
+    for part in [record.key(), record.value()] {
+        match part {
+            Some(b) => {
+                feed(&(b.len() as u64).to_le_bytes());
+                feed(b);
+            }
+            None => feed(&u64::MAX.to_le_bytes()),
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Checks that `claim` covers the records buffered now: its first record's digest, when it has
+/// one, must be `first_record`'s (the digest of the record at its first offset now).
+pub fn same_records(claim: &Claim, first_record: &str) -> Result<(), ClaimMismatch> {
+    match &claim.first_record {
+        Some(claimed) if claimed != first_record => Err(ClaimMismatch::OtherRecords {
+            claimed: claimed.clone(),
+            found: first_record.into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// What to do with a batch starting at a claimed offset.
@@ -58,6 +176,10 @@ pub enum ClaimMismatch {
     Inverted { first: i64, last: i64 },
     #[error("claim version {0} is newer than this service understands (version {v})", v = Claim::VERSION)]
     Version(u32),
+    /// The claim was written for other records at the same offset: a recreated topic, or
+    /// another cluster landing into the same root.
+    #[error("its first record has digest {claimed}, the record at that offset now {found}")]
+    OtherRecords { claimed: String, found: String },
 }
 
 /// Decides how to continue with a batch of `topic`/`partition` covering `first..=last` whose
@@ -113,6 +235,8 @@ mod tests {
             data: "t/dt=1970-01-01/hour=00/t+2+00000000000000000010.ndjson.gz".into(),
             dead_letters: "_dead_letters/t/x".into(),
             claimed_at_ms: 0,
+            first_record: None,
+            encoding: None,
         }
     }
 
@@ -175,5 +299,80 @@ mod tests {
         let c = claim(10, 20);
         let json = serde_json::to_vec(&c).unwrap();
         assert_eq!(serde_json::from_slice::<Claim>(&json).unwrap(), c);
+        let full = Claim {
+            first_record: Some("00112233445566ff".into()),
+            encoding: Some(ClaimedEncoding::new(
+                Envelope::Metadata,
+                Compression::Gzip { level: 3 },
+            )),
+            ..claim(10, 20)
+        };
+        let json = serde_json::to_vec(&full).unwrap();
+        assert_eq!(serde_json::from_slice::<Claim>(&json).unwrap(), full);
+    }
+
+    fn record(key: &[u8], value: &[u8], ts: i64) -> crate::batch::Batch {
+        let mut b = crate::batch::Batch::new(std::time::Instant::now(), 0);
+        b.push(&crate::batch::RecordRef {
+            offset: 10,
+            timestamp_ms: Some(ts),
+            key: Some(key),
+            value: Some(value),
+            headers: &[],
+        });
+        b
+    }
+
+    #[test]
+    fn a_claim_for_other_records_at_the_same_offset_is_told_apart() {
+        let digest = |b: &crate::batch::Batch| record_digest(&b.records().next().unwrap());
+        let ours = digest(&record(b"k", b"{\"a\":1}", 1_000));
+        assert_eq!(ours, digest(&record(b"k", b"{\"a\":1}", 1_000)), "stable");
+        assert_eq!(ours.len(), 16);
+        for other in [
+            record(b"k", b"{\"a\":2}", 1_000),
+            record(b"j", b"{\"a\":1}", 1_000),
+            record(b"k", b"{\"a\":1}", 1_001),
+            record(b"", b"k{\"a\":1}", 1_000),
+        ] {
+            assert_ne!(digest(&other), ours);
+        }
+        let mut c = claim(10, 20);
+        assert_eq!(
+            same_records(&c, &ours),
+            Ok(()),
+            "an earlier release's claim has no digest"
+        );
+        c.first_record = Some(ours.clone());
+        assert_eq!(same_records(&c, &ours), Ok(()));
+        assert!(matches!(
+            same_records(&c, "0000000000000000"),
+            Err(ClaimMismatch::OtherRecords { .. })
+        ));
+    }
+
+    #[test]
+    fn a_claim_is_completed_with_its_own_encoding() {
+        let mut c = claim(10, 20);
+        let now = (Envelope::Raw, Compression::None);
+        assert_eq!(
+            c.encoding_or(now.0, now.1),
+            (Envelope::Raw, Compression::Gzip { level: 6 }),
+            "an earlier release's .gz claim stays gzip"
+        );
+        c.encoding = Some(ClaimedEncoding::new(
+            Envelope::Metadata,
+            Compression::Gzip { level: 9 },
+        ));
+        assert_eq!(
+            c.encoding_or(now.0, now.1),
+            (Envelope::Metadata, Compression::Gzip { level: 9 })
+        );
+        c.data = "t/x.ndjson".into();
+        c.encoding = None;
+        assert_eq!(
+            c.encoding_or(Envelope::Metadata, Compression::Gzip { level: 1 }),
+            (Envelope::Metadata, Compression::None)
+        );
     }
 }

@@ -398,3 +398,23 @@ pub fn break_storage(root: &std::path::Path) {
 pub fn restore_storage(root: &std::path::Path) {
     std::fs::remove_file(root.join("_ingest").join("staging")).unwrap();
 }
+
+/// Writes a claim as an earlier release would have (no digest, no encoding), for partition 0
+/// at offset 0.
+pub fn write_claim(root: &std::path::Path, topic: &str, last: i64, data: &str) {
+    let claim = ingest::land::recovery::Claim {
+        version: 1,
+        topic: topic.into(),
+        partition: 0,
+        first_offset: 0,
+        last_offset: last,
+        data: data.into(),
+        dead_letters: format!("_dead_letters/{data}"),
+        claimed_at_ms: 0,
+        first_record: None,
+        encoding: None,
+    };
+    let path = root.join(ingest::land::naming::claim_path(topic, 0, 0));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_vec(&claim).unwrap()).unwrap();
+}

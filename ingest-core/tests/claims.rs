@@ -1,0 +1,110 @@
+//! Claims under what deployments meet over months, in process against real Kafka-protocol
+//! brokers (librdkafka's mock cluster over TCP) and the local filesystem: a topic recreated
+//! (offsets start again at 0 over old claims) and a claim completed after the encoding settings
+//! changed.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_stops_at_the_old_claims_instead_of_skipping_its_records() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("recreated", 1);
+    produce_json(&broker.brokers, &topic, 1, 30, 0);
+    let (token, mut progress, handle) = start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "10")]));
+    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 30);
+    let landed = snapshot(dir.path());
+
+    // The topic is deleted and created again (here: the same name on a new cluster): its offsets
+    // start at 0 again, at the names of the old claims, with other records.
+    let recreated = Broker::with_topic(&topic, 1);
+    produce_json(&recreated.brokers, &topic, 1, 30, 1_000);
+    let group = unique("group");
+    let vars = env(&recreated.brokers, &topic, &group, dir.path());
+    let (_token, _progress, handle) = start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "10")]));
+    let stopped = tokio::time::timeout(WAIT, handle)
+        .await
+        .expect("the service stops instead of skipping")
+        .unwrap();
+    let error = stopped.expect_err("the old claims do not stand for the new records");
+    let line = error.to_string();
+    assert!(
+        matches!(error, ingest::Error::ForeignClaim { offset: 0, .. }) && !error.is_retryable(),
+        "{line}"
+    );
+    assert!(
+        line.contains(&ingest::land::naming::claim_path(&topic, 0, 0))
+            && line.contains("recreated")
+            && line.contains("INGEST_STORAGE_URL")
+            && !line.contains('\n'),
+        "{line}"
+    );
+    let committed = tokio::task::spawn_blocking({
+        let (b, t) = (recreated.brokers.clone(), topic.clone());
+        move || committed(&b, &group, &t, 1)
+    })
+    .await
+    .unwrap();
+    assert!(
+        committed.values().all(|o| *o < 0),
+        "nothing committed past the new records: {committed:?}"
+    );
+    assert_nothing_rewritten(&landed, dir.path());
+    assert_eq!(snapshot(dir.path()).len(), landed.len(), "no file added");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_completed_with_the_encoding_it_was_made_with() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("reencoded", 1);
+    produce_json(&broker.brokers, &topic, 1, 20, 0);
+    // An earlier release, gzip-compressing, claimed 0..=11 and died before uploading; the
+    // service now runs with compression off.
+    let data = format!(
+        "{topic}/dt=2020-01-01/hour=00/{topic}+0+{:020}.ndjson.gz",
+        0
+    );
+    write_claim(dir.path(), &topic, 11, &data);
+    let (token, mut progress, handle) = start(config(
+        &vars,
+        &[
+            ("INGEST_COMPRESSION", "none"),
+            ("INGEST_FLUSH_MAX_RECORDS", "5"),
+        ],
+    ));
+    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    let raw = std::fs::read(dir.path().join(&data)).unwrap();
+    assert_eq!(&raw[..2], &[0x1f, 0x8b], "a .gz name holds gzip");
+    let offsets: Vec<i64> = read_lines(&dir.path().join(&data))
+        .iter()
+        .map(|l| l["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, (0..=11).collect::<Vec<_>>());
+    // What lands after it follows today's setting.
+    let later: Vec<_> = landed_files(dir.path(), &topic)
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    assert!(!later.is_empty(), "the rest lands uncompressed");
+    assert_exactly_once(
+        dir.path(),
+        &topic,
+        &high_watermarks(&broker.brokers, &topic, 1),
+    );
+}
