@@ -5,6 +5,7 @@
 
 use super::defaults;
 use super::parse::{positive, ConfigError};
+use super::storage::STATE_PREFIX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Envelope {
@@ -71,8 +72,11 @@ pub(super) fn compression(
 pub(super) fn dead_letter_prefix(raw: Option<String>, topic: &str) -> Result<String, ConfigError> {
     let dead_letter_prefix = raw.unwrap_or_else(|| defaults::DEAD_LETTER_PREFIX.into());
     let trimmed = dead_letter_prefix.trim_matches('/');
+    let first = trimmed.split('/').next().unwrap_or_default();
+    // Readers watch `<topic>/`, and `_ingest/` is the service's own: dead letters go elsewhere.
     if trimmed.is_empty()
-        || trimmed == topic
+        || first == topic
+        || first == STATE_PREFIX
         || trimmed
             .split('/')
             .any(|p| p.is_empty() || p == "." || p == "..")
@@ -80,7 +84,7 @@ pub(super) fn dead_letter_prefix(raw: Option<String>, topic: &str) -> Result<Str
         return Err(ConfigError::invalid(
             "DEAD_LETTER_PREFIX",
             &dead_letter_prefix,
-            "a relative path outside the data path, e.g. _dead_letters",
+            format!("a relative path outside the data path ({topic}/) and {STATE_PREFIX}/, e.g. _dead_letters"),
         ));
     }
     Ok(trimmed.to_string())

@@ -15,7 +15,7 @@ use super::encoding::{self, Envelope, InvalidRecordPolicy, TimeSource};
 use super::eventhubs::RawEventHubs;
 use super::ops::{self, Fault, LogFormat};
 use super::parse::{choice, optional, positive, ConfigError};
-use super::storage::{self, is_azure, parse_storage_url};
+use super::storage::{self, is_azure, parse_storage_url, STATE_PREFIX};
 use super::{defaults, flush, kafka, Config};
 
 /// The variables as strings, exactly as found in the environment (prefix `INGEST_` removed).
@@ -173,6 +173,13 @@ impl RawEnv {
             }
         };
         kafka::validate_topic(&topic).map_err(|why| ConfigError::invalid("TOPIC", &topic, why))?;
+        if topic == STATE_PREFIX {
+            return Err(ConfigError::invalid(
+                "TOPIC",
+                &topic,
+                format!("a topic other than {STATE_PREFIX}, where the service keeps its claims and staging files (for Event Hubs, set INGEST_TOPIC to name the files otherwise)"),
+            ));
+        }
         let kafka = kafka::kafka(
             self.kafka_bootstrap_servers,
             self.kafka_group_id,

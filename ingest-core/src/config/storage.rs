@@ -9,6 +9,11 @@ use super::cloud::{parse_azure_connection_string, AzureConnection, CloudEnv};
 use super::defaults;
 use super::parse::{positive, ConfigError};
 
+/// Prefix (relative to the storage root) of everything the service keeps for itself:
+/// claims, staging files and probes. Spark and Auto Loader skip `_`-prefixed paths. No topic
+/// and no dead-letter prefix may take it.
+pub const STATE_PREFIX: &str = "_ingest";
+
 pub(super) fn parse_storage_url(value: Option<String>) -> Result<Url, ConfigError> {
     const EXPECTED: &str = "file:///absolute/path, s3://bucket/prefix or az://container/prefix";
     let v = value.ok_or_else(|| ConfigError::missing("STORAGE_URL", EXPECTED))?;

@@ -152,3 +152,27 @@ fn unknown_ingest_variables_are_reported_not_fatal() {
         vec!["INGEST_FLUSH_MAX_RECORD".to_string()]
     );
 }
+
+#[test]
+fn dead_letters_and_topics_stay_out_of_the_data_path_and_the_state_prefix() {
+    for prefix in ["orders/bad", "/orders/dead/", "_ingest", "_ingest/dead"] {
+        let err = with(&[("INGEST_DEAD_LETTER_PREFIX", prefix)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("INGEST_DEAD_LETTER_PREFIX=") && err.contains("outside the data path"),
+            "{prefix}: {err}"
+        );
+    }
+    for prefix in ["_dead_letters", "orders_dead", "dead/orders"] {
+        let c = with(&[("INGEST_DEAD_LETTER_PREFIX", prefix)]).unwrap();
+        assert_eq!(c.dead_letter_prefix, prefix);
+    }
+    let err = with(&[("INGEST_TOPIC", "_ingest")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("INGEST_TOPIC=\"_ingest\" is invalid") && err.contains("claims"),
+        "{err}"
+    );
+}

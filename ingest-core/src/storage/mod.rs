@@ -24,9 +24,7 @@ mod multipart;
 
 pub use build::{one_line, store_at, Kind};
 
-/// Prefix (relative to the storage root) of everything the service keeps for itself:
-/// claims, staging files and probes. Spark and Auto Loader skip `_`-prefixed paths.
-pub const STATE_PREFIX: &str = "_ingest";
+pub use crate::config::storage::STATE_PREFIX;
 
 /// A storage operation that failed, with the object and what to check.
 #[derive(Debug, thiserror::Error)]
