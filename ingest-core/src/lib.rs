@@ -92,7 +92,7 @@ fn run_with(transform: Option<transform::Transform>) -> ExitCode {
             .await
         {
             Ok(_) => ExitCode::SUCCESS,
-            Err(e @ Error::Config(_)) => {
+            Err(e @ (Error::Config(_) | Error::KafkaSetting(_))) => {
                 tracing::error!("{e}");
                 ExitCode::from(EXIT_CONFIG)
             }

@@ -198,7 +198,15 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
                 ("INGEST_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
             ],
             "invalid Kafka configuration",
-            1,
+            2,
+        ),
+        (
+            vec![(
+                "INGEST_KAFKA_SASL_JAAS_CONFIG",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required password=\"SharedAccessKey=s3cr3t\";",
+            )],
+            "INGEST_KAFKA_SASL_JAAS_CONFIG is not a valid Kafka setting",
+            2,
         ),
     ];
     for (extra, expected, code) in cases {
@@ -219,6 +227,15 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
             "{extra:?}: {:?} lacks {expected:?}",
             errors[0]
         );
+        // librdkafka properties are named without their values (they are often secrets).
+        for (name, value) in &extra {
+            if name.starts_with("INGEST_KAFKA_") && value.len() >= 4 {
+                assert!(
+                    !stderr.contains(value),
+                    "{extra:?}: a value is shown: {stderr}"
+                );
+            }
+        }
     }
     // Without any environment at all: the first missing variable.
     let out = Command::new(env!("CARGO_BIN_EXE_ingest-sink"))

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::RebalanceEvent;
 use crate::config::Config;
+use crate::error::Error;
 
 /// Forwards rebalances to the pipeline loop, routes librdkafka logs to `tracing` and keeps the
 /// lag gauges of the partitions this member owns.
@@ -216,23 +217,55 @@ pub fn client_config(config: &Config) -> ClientConfig {
 /// Creates the consumer and subscribes it to the topic.
 pub fn subscribe(
     config: &Config,
-) -> Result<(Arc<SharedConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>), String> {
+) -> Result<(Arc<SharedConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>), Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let context = Context {
         topic: config.topic.clone(),
         events: tx,
         assigned: Default::default(),
     };
-    let consumer: KafkaConsumer =
-        client_config(config)
-            .create_with_context(context)
-            .map_err(|e| {
-                format!("invalid Kafka configuration: {e}; check the INGEST_KAFKA_* variables")
-            })?;
+    let consumer: KafkaConsumer = client_config(config)
+        .create_with_context(context)
+        .map_err(|e| Error::KafkaSetting(config_error(&e, config)))?;
     consumer
         .subscribe(&[&config.topic])
-        .map_err(|e| format!("cannot subscribe to topic {}: {e}", config.topic))?;
+        .map_err(|e| Error::Kafka(format!("cannot subscribe to topic {}: {e}", config.topic)))?;
     Ok((Arc::new(SharedConsumer(Some(consumer))), rx))
+}
+
+/// A librdkafka configuration error in one line that names the property but never shows a
+/// value (librdkafka's own messages repeat them, and property values are often secrets).
+pub fn config_error(e: &rdkafka::error::KafkaError, config: &Config) -> String {
+    // Values too short to be secrets would mangle the message if hidden.
+    let hide = |text: &str| {
+        config
+            .kafka
+            .properties
+            .iter()
+            .filter(|p| p.value.len() >= 4)
+            .fold(text.to_string(), |t, p| t.replace(p.value.as_str(), "***"))
+    };
+    let rdkafka::error::KafkaError::ClientConfig(_, description, key, value) = e else {
+        return format!(
+            "invalid Kafka configuration: {}; check the INGEST_KAFKA_* variables",
+            hide(&e.to_string())
+        );
+    };
+    let description = if value.is_empty() {
+        hide(description)
+    } else {
+        hide(&description.replace(value.as_str(), "***"))
+    };
+    let var = format!(
+        "INGEST_KAFKA_{}",
+        key.to_ascii_uppercase().replace('.', "_")
+    );
+    let hint = if key == "sasl.jaas.config" {
+        "sasl.jaas.config is a Java client property: for Event Hubs set INGEST_KAFKA_SASL_USERNAME=$ConnectionString and the connection string as INGEST_KAFKA_SASL_PASSWORD instead"
+    } else {
+        "check its name and value against librdkafka's CONFIGURATION.md"
+    };
+    format!("{var} is not a valid Kafka setting ({description}); {hint}")
 }
 
 /// Checks, blocking up to `timeout`, that the brokers answer and the topic exists.
@@ -319,7 +352,48 @@ pub fn resume(consumer: &KafkaConsumer, topic: &str, partitions: &[(i32, Option<
 
 #[cfg(test)]
 mod tests {
-    use super::prefetch_kbytes;
+    use super::{prefetch_kbytes, subscribe};
+    use crate::config::Config;
+
+    fn refused(name: &str, value: &str) -> String {
+        let config = Config::from_pairs([
+            ("INGEST_TOPIC", "orders"),
+            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
+            ("INGEST_STORAGE_URL", "file:///tmp/lake"),
+            (name, value),
+        ])
+        .unwrap();
+        match subscribe(&config) {
+            Ok(_) => panic!("{name} was accepted"),
+            Err(e @ crate::Error::KafkaSetting(_)) => {
+                assert!(!e.is_retryable());
+                e.to_string()
+            }
+            Err(e) => panic!("{name}: not a settings error: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_property_is_named_without_its_value() {
+        let secret = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$ConnectionString\" password=\"Endpoint=sb://x/;SharedAccessKey=s3cr3t\";";
+        let e = refused("INGEST_KAFKA_SASL_JAAS_CONFIG", secret);
+        assert!(
+            !e.contains("s3cr3t") && !e.contains("PlainLoginModule"),
+            "{e}"
+        );
+        assert!(
+            e.starts_with("INGEST_KAFKA_SASL_JAAS_CONFIG is not a valid Kafka setting")
+                && e.contains("INGEST_KAFKA_SASL_PASSWORD"),
+            "{e}"
+        );
+        let e = refused("INGEST_KAFKA_SESSION_TIMEOUT_MS", "hunter2-secret");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            e.starts_with("INGEST_KAFKA_SESSION_TIMEOUT_MS is not a valid"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
 
     #[test]
     fn prefetch_is_a_thirty_second_of_the_cap_within_bounds() {

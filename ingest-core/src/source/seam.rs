@@ -230,7 +230,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
             label: format!("{}/{}", eh.event_hub, eh.consumer_group),
         });
     }
-    let (consumer, rebalances) = kafka::subscribe(config).map_err(Error::Kafka)?;
+    let (consumer, rebalances) = kafka::subscribe(config)?;
     let check = {
         let (c, cfg) = (consumer.clone(), config.clone());
         tokio::task::spawn_blocking(move || kafka::check_topic(&c, &cfg, Duration::from_secs(15)))
