@@ -22,6 +22,7 @@ pub mod kafka;
 pub mod ops;
 mod parse;
 pub mod storage;
+pub mod transport;
 
 use cloud::{AzureConnection, CloudEnv};
 pub use encoding::{Compression, Envelope, InvalidRecordPolicy, TimeSource};

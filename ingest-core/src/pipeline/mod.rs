@@ -121,6 +121,9 @@ impl Pipeline {
         tracing::info!(topic = %config.topic, source = %label, storage = storage.label(),
             create_only = caps.create_only, multipart = caps.multipart,
             partitions = partition_count, "ingest started");
+        for warning in crate::config::transport::plaintext_warnings(&config) {
+            tracing::warn!("{warning}");
+        }
 
         let flusher = Arc::new(Flusher {
             storage,

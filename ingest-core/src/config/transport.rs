@@ -1,0 +1,148 @@
+//! Which connections would carry records and credentials unencrypted: a broker reached over
+//! `PLAINTEXT` or `SASL_PLAINTEXT`, a storage endpoint over plain `http`. The service warns once
+//! at start for each that leaves this machine (loopback is left alone: local brokers, Azurite).
+//!
+//! Pure: reads the validated configuration only.
+
+use url::Url;
+
+use super::Config;
+
+/// One line per connection that is not encrypted and not on loopback.
+pub fn plaintext_warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.eventhubs.is_none() {
+        let protocol = config
+            .kafka
+            .properties
+            .iter()
+            .rev()
+            .find(|p| p.name == "security.protocol")
+            .map_or("plaintext", |p| p.value.as_str());
+        let servers = &config.kafka.bootstrap_servers;
+        let remote = servers.split(',').any(|s| !is_loopback(host_of(s.trim())));
+        if remote
+            && matches!(
+                protocol.to_ascii_lowercase().as_str(),
+                "plaintext" | "sasl_plaintext"
+            )
+        {
+            warnings.push(format!(
+                "Kafka traffic to {servers} is not encrypted (security.protocol={protocol}); set INGEST_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+            ));
+        }
+    }
+    let mut endpoints: Vec<&str> = ["AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AZURE_STORAGE_ENDPOINT"]
+        .iter()
+        .filter_map(|k| config.cloud_env.get(k))
+        .collect();
+    if let Some(endpoint) = config
+        .azure_connection
+        .as_ref()
+        .and_then(|c| c.blob_endpoint.as_deref())
+    {
+        endpoints.push(endpoint);
+    }
+    for endpoint in endpoints {
+        let Ok(url) = Url::parse(endpoint) else {
+            continue;
+        };
+        if url.scheme() == "http" && !is_loopback(url.host_str().unwrap_or_default()) {
+            warnings.push(format!(
+                "storage endpoint {} is plain http: files and credentials cross the network unencrypted; use https",
+                super::redact_url(&url)
+            ));
+        }
+    }
+    warnings
+}
+
+/// The host of `host:port`, `[v6]:port` or a bare host.
+fn host_of(server: &str) -> &str {
+    if let Some(rest) = server.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => server,
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::with;
+
+    #[test]
+    fn remote_plaintext_brokers_and_http_storage_are_warned_about_loopback_is_not() {
+        assert!(
+            plaintext_warnings(&with(&[]).unwrap()).is_empty(),
+            "localhost"
+        );
+        let remote = with(&[(
+            "INGEST_KAFKA_BOOTSTRAP_SERVERS",
+            "127.0.0.1:9092,kafka-1.prod:9092",
+        )])
+        .unwrap();
+        let w = plaintext_warnings(&remote);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("security.protocol=plaintext") && w[0].contains("SASL_SSL"),
+            "{w:?}"
+        );
+        let sasl = with(&[
+            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "kafka-1.prod:9092"),
+            ("INGEST_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ])
+        .unwrap();
+        assert_eq!(plaintext_warnings(&sasl).len(), 1);
+        let tls = with(&[
+            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "kafka-1.prod:9093"),
+            ("INGEST_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ])
+        .unwrap();
+        assert!(plaintext_warnings(&tls).is_empty());
+
+        let s3 = with(&[
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+            ("AWS_ENDPOINT", "http://minio.internal:9000"),
+        ])
+        .unwrap();
+        let w = plaintext_warnings(&s3);
+        assert!(
+            w.len() == 1 && w[0].contains("minio.internal") && w[0].contains("https"),
+            "{w:?}"
+        );
+        let local = with(&[
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+            ("AWS_ENDPOINT", "http://127.0.0.1:9000"),
+        ])
+        .unwrap();
+        assert!(plaintext_warnings(&local).is_empty());
+        let azure = with(&[
+            ("INGEST_STORAGE_URL", "az://raw/events"),
+            (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=c2VjcmV0;BlobEndpoint=http://blobs.example:10000/acct;",
+            ),
+        ])
+        .unwrap();
+        let w = plaintext_warnings(&azure);
+        assert!(
+            w.len() == 1 && w[0].contains("blobs.example") && !w[0].contains("c2VjcmV0"),
+            "{w:?}"
+        );
+        assert_eq!(host_of("[::1]:9092"), "::1");
+        assert!(is_loopback(host_of("[::1]:9092")));
+    }
+}
