@@ -40,7 +40,9 @@ impl Service {
     /// Runs `f` on every record value (one parsed JSON document) before it is written: modify
     /// it in place, return [`Keep::No`] to leave it out. Dropped records are committed with
     /// their batch. Runs on the encoder's blocking thread, so it may be CPU-heavy but should
-    /// not block on I/O. A panic stops the service without committing the batch.
+    /// not block on I/O. A record the transform panics on is an invalid record (a dead letter
+    /// under the default policy, its error naming the panic), so it cannot crash-loop the
+    /// service.
     ///
     /// Records that pass through a transform are re-serialised (keys keep their order; numbers
     /// are read as 64-bit integers or doubles). A batch whose records are all dropped still

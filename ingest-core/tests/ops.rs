@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use common::process::*;
 use common::servers::{S3Fs, Server};
@@ -232,4 +233,60 @@ fn a_partition_moved_to_another_replica_stops_showing_its_old_lag_and_staleness(
         signal(child, "-TERM");
         assert_eq!(wait_exit(child), 0);
     }
+}
+
+/// Reads until the server closes the connection; what it sent first.
+async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut got))
+        .await
+        .expect("the server closed the connection in time")
+        .ok();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_are_closed_and_open_connections_are_bounded() {
+    use ingest::ops::{health::Health, http};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+
+    let listener = http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ingest::CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    tokio::spawn(http::serve(
+        listener,
+        std::sync::Arc::new(Health::new(0)),
+        ingest::ops::metrics::recorder(),
+        Duration::from_secs(60),
+        stop,
+    ));
+    // Every slot taken by a client that never sends a request: one more is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..http::MAX_CONNECTIONS {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let sent = until_closed(&mut extra, Duration::from_secs(2)).await;
+    assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
+    // The idle ones are closed once the header timeout passes, not before.
+    let started = std::time::Instant::now();
+    for mut c in idle {
+        until_closed(&mut c, http::HEADER_READ_TIMEOUT + Duration::from_secs(5)).await;
+    }
+    assert!(started.elapsed() >= http::HEADER_READ_TIMEOUT - Duration::from_secs(1));
+    // Their slots are free again.
+    let mut probe = TcpStream::connect(addr).await.unwrap();
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut probe, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }

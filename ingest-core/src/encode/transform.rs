@@ -45,9 +45,22 @@ impl Transform {
     /// parse here is the encoder's validity check when a transform is set). A transformed
     /// record is re-serialised: object keys keep their order, numbers and strings are written
     /// as serde_json reads them.
+    ///
+    /// A transform that panics on a record makes that record invalid (its error names the
+    /// panic), so one poison record cannot crash-loop the service.
     pub fn apply(&self, value: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let mut v: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
-        match (self.0)(&mut v) {
+        // The value is dropped on a panic, and the closure holds no state of ours.
+        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)(&mut v)))
+            .map_err(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-text panic".into());
+                format!("the transform panicked on this record: {message}")
+            })?;
+        match kept {
             Keep::No => Ok(None),
             Keep::Yes => serde_json::to_vec(&v).map(Some).map_err(|e| e.to_string()),
         }

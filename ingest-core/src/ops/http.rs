@@ -1,7 +1,10 @@
 //! The operations endpoint on `INGEST_HTTP_ADDR`: `/healthz`, `/readyz` and `/metrics`
 //! (Prometheus text format, rendered by `metrics-exporter-prometheus`; see [`super::metrics`]).
 //!
-//! Invariant: the endpoint only reads shared state; nothing it does can block the pipeline.
+//! Invariant: the endpoint only reads shared state; nothing it does can block the pipeline, and
+//! slow or idle clients cannot use up the file descriptors the broker and storage sockets
+//! share: headers must arrive within [`HEADER_READ_TIMEOUT`], and past [`MAX_CONNECTIONS`] open
+//! connections a new one is closed at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,13 +15,19 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::health::{liveness, readiness, Health, Verdict};
 use crate::clock::now_ms;
+
+/// How long a client may take to send a request's headers before its connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; a probe or a scrape needs one each.
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// Binds `addr` (fails fast with a clear message) and serves until `shutdown`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
@@ -27,6 +36,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
+/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     health: Arc<Health>,
@@ -34,19 +44,27 @@ pub async fn serve(
     stall: Duration,
     shutdown: CancellationToken,
 ) {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
         let Ok((stream, _)) = accepted else { continue };
+        // Over the bound: closed at once (dropped), so the descriptor is back at once too.
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            continue;
+        };
         let (health, metrics) = (Arc::clone(&health), metrics.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |req| {
                 let answer = respond(&req, &health, &metrics, stall);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
