@@ -108,3 +108,35 @@ async fn a_claim_is_completed_with_the_encoding_it_was_made_with() {
         &high_watermarks(&broker.brokers, &topic, 1),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_conflict_is_retried_not_taken_for_an_existing_file() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("conflict", 1);
+    produce_json(&broker.brokers, &topic, 1, 30, 0);
+    // The first claim and the first data file meet a 409 conflict (another conditional write in
+    // flight) although nothing is there.
+    let (token, mut progress, handle) = start(config(
+        &vars,
+        &[
+            ("INGEST_FLUSH_MAX_RECORDS", "10"),
+            ("INGEST_FAULT_CONFLICT_CREATES", "1,3"),
+        ],
+    ));
+    let high = high_watermarks(&broker.brokers, &topic, 1);
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    let landed = handle.await.unwrap().unwrap();
+    assert!(landed.storage_errors >= 2, "{landed:?}");
+    assert_exactly_once(dir.path(), &topic, &high);
+    let offsets: usize = landed_files(dir.path(), &topic)
+        .iter()
+        .map(|(_, lines)| lines.len())
+        .sum();
+    assert_eq!(offsets, 30, "every record landed once");
+}

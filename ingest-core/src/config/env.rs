@@ -46,6 +46,7 @@ pub struct RawEnv {
     pub multipart_part_bytes: Option<String>,
     pub fault_hang_after_uploads: Option<String>,
     pub fault_fail_multipart_after_parts: Option<String>,
+    pub fault_conflict_creates: Option<String>,
     /// `AWS_*`, `AZURE_*` and `IDENTITY_ENDPOINT`: handed to the storage client as they are.
     #[serde(skip)]
     pub cloud: CloudEnv,
@@ -86,6 +87,7 @@ const TYPED: &[&str] = &[
     "MULTIPART_PART_BYTES",
     "FAULT_HANG_AFTER_UPLOADS",
     "FAULT_FAIL_MULTIPART_AFTER_PARTS",
+    "FAULT_CONFLICT_CREATES",
 ];
 
 impl RawEnv {
@@ -292,6 +294,7 @@ impl RawEnv {
             fault: Fault {
                 hang_after_uploads,
                 fail_multipart_after_parts,
+                conflict_creates: ops::conflict_creates(self.fault_conflict_creates)?,
             },
             unknown_variables: self.unknown,
         })

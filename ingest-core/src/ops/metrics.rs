@@ -86,6 +86,11 @@ pub fn describe() {
             "Flush attempts that failed on storage and were retried.",
         ),
         (
+            "ingest_storage_conflicts_total",
+            None,
+            "Create-only writes refused with a conflict although nothing was there (retried).",
+        ),
+        (
             "ingest_commit_failures_total",
             None,
             "Offset commits that failed after a file landed.",

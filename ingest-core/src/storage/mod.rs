@@ -52,6 +52,10 @@ pub struct Storage {
     label: Arc<str>,
     multipart: MultipartPolicy,
     fail_multipart_after_parts: Option<usize>,
+    /// Fault injection: which creates answer a conflict (`INGEST_FAULT_CONFLICT_CREATES`), and
+    /// how many creates were made so far.
+    conflict_creates: u64,
+    creates: Arc<AtomicU64>,
     /// What the store can do: assumed until [`Storage::probe`] finds out.
     caps: Capabilities,
 }
@@ -103,6 +107,8 @@ impl Storage {
             label: redact_url(&config.storage_url).into(),
             multipart: config.multipart,
             fail_multipart_after_parts: config.fault.fail_multipart_after_parts,
+            conflict_creates: config.fault.conflict_creates,
+            creates: Arc::new(AtomicU64::new(0)),
             caps: Capabilities {
                 create_only: true,
                 multipart: kind != Kind::Local,
@@ -120,9 +126,22 @@ impl Storage {
     }
 
     /// Writes `bytes` at `path` unless something is already there. Never overwrites.
+    ///
+    /// A refusal is confirmed before it is believed: object_store reports every HTTP 409 as
+    /// "already exists", but S3 answers 409 while another conditional write to the same name is
+    /// in flight (and Azure for other conflicts). Unless the object is really there, the refusal
+    /// is an error to retry, never a reason to skip or commit.
     pub async fn create(&self, path: &str, bytes: Bytes) -> Result<Created, StorageError> {
         let location = Path::from(path);
-        let result = if !self.caps.create_only {
+        let n = self.creates.fetch_add(1, Ordering::Relaxed);
+        let result = if n < 64 && self.conflict_creates & (1 << n) != 0 {
+            Err(object_store::Error::AlreadyExists {
+                path: path.to_string(),
+                source:
+                    "a conflicting write is in flight (injected by INGEST_FAULT_CONFLICT_CREATES)"
+                        .into(),
+            })
+        } else if !self.caps.create_only {
             self.check_then_put(&location, bytes).await
         } else if self.caps.multipart && bytes.len() > self.multipart.threshold_bytes {
             self.stage_and_publish(&location, bytes, true).await
@@ -131,7 +150,18 @@ impl Storage {
         };
         match result {
             Ok(()) => Ok(Created::New),
-            Err(e) if refused(&e) => Ok(Created::AlreadyExists),
+            Err(e) if refused(&e) => match self.store.head(&location).await {
+                Ok(_) => Ok(Created::AlreadyExists),
+                Err(object_store::Error::NotFound { .. }) => {
+                    metrics::counter!("ingest_storage_conflicts_total").increment(1);
+                    Err(self.error(
+                        "create (refused, yet nothing is there: a conflicting write in flight)",
+                        path,
+                        e,
+                    ))
+                }
+                Err(head) => Err(self.error("create (refused; confirming failed)", path, head)),
+            },
             Err(e) => Err(self.error("create", path, e)),
         }
     }
