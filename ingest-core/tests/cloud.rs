@@ -353,15 +353,26 @@ async fn s3_outage_pauses_and_loses_nothing() {
     an_outage_pauses_and_loses_nothing(&mut s3).await;
 }
 
-/// A store that overwrites despite `If-None-Match` is detected at start-up; writes then look
-/// before they write, and a replay still finds every claim and rewrites nothing.
+/// A store that overwrites despite `If-None-Match` is detected at start-up and refused unless
+/// at-least-once is accepted; writes then look before they write, and a replay still finds
+/// every claim and rewrites nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_without_create_only_is_detected_and_written_check_then_put() {
+async fn a_store_without_create_only_is_refused_unless_at_least_once_is_accepted() {
     let Some(s3rver) = S3rver::start() else {
         return;
     };
     let bucket = container("nocas");
     s3rver.create_container(&bucket);
+    let refused = [("INGEST_ACCEPT_AT_LEAST_ONCE", "false")];
+    let mut strict = Storage::from_config(&storage_config(&s3rver, &bucket, &refused)).unwrap();
+    let line = strict.probe().await.unwrap_err();
+    assert!(
+        line.contains("overwrites existing objects")
+            && line.contains("INGEST_ACCEPT_AT_LEAST_ONCE=true")
+            && line.contains(&bucket)
+            && !line.contains('\n'),
+        "{line}"
+    );
     let mut storage = Storage::from_config(&storage_config(&s3rver, &bucket, &[])).unwrap();
     let caps = storage.probe().await.unwrap();
     assert!(!caps.create_only, "s3rver overwrites: {caps:?}");

@@ -47,6 +47,7 @@ pub struct RawEnv {
     pub fault_hang_after_uploads: Option<String>,
     pub fault_fail_multipart_after_parts: Option<String>,
     pub fault_conflict_creates: Option<String>,
+    pub accept_at_least_once: Option<String>,
     /// `AWS_*`, `AZURE_*` and `IDENTITY_ENDPOINT`: handed to the storage client as they are.
     #[serde(skip)]
     pub cloud: CloudEnv,
@@ -88,6 +89,7 @@ const TYPED: &[&str] = &[
     "FAULT_HANG_AFTER_UPLOADS",
     "FAULT_FAIL_MULTIPART_AFTER_PARTS",
     "FAULT_CONFLICT_CREATES",
+    "ACCEPT_AT_LEAST_ONCE",
 ];
 
 impl RawEnv {
@@ -200,6 +202,12 @@ impl RawEnv {
         let azure_connection = storage::azure_connection(&self.cloud, any_azure)?;
         let multipart =
             storage::multipart(self.multipart_part_bytes, self.multipart_threshold_bytes)?;
+        let accept_at_least_once = choice(
+            "ACCEPT_AT_LEAST_ONCE",
+            self.accept_at_least_once,
+            &[("false", false), ("true", true)],
+            false,
+        )?;
         let (flush, max_buffer_bytes) = flush::limits(
             self.flush_max_records,
             self.flush_max_bytes,
@@ -278,6 +286,7 @@ impl RawEnv {
             cloud_env: self.cloud,
             azure_connection,
             multipart,
+            accept_at_least_once,
             flush,
             max_buffer_bytes,
             max_record_bytes,

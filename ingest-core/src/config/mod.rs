@@ -70,6 +70,9 @@ pub struct Config {
     pub azure_connection: Option<AzureConnection>,
     /// `INGEST_MULTIPART_THRESHOLD_BYTES`, `INGEST_MULTIPART_PART_BYTES`.
     pub multipart: MultipartPolicy,
+    /// `INGEST_ACCEPT_AT_LEAST_ONCE` (default `false`): run on a store that overwrites despite
+    /// create-only writes, landing at-least-once; refused otherwise.
+    pub accept_at_least_once: bool,
     /// `INGEST_FLUSH_MAX_RECORDS`, `INGEST_FLUSH_MAX_BYTES`, `INGEST_FLUSH_MAX_AGE_MS`.
     pub flush: FlushPolicy,
     /// `INGEST_MAX_BUFFER_BYTES`: cap on buffered record bytes across all partitions.
@@ -126,6 +129,7 @@ impl fmt::Debug for Config {
             .field("cloud_env", &self.cloud_env)
             .field("azure_connection", &self.azure_connection)
             .field("multipart", &self.multipart)
+            .field("accept_at_least_once", &self.accept_at_least_once)
             .field("flush", &self.flush)
             .field("max_buffer_bytes", &self.max_buffer_bytes)
             .field("max_record_bytes", &self.max_record_bytes)

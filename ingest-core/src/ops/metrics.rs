@@ -161,6 +161,10 @@ pub fn describe() {
         Unit::Seconds,
         "Freshness: seconds since the partition last landed a file."
     );
+    describe_gauge!(
+        "ingest_exactly_once",
+        "1 when the store honours create-only writes (exactly-once); 0 when it overwrites and INGEST_ACCEPT_AT_LEAST_ONCE=true lands at-least-once."
+    );
     for gauge in [
         "ingest_buffered_bytes",
         "ingest_paused_partitions",

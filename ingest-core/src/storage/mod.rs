@@ -56,6 +56,8 @@ pub struct Storage {
     /// how many creates were made so far.
     conflict_creates: u64,
     creates: Arc<AtomicU64>,
+    /// `INGEST_ACCEPT_AT_LEAST_ONCE`: run on a store that overwrites anyway.
+    accept_at_least_once: bool,
     /// What the store can do: assumed until [`Storage::probe`] finds out.
     caps: Capabilities,
 }
@@ -108,6 +110,7 @@ impl Storage {
             multipart: config.multipart,
             fail_multipart_after_parts: config.fault.fail_multipart_after_parts,
             conflict_creates: config.fault.conflict_creates,
+            accept_at_least_once: config.accept_at_least_once,
             creates: Arc::new(AtomicU64::new(0)),
             caps: Capabilities {
                 create_only: true,
@@ -311,12 +314,19 @@ impl Storage {
         for path in std::iter::once(&first).chain(copy.as_ref()) {
             self.store.delete(path).await.map_err(fail)?;
         }
+        if !create_only && !self.accept_at_least_once {
+            return Err(format!(
+                "{} overwrites existing objects despite If-None-Match, so exactly-once cannot hold: use a store that honours conditional writes (AWS S3, MinIO, R2, Azure), or set INGEST_ACCEPT_AT_LEAST_ONCE=true to land at-least-once (records may be lost or duplicated when writers race)",
+                self.label
+            ));
+        }
         self.caps = Capabilities {
             create_only,
             multipart,
         };
+        metrics::gauge!("ingest_exactly_once").set(if create_only { 1.0 } else { 0.0 });
         if !create_only {
-            tracing::warn!(store = %self.label, "this store overwrites despite If-None-Match, so files are written check-then-put: nothing is lost, but a crash can rarely duplicate a file's records (see README, Storage)");
+            tracing::warn!(store = %self.label, "AT-LEAST-ONCE: this store overwrites despite If-None-Match, so files are written check-then-put (INGEST_ACCEPT_AT_LEAST_ONCE=true): writers racing on one name can lose or duplicate records (see README, Storage)");
         } else if self.kind != Kind::Local && !multipart {
             tracing::info!(store = %self.label, "this store cannot copy create-only; every file is uploaded in a single request");
         }

@@ -380,8 +380,11 @@ impl S3rver {
 }
 
 impl Server for S3rver {
+    /// With `INGEST_ACCEPT_AT_LEAST_ONCE=true`: without it the service refuses such a store.
     fn env(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
-        s3_env(bucket, prefix, self.port, ("S3RVER", "S3RVER"))
+        let mut env = s3_env(bucket, prefix, self.port, ("S3RVER", "S3RVER"));
+        env.push(("INGEST_ACCEPT_AT_LEAST_ONCE".into(), "true".into()));
+        env
     }
 
     fn create_container(&self, name: &str) {
