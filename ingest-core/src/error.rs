@@ -40,6 +40,13 @@ pub enum Error {
         offset: i64,
         reason: String,
     },
+    /// The records that complete an earlier claim did not arrive in time.
+    #[error("claim {path} ends at offset {through}, but no record at or past it arrived within {waited:?} (removed by retention or compaction, or hidden by isolation.level?); nothing past the claim was committed. Check the partition's earliest and latest offsets, then raise INGEST_CLAIM_COMPLETION_TIMEOUT_MS or move the claim aside")]
+    ClaimIncomplete {
+        path: String,
+        through: i64,
+        waited: Duration,
+    },
     /// Graceful shutdown did not finish within `INGEST_SHUTDOWN_TIMEOUT_MS`.
     #[error("shutdown did not finish within {timeout:?} (partitions still flushing: {pending:?}); nothing unlanded was committed, raise INGEST_SHUTDOWN_TIMEOUT_MS")]
     ShutdownTimeout {

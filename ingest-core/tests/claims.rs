@@ -140,3 +140,52 @@ async fn a_write_conflict_is_retried_not_taken_for_an_existing_file() {
         .sum();
     assert_eq!(offsets, 30, "every record landed once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_end_never_arrives_stops_the_service_after_the_deadline() {
+    let Fixture {
+        topic,
+        group,
+        broker,
+        dir,
+        vars,
+    } = Fixture::new("unreachable", 1);
+    produce_json(&broker.brokers, &topic, 1, 20, 0);
+    // An earlier incarnation claimed 0..=100, but offsets 20 and later no longer come (removed,
+    // or hidden by isolation.level): the claim can never be completed.
+    let data = format!(
+        "{topic}/dt=2020-01-01/hour=00/{topic}+0+{:020}.ndjson.gz",
+        0
+    );
+    write_claim(dir.path(), &topic, 100, &data);
+    let (_token, _progress, handle) = start(config(
+        &vars,
+        &[("INGEST_CLAIM_COMPLETION_TIMEOUT_MS", "2000")],
+    ));
+    let stopped = tokio::time::timeout(WAIT, handle)
+        .await
+        .expect("the service gives up instead of waiting forever")
+        .unwrap();
+    let error = stopped.expect_err("an incomplete claim stops the service");
+    let line = error.to_string();
+    assert!(
+        matches!(error, ingest::Error::ClaimIncomplete { through: 100, .. }),
+        "{line}"
+    );
+    assert!(
+        line.contains(&ingest::land::naming::claim_path(&topic, 0, 0))
+            && line.contains("INGEST_CLAIM_COMPLETION_TIMEOUT_MS"),
+        "{line}"
+    );
+    assert!(
+        !dir.path().join(&data).exists(),
+        "nothing written at the claimed name"
+    );
+    let committed = tokio::task::spawn_blocking({
+        let (b, t) = (broker.brokers.clone(), topic.clone());
+        move || committed(&b, &group, &t, 1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed.get(&0), Some(&-1), "nothing committed");
+}

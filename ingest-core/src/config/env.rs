@@ -48,6 +48,7 @@ pub struct RawEnv {
     pub fault_fail_multipart_after_parts: Option<String>,
     pub fault_conflict_creates: Option<String>,
     pub accept_at_least_once: Option<String>,
+    pub claim_completion_timeout_ms: Option<String>,
     /// `AWS_*`, `AZURE_*` and `IDENTITY_ENDPOINT`: handed to the storage client as they are.
     #[serde(skip)]
     pub cloud: CloudEnv,
@@ -90,6 +91,7 @@ const TYPED: &[&str] = &[
     "FAULT_FAIL_MULTIPART_AFTER_PARTS",
     "FAULT_CONFLICT_CREATES",
     "ACCEPT_AT_LEAST_ONCE",
+    "CLAIM_COMPLETION_TIMEOUT_MS",
 ];
 
 impl RawEnv {
@@ -251,6 +253,11 @@ impl RawEnv {
             self.shutdown_timeout_ms,
             defaults::SHUTDOWN_TIMEOUT_MS,
         )?);
+        let claim_completion_timeout = Duration::from_millis(positive(
+            "CLAIM_COMPLETION_TIMEOUT_MS",
+            self.claim_completion_timeout_ms,
+            defaults::CLAIM_COMPLETION_TIMEOUT_MS,
+        )?);
         let log_format = choice(
             "LOG_FORMAT",
             self.log_format,
@@ -296,6 +303,7 @@ impl RawEnv {
             dead_letter_prefix,
             time_source,
             shutdown_timeout,
+            claim_completion_timeout,
             log_format,
             http_addr,
             health_stall,

@@ -49,6 +49,7 @@ pub mod defaults {
     pub const HTTP_ADDR: &str = "0.0.0.0:8080";
     pub const HEALTH_STALL_MS: u64 = 60_000;
     pub const STORAGE_CHECK_INTERVAL_MS: u64 = 15_000;
+    pub const CLAIM_COMPLETION_TIMEOUT_MS: u64 = 600_000;
     /// S3's smallest part (all but the last).
     pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 }
@@ -91,6 +92,9 @@ pub struct Config {
     pub time_source: TimeSource,
     /// `INGEST_SHUTDOWN_TIMEOUT_MS`.
     pub shutdown_timeout: Duration,
+    /// `INGEST_CLAIM_COMPLETION_TIMEOUT_MS` (default 10 min): how long a partition may wait for
+    /// the records that complete an earlier claim before the service stops.
+    pub claim_completion_timeout: Duration,
     /// `INGEST_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `INGEST_HTTP_ADDR` (default `0.0.0.0:8080`, `off` disables): `/healthz`, `/readyz`,
@@ -139,6 +143,7 @@ impl fmt::Debug for Config {
             .field("dead_letter_prefix", &self.dead_letter_prefix)
             .field("time_source", &self.time_source)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("claim_completion_timeout", &self.claim_completion_timeout)
             .field("log_format", &self.log_format)
             .field("http_addr", &self.http_addr)
             .field("health_stall", &self.health_stall)

@@ -7,11 +7,36 @@
 use std::ops::Bound;
 use std::time::Instant;
 
-use super::{Joined, Loop};
+use super::{Completing, Joined, Loop};
 use crate::error::Error;
+use crate::land::naming::claim_path;
 use crate::land::Outcome;
 
 impl Loop {
+    /// Stops the service when a partition has waited longer than
+    /// `INGEST_CLAIM_COMPLETION_TIMEOUT_MS` for the records that complete an earlier claim
+    /// (removed by retention or compaction, or hidden by `isolation.level`): nothing past the
+    /// claim is committed, so nothing is lost by stopping.
+    pub(super) fn check_completions(&mut self, now: Instant) -> Result<(), Error> {
+        let timeout = self.config.claim_completion_timeout;
+        for (partition, owned) in &mut self.partitions {
+            if !owned.state.completing_claim() {
+                owned.completing = None;
+                continue;
+            }
+            if let Some(c) = &owned.completing {
+                if now.duration_since(c.since) >= timeout {
+                    return Err(Error::ClaimIncomplete {
+                        path: claim_path(&self.config.topic, *partition, c.first),
+                        through: c.through,
+                        waited: timeout,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn on_flushed(&mut self, joined: Joined) -> Result<(), Error> {
         let (partition, epoch, result) =
             joined.map_err(|e| Error::Internal(format!("flush task failed: {e}")))?;
@@ -33,7 +58,15 @@ impl Loop {
                 if let Some(l) = landed {
                     owned.state.landed(l);
                 }
+                let first = batch.first_offset().unwrap_or(through);
                 owned.state.need_more(batch, through);
+                if owned.state.completing_claim() {
+                    owned.completing.get_or_insert(Completing {
+                        since: Instant::now(),
+                        first,
+                        through,
+                    });
+                }
             }
             Outcome::Revoked => {}
         }

@@ -202,6 +202,7 @@ impl Pipeline {
                 Some(joined) = lp.tasks.join_next(), if !lp.tasks.is_empty() => lp.on_flushed(joined)?,
                 _ = heartbeat.tick() => {
                     lp.health.update(|f| f.heartbeat_ms = now_ms());
+                    lp.check_completions(Instant::now())?;
                     attention = false;
                 }
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
@@ -240,6 +241,17 @@ struct Owned {
     next_offset: Option<i64>,
     owner: CancellationToken,
     epoch: u64,
+    /// Since when, and for which claim (first and last offset), the partition has been
+    /// waiting for records to complete an earlier claim.
+    completing: Option<Completing>,
+}
+
+/// A claim the partition waits to complete ([`flushes`] gives up after
+/// `INGEST_CLAIM_COMPLETION_TIMEOUT_MS`).
+struct Completing {
+    since: Instant,
+    first: i64,
+    through: i64,
 }
 
 type Joined = Result<(i32, u64, Result<Outcome, Error>), JoinError>;

@@ -24,6 +24,7 @@ impl Loop {
                             next_offset: None,
                             owner: CancellationToken::new(),
                             epoch: self.next_epoch,
+                            completing: None,
                         },
                     );
                 }
