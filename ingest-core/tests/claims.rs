@@ -47,12 +47,7 @@ async fn a_recreated_topic_stops_at_the_old_claims_instead_of_skipping_its_recor
             && !line.contains('\n'),
         "{line}"
     );
-    let committed = tokio::task::spawn_blocking({
-        let (b, t) = (recreated.brokers.clone(), topic.clone());
-        move || committed(&b, &group, &t, 1)
-    })
-    .await
-    .unwrap();
+    let committed = committed_now(&recreated.brokers, &group, &topic, 1).await;
     assert!(
         committed.values().all(|o| *o < 0),
         "nothing committed past the new records: {committed:?}"
@@ -181,11 +176,6 @@ async fn a_claim_whose_end_never_arrives_stops_the_service_after_the_deadline() 
         !dir.path().join(&data).exists(),
         "nothing written at the claimed name"
     );
-    let committed = tokio::task::spawn_blocking({
-        let (b, t) = (broker.brokers.clone(), topic.clone());
-        move || committed(&b, &group, &t, 1)
-    })
-    .await
-    .unwrap();
+    let committed = committed_now(&broker.brokers, &group, &topic, 1).await;
     assert_eq!(committed.get(&0), Some(&-1), "nothing committed");
 }

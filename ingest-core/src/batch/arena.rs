@@ -277,19 +277,10 @@ impl<A: Attachment> Clone for Batch<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::record::tests::rec;
     use crate::batch::record::RECORD_HEADER;
 
     type Batch = super::Batch;
-
-    fn rec(offset: i64, value: &[u8]) -> RecordRef<'_> {
-        RecordRef {
-            offset,
-            timestamp_ms: Some(1_700_000_000_000 + offset),
-            key: None,
-            value: Some(value),
-            headers: &[],
-        }
-    }
 
     #[test]
     fn the_arena_never_holds_much_more_than_it_stores() {

@@ -166,3 +166,19 @@ impl<'a> StoredRecord<'a> {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::RecordRef;
+
+    /// A record with a value only, stamped from its offset: what the batch tests push.
+    pub(crate) fn rec(offset: i64, value: &[u8]) -> RecordRef<'_> {
+        RecordRef {
+            offset,
+            timestamp_ms: Some(1_700_000_000_000 + offset),
+            key: None,
+            value: Some(value),
+            headers: &[],
+        }
+    }
+}

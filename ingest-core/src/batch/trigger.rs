@@ -91,18 +91,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::batch::record::tests::rec;
 
     type Batch = super::Batch;
-
-    fn rec(offset: i64, value: &[u8]) -> RecordRef<'_> {
-        RecordRef {
-            offset,
-            timestamp_ms: Some(1_700_000_000_000 + offset),
-            key: None,
-            value: Some(value),
-            headers: &[],
-        }
-    }
 
     fn policy() -> FlushPolicy {
         FlushPolicy {

@@ -169,6 +169,19 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BT
         .collect()
 }
 
+/// [`committed`], from an async test (it blocks on the broker).
+pub async fn committed_now(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    let (b, g, t) = (brokers.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || committed(&b, &g, &t, partitions))
+        .await
+        .unwrap()
+}
+
 /// Waits (with a deadline) until the broker reports `group`'s commits at the high watermarks.
 /// The commit is the observable event; it happens in another component, so it is polled.
 pub fn wait_committed(
