@@ -40,6 +40,9 @@ pub enum Error {
         offset: i64,
         reason: String,
     },
+    /// A data file exists at a new batch's name without the claim that should precede it.
+    #[error("data file {path} exists but its claim does not (deleted by a lifecycle rule?), so what it holds is unknown; nothing was skipped or committed past it. Check which records it holds, then move it aside (or put its claim back at {claim}) and restart; keep claims as long as their files")]
+    UnclaimedFile { path: String, claim: String },
     /// The records that complete an earlier claim did not arrive in time.
     #[error("claim {path} ends at offset {through}, but no record at or past it arrived within {waited:?} (removed by retention or compaction, or hidden by isolation.level?); nothing past the claim was committed. Check the partition's earliest and latest offsets, then raise INGEST_CLAIM_COMPLETION_TIMEOUT_MS or move the claim aside")]
     ClaimIncomplete {

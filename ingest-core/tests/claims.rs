@@ -179,3 +179,54 @@ async fn a_claim_whose_end_never_arrives_stops_the_service_after_the_deadline() 
     let committed = committed_now(&broker.brokers, &group, &topic, 1).await;
     assert_eq!(committed.get(&0), Some(&-1), "nothing committed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_file_whose_claim_is_gone_is_never_committed_past() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("unclaimed", 1);
+    produce_json(&broker.brokers, &topic, 1, 30, 0);
+    let flush = [("INGEST_FLUSH_MAX_RECORDS", "10")];
+    let (token, mut progress, handle) = start(config(&vars, &flush));
+    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    // A lifecycle rule deleted the claims but kept the files; then the group's offsets are
+    // gone too, and a consumer reads the partition from the start.
+    let claims = dir.path().join("_ingest/claims").join(&topic);
+    std::fs::remove_dir_all(&claims).unwrap();
+    let landed = snapshot(dir.path());
+    let group = unique("replay");
+    let (_token, _progress, handle) = start(config(
+        &vars,
+        &[
+            ("INGEST_FLUSH_MAX_RECORDS", "10"),
+            ("INGEST_KAFKA_GROUP_ID", &group),
+        ],
+    ));
+    let stopped = tokio::time::timeout(WAIT, handle)
+        .await
+        .expect("the service stops instead of guessing what the file holds")
+        .unwrap();
+    let error = stopped.expect_err("a file of unknown extent is not committed past");
+    let line = error.to_string();
+    assert!(
+        matches!(error, ingest::Error::UnclaimedFile { .. }),
+        "{line}"
+    );
+    assert!(
+        line.contains(&topic) && line.contains("move it aside"),
+        "{line}"
+    );
+    let claim = dir
+        .path()
+        .join(ingest::land::naming::claim_path(&topic, 0, 0));
+    assert!(!claim.exists(), "the claim made for it is removed again");
+    assert_nothing_rewritten(&landed, dir.path());
+    let committed = committed_now(&broker.brokers, &group, &topic, 1).await;
+    assert_eq!(committed.get(&0), Some(&-1), "nothing committed");
+}

@@ -173,7 +173,10 @@ impl Flusher {
                     // its records instead, and retries while storage is down encode nothing.
                     let (returned, encoded) = self.encode(partition, batch, None).await?;
                     batch = returned;
-                    storage!(self.write_files(&claim, encoded, true).await, batch);
+                    let data = storage!(self.write_files(&claim, encoded, true).await, batch);
+                    if data == Created::AlreadyExists {
+                        return Err(self.unclaimed_file(&names.claim, &claim.data).await);
+                    }
                     landed = Some(last);
                     break;
                 }
@@ -298,14 +301,29 @@ impl Flusher {
         Ok((batch, encoded))
     }
 
+    /// A data file was found at the name of a claim we just made: it was there before its claim
+    /// (deleted by a lifecycle rule, say), so what it holds is unknown. Nothing is skipped or
+    /// committed past it; our claim is removed again, so a restart meets the same question
+    /// instead of trusting a claim that does not describe the file.
+    async fn unclaimed_file(&self, claim: &str, data: &str) -> Error {
+        if let Err(e) = self.storage.delete(claim).await {
+            tracing::warn!(claim, error = %e, "could not remove the claim just made for a file it does not describe; remove it by hand");
+        }
+        Error::UnclaimedFile {
+            path: data.to_string(),
+            claim: claim.to_string(),
+        }
+    }
+
     /// Writes the dead letters (if any), then the data file, both create-only. `fresh` is true
-    /// when we just made the claim, so nobody else can have written its data file.
+    /// when we just made the claim, so nobody else can have written its data file. Tells
+    /// whether the data file was new.
     async fn write_files(
         &self,
         claim: &Claim,
         encoded: Encoded,
         fresh: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Created, StorageError> {
         let held = encoded.held_bytes();
         let result = self.upload(claim, encoded, fresh).await;
         self.encoded_bytes.fetch_sub(held, Ordering::Relaxed);
@@ -317,7 +335,7 @@ impl Flusher {
         claim: &Claim,
         encoded: Encoded,
         fresh: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Created, StorageError> {
         if let Some(dead) = encoded.dead_letters {
             self.storage
                 .create(&claim.dead_letters, Bytes::from(dead))
@@ -332,7 +350,7 @@ impl Flusher {
         metrics::histogram!("ingest_upload_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         if created == Created::AlreadyExists && fresh {
-            tracing::error!(path = %claim.data, "a data file exists without the claim that should precede it; it is kept as is");
+            tracing::error!(path = %claim.data, "a data file exists without the claim that should precede it; it is kept as is and nothing is committed past it");
         }
         if created == Created::New {
             metrics::counter!("ingest_files_landed_total").increment(1);
@@ -364,7 +382,7 @@ impl Flusher {
             );
             std::future::pending::<()>().await;
         }
-        Ok(())
+        Ok(created)
     }
 
     /// Commits through `through` unless the partition was revoked. A failed commit is not

@@ -255,6 +255,15 @@ impl Storage {
         }
     }
 
+    /// Deletes an object (the service only ever deletes its own claim of a moment ago and its
+    /// staging objects); one that is not there is fine.
+    pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
+        match self.store.delete(&Path::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", path, e)),
+        }
+    }
+
     /// Whether an object exists.
     pub async fn exists(&self, path: &str) -> Result<bool, StorageError> {
         match self.store.head(&Path::from(path)).await {
