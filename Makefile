@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-smoke
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-smoke chaos
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -25,6 +25,9 @@ bench: ## Benchmark throughput, memory and latency against the gzip ceiling; wri
 
 bench-smoke: ## The benchmark on a few thousand records (seconds): checks that it works
 	$(CARGO) run --release --quiet -p ingest-bench -- run --smoke
+
+chaos: ## Two replicas killed and stopped at random for 5 min while producing, S3 going away; then verify (CHAOS_SECONDS=300)
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-300} $(CARGO) test -p ingest-core --test chaos -- --nocapture
 
 test-unit: ## Run only the pure unit tests
 	$(CARGO) test --workspace --lib

@@ -385,35 +385,56 @@ impl Flusher {
         Ok(created)
     }
 
-    /// Commits through `through` unless the partition was revoked. A failed commit is not
-    /// fatal: the file is landed and claimed, so whoever reads from the older position skips it.
+    /// Commits through `through` unless the partition was revoked. A commit refused during a
+    /// rebalance (the partition may well stay ours: cooperative rebalancing keeps most
+    /// partitions where they are) is retried with backoff for a few seconds while the partition
+    /// is owned; otherwise a quiet partition would keep showing the landed file as lag until
+    /// its next file. A commit that still fails is not fatal: the file is landed and claimed,
+    /// so whoever reads from the older position skips it.
     async fn commit(&self, partition: i32, through: i64, owner: &CancellationToken) {
-        if owner.is_cancelled() {
-            tracing::info!(
-                partition,
-                through,
-                "partition revoked before commit; the next owner skips the landed file"
-            );
-            return;
-        }
-        match self.source.commit(partition, through).await {
-            Ok(()) => {
-                let position = self.source.committed_position(through);
-                tracing::debug!(partition, through, position, "committed");
-                metrics::gauge!("ingest_committed_offset", "partition" => partition.to_string())
-                    .set(position as f64);
-                self.progress.send_modify(|p| {
-                    p.committed.insert(partition, position);
-                });
+        let mut backoff = COMMIT_RETRY_START;
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            if owner.is_cancelled() {
+                tracing::info!(
+                    partition,
+                    through,
+                    "partition revoked before commit; the next owner skips the landed file"
+                );
+                return;
             }
-            Err(e) => {
-                metrics::counter!("ingest_commit_failures_total").increment(1);
-                self.progress.send_modify(|p| p.commit_failures += 1);
-                tracing::warn!(partition, through, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
+            match self.source.commit(partition, through).await {
+                Ok(()) => {
+                    let position = self.source.committed_position(through);
+                    tracing::debug!(partition, through, position, attempt, "committed");
+                    metrics::gauge!("ingest_committed_offset", "partition" => partition.to_string())
+                        .set(position as f64);
+                    self.progress.send_modify(|p| {
+                        p.committed.insert(partition, position);
+                    });
+                    return;
+                }
+                Err(e) if attempt < COMMIT_ATTEMPTS => {
+                    tracing::debug!(partition, through, attempt, error = %e, "commit refused; retrying");
+                    tokio::select! {
+                        _ = owner.cancelled() => {}
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    metrics::counter!("ingest_commit_failures_total").increment(1);
+                    self.progress.send_modify(|p| p.commit_failures += 1);
+                    tracing::warn!(partition, through, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
+                }
             }
         }
     }
 }
+
+/// Commit attempts for one landed file, and the first wait between them (doubling: about 4 s
+/// in all, longer than a cooperative rebalance usually takes).
+const COMMIT_ATTEMPTS: u32 = 5;
+const COMMIT_RETRY_START: Duration = Duration::from_millis(250);
 
 /// Encoding jobs at once: one per core (flushes and encoding ahead alike, first come first
 /// served).

@@ -1,0 +1,228 @@
+//! Chaos: two replicas of the service (`ingest-sink` processes) in one consumer group, killed
+//! (SIGKILL) and stopped (SIGTERM) at random every few seconds while records are produced, with
+//! the S3 server (s3s-fs) stopped and started again now and then; then a settle phase until the
+//! group's commits reach the high watermarks, and a verifier that reads every landed file and
+//! reports lost, duplicated and rewritten records and files. The broker is librdkafka's mock
+//! cluster (in this process, over TCP), so it outlives every replica.
+//!
+//! `CHAOS_SECONDS` sets how long the chaos lasts (20 s by default, what CI runs; `make chaos`
+//! runs 300 s). A one-line summary is printed either way.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::process::{service, signal};
+use common::servers::{listing, mirror, reader, S3Fs, Server};
+use common::*;
+
+const PARTITIONS: i32 = 6;
+
+/// A tiny deterministic generator for the schedule (seeded from the clock, printed).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn spawn(vars: &[(String, String)]) -> Child {
+    let mut child = service(vars, &[])
+        .env(
+            "RUST_LOG",
+            std::env::var("CHAOS_LOG").unwrap_or_else(|_| "warn,librdkafka=error".into()),
+        )
+        .spawn()
+        .expect("ingest-sink starts");
+    // Drained to the end, so the child never blocks on a full pipe; shown when the test fails.
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("  | {line}");
+        }
+    });
+    child
+}
+
+/// Waits for a stopped replica's exit, killing it if it takes longer than `within`.
+fn reap(child: &mut Child, within: Duration) {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+type Seen = BTreeMap<String, (Option<String>, i64, u64)>;
+
+/// Notes every data object's identity the first time it is seen; counts the ones that changed.
+fn track(seen: &mut Seen, now: Seen, topic: &str, rewritten: &mut Vec<String>) {
+    for (key, identity) in now {
+        if !key.starts_with(&format!("{topic}/")) {
+            continue;
+        }
+        match seen.get(&key) {
+            Some(first) if *first != identity => rewritten.push(key),
+            Some(_) => {}
+            None => {
+                seen.insert(key, identity);
+            }
+        }
+    }
+}
+
+#[test]
+fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
+    let Some(mut s3) = S3Fs::start() else {
+        return;
+    };
+    let chaos = Duration::from_secs(
+        std::env::var("CHAOS_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fx = Fixture::new("chaos", PARTITIONS);
+    let bucket = unique("chaos").to_ascii_lowercase();
+    s3.create_container(&bucket);
+    let mut vars = fx.vars.clone();
+    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL" && k != "INGEST_FLUSH_MAX_RECORDS");
+    vars.extend(s3.env(&bucket, "raw"));
+    for (k, v) in [
+        ("INGEST_FLUSH_MAX_RECORDS", "200"),
+        ("INGEST_SHUTDOWN_TIMEOUT_MS", "5000"),
+    ] {
+        vars.push((k.into(), v.into()));
+    }
+    let store = reader(&vars);
+
+    // Records are produced for the whole chaos phase.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (brokers, topic, stop) = (fx.broker.brokers.clone(), fx.topic.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                produce_json(&brokers, &topic, PARTITIONS, 50, n);
+                n += 50;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rng = Rng(seed);
+    let mut replicas = [spawn(&vars), spawn(&vars)];
+    let (mut kills, mut terms, mut outages) = (0, 0, 0);
+    let (mut seen, mut rewritten) = (Seen::new(), Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < chaos {
+        std::thread::sleep(Duration::from_millis(1_000 + rng.below(2_000)));
+        let i = rng.below(2) as usize;
+        match rng.below(5) {
+            0 | 1 => {
+                signal(&replicas[i], "-KILL");
+                reap(&mut replicas[i], Duration::from_secs(5));
+                replicas[i] = spawn(&vars);
+                kills += 1;
+            }
+            2 | 3 => {
+                signal(&replicas[i], "-TERM");
+                reap(&mut replicas[i], Duration::from_secs(15));
+                replicas[i] = spawn(&vars);
+                terms += 1;
+            }
+            _ => {
+                s3.stop();
+                std::thread::sleep(Duration::from_millis(1_000 + rng.below(2_000)));
+                s3.restart();
+                outages += 1;
+            }
+        }
+        track(
+            &mut seen,
+            runtime.block_on(listing(&store)),
+            &fx.topic,
+            &mut rewritten,
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    producer.join().unwrap();
+
+    // Settle: the survivors land the rest.
+    let settle = Instant::now();
+    let high = wait_committed(
+        &fx.broker.brokers,
+        &fx.group,
+        &fx.topic,
+        PARTITIONS,
+        Duration::from_secs(
+            std::env::var("CHAOS_SETTLE_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(180),
+        ),
+    );
+    let settled = settle.elapsed();
+    for r in &mut replicas {
+        signal(r, "-TERM");
+        reap(r, Duration::from_secs(15));
+    }
+    track(
+        &mut seen,
+        runtime.block_on(listing(&store)),
+        &fx.topic,
+        &mut rewritten,
+    );
+
+    // Verify: every landed line, counted by (partition, offset).
+    let landed = tempfile::tempdir().unwrap();
+    runtime.block_on(mirror(&store, &fx.topic, landed.path()));
+    let mut count: BTreeMap<(i32, i64), u32> = BTreeMap::new();
+    for (_, lines) in landed_files(landed.path(), &fx.topic) {
+        for line in lines {
+            let p = line["partition"].as_i64().unwrap() as i32;
+            *count
+                .entry((p, line["offset"].as_i64().unwrap()))
+                .or_default() += 1;
+        }
+    }
+    let records: i64 = high.values().sum();
+    let lost = high
+        .iter()
+        .flat_map(|(p, hw)| (0..*hw).map(move |o| (*p, o)))
+        .filter(|k| !count.contains_key(k))
+        .count();
+    let duplicated: u32 = count.values().map(|c| c - 1).sum();
+    eprintln!(
+        "chaos: {records} records, {}s, {kills} kills, {terms} stops, {outages} storage outages, {} files; lost {lost}, duplicated {duplicated}, rewritten {}; settled in {:.1}s (seed {seed})",
+        chaos.as_secs(),
+        seen.len(),
+        rewritten.len(),
+        settled.as_secs_f64()
+    );
+    assert!(kills + terms > 0, "the chaos did something");
+    assert_eq!(
+        (lost, duplicated, rewritten.len()),
+        (0, 0, 0),
+        "rewritten: {rewritten:?}"
+    );
+}
