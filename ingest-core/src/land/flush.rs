@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -300,141 +300,7 @@ impl Flusher {
             .fetch_add(encoded.held_bytes(), Ordering::Relaxed);
         Ok((batch, encoded))
     }
-
-    /// A data file was found at the name of a claim we just made: it was there before its claim
-    /// (deleted by a lifecycle rule, say), so what it holds is unknown. Nothing is skipped or
-    /// committed past it; our claim is removed again, so a restart meets the same question
-    /// instead of trusting a claim that does not describe the file.
-    async fn unclaimed_file(&self, claim: &str, data: &str) -> Error {
-        if let Err(e) = self.storage.delete(claim).await {
-            tracing::warn!(claim, error = %e, "could not remove the claim just made for a file it does not describe; remove it by hand");
-        }
-        Error::UnclaimedFile {
-            path: data.to_string(),
-            claim: claim.to_string(),
-        }
-    }
-
-    /// Writes the dead letters (if any), then the data file, both create-only. `fresh` is true
-    /// when we just made the claim, so nobody else can have written its data file. Tells
-    /// whether the data file was new.
-    async fn write_files(
-        &self,
-        claim: &Claim,
-        encoded: Encoded,
-        fresh: bool,
-    ) -> Result<Created, StorageError> {
-        let held = encoded.held_bytes();
-        let result = self.upload(claim, encoded, fresh).await;
-        self.encoded_bytes.fetch_sub(held, Ordering::Relaxed);
-        result
-    }
-
-    async fn upload(
-        &self,
-        claim: &Claim,
-        encoded: Encoded,
-        fresh: bool,
-    ) -> Result<Created, StorageError> {
-        if let Some(dead) = encoded.dead_letters {
-            self.storage
-                .create(&claim.dead_letters, Bytes::from(dead))
-                .await?;
-        }
-        let started = Instant::now();
-        let size = encoded.data.len();
-        let created = self
-            .storage
-            .create(&claim.data, Bytes::from(encoded.data))
-            .await?;
-        metrics::histogram!("ingest_upload_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        if created == Created::AlreadyExists && fresh {
-            tracing::error!(path = %claim.data, "a data file exists without the claim that should precede it; it is kept as is and nothing is committed past it");
-        }
-        if created == Created::New {
-            metrics::counter!("ingest_files_landed_total").increment(1);
-            // Freshness gauges are derived from this at scrape time (`ops`).
-            self.health.update(|f| {
-                f.last_landed_ms.insert(claim.partition, now_ms());
-            });
-            metrics::counter!("ingest_records_landed_total").increment(encoded.records as u64);
-            metrics::counter!("ingest_bytes_landed_total").increment(size as u64);
-            metrics::counter!("ingest_dead_letters_total").increment(encoded.dead_lettered as u64);
-            metrics::counter!("ingest_records_skipped_total").increment(encoded.skipped as u64);
-            metrics::counter!("ingest_records_filtered_total").increment(encoded.filtered as u64);
-            tracing::info!(path = %claim.data, records = encoded.records, bytes = size,
-                uncompressed_bytes = encoded.uncompressed_bytes, dead_letters = encoded.dead_lettered, "landed");
-            self.progress.send_modify(|p| {
-                p.files += 1;
-                p.records += encoded.records as u64;
-                p.bytes += size as u64;
-                p.uncompressed_bytes += encoded.uncompressed_bytes as u64;
-                p.dead_letters += encoded.dead_lettered as u64;
-                p.skipped += encoded.skipped as u64;
-            });
-        }
-        let n = self.uploads.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.fault.hang_after_uploads == Some(n) {
-            eprintln!(
-                "FAULT: hanging before commit after upload {n} ({})",
-                claim.data
-            );
-            std::future::pending::<()>().await;
-        }
-        Ok(created)
-    }
-
-    /// Commits through `through` unless the partition was revoked. A commit refused during a
-    /// rebalance (the partition may well stay ours: cooperative rebalancing keeps most
-    /// partitions where they are) is retried with backoff for a few seconds while the partition
-    /// is owned; otherwise a quiet partition would keep showing the landed file as lag until
-    /// its next file. A commit that still fails is not fatal: the file is landed and claimed,
-    /// so whoever reads from the older position skips it.
-    async fn commit(&self, partition: i32, through: i64, owner: &CancellationToken) {
-        let mut backoff = COMMIT_RETRY_START;
-        for attempt in 1..=COMMIT_ATTEMPTS {
-            if owner.is_cancelled() {
-                tracing::info!(
-                    partition,
-                    through,
-                    "partition revoked before commit; the next owner skips the landed file"
-                );
-                return;
-            }
-            match self.source.commit(partition, through).await {
-                Ok(()) => {
-                    let position = self.source.committed_position(through);
-                    tracing::debug!(partition, through, position, attempt, "committed");
-                    metrics::gauge!("ingest_committed_offset", "partition" => partition.to_string())
-                        .set(position as f64);
-                    self.progress.send_modify(|p| {
-                        p.committed.insert(partition, position);
-                    });
-                    return;
-                }
-                Err(e) if attempt < COMMIT_ATTEMPTS => {
-                    tracing::debug!(partition, through, attempt, error = %e, "commit refused; retrying");
-                    tokio::select! {
-                        _ = owner.cancelled() => {}
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff *= 2;
-                }
-                Err(e) => {
-                    metrics::counter!("ingest_commit_failures_total").increment(1);
-                    self.progress.send_modify(|p| p.commit_failures += 1);
-                    tracing::warn!(partition, through, error = %e, "commit failed; the landed file stays claimed and will be skipped on re-read");
-                }
-            }
-        }
-    }
 }
-
-/// Commit attempts for one landed file, and the first wait between them (doubling: about 4 s
-/// in all, longer than a cooperative rebalance usually takes).
-const COMMIT_ATTEMPTS: u32 = 5;
-const COMMIT_RETRY_START: Duration = Duration::from_millis(250);
 
 /// Encoding jobs at once: one per core (flushes and encoding ahead alike, first come first
 /// served).

@@ -11,6 +11,7 @@
 
 pub mod flush;
 pub mod naming;
+mod publish;
 pub mod recovery;
 
 pub use flush::{encoders, Flusher, Outcome};
