@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::naming::Namer;
-use super::recovery::{decide, record_digest, same_records, Claim, ClaimedEncoding, Recovery};
+use super::recovery::{decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, Recovery};
 use crate::clock::now_ms;
 use crate::config::Fault;
 use crate::encode::{ahead, Ahead, EncodeOptions, Encoded, Encoder};
@@ -173,7 +173,7 @@ impl Flusher {
                     // its records instead, and retries while storage is down encode nothing.
                     let (returned, encoded) = self.encode(partition, batch, None).await?;
                     batch = returned;
-                    let data = storage!(self.write_files(&claim, encoded, true).await, batch);
+                    let data = storage!(self.write_files(&claim, encoded).await, batch);
                     if data == Created::AlreadyExists {
                         return Err(self.unclaimed_file(&names.claim, &claim.data).await);
                     }
@@ -193,27 +193,29 @@ impl Flusher {
                             path: names.claim.clone(),
                             reason: e.to_string(),
                         })?;
-                    // Checked before anything is skipped or completed: a recreated topic, or
-                    // another cluster, reuses offsets, and its claims must not stand for ours.
-                    same_records(&existing, &first_record).map_err(|e| Error::ForeignClaim {
-                        path: names.claim.clone(),
-                        topic: self.namer.topic.clone(),
-                        partition,
-                        offset: first,
-                        reason: e.to_string(),
-                    })?;
                     let data_exists = storage!(self.storage.exists(&existing.data).await, batch);
+                    // A recreated topic, or another cluster, reuses offsets: its claims must not
+                    // stand for ours, so the decision checks whose records the claim covers.
                     let decision = decide(
                         &self.namer.topic,
                         partition,
-                        first,
-                        last,
+                        (first, last),
+                        &first_record,
                         &existing,
                         data_exists,
                     )
-                    .map_err(|e| Error::CorruptClaim {
-                        path: names.claim.clone(),
-                        reason: e.to_string(),
+                    .map_err(|e| match e {
+                        ClaimMismatch::OtherRecords { .. } => Error::ForeignClaim {
+                            path: names.claim.clone(),
+                            topic: self.namer.topic.clone(),
+                            partition,
+                            offset: first,
+                            reason: e.to_string(),
+                        },
+                        _ => Error::CorruptClaim {
+                            path: names.claim.clone(),
+                            reason: e.to_string(),
+                        },
                     })?;
                     tracing::info!(claim = %names.claim, ?decision, "batch starts at an existing claim");
                     metrics::counter!("ingest_recoveries_total").increment(1);
@@ -234,7 +236,7 @@ impl Flusher {
                             };
                             let (mut head, encoded) =
                                 self.encode(partition, head, Some(claimed)).await?;
-                            if let Err(e) = self.write_files(&existing, encoded, false).await {
+                            if let Err(e) = self.write_files(&existing, encoded).await {
                                 head.append(&tail);
                                 return Ok((Step::Retry(e), Some(head)));
                             }

@@ -33,27 +33,20 @@ impl Flusher {
         }
     }
 
-    /// Writes the dead letters (if any), then the data file, both create-only. `fresh` is true
-    /// when we just made the claim, so nobody else can have written its data file. Tells
-    /// whether the data file was new.
+    /// Writes the dead letters (if any), then the data file, both create-only. Tells whether
+    /// the data file was new (the caller decides what an existing one means).
     pub(super) async fn write_files(
         &self,
         claim: &Claim,
         encoded: Encoded,
-        fresh: bool,
     ) -> Result<Created, StorageError> {
         let held = encoded.held_bytes();
-        let result = self.upload(claim, encoded, fresh).await;
+        let result = self.upload(claim, encoded).await;
         self.encoded_bytes.fetch_sub(held, Ordering::Relaxed);
         result
     }
 
-    async fn upload(
-        &self,
-        claim: &Claim,
-        encoded: Encoded,
-        fresh: bool,
-    ) -> Result<Created, StorageError> {
+    async fn upload(&self, claim: &Claim, encoded: Encoded) -> Result<Created, StorageError> {
         if let Some(dead) = encoded.dead_letters {
             self.storage
                 .create(&claim.dead_letters, Bytes::from(dead))
@@ -67,9 +60,6 @@ impl Flusher {
             .await?;
         metrics::histogram!("ingest_upload_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        if created == Created::AlreadyExists && fresh {
-            tracing::error!(path = %claim.data, "a data file exists without the claim that should precede it; it is kept as is and nothing is committed past it");
-        }
         if created == Created::New {
             metrics::counter!("ingest_files_landed_total").increment(1);
             // Freshness gauges are derived from this at scrape time (`ops`).

@@ -183,18 +183,20 @@ pub enum ClaimMismatch {
 }
 
 /// Decides how to continue with a batch of `topic`/`partition` covering `first..=last` whose
-/// claim already exists. `data_exists` tells whether the claimed data file is in storage.
+/// claim already exists; `first_record` is the [`record_digest`] of the batch's first record.
+/// `data_exists` tells whether the claimed data file is in storage.
 pub fn decide(
     topic: &str,
     partition: i32,
-    first: i64,
-    last: i64,
+    (first, last): (i64, i64),
+    first_record: &str,
     claim: &Claim,
     data_exists: bool,
 ) -> Result<Recovery, ClaimMismatch> {
     if claim.version > Claim::VERSION {
         return Err(ClaimMismatch::Version(claim.version));
     }
+    same_records(claim, first_record)?;
     if claim.topic != topic || claim.partition != partition || claim.first_offset != first {
         return Err(ClaimMismatch::WrongBatch {
             topic: topic.into(),
@@ -245,7 +247,7 @@ mod tests {
         // Our batch may be shorter, equal or longer than the landed file; only the claim counts.
         for our_last in [12, 20, 35] {
             assert_eq!(
-                decide("t", 2, 10, our_last, &claim(10, 20), true),
+                decide("t", 2, (10, our_last), "", &claim(10, 20), true),
                 Ok(Recovery::AlreadyLanded { through: 20 })
             );
         }
@@ -254,15 +256,15 @@ mod tests {
     #[test]
     fn a_claim_without_its_file_is_completed_at_the_claimed_end() {
         assert_eq!(
-            decide("t", 2, 10, 20, &claim(10, 20), false),
+            decide("t", 2, (10, 20), "", &claim(10, 20), false),
             Ok(Recovery::Complete { through: 20 })
         );
         assert_eq!(
-            decide("t", 2, 10, 99, &claim(10, 20), false),
+            decide("t", 2, (10, 99), "", &claim(10, 20), false),
             Ok(Recovery::Complete { through: 20 })
         );
         assert_eq!(
-            decide("t", 2, 10, 15, &claim(10, 20), false),
+            decide("t", 2, (10, 15), "", &claim(10, 20), false),
             Ok(Recovery::NeedMore { through: 20 })
         );
     }
@@ -271,7 +273,7 @@ mod tests {
     fn gaps_in_offsets_do_not_matter_because_nothing_is_counted() {
         // A claim over 10..=1000 may hold three records (compaction); the decision is the same.
         assert_eq!(
-            decide("t", 2, 10, 10, &claim(10, 1000), true),
+            decide("t", 2, (10, 10), "", &claim(10, 1000), true),
             Ok(Recovery::AlreadyLanded { through: 1000 })
         );
     }
@@ -279,17 +281,17 @@ mod tests {
     #[test]
     fn claims_for_another_batch_or_from_the_future_are_refused() {
         assert!(matches!(
-            decide("t", 3, 10, 20, &claim(10, 20), true),
+            decide("t", 3, (10, 20), "", &claim(10, 20), true),
             Err(ClaimMismatch::WrongBatch { .. })
         ));
         assert!(matches!(
-            decide("t", 2, 10, 20, &claim(10, 5), true),
+            decide("t", 2, (10, 20), "", &claim(10, 5), true),
             Err(ClaimMismatch::Inverted { .. })
         ));
         let mut newer = claim(10, 20);
         newer.version = 2;
         assert_eq!(
-            decide("t", 2, 10, 20, &newer, true),
+            decide("t", 2, (10, 20), "", &newer, true),
             Err(ClaimMismatch::Version(2))
         );
     }

@@ -6,8 +6,10 @@
 //! published with a create-only hard link (`copy_if_not_exists`). Cloud stores publish small
 //! files atomically with `PutMode::Create` (`If-None-Match: *`); large files are uploaded in
 //! parts to `_ingest/staging/` and published with a create-only copy. The start-up probe checks
-//! that the store really refuses to overwrite; where it does not, writes fall back to
-//! check-then-put (never loses data, may duplicate after a crash) and the service says so.
+//! that the store really refuses to overwrite and refuses a store that does not, unless
+//! `INGEST_ACCEPT_AT_LEAST_ONCE=true`: writes then fall back to check-then-put, where racing
+//! writers can lose or duplicate records, and the service says so. A refused create counts as
+//! "already exists" only once a HEAD finds the object.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
