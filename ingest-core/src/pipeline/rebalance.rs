@@ -1,5 +1,5 @@
-//! Rebalances: partitions assigned start empty under a new epoch; partitions revoked are forgotten
-//! at once.
+//! Rebalances: partitions assigned start empty under a new epoch and fetching; partitions
+//! revoked are forgotten at once.
 //!
 //! Invariant (the README's "How exactly-once works", step 5): a revoked partition's buffers are
 //! dropped uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
@@ -28,6 +28,12 @@ impl Loop {
                         },
                     );
                 }
+                // librdkafka clears only its own pause flag on assignment: one this member
+                // paused (at the cap) and had revoked would otherwise stay paused for good. Any
+                // pause the loop asked for before this event is undone here, in order.
+                let fetch: Vec<(i32, Option<i64>)> =
+                    partitions.iter().map(|p| (*p, None)).collect();
+                self.source.resume(&fetch);
                 tracing::info!(
                     ?partitions,
                     "partitions assigned; resuming from their committed offsets"
