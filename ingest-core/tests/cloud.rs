@@ -34,6 +34,8 @@ fn data_files(listing: &BTreeMap<String, (Option<String>, i64, u64)>, topic: &st
         .count()
 }
 
+/// Lands, replays from the start under a new group (every batch meets its claim), then resumes
+/// the first group inside a landed file.
 async fn lands_exactly_once_and_a_replay_hits_every_claim(server: &dyn Server) {
     let f = Fixture::new("cloud", 3);
     let bucket = container("land");
@@ -80,6 +82,23 @@ async fn lands_exactly_once_and_a_replay_hits_every_claim(server: &dyn Server) {
             assert_eq!(after.get(path), Some(meta), "{path} was rewritten");
         }
     }
+
+    // The first group is reset into partition 0's landed file: the claim before the resume
+    // position is found by listing (in name order on both stores) and skipped to its end.
+    reset_group(&f.broker.brokers, &f.group, &f.topic, 0, 100);
+    produce_json(&f.broker.brokers, &f.topic, 3, 50, 200);
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 3);
+    let (token, mut progress, handle) = start(config(&vars, &[]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    assert_eq!(
+        handle.await.unwrap().unwrap().records,
+        150,
+        "only the new records"
+    );
+    let landed = tempfile::tempdir().unwrap();
+    mirror(&store, &f.topic, landed.path()).await;
+    assert_exactly_once(landed.path(), &f.topic, &high);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,11 +73,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 impl Flusher {
     /// Flushes `sealed` for `partition`, retrying through storage outages until it lands, the
     /// partition is revoked (`owner` cancelled), or a fatal error stops the service.
+    ///
+    /// `first_of_ownership`: the partition's first batch since it was assigned, which may start
+    /// inside a landed range ([`super::cover`]).
     pub async fn flush(
         self: Arc<Self>,
         partition: i32,
         sealed: Sealed,
         owner: CancellationToken,
+        first_of_ownership: bool,
     ) -> Result<Outcome, Error> {
         let span = tracing::info_span!(
             "flush",
@@ -94,7 +98,7 @@ impl Flusher {
         let mut backoff = BACKOFF_START;
         loop {
             let (step, returned) = self
-                .attempt(partition, batch, &owner)
+                .attempt(partition, batch, &owner, first_of_ownership)
                 .instrument(span.clone())
                 .await?;
             match step {
@@ -126,8 +130,10 @@ impl Flusher {
         partition: i32,
         batch: Batch,
         owner: &CancellationToken,
+        first_of_ownership: bool,
     ) -> Result<(Step, Option<Batch>), Error> {
         let mut batch = batch;
+        let mut check_cover = first_of_ownership;
         let mut landed: Option<i64> = None;
         // On a storage error, hand back what is not landed yet; landed parts stay claimed.
         macro_rules! storage {
@@ -139,6 +145,14 @@ impl Flusher {
             };
         }
         while let (Some(first), Some(last)) = (batch.first_offset(), batch.last_offset()) {
+            if std::mem::take(&mut check_cover) {
+                if let Some(through) = storage!(self.landed_before(partition, first).await?, batch)
+                {
+                    landed = Some(through);
+                    batch = batch.split_after(through).1;
+                    continue;
+                }
+            }
             let names = self.namer.batch(
                 partition,
                 first,

@@ -9,9 +9,11 @@
 //! always honoured (its file is skipped or completed exactly as claimed); a storage outage pauses
 //! the partition with backoff and loses nothing.
 
+pub mod cover;
 pub mod flush;
 pub mod naming;
 mod publish;
 pub mod recovery;
+mod resume;
 
 pub use flush::{encoders, Flusher, Outcome};

@@ -94,8 +94,9 @@ impl Loop {
             if let Some(sealed) = owned.state.start_next() {
                 let (flusher, owner, epoch) =
                     (self.flusher.clone(), owned.owner.clone(), owned.epoch);
+                let first = !std::mem::replace(&mut owned.flushed, true);
                 self.tasks
-                    .spawn(async move { (p, epoch, flusher.flush(p, sealed, owner).await) });
+                    .spawn(async move { (p, epoch, flusher.flush(p, sealed, owner, first).await) });
                 self.last_started = p;
             }
         }

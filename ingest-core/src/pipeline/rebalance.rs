@@ -1,7 +1,7 @@
 //! Rebalances: partitions assigned start empty under a new epoch and fetching; partitions
 //! revoked are forgotten at once.
 //!
-//! Invariant (the README's "How exactly-once works", step 5): a revoked partition's buffers are
+//! Invariant (the README's "How exactly-once works", step 6): a revoked partition's buffers are
 //! dropped uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
 //! consumer again; the new owner re-reads from the committed offset.
 
@@ -25,6 +25,7 @@ impl Loop {
                             owner: CancellationToken::new(),
                             epoch: self.next_epoch,
                             completing: None,
+                            flushed: false,
                         },
                     );
                 }

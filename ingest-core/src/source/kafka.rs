@@ -291,8 +291,12 @@ pub fn check_topic(
     }
 }
 
-/// Commits `next_offset` (last landed offset + 1) for one partition, synchronously. Blocking:
-/// call from a blocking thread.
+/// The metadata of every offset this service commits: it marks the offset as the one after a
+/// landed file (a claim boundary), unlike offsets set by `kafka-consumer-groups --reset-offsets`.
+pub const COMMIT_MARK: &str = "ingest:landed";
+
+/// Commits `next_offset` (last landed offset + 1) for one partition, synchronously, with
+/// [`COMMIT_MARK`]. Blocking: call from a blocking thread.
 pub fn commit(
     consumer: &KafkaConsumer,
     topic: &str,
@@ -301,7 +305,29 @@ pub fn commit(
 ) -> KafkaResult<()> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(next_offset))?;
+    if let Some(mut e) = tpl.find_partition(topic, partition) {
+        e.set_metadata(COMMIT_MARK);
+    }
     consumer.commit(&tpl, CommitMode::Sync)
+}
+
+/// The group's committed offset for `partition` if this service committed it (it carries
+/// [`COMMIT_MARK`]); `None` when there is none, another tool set it, or the broker does not
+/// answer within `timeout`. Blocking: call from a blocking thread.
+pub fn committed_by_us(
+    consumer: &KafkaConsumer,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Option<i64> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let got = consumer.committed_offsets(tpl, timeout).ok()?;
+    let e = got.find_partition(topic, partition)?;
+    match e.offset() {
+        Offset::Offset(o) if e.metadata() == COMMIT_MARK => Some(o),
+        _ => None,
+    }
 }
 
 /// Pauses fetching for the given partitions. librdkafka drops what it had prefetched for them.

@@ -154,6 +154,26 @@ impl Control {
         }
     }
 
+    /// Where `partition` resumes if this service recorded it: Kafka's committed offset when we
+    /// committed it, the sequence number after Event Hubs' checkpoint. `None` otherwise (none
+    /// recorded, set by another tool, or not readable now): the first batch is then checked
+    /// against the claims before it.
+    pub async fn resumed_at(&self, partition: i32) -> Option<i64> {
+        match self {
+            Control::Kafka { consumer, topic } => {
+                let (consumer, topic) = (consumer.clone(), topic.clone());
+                // A metadata string that is not UTF-8 panics in rdkafka: treated as not ours.
+                tokio::task::spawn_blocking(move || {
+                    kafka::committed_by_us(&consumer, &topic, partition, Duration::from_secs(10))
+                })
+                .await
+                .ok()
+                .flatten()
+            }
+            Control::EventHubs(c) => c.resumed_at(partition).await,
+        }
+    }
+
     /// The committed position a gauge shows: Kafka's next offset, Event Hubs' last sequence
     /// number checkpointed.
     pub fn committed_position(&self, last: i64) -> i64 {

@@ -22,6 +22,7 @@ use crate::config::{redact_url, Config, MultipartPolicy};
 
 mod build;
 mod explain;
+mod listing;
 mod multipart;
 
 pub use build::{one_line, store_at, Kind};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -167,6 +167,36 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BT
             )
         })
         .collect()
+}
+
+/// Sets `group`'s committed offset of `partition` as an operator's tool would (no metadata):
+/// as a member of the group, which the mock broker requires for a commit.
+pub fn reset_group(brokers: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while consumer.assignment().unwrap().count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never joined the group"
+        );
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    // Leave the group before the service joins it (or it waits out the session timeout).
+    consumer.unsubscribe();
+    for _ in 0..20 {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
 }
 
 /// [`committed`], from an async test (it blocks on the broker).

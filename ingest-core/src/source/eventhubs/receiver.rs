@@ -161,6 +161,12 @@ impl Control {
             .map_err(|e| e.to_string())
     }
 
+    /// The sequence number after `partition`'s checkpoint, where its receiver starts.
+    pub async fn resumed_at(&self, partition: i32) -> Option<i64> {
+        let checkpoint = self.store.checkpoint(&partition.to_string()).await.ok()??;
+        checkpoint.sequence_number.map(|s| s + 1)
+    }
+
     /// Stops balancing and receiving and releases the partitions held (so another replica takes
     /// them at once); the connection closes when the last task drops the client. Call after the
     /// final commits.

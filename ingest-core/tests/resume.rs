@@ -1,0 +1,148 @@
+//! A resume position inside a landed range, in process against librdkafka's mock cluster over
+//! TCP and the local filesystem: the group's offsets reset into a landed file (as
+//! `kafka-consumer-groups --reset-offsets` does), a replay of the whole topic after the group's
+//! offsets are lost, and a resume inside a claim whose file never landed. (Retention removing a
+//! landed file's first records takes the same path, the first batch starting after our commit;
+//! neither test broker deletes records: the mock has no DeleteRecords, tansu's SQLite engine
+//! leaves it unimplemented.)
+
+mod common;
+
+use common::*;
+
+/// The metadata of `group`'s commit of partition 0.
+fn committed_metadata(brokers: &str, group: &str, topic: &str) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let got = consumer.committed_offsets(tpl, WAIT).unwrap();
+    got.elements()[0].metadata().to_string()
+}
+
+/// Lands 300 records in three files of 100 and stops; returns what landed.
+async fn land_three_files(
+    fixture: &Fixture,
+) -> std::collections::BTreeMap<std::path::PathBuf, (u64, i64, u64, Vec<u8>)> {
+    produce_json(&fixture.broker.brokers, &fixture.topic, 1, 300, 0);
+    let (token, mut progress, handle) = start(config(
+        &fixture.vars,
+        &[("INGEST_FLUSH_MAX_RECORDS", "100")],
+    ));
+    until_committed(
+        &mut progress,
+        &high_watermarks(&fixture.broker.brokers, &fixture.topic, 1),
+    )
+    .await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().files, 3);
+    snapshot(fixture.dir.path())
+}
+
+/// Runs the service until everything produced is committed; returns how many records it landed.
+async fn run_to_the_end(fixture: &Fixture, group_vars: &[(String, String)]) -> u64 {
+    let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
+    let (token, mut progress, handle) =
+        start(config(group_vars, &[("INGEST_FLUSH_MAX_RECORDS", "100")]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().unwrap().records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_reset_into_a_landed_file_skips_to_its_end() {
+    let fixture = Fixture::new("reset", 1);
+    let landed = land_three_files(&fixture).await;
+    assert_eq!(
+        committed_metadata(&fixture.broker.brokers, &fixture.group, &fixture.topic),
+        ingest::source::kafka::COMMIT_MARK,
+        "the service's own commits are marked as claim boundaries"
+    );
+    reset_group(
+        &fixture.broker.brokers,
+        &fixture.group,
+        &fixture.topic,
+        0,
+        150,
+    );
+    produce_json(&fixture.broker.brokers, &fixture.topic, 1, 100, 300);
+
+    let records = run_to_the_end(&fixture, &fixture.vars).await;
+    assert_eq!(records, 100, "only the new records landed");
+    let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
+    assert_exactly_once(fixture.dir.path(), &fixture.topic, &high);
+    assert_nothing_rewritten(&landed, fixture.dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_the_whole_topic_after_lost_offsets_lands_nothing_twice() {
+    let fixture = Fixture::new("replay", 1);
+    let landed = land_three_files(&fixture).await;
+    produce_json(&fixture.broker.brokers, &fixture.topic, 1, 100, 300);
+    let group = unique("group");
+    let vars = env(
+        &fixture.broker.brokers,
+        &fixture.topic,
+        &group,
+        fixture.dir.path(),
+    );
+
+    let records = run_to_the_end(&fixture, &vars).await;
+    assert_eq!(records, 100, "only the new records landed");
+    let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
+    assert_exactly_once(fixture.dir.path(), &fixture.topic, &high);
+    assert_nothing_rewritten(&landed, fixture.dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_inside_a_claim_whose_file_never_landed_stops_with_the_claim_named() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        group,
+    } = Fixture::new("stranded", 1);
+    produce_json(&broker.brokers, &topic, 1, 300, 0);
+    // A replica claimed 0..=199 and died before uploading; the group resumes at 150 (here
+    // reset there; retention removing the first 150 records has the same effect).
+    let data = format!(
+        "{topic}/dt=2020-01-01/hour=00/{topic}+0+{:020}.ndjson.gz",
+        0
+    );
+    write_claim(dir.path(), &topic, 199, &data);
+    reset_group(&broker.brokers, &group, &topic, 0, 150);
+    let before = snapshot(dir.path());
+
+    let (_token, _progress, handle) = start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "100")]));
+    let stopped = tokio::time::timeout(WAIT, handle)
+        .await
+        .expect("the service stops")
+        .unwrap();
+    let error = stopped.expect_err("a claim that cannot be completed stops the service");
+    let line = error.to_string();
+    assert!(
+        matches!(
+            error,
+            ingest::Error::ClaimStranded {
+                resumed_at: 150,
+                through: 199,
+                ..
+            }
+        ) && !error.is_retryable(),
+        "{line}"
+    );
+    assert!(
+        line.contains(&ingest::land::naming::claim_path(&topic, 0, 0))
+            && line.contains("move the claim aside")
+            && !line.contains('\n'),
+        "{line}"
+    );
+    let committed = committed_now(&broker.brokers, &group, &topic, 1).await;
+    assert_eq!(committed[&0], 150, "nothing committed past the reset");
+    assert_eq!(snapshot(dir.path()), before, "nothing written");
+}
