@@ -96,8 +96,16 @@ fn s3(env: &CloudEnv) -> AmazonS3Builder {
     b
 }
 
+/// How long one Azure request may take. Every file is one Put Blob (see `Storage::probe`), so
+/// this bounds a whole upload: 64 MiB (the default batch, uncompressed) needs 0.6 MB/s.
+const AZURE_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn azure(config: &Config) -> MicrosoftAzureBuilder {
-    let mut b = MicrosoftAzureBuilder::new().with_retry(retry());
+    let mut b = MicrosoftAzureBuilder::new()
+        .with_retry(retry())
+        .with_client_options(
+            object_store::ClientOptions::new().with_timeout(AZURE_REQUEST_TIMEOUT),
+        );
     for (key, value) in config.cloud_env.with_prefix("AZURE_") {
         if let Ok(k) = key.to_ascii_lowercase().parse() {
             b = b.with_config(k, value);

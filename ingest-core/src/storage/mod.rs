@@ -5,7 +5,8 @@
 //! watched data path after a crash; so local writes are staged under `_ingest/staging/` and
 //! published with a create-only hard link (`copy_if_not_exists`). Cloud stores publish small
 //! files atomically with `PutMode::Create` (`If-None-Match: *`); large files are uploaded in
-//! parts to `_ingest/staging/` and published with a create-only copy. The start-up probe checks
+//! parts to `_ingest/staging/` and published with a create-only copy on S3; on Azure, whose copy
+//! may complete after it answers, every file is one create-only Put Blob. The start-up probe checks
 //! that the store really refuses to overwrite and refuses a store that does not, unless
 //! `INGEST_ACCEPT_AT_LEAST_ONCE=true`: writes then fall back to check-then-put, where racing
 //! writers can lose or duplicate records, and the service says so. A refused create counts as
@@ -309,7 +310,11 @@ impl Storage {
         };
         let mut multipart = false;
         let mut copy = None;
-        if self.kind != Kind::Local && create_only {
+        // Azure's Copy Blob may finish after it answers (x-ms-copy-status: pending), which
+        // object_store does not report: deleting the staged source then could leave the file
+        // incomplete. So on Azure every file is one create-only Put Blob (up to 5,000 MiB), no
+        // copy at all; only S3, whose CopyObject completes before it answers, stages in parts.
+        if self.kind == Kind::S3 && create_only {
             let to = Path::from(format!("{first}-copy"));
             multipart = match self.store.copy_if_not_exists(&first, &to).await {
                 Ok(()) => {
@@ -339,7 +344,7 @@ impl Storage {
         metrics::gauge!("ingest_exactly_once").set(if create_only { 1.0 } else { 0.0 });
         if !create_only {
             tracing::warn!(store = %self.label, "AT-LEAST-ONCE: this store overwrites despite If-None-Match, so files are written check-then-put (INGEST_ACCEPT_AT_LEAST_ONCE=true): writers racing on one name can lose or duplicate records (see README, Storage)");
-        } else if self.kind != Kind::Local && !multipart {
+        } else if self.kind == Kind::S3 && !multipart {
             tracing::info!(store = %self.label, "this store cannot copy create-only; every file is uploaded in a single request");
         }
         Ok(self.caps)
