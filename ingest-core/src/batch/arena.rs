@@ -247,6 +247,7 @@ impl<A: Attachment> Batch<A> {
             key: record.key(),
             value: record.value(),
             headers,
+            headers_unreadable: record.headers_unreadable(),
         });
     }
 }
@@ -320,6 +321,7 @@ mod tests {
                 key: Some(b"k"),
                 value: Some(b"[1]"),
                 headers: &headers,
+                headers_unreadable: false,
             });
         }
         let (head, tail) = b.clone().split_after(12);
@@ -350,5 +352,24 @@ mod tests {
             vec![10, 12, 15]
         );
         assert_eq!(joined.bytes(), b.bytes());
+    }
+
+    #[test]
+    fn a_record_whose_headers_were_unreadable_stays_marked_through_split_and_append() {
+        let mut b = Batch::new(Instant::now(), 0);
+        for (o, unreadable) in [(1, false), (2, true), (3, false)] {
+            b.push(&RecordRef {
+                headers_unreadable: unreadable,
+                ..rec(o, b"{}")
+            });
+        }
+        let (mut head, tail) = b.split_after(1);
+        head.append(&tail);
+        let marked: Vec<(i64, bool)> = head
+            .records()
+            .map(|r| (r.offset(), r.headers_unreadable()))
+            .collect();
+        assert_eq!(marked, vec![(1, false), (2, true), (3, false)]);
+        assert_eq!(head.records().nth(1).unwrap().headers().count(), 0);
     }
 }

@@ -13,6 +13,9 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    /// The source could not read the record's headers (a Kafka header key that is not UTF-8):
+    /// `headers` is empty and the encoder treats the record as invalid.
+    pub headers_unreadable: bool,
 }
 
 impl RecordRef<'_> {
@@ -41,12 +44,15 @@ impl RecordRef<'_> {
 }
 
 /// A stored record starts with offset (i64), timestamp (i64), key length, value length (u32,
-/// [`ABSENT`] for none) and header count (u32), little-endian.
+/// [`ABSENT`] for none) and header count (u32, [`UNREADABLE`] set when the headers could not be
+/// read), little-endian.
 pub(super) const RECORD_HEADER: usize = 8 + 8 + 4 + 4 + 4;
 /// Each stored header starts with its key and value lengths (u32).
 const HEADER_HEADER: usize = 4 + 4;
 /// Length of an absent key or value.
 const ABSENT: u32 = u32::MAX;
+/// The header-count bit of a record whose headers the source could not read.
+const UNREADABLE: u32 = 1 << 31;
 /// Timestamp of a record that has none (Kafka timestamps are never negative but -1).
 const NO_TIMESTAMP: i64 = i64::MIN;
 
@@ -61,7 +67,12 @@ pub(super) fn store(out: &mut Vec<u8>, record: &RecordRef<'_>) {
     out.extend_from_slice(&record.timestamp_ms.unwrap_or(NO_TIMESTAMP).to_le_bytes());
     put_len(out, record.key);
     put_len(out, record.value);
-    out.extend_from_slice(&(record.headers.len() as u32).to_le_bytes());
+    let flag = if record.headers_unreadable {
+        UNREADABLE
+    } else {
+        0
+    };
+    out.extend_from_slice(&(record.headers.len() as u32 | flag).to_le_bytes());
     out.extend_from_slice(record.key.unwrap_or_default());
     out.extend_from_slice(record.value.unwrap_or_default());
     for (k, v) in record.headers {
@@ -94,6 +105,7 @@ pub struct StoredRecord<'a> {
     value: Option<&'a [u8]>,
     header_count: u32,
     headers: &'a [u8],
+    headers_unreadable: bool,
 }
 
 /// Reads a little-endian number at the front of `bytes` (written by [`Batch::push`]).
@@ -118,7 +130,8 @@ impl<'a> StoredRecord<'a> {
         let timestamp_ms = i64::from_le_bytes(take(&mut chunk));
         let key_len = u32::from_le_bytes(take(&mut chunk));
         let value_len = u32::from_le_bytes(take(&mut chunk));
-        let header_count = u32::from_le_bytes(take(&mut chunk));
+        let counted = u32::from_le_bytes(take(&mut chunk));
+        let (header_count, headers_unreadable) = (counted & !UNREADABLE, counted & UNREADABLE != 0);
         let key = take_bytes(&mut chunk, key_len);
         let value = take_bytes(&mut chunk, value_len);
         let mut headers_len = 0;
@@ -138,6 +151,7 @@ impl<'a> StoredRecord<'a> {
             value,
             header_count,
             headers,
+            headers_unreadable,
         };
         (record, rest)
     }
@@ -153,6 +167,10 @@ impl<'a> StoredRecord<'a> {
     }
     pub fn value(&self) -> Option<&'a [u8]> {
         self.value
+    }
+    /// The source could not read this record's headers ([`RecordRef::headers_unreadable`]).
+    pub fn headers_unreadable(&self) -> bool {
+        self.headers_unreadable
     }
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         let mut rest = self.headers;
@@ -179,6 +197,7 @@ pub(crate) mod tests {
             key: None,
             value: Some(value),
             headers: &[],
+            headers_unreadable: false,
         }
     }
 }

@@ -213,6 +213,7 @@ mod tests {
                 key: None,
                 value: Some(&value),
                 headers: &[],
+                headers_unreadable: false,
             });
         }
     }

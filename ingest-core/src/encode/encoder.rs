@@ -63,6 +63,10 @@ pub struct InvalidRecord {
     pub reason: String,
 }
 
+/// Why a record whose headers the source could not read is invalid.
+const UNREADABLE_HEADERS: &str =
+    "a header key is not valid UTF-8, so its headers cannot be read for the metadata envelope";
+
 /// Text between compressor calls: lines are compressed in chunks rather than one by one.
 const CHUNK: usize = 256 * 1024;
 
@@ -182,6 +186,7 @@ impl Encoder {
             // A transform parses the value anyway, so it is also the validity check (one parse).
             let line;
             let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
+                _ if r.headers_unreadable() => (Err(UNREADABLE_HEADERS.to_string()), r.value()),
                 (Some(v), Some(t), _) => {
                     match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
                         Ok(None) => {

@@ -171,6 +171,7 @@ mod tests {
                 key: None,
                 value: Some(v),
                 headers: &[],
+                headers_unreadable: false,
             });
         }
         let opts = EncodeOptions {

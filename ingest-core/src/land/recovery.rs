@@ -321,6 +321,7 @@ mod tests {
             key: Some(key),
             value: Some(value),
             headers: &[],
+            headers_unreadable: false,
         });
         b
     }

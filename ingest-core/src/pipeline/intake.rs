@@ -152,18 +152,29 @@ impl Loop {
         let mut inline = [("", None); INLINE_HEADERS];
         let mut spilled = Vec::new();
         let wanted = self.config.envelope == Envelope::Metadata;
+        let mut headers_unreadable = false;
         let headers: &[(&str, Option<&[u8]>)] = match wanted.then(|| m.headers()).flatten() {
-            Some(h) => {
+            // rdkafka panics on a header key that is not UTF-8 (a poison record a non-Rust
+            // producer can write): the record then goes the invalid-record way, named by offset,
+            // instead of the panic stopping the service at it again after every restart.
+            Some(h) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if h.count() <= INLINE_HEADERS {
                     for (slot, h) in inline.iter_mut().zip(h.iter()) {
                         *slot = (h.key, h.value);
                     }
-                    &inline[..h.count()]
                 } else {
                     spilled.extend(h.iter().map(|h| (h.key, h.value)));
-                    &spilled
                 }
-            }
+            })) {
+                Ok(()) if h.count() <= INLINE_HEADERS => &inline[..h.count()],
+                Ok(()) => &spilled,
+                Err(_) => {
+                    tracing::warn!(partition = m.partition(), offset = m.offset(),
+                        "a header key is not valid UTF-8; the record is handled as invalid (INGEST_INVALID_RECORD_POLICY)");
+                    headers_unreadable = true;
+                    &[]
+                }
+            },
             _ => &[],
         };
         let record = RecordRef {
@@ -172,6 +183,7 @@ impl Loop {
             key: m.key(),
             value: m.payload(),
             headers,
+            headers_unreadable,
         };
         self.on_record(m.partition(), &record, burst)
     }
@@ -193,6 +205,7 @@ impl Loop {
             key: e.partition_key.as_deref().map(str::as_bytes),
             value: e.body.as_deref(),
             headers: &headers,
+            headers_unreadable: false,
         };
         self.on_record(e.partition, &record, burst)
     }

@@ -21,6 +21,7 @@ fn push(p: &mut PartitionState, offsets: impl IntoIterator<Item = i64>, now: Ins
                 key: None,
                 value: Some(b"1"),
                 headers: &[],
+                headers_unreadable: false,
             },
             now,
             0,
@@ -89,7 +90,8 @@ fn landing_past_our_batch_drops_what_the_landed_file_holds() {
                 timestamp_ms: None,
                 key: None,
                 value: None,
-                headers: &[]
+                headers: &[],
+                headers_unreadable: false,
             },
             t0,
             0,

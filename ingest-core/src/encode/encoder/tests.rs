@@ -33,6 +33,7 @@ fn batch(values: &[Option<&[u8]>]) -> Batch {
                 ("bin", Some(b"\xfe")),
                 ("none", None),
             ],
+            headers_unreadable: false,
         });
     }
     b
@@ -259,4 +260,30 @@ fn compaction_is_whitespace_only() {
         b" { \"a b\" :\t\"\\\\\" , \"c\" : [ true , -0.0e+1 ] } ",
     );
     assert_eq!(out, br#"{"a b":"\\","c":[true,-0.0e+1]}"#);
+}
+
+#[test]
+fn a_record_whose_headers_were_unreadable_is_invalid_and_named_by_offset() {
+    let mut b: Batch = Batch::new(Instant::now(), 0);
+    for (offset, unreadable) in [(7, false), (8, true)] {
+        b.push(&RecordRef {
+            offset,
+            timestamp_ms: Some(1),
+            key: None,
+            value: Some(b"{\"a\":1}"),
+            headers: &[],
+            headers_unreadable: unreadable,
+        });
+    }
+    let o = |invalid| opts(Envelope::Metadata, Compression::None, invalid);
+    let err = encode(&b, 3, &o(InvalidRecordPolicy::Fail)).unwrap_err();
+    assert_eq!(err.offset, 8);
+    assert!(
+        err.reason.contains("header key is not valid UTF-8"),
+        "{err}"
+    );
+    let dead = encode(&b, 3, &o(InvalidRecordPolicy::DeadLetter)).unwrap();
+    assert_eq!((dead.records, dead.dead_lettered), (1, 1));
+    let line = &lines(dead.dead_letters.as_deref().unwrap())[0];
+    assert_eq!(line["offset"], 8, "{line}");
 }
