@@ -34,6 +34,10 @@ pub struct RawEnv {
     pub envelope: Option<String>,
     pub compression: Option<String>,
     pub compression_level: Option<String>,
+    pub format: Option<String>,
+    pub parquet_compression: Option<String>,
+    pub parquet_compression_level: Option<String>,
+    pub parquet_row_group_bytes: Option<String>,
     pub invalid_record_policy: Option<String>,
     pub dead_letter_prefix: Option<String>,
     pub time_source: Option<String>,
@@ -228,6 +232,12 @@ impl RawEnv {
             Envelope::Raw,
         )?;
         let compression = encoding::compression(self.compression, self.compression_level)?;
+        let format = super::format::format(
+            self.format,
+            self.parquet_compression,
+            self.parquet_compression_level,
+            self.parquet_row_group_bytes,
+        )?;
         let invalid = choice(
             "INVALID_RECORD_POLICY",
             self.invalid_record_policy,
@@ -299,6 +309,7 @@ impl RawEnv {
             max_record_bytes,
             envelope,
             compression,
+            format,
             invalid,
             dead_letter_prefix,
             time_source,

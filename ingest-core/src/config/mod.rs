@@ -18,6 +18,7 @@ pub mod encoding;
 pub mod env;
 pub mod eventhubs;
 pub mod flush;
+pub mod format;
 pub mod kafka;
 pub mod ops;
 mod parse;
@@ -29,6 +30,7 @@ pub use encoding::{Compression, Envelope, InvalidRecordPolicy, TimeSource};
 pub use env::RawEnv;
 use eventhubs::EventHubsConfig;
 pub use flush::FlushPolicy;
+pub use format::{Format, ParquetCompression, ParquetSettings};
 pub use kafka::{validate_topic, KafkaConfig, Property};
 pub use ops::{Fault, LogFormat};
 pub use parse::ConfigError;
@@ -82,8 +84,10 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// `INGEST_ENVELOPE`.
     pub envelope: Envelope,
-    /// `INGEST_COMPRESSION`, `INGEST_COMPRESSION_LEVEL`.
+    /// `INGEST_COMPRESSION`, `INGEST_COMPRESSION_LEVEL`: NDJSON data files and dead letters.
     pub compression: Compression,
+    /// `INGEST_FORMAT` and the `INGEST_PARQUET_*` settings.
+    pub format: Format,
     /// `INGEST_INVALID_RECORD_POLICY`.
     pub invalid: InvalidRecordPolicy,
     /// `INGEST_DEAD_LETTER_PREFIX`, relative to the storage root.
@@ -139,6 +143,7 @@ impl fmt::Debug for Config {
             .field("max_record_bytes", &self.max_record_bytes)
             .field("envelope", &self.envelope)
             .field("compression", &self.compression)
+            .field("format", &self.format)
             .field("invalid", &self.invalid)
             .field("dead_letter_prefix", &self.dead_letter_prefix)
             .field("time_source", &self.time_source)

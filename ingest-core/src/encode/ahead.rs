@@ -193,6 +193,7 @@ mod tests {
             invalid,
             max_record_bytes: 1 << 20,
             transform: None,
+            format: crate::config::Format::Ndjson,
         }
     }
 

@@ -12,7 +12,7 @@ use super::ndjson::{
 };
 use super::transform::Transform;
 use crate::batch::{Attachment, Batch, StoredRecord};
-use crate::config::{Compression, Envelope, InvalidRecordPolicy};
+use crate::config::{Compression, Envelope, Format, InvalidRecordPolicy};
 
 /// How records are written, fixed per service.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct EncodeOptions {
     pub max_record_bytes: usize,
     /// Per-topic transform of valid record values (`ingest::Service::transform`).
     pub transform: Option<Transform>,
+    /// NDJSON or Parquet data files.
+    pub format: Format,
 }
 
 /// The encoded files of one batch.
@@ -64,7 +66,7 @@ pub struct InvalidRecord {
 }
 
 /// Why a record whose headers the source could not read is invalid.
-const UNREADABLE_HEADERS: &str =
+pub(super) const UNREADABLE_HEADERS: &str =
     "a header key is not valid UTF-8, so its headers cannot be read for the metadata envelope";
 
 /// Text between compressor calls: lines are compressed in chunks rather than one by one.
@@ -258,16 +260,7 @@ impl Encoder {
             Output::Plain(v) => v,
             Output::Gzip(gz) => gz.finish(),
         };
-        let dead_letters = (self.dead_lettered > 0).then(|| match compression {
-            Compression::None => self.dead,
-            Compression::Gzip { level } => {
-                let mut gz = GzParts::new(level, self.dead.len() / 2);
-                let mut part = gz.part();
-                part.write(&self.dead);
-                part.end(true);
-                gz.finish()
-            }
-        });
+        let dead_letters = (self.dead_lettered > 0).then(|| compress(self.dead, compression));
         Encoded {
             data,
             dead_letters,
@@ -276,6 +269,20 @@ impl Encoder {
             skipped: self.skipped,
             filtered: self.filtered,
             uncompressed_bytes: self.uncompressed_bytes,
+        }
+    }
+}
+
+/// Dead-letter lines as their file holds them.
+pub(super) fn compress(lines: Vec<u8>, compression: Compression) -> Vec<u8> {
+    match compression {
+        Compression::None => lines,
+        Compression::Gzip { level } => {
+            let mut gz = GzParts::new(level, lines.len() / 2);
+            let mut part = gz.part();
+            part.write(&lines);
+            part.end(true);
+            gz.finish()
         }
     }
 }

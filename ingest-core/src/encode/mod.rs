@@ -7,14 +7,16 @@
 //! file, the dead-letter file, a counted skip or filter, or an [`InvalidRecord`] error; encoding
 //! ahead then finishing writes the very file one encode would.
 //!
-//! A new output format (Parquet, say) is an encoder beside [`Encoder`], chosen from
-//! `EncodeOptions`, with the same accounting ([`Encoded`]) and the same record-or-error rule.
+//! Parquet files ([`parquet`]) are an encoder beside [`Encoder`], chosen from
+//! `EncodeOptions::format`, with the same accounting ([`Encoded`]) and the same record-or-error
+//! rule; they are written whole when the batch is sealed (nothing is encoded ahead).
 
 pub mod ahead;
 mod encoder;
 pub mod gzip;
 pub mod json;
 mod ndjson;
+pub mod parquet;
 pub mod transform;
 
 pub use ahead::Ahead;

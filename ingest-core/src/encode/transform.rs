@@ -184,6 +184,7 @@ mod tests {
                 remove_field(v, "secret");
                 Keep::from(v["keep"] == true)
             })),
+            format: crate::config::Format::Ndjson,
         };
         encode(&batch, 0, &opts).unwrap()
     }

@@ -15,10 +15,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::claimed::Encoding;
 use super::naming::Namer;
 use super::recovery::{decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, Recovery};
 use crate::clock::now_ms;
-use crate::config::Fault;
+use crate::config::{Fault, Format};
 use crate::encode::{ahead, Ahead, EncodeOptions, Encoded, Encoder};
 use crate::error::Error;
 use crate::ops::health::Health;
@@ -174,10 +175,7 @@ impl Flusher {
                 dead_letters: names.dead_letters,
                 claimed_at_ms: now_ms(),
                 first_record: Some(first_record.clone()),
-                encoding: Some(ClaimedEncoding::new(
-                    self.encode.envelope,
-                    self.encode.compression,
-                )),
+                encoding: Some(ClaimedEncoding::new(&self.encoding())),
             };
             let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
             match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
@@ -241,11 +239,11 @@ impl Flusher {
                         Recovery::Complete { through } => {
                             let (head, tail) = batch.split_after(through);
                             // As claimed, whatever the settings are now: the name says it.
-                            let (envelope, compression) =
-                                existing.encoding_or(self.encode.envelope, self.encode.compression);
+                            let claimed = existing.encoding_or(&self.encoding());
                             let claimed = EncodeOptions {
-                                envelope,
-                                compression,
+                                envelope: claimed.envelope,
+                                compression: claimed.compression,
+                                format: claimed.format,
                                 ..self.encode.clone()
                             };
                             let (mut head, encoded) =
@@ -279,6 +277,15 @@ impl Flusher {
         Ok((Step::Done(Outcome::Landed { through }), None))
     }
 
+    /// How this service encodes files now (what a new claim records).
+    fn encoding(&self) -> Encoding {
+        Encoding {
+            envelope: self.encode.envelope,
+            compression: self.encode.compression,
+            format: self.encode.format,
+        }
+    }
+
     /// Encodes `batch` with `opts` (default: the service's), continuing what was encoded ahead
     /// while it filled when that used the same options.
     async fn encode(
@@ -294,10 +301,19 @@ impl Flusher {
             .await
             .map_err(|e| Error::Internal(format!("encoder pool closed: {e}")))?;
         let same = opts.as_ref().is_none_or(|o| {
-            (o.envelope, o.compression) == (self.encode.envelope, self.encode.compression)
+            (o.envelope, o.compression, o.format)
+                == (
+                    self.encode.envelope,
+                    self.encode.compression,
+                    self.encode.format,
+                )
         });
         let opts = opts.unwrap_or_else(|| self.encode.clone());
         let (batch, encoded) = tokio::task::spawn_blocking(move || {
+            if let Format::Parquet(settings) = opts.format {
+                let encoded = crate::encode::parquet::encode(&batch, partition, &opts, &settings);
+                return (batch, encoded);
+            }
             // Continue what was encoded ahead while the batch filled, if anything was.
             let ahead = if same { ahead::take(&batch) } else { None };
             let (mut encoder, done) = ahead.unwrap_or_else(|| {

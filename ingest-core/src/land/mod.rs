@@ -9,6 +9,7 @@
 //! always honoured (its file is skipped or completed exactly as claimed); a storage outage pauses
 //! the partition with backoff and loses nothing.
 
+pub mod claimed;
 pub mod cover;
 pub mod flush;
 pub mod naming;

@@ -4,7 +4,7 @@
 //! directory also of the batch's UTC hour), zero-padded so names sort in offset order, and every
 //! object that is not finished data lives outside `<topic>/`, the path readers watch.
 
-use crate::config::{Compression, TimeSource};
+use crate::config::{Compression, Format, TimeSource};
 pub use crate::storage::STATE_PREFIX;
 
 /// Where the objects of one batch go. All paths are relative to the storage root.
@@ -21,14 +21,23 @@ pub struct Namer {
     pub topic: String,
     pub dead_letter_prefix: String,
     pub compression: Compression,
+    pub format: Format,
     pub time_source: TimeSource,
 }
 
 impl Namer {
-    fn extension(&self) -> &'static str {
+    /// NDJSON's extension (dead letters are NDJSON whatever the format).
+    fn ndjson_extension(&self) -> &'static str {
         match self.compression {
             Compression::None => "ndjson",
             Compression::Gzip { .. } => "ndjson.gz",
+        }
+    }
+
+    fn extension(&self) -> &'static str {
+        match self.format {
+            Format::Ndjson => self.ndjson_extension(),
+            Format::Parquet(_) => "parquet",
         }
     }
 
@@ -47,14 +56,15 @@ impl Namer {
             TimeSource::Ingestion => ingested_ms,
         };
         let dir = hive_dir(ts);
-        let file = format!(
-            "{topic}+{partition}+{first_offset:020}.{ext}",
-            topic = self.topic,
-            ext = self.extension()
-        );
+        let file = |ext: &str| format!("{}+{partition}+{first_offset:020}.{ext}", self.topic);
         BatchNames {
-            data: format!("{}/{dir}/{file}", self.topic),
-            dead_letters: format!("{}/{}/{dir}/{file}", self.dead_letter_prefix, self.topic),
+            data: format!("{}/{dir}/{}", self.topic, file(self.extension())),
+            dead_letters: format!(
+                "{}/{}/{dir}/{}",
+                self.dead_letter_prefix,
+                self.topic,
+                file(self.ndjson_extension())
+            ),
             claim: claim_path(&self.topic, partition, first_offset),
         }
     }
@@ -98,6 +108,7 @@ mod tests {
             topic: "orders".into(),
             dead_letter_prefix: "_dead_letters".into(),
             compression,
+            format: Format::Ndjson,
             time_source,
         }
     }
@@ -120,6 +131,23 @@ mod tests {
             "_ingest/claims/orders/3/00000000000000000042.json"
         );
         assert!(!names.data.contains("partition="));
+    }
+
+    #[test]
+    fn parquet_files_are_named_parquet_and_their_dead_letters_stay_ndjson() {
+        let mut n = namer(TimeSource::Record, Compression::Gzip { level: 6 });
+        n.format = Format::Parquet(crate::config::ParquetSettings {
+            compression: crate::config::ParquetCompression::Zstd { level: 3 },
+            row_group_bytes: 1 << 20,
+        });
+        let names = n.batch(3, 42, Some(1_709_251_199_999), 0);
+        assert_eq!(
+            names.data,
+            "orders/dt=2024-02-29/hour=23/orders+3+00000000000000000042.parquet"
+        );
+        assert!(names
+            .dead_letters
+            .ends_with("+00000000000000000042.ndjson.gz"));
     }
 
     #[test]

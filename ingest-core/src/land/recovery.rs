@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::claimed::ClaimedEncoding;
 use crate::batch::StoredRecord;
-use crate::config::{Compression, Envelope};
 
 /// Contents of `_ingest/claims/<topic>/<partition>/<first offset>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,75 +40,6 @@ impl Claim {
     /// The claim format. Fields added since are optional, so earlier releases read these
     /// claims too (a rolling upgrade never meets a claim it refuses).
     pub const VERSION: u32 = 1;
-
-    /// The envelope and compression to complete this claim's file with: as claimed, else (a
-    /// claim of an earlier release) compression from the file name and `envelope` as now.
-    pub fn encoding_or(
-        &self,
-        envelope: Envelope,
-        compression: Compression,
-    ) -> (Envelope, Compression) {
-        match &self.encoding {
-            Some(e) => (e.envelope(), e.compression()),
-            None if self.data.ends_with(".gz") => {
-                let level = match compression {
-                    Compression::Gzip { level } => level,
-                    Compression::None => crate::config::defaults::COMPRESSION_LEVEL,
-                };
-                (envelope, Compression::Gzip { level })
-            }
-            None => (envelope, Compression::None),
-        }
-    }
-}
-
-/// A claimed file's encoding, in words that stay stable across releases.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimedEncoding {
-    /// `raw` or `metadata`.
-    pub envelope: String,
-    /// `none` or `gzip`.
-    pub compression: String,
-    /// The gzip level, when gzip.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<u32>,
-}
-
-impl ClaimedEncoding {
-    pub fn new(envelope: Envelope, compression: Compression) -> ClaimedEncoding {
-        let (compression, level) = match compression {
-            Compression::None => ("none", None),
-            Compression::Gzip { level } => ("gzip", Some(level)),
-        };
-        ClaimedEncoding {
-            envelope: match envelope {
-                Envelope::Raw => "raw",
-                Envelope::Metadata => "metadata",
-            }
-            .into(),
-            compression: compression.into(),
-            level,
-        }
-    }
-
-    fn envelope(&self) -> Envelope {
-        if self.envelope == "metadata" {
-            Envelope::Metadata
-        } else {
-            Envelope::Raw
-        }
-    }
-
-    fn compression(&self) -> Compression {
-        match self.compression.as_str() {
-            "gzip" => Compression::Gzip {
-                level: self
-                    .level
-                    .unwrap_or(crate::config::defaults::COMPRESSION_LEVEL),
-            },
-            _ => Compression::None,
-        }
-    }
 }
 
 /// A digest of a record's timestamp, key and value (64-bit FNV-1a, as 16 hex digits): stable
@@ -303,10 +234,11 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Claim>(&json).unwrap(), c);
         let full = Claim {
             first_record: Some("00112233445566ff".into()),
-            encoding: Some(ClaimedEncoding::new(
-                Envelope::Metadata,
-                Compression::Gzip { level: 3 },
-            )),
+            encoding: Some(ClaimedEncoding::new(&super::super::claimed::Encoding {
+                envelope: crate::config::Envelope::Metadata,
+                compression: crate::config::Compression::Gzip { level: 3 },
+                format: crate::config::Format::Ndjson,
+            })),
             ..claim(10, 20)
         };
         let json = serde_json::to_vec(&full).unwrap();
@@ -352,30 +284,5 @@ mod tests {
             same_records(&c, "0000000000000000"),
             Err(ClaimMismatch::OtherRecords { .. })
         ));
-    }
-
-    #[test]
-    fn a_claim_is_completed_with_its_own_encoding() {
-        let mut c = claim(10, 20);
-        let now = (Envelope::Raw, Compression::None);
-        assert_eq!(
-            c.encoding_or(now.0, now.1),
-            (Envelope::Raw, Compression::Gzip { level: 6 }),
-            "an earlier release's .gz claim stays gzip"
-        );
-        c.encoding = Some(ClaimedEncoding::new(
-            Envelope::Metadata,
-            Compression::Gzip { level: 9 },
-        ));
-        assert_eq!(
-            c.encoding_or(now.0, now.1),
-            (Envelope::Metadata, Compression::Gzip { level: 9 })
-        );
-        c.data = "t/x.ndjson".into();
-        c.encoding = None;
-        assert_eq!(
-            c.encoding_or(Envelope::Metadata, Compression::Gzip { level: 1 }),
-            (Envelope::Metadata, Compression::None)
-        );
     }
 }

@@ -14,7 +14,7 @@ use super::flushes::max_flushes;
 use super::Loop;
 use crate::batch::RecordRef;
 use crate::clock::now_ms;
-use crate::config::{Compression, Envelope};
+use crate::config::{Compression, Envelope, Format};
 use crate::encode::{ahead, Encoder};
 use crate::error::Error;
 use crate::land::{encoders, Flusher};
@@ -226,8 +226,9 @@ impl Loop {
         if let Some(grown) = owned.state.push(record, burst.now, burst.now_ms, policy) {
             self.buffered += grown;
             self.seal_headroom = self.seal_headroom.saturating_sub(grown);
-            // A new chunk means the last one froze: maybe enough to compress ahead.
-            if grown > 0 {
+            // A new chunk means the last one froze: maybe enough to compress ahead (NDJSON
+            // only: a Parquet file's columns need the whole batch).
+            if grown > 0 && self.config.format == Format::Ndjson {
                 if let Compression::Gzip { .. } = self.config.compression {
                     let opts = &self.flusher.encode;
                     let encoder = || Encoder::new(opts.compression, AHEAD_BYTES);

@@ -132,6 +132,7 @@ impl Pipeline {
                 topic: config.topic.clone(),
                 dead_letter_prefix: config.dead_letter_prefix.clone(),
                 compression: config.compression,
+                format: config.format,
                 time_source: config.time_source,
             },
             encode: EncodeOptions {
@@ -141,6 +142,7 @@ impl Pipeline {
                 invalid: config.invalid,
                 max_record_bytes: config.max_record_bytes,
                 transform: self.transform,
+                format: config.format,
             },
             fault: config.fault,
             uploads: AtomicU64::new(0),

@@ -17,6 +17,7 @@ fn opts(
         invalid,
         max_record_bytes: 1000,
         transform: None,
+        format: crate::config::Format::Ndjson,
     }
 }
 

@@ -1,0 +1,434 @@
+//! Parquet data files: a batch's JSON records as columns, with a schema inferred from the whole
+//! batch ([`shape`]) and nothing dropped.
+//!
+//! Pure and CPU-bound, like the NDJSON encoder. Two passes over the batch: the first checks every
+//! record (as NDJSON does; a value that is not a JSON object is invalid too, since its fields are
+//! the columns) and learns the columns; the second writes rows in chunks, each record's fields
+//! that do not fit their column kept as JSON in `_rescued_data` (Auto Loader's name for it).
+//! Under the metadata envelope the record's coordinates are columns too, as Spark's Kafka source
+//! names them with a leading underscore: `_topic`, `_partition`, `_offset`, `_timestamp` (UTC,
+//! microseconds: Spark and Databricks cannot read nanoseconds), `_key` (binary) and `_headers`
+//! (a list of key and binary value). Memory: one parsed record at a time, a chunk of rows, and
+//! the row group being written (closed at `INGEST_PARQUET_ROW_GROUP_BYTES`).
+//!
+//! Invariant: every record ends up in exactly one of the file's rows, the dead-letter lines, a
+//! counted skip or filter, or an [`InvalidRecord`] error; every field of a row is in a column
+//! or in `_rescued_data`.
+
+pub mod shape;
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde_json::{Map, Value};
+
+use self::shape::{Columns, Shape};
+use super::encoder::{EncodeOptions, Encoded, InvalidRecord};
+use super::ndjson::{check_json, check_size, push_dead_letter_line};
+use crate::batch::{Attachment, Batch, StoredRecord};
+use crate::config::{Envelope, InvalidRecordPolicy, ParquetCompression, ParquetSettings};
+
+/// Names the service writes itself; a record field of the same name is rescued.
+pub const RESERVED: [&str; 7] = [
+    "_topic",
+    "_partition",
+    "_offset",
+    "_timestamp",
+    "_key",
+    "_headers",
+    RESCUED,
+];
+/// The column holding, as a JSON object, a record's fields that do not fit their column.
+pub const RESCUED: &str = "_rescued_data";
+/// Rows decoded and written at a time.
+const CHUNK_ROWS: usize = 4096;
+
+/// A record's value as the columns see it: its fields, or none (a tombstone under metadata).
+enum Row {
+    Fields(Map<String, Value>),
+    Tombstone,
+}
+
+/// Checks one record as the NDJSON encoder would, then requires an object; applies the
+/// transform. `Ok(None)`: the transform dropped it.
+fn row(r: &StoredRecord<'_>, opts: &EncodeOptions) -> Result<Option<Row>, String> {
+    if r.headers_unreadable() {
+        return Err(super::encoder::UNREADABLE_HEADERS.to_string());
+    }
+    let transformed;
+    let value = match (r.value(), &opts.transform) {
+        (None, _) if opts.envelope == Envelope::Metadata => return Ok(Some(Row::Tombstone)),
+        (None, _) => return Err("the record has no value (a tombstone)".to_string()),
+        (Some(v), Some(t)) => {
+            check_size(v, opts.max_record_bytes)?;
+            match t.apply(v)? {
+                None => return Ok(None),
+                Some(out) => {
+                    transformed = out;
+                    &transformed[..]
+                }
+            }
+        }
+        (Some(v), None) => {
+            check_json(v, opts.max_record_bytes)?;
+            v
+        }
+    };
+    match serde_json::from_slice::<Value>(value).map_err(|e| e.to_string())? {
+        Value::Object(fields) => Ok(Some(Row::Fields(fields))),
+        other => Err(format!(
+            "the value is a JSON {}, not an object: Parquet columns are an object's fields",
+            match other {
+                Value::Array(_) => "array",
+                Value::String(_) => "string",
+                Value::Number(_) => "number",
+                Value::Bool(_) => "boolean",
+                _ => "null",
+            }
+        )),
+    }
+}
+
+fn data_type(shape: &Shape) -> DataType {
+    match shape {
+        Shape::Unknown => DataType::Utf8,
+        Shape::Bool => DataType::Boolean,
+        Shape::Int => DataType::Int64,
+        Shape::Float => DataType::Float64,
+        Shape::Str => DataType::Utf8,
+        Shape::List(elem) => DataType::List(Arc::new(Field::new("item", data_type(elem), true))),
+        Shape::Struct(fields) => DataType::Struct(struct_fields(fields)),
+    }
+}
+
+fn struct_fields(fields: &[(String, Shape)]) -> Fields {
+    fields
+        .iter()
+        .map(|(name, s)| Field::new(name, data_type(s), true))
+        .collect()
+}
+
+/// Parquet cannot write a struct without fields: an object only ever seen empty has no column
+/// shape (its values, `{}`, are rescued).
+fn writable(shape: &Shape) -> Shape {
+    match shape {
+        Shape::Struct(fields) if fields.is_empty() => Shape::Unknown,
+        Shape::Struct(fields) => Shape::Struct(
+            fields
+                .iter()
+                .map(|(n, s)| (n.clone(), writable(s)))
+                .collect(),
+        ),
+        Shape::List(elem) => Shape::List(Box::new(writable(elem))),
+        other => other.clone(),
+    }
+}
+
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, true),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// The file's schema: coordinates (metadata envelope), the value's columns, `_rescued_data`.
+fn schema(envelope: Envelope, columns: &Columns) -> (SchemaRef, SchemaRef) {
+    let values: Vec<Field> = columns
+        .fields
+        .iter()
+        .map(|(name, s)| Field::new(name, data_type(s), true))
+        .collect();
+    let mut all = Vec::new();
+    if envelope == Envelope::Metadata {
+        all.extend([
+            Field::new("_topic", DataType::Utf8, false),
+            Field::new("_partition", DataType::Int32, false),
+            Field::new("_offset", DataType::Int64, false),
+            Field::new(
+                "_timestamp",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("_key", DataType::Binary, true),
+            Field::new(
+                "_headers",
+                DataType::List(Arc::new(Field::new(
+                    "item",
+                    DataType::Struct(header_fields()),
+                    true,
+                ))),
+                true,
+            ),
+        ]);
+    }
+    all.extend(values.iter().cloned());
+    all.push(Field::new(RESCUED, DataType::Utf8, true));
+    (Arc::new(Schema::new(all)), Arc::new(Schema::new(values)))
+}
+
+fn properties(p: &ParquetSettings) -> Result<WriterProperties, String> {
+    let codec = match p.compression {
+        ParquetCompression::Zstd { level } => {
+            Codec::ZSTD(ZstdLevel::try_new(level).map_err(|e| e.to_string())?)
+        }
+        ParquetCompression::Gzip { level } => {
+            Codec::GZIP(GzipLevel::try_new(level).map_err(|e| e.to_string())?)
+        }
+        ParquetCompression::Snappy => Codec::SNAPPY,
+        ParquetCompression::None => Codec::UNCOMPRESSED,
+    };
+    Ok(WriterProperties::builder()
+        .set_compression(codec)
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(concat!("ingest ", env!("CARGO_PKG_VERSION")).into())
+        .build())
+}
+
+/// One chunk of rows on its way into the file.
+struct Chunk {
+    json: Vec<u8>,
+    rows: usize,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    key: BinaryBuilder,
+    headers: ListBuilder<StructBuilder>,
+    rescued: StringBuilder,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            json: Vec::new(),
+            rows: 0,
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            key: BinaryBuilder::new(),
+            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)),
+            rescued: StringBuilder::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        r: &StoredRecord<'_>,
+        kept: &Map<String, Value>,
+        rescued: &Map<String, Value>,
+    ) {
+        serde_json::to_writer(&mut self.json, kept).expect("a JSON map serialises");
+        self.json.push(b'\n');
+        self.rows += 1;
+        self.topic.append_value(topic);
+        self.partition.append_value(partition);
+        self.offset.append_value(r.offset());
+        self.timestamp
+            .append_option(r.timestamp_ms().map(|ms| ms.saturating_mul(1000)));
+        self.key.append_option(r.key());
+        let list = self.headers.values();
+        for (k, v) in r.headers() {
+            list.field_builder::<StringBuilder>(0)
+                .expect("key builder")
+                .append_value(k);
+            list.field_builder::<BinaryBuilder>(1)
+                .expect("value builder")
+                .append_option(v);
+            list.append(true);
+        }
+        self.headers.append(true);
+        if rescued.is_empty() {
+            self.rescued.append_null();
+        } else {
+            let text = serde_json::to_string(rescued).expect("a JSON map serialises");
+            self.rescued.append_value(text);
+        }
+    }
+
+    /// The chunk's rows as one record batch of `schema`; the chunk is empty after.
+    fn take(
+        &mut self,
+        envelope: Envelope,
+        schema: &SchemaRef,
+        values: &SchemaRef,
+    ) -> Result<RecordBatch, String> {
+        let mut decoder = arrow_json::ReaderBuilder::new(values.clone())
+            .with_batch_size(self.rows.max(1))
+            .with_strict_mode(true)
+            .build_decoder()
+            .map_err(|e| e.to_string())?;
+        let mut at = 0;
+        while at < self.json.len() {
+            let used = decoder
+                .decode(&self.json[at..])
+                .map_err(|e| e.to_string())?;
+            if used == 0 {
+                break;
+            }
+            at += used;
+        }
+        let decoded = decoder
+            .flush()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| RecordBatch::new_empty(values.clone()));
+        if decoded.num_rows() != self.rows {
+            return Err(format!(
+                "{} rows decoded of {} (internal)",
+                decoded.num_rows(),
+                self.rows
+            ));
+        }
+        let coordinates: [ArrayRef; 6] = [
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.key.finish()),
+            Arc::new(self.headers.finish()),
+        ];
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        if envelope == Envelope::Metadata {
+            columns.extend(coordinates);
+        }
+        columns.extend(decoded.columns().iter().cloned());
+        columns.push(Arc::new(self.rescued.finish()));
+        self.json.clear();
+        self.rows = 0;
+        let options =
+            arrow_array::RecordBatchOptions::new().with_row_count(Some(decoded.num_rows()));
+        RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What [`encode`] counted besides the file.
+#[derive(Default)]
+struct Counts {
+    records: usize,
+    dead_lettered: usize,
+    skipped: usize,
+    filtered: usize,
+}
+
+/// Encodes `batch` as one Parquet file (dead letters as NDJSON, compressed as
+/// `opts.compression` says).
+pub fn encode<A: Attachment>(
+    batch: &Batch<A>,
+    partition: i32,
+    opts: &EncodeOptions,
+    settings: &ParquetSettings,
+) -> Result<Encoded, InvalidRecord> {
+    let invalid = |offset, reason| InvalidRecord {
+        topic: opts.topic.clone(),
+        partition,
+        offset,
+        reason,
+    };
+    // Pass 1: check every record, learn the columns.
+    let mut counts = Counts::default();
+    let mut dead = Vec::new();
+    let mut valid = Vec::with_capacity(batch.len());
+    let mut columns = Columns::default();
+    for r in batch.records() {
+        match row(&r, opts) {
+            Ok(Some(Row::Fields(fields))) => {
+                columns.observe(&fields, &RESERVED);
+                valid.push(true);
+            }
+            Ok(Some(Row::Tombstone)) => valid.push(true),
+            Ok(None) => {
+                counts.filtered += 1;
+                valid.push(false);
+            }
+            Err(reason) => {
+                valid.push(false);
+                match opts.invalid {
+                    InvalidRecordPolicy::Fail => return Err(invalid(r.offset(), reason)),
+                    InvalidRecordPolicy::Skip => {
+                        tracing::warn!(topic = %opts.topic, partition, offset = r.offset(), %reason,
+                            "skipping an invalid record (INGEST_INVALID_RECORD_POLICY=skip)");
+                        counts.skipped += 1;
+                    }
+                    InvalidRecordPolicy::DeadLetter => {
+                        push_dead_letter_line(&mut dead, &opts.topic, partition, &r, &reason);
+                        counts.dead_lettered += 1;
+                    }
+                }
+            }
+        }
+    }
+    columns.fields = columns
+        .fields
+        .iter()
+        .map(|(n, s)| (n.clone(), writable(s)))
+        .collect();
+    let (schema, values) = schema(opts.envelope, &columns);
+    let internal = |e: String| {
+        invalid(
+            batch.first_offset().unwrap_or(0),
+            format!("writing Parquet failed: {e}"),
+        )
+    };
+    let props = properties(settings).map_err(internal)?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+        .map_err(|e| internal(e.to_string()))?;
+    // Pass 2: rows, in chunks.
+    let mut chunk = Chunk::new();
+    let mut uncompressed = 0;
+    for (r, ok) in batch.records().zip(valid) {
+        if !ok {
+            continue;
+        }
+        let fields = match row(&r, opts).map_err(|e| invalid(r.offset(), e))? {
+            Some(Row::Fields(fields)) => fields,
+            Some(Row::Tombstone) => Map::new(),
+            None => continue,
+        };
+        uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
+        let (kept, rescued) = columns.split(fields, &RESERVED);
+        chunk.push(&opts.topic, partition, &r, &kept, &rescued);
+        counts.records += 1;
+        if chunk.rows >= CHUNK_ROWS {
+            let rows = chunk
+                .take(opts.envelope, &schema, &values)
+                .map_err(internal)?;
+            writer.write(&rows).map_err(|e| internal(e.to_string()))?;
+            if writer.in_progress_size() >= settings.row_group_bytes {
+                writer.flush().map_err(|e| internal(e.to_string()))?;
+            }
+        }
+    }
+    if chunk.rows > 0 {
+        let rows = chunk
+            .take(opts.envelope, &schema, &values)
+            .map_err(internal)?;
+        writer.write(&rows).map_err(|e| internal(e.to_string()))?;
+    }
+    let data = writer.into_inner().map_err(|e| internal(e.to_string()))?;
+    let dead_letters =
+        (counts.dead_lettered > 0).then(|| super::encoder::compress(dead, opts.compression));
+    Ok(Encoded {
+        data,
+        dead_letters,
+        records: counts.records,
+        dead_lettered: counts.dead_lettered,
+        skipped: counts.skipped,
+        filtered: counts.filtered,
+        uncompressed_bytes: uncompressed,
+    })
+}
+
+#[cfg(test)]
+mod tests;

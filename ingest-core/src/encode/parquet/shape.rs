@@ -1,0 +1,219 @@
+//! The shape of a topic's records, learned from their JSON: the column types of a Parquet file.
+//!
+//! Pure. A top-level field's shape is the first kind of value seen for it, widened only from
+//! integer to double and by new nested fields; a value that does not fit that shape (a number
+//! where a string was, an object where a list was, a list mixing kinds) is not a column value:
+//! the record keeps it in `_rescued_data` instead, as JSON, so nothing is ever dropped.
+
+use serde_json::{Map, Value};
+
+/// What values of one field look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// Only nulls so far (or an empty list's elements).
+    Unknown,
+    Bool,
+    Int,
+    Float,
+    Str,
+    List(Box<Shape>),
+    /// Fields in the order first seen.
+    Struct(Vec<(String, Shape)>),
+}
+
+impl Shape {
+    /// The shape of one value, `None` when it has no single shape (a list mixing kinds).
+    pub fn of(value: &Value) -> Option<Shape> {
+        Some(match value {
+            Value::Null => Shape::Unknown,
+            Value::Bool(_) => Shape::Bool,
+            Value::Number(n) if n.is_i64() || n.is_u64() && n.as_i64().is_some() => Shape::Int,
+            Value::Number(_) => Shape::Float,
+            Value::String(_) => Shape::Str,
+            Value::Array(items) => {
+                let mut elem = Shape::Unknown;
+                for item in items {
+                    elem = elem.merge(&Shape::of(item)?)?;
+                }
+                Shape::List(Box::new(elem))
+            }
+            Value::Object(fields) => Shape::Struct(
+                fields
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), Shape::of(v)?)))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+        })
+    }
+
+    /// The shape both fit, `None` when they conflict. Integers widen to doubles; structs gain
+    /// the other's new fields (after their own).
+    pub fn merge(&self, other: &Shape) -> Option<Shape> {
+        Some(match (self, other) {
+            (Shape::Unknown, s) | (s, Shape::Unknown) => s.clone(),
+            (Shape::Int, Shape::Float) | (Shape::Float, Shape::Int) => Shape::Float,
+            (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.merge(b)?)),
+            (Shape::Struct(a), Shape::Struct(b)) => {
+                let mut fields = a.clone();
+                for (name, shape) in b {
+                    match fields.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, have)) => *have = have.merge(shape)?,
+                        None => fields.push((name.clone(), shape.clone())),
+                    }
+                }
+                Shape::Struct(fields)
+            }
+            (a, b) if a == b => a.clone(),
+            _ => return None,
+        })
+    }
+
+    /// Whether `value` can be written in a column of this shape as it is (nulls fit anything;
+    /// integers fit doubles).
+    pub fn fits(&self, value: &Value) -> bool {
+        match (self, value) {
+            (_, Value::Null) => true,
+            (Shape::Bool, Value::Bool(_)) | (Shape::Str, Value::String(_)) => true,
+            (Shape::Int, Value::Number(_)) => Shape::of(value) == Some(Shape::Int),
+            (Shape::Float, Value::Number(_)) => true,
+            (Shape::List(elem), Value::Array(items)) => items.iter().all(|i| elem.fits(i)),
+            (Shape::Struct(fields), Value::Object(obj)) => obj.iter().all(|(k, v)| {
+                fields
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .is_some_and(|(_, s)| s.fits(v))
+            }),
+            _ => false,
+        }
+    }
+}
+
+/// The top-level fields of a file's records, in the order first seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns {
+    pub fields: Vec<(String, Shape)>,
+}
+
+impl Columns {
+    /// Learns from one record's top-level fields: a field seen for the first time takes this
+    /// value's shape; a known one widens if it can, and is left as it is if the value conflicts
+    /// (that value is rescued when the record is written). Names in `reserved` are never
+    /// columns (the coordinates).
+    pub fn observe(&mut self, record: &Map<String, Value>, reserved: &[&str]) {
+        for (name, value) in record {
+            if reserved.contains(&name.as_str()) {
+                continue;
+            }
+            let Some(shape) = Shape::of(value) else {
+                continue;
+            };
+            match self.fields.iter_mut().find(|(n, _)| n == name) {
+                Some((_, have)) => {
+                    if let Some(merged) = have.merge(&shape) {
+                        *have = merged;
+                    }
+                }
+                None => self.fields.push((name.clone(), shape)),
+            }
+        }
+    }
+
+    /// Splits a record into what its columns hold and what is rescued (fields that do not fit,
+    /// or are reserved names), both as JSON objects.
+    pub fn split(
+        &self,
+        record: Map<String, Value>,
+        reserved: &[&str],
+    ) -> (Map<String, Value>, Map<String, Value>) {
+        let mut kept = Map::new();
+        let mut rescued = Map::new();
+        for (name, value) in record {
+            let fits = !reserved.contains(&name.as_str())
+                && self
+                    .fields
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .is_some_and(|(_, s)| s.fits(&value));
+            if fits {
+                kept.insert(name, value);
+            } else {
+                rescued.insert(name, value);
+            }
+        }
+        (kept, rescued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn integers_widen_to_doubles_and_structs_gain_fields() {
+        let mut c = Columns::default();
+        c.observe(&obj(json!({"n": 1, "s": {"a": 1}})), &[]);
+        c.observe(&obj(json!({"n": 2.5, "s": {"b": "x"}, "late": [1]})), &[]);
+        assert_eq!(
+            c.fields,
+            vec![
+                ("n".into(), Shape::Float),
+                (
+                    "s".into(),
+                    Shape::Struct(vec![("a".into(), Shape::Int), ("b".into(), Shape::Str)])
+                ),
+                ("late".into(), Shape::List(Box::new(Shape::Int))),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_of_another_kind_is_rescued_not_dropped() {
+        let mut c = Columns::default();
+        let records = [
+            json!({"id": 1, "tags": ["a"], "v": {"x": 1}}),
+            json!({"id": "two", "tags": ["b", 3], "v": {"x": "one"}, "_offset": 9}),
+        ];
+        for r in &records {
+            c.observe(&obj(r.clone()), &["_offset"]);
+        }
+        assert_eq!(
+            c.fields[0],
+            ("id".into(), Shape::Int),
+            "the first kind wins"
+        );
+        let (kept, rescued) = c.split(obj(records[1].clone()), &["_offset"]);
+        assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(
+            Value::Object(rescued),
+            json!({"id": "two", "tags": ["b", 3], "v": {"x": "one"}, "_offset": 9})
+        );
+        let (kept, rescued) = c.split(obj(records[0].clone()), &["_offset"]);
+        assert_eq!(Value::Object(kept), records[0]);
+        assert!(rescued.is_empty());
+    }
+
+    #[test]
+    fn nulls_and_empty_lists_fit_and_learn_later() {
+        let mut c = Columns::default();
+        c.observe(&obj(json!({"a": null, "l": []})), &[]);
+        assert_eq!(c.fields[0].1, Shape::Unknown);
+        c.observe(&obj(json!({"a": true, "l": [{"k": 1}]})), &[]);
+        assert_eq!(c.fields[0].1, Shape::Bool);
+        assert_eq!(
+            c.fields[1].1,
+            Shape::List(Box::new(Shape::Struct(vec![("k".into(), Shape::Int)])))
+        );
+        assert!(c.fields[1].1.fits(&json!([])));
+        assert!(Shape::Float.fits(&json!(3)));
+        assert!(!Shape::Int.fits(&json!(3.5)));
+        assert!(
+            !Shape::Int.fits(&json!(u64::MAX)),
+            "beyond i64 is not an integer column value"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::Array;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::*;
+use crate::batch::RecordRef;
+use crate::config::Compression;
+
+fn opts(envelope: Envelope, invalid: InvalidRecordPolicy) -> EncodeOptions {
+    EncodeOptions {
+        topic: "t".into(),
+        envelope,
+        compression: Compression::None,
+        invalid,
+        max_record_bytes: 10_000,
+        transform: None,
+        format: crate::config::Format::Parquet(SETTINGS),
+    }
+}
+
+const SETTINGS: ParquetSettings = ParquetSettings {
+    compression: ParquetCompression::Zstd { level: 3 },
+    row_group_bytes: 1 << 20,
+};
+
+fn batch(values: &[&str]) -> Batch {
+    let mut b = Batch::new(Instant::now(), 0);
+    for (i, v) in values.iter().enumerate() {
+        b.push(&RecordRef {
+            offset: 10 + i as i64,
+            timestamp_ms: Some(1_700_000_000_123 + i as i64),
+            key: Some(b"k\xff"),
+            value: Some(v.as_bytes()),
+            headers: &[("h", Some(b"\x00\x01"))],
+            headers_unreadable: false,
+        });
+    }
+    b
+}
+
+fn read(data: Vec<u8>) -> RecordBatch {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data))
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    arrow_select_concat(&batches)
+}
+
+fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
+    assert_eq!(batches.len(), 1, "one read batch for these small files");
+    batches[0].clone()
+}
+
+#[test]
+fn fields_become_columns_and_conflicts_are_rescued() {
+    let b = batch(&[
+        r#"{"id":1,"price":2,"tags":["a"],"nested":{"x":1}}"#,
+        r#"{"id":2,"price":2.5,"late":"new","nested":{"y":"z"}}"#,
+        r#"{"id":"three","price":null,"tags":["b",3],"_offset":"mine"}"#,
+    ]);
+    let encoded = encode(
+        &b,
+        4,
+        &opts(Envelope::Metadata, InvalidRecordPolicy::Fail),
+        &SETTINGS,
+    )
+    .unwrap();
+    assert_eq!(encoded.records, 3);
+    let rows = read(encoded.data);
+    let schema = rows.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "_topic",
+            "_partition",
+            "_offset",
+            "_timestamp",
+            "_key",
+            "_headers",
+            "id",
+            "price",
+            "tags",
+            "nested",
+            "late",
+            RESCUED
+        ]
+    );
+    let ids = rows
+        .column_by_name("id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!((ids.value(0), ids.value(1), ids.is_null(2)), (1, 2, true));
+    let prices = rows
+        .column_by_name("price")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!(
+        (prices.value(0), prices.value(1)),
+        (2.0, 2.5),
+        "integers widened"
+    );
+    let offsets = rows
+        .column_by_name("_offset")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(offsets.values().to_vec(), vec![10, 11, 12]);
+    let rescued = rows.column_by_name(RESCUED).unwrap().as_string::<i32>();
+    assert!(rescued.is_null(0) && rescued.is_null(1));
+    let third: Value = serde_json::from_str(rescued.value(2)).unwrap();
+    assert_eq!(
+        third,
+        serde_json::json!({"id": "three", "tags": ["b", 3], "_offset": "mine"})
+    );
+    let keys = rows.column_by_name("_key").unwrap().as_binary::<i32>();
+    assert_eq!(keys.value(0), b"k\xff");
+    match rows
+        .schema()
+        .field_with_name("_timestamp")
+        .unwrap()
+        .data_type()
+    {
+        DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => assert_eq!(&**tz, "UTC"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_value_that_is_not_an_object_follows_the_policy() {
+    let b = batch(&[r#"{"a":1}"#, "[1,2]", "{bad", r#"{"a":2}"#]);
+    let err = encode(
+        &b,
+        0,
+        &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
+        &SETTINGS,
+    )
+    .unwrap_err();
+    assert_eq!(err.offset, 11);
+    assert!(err.reason.contains("not an object"), "{}", err.reason);
+    let e = encode(
+        &b,
+        0,
+        &opts(Envelope::Raw, InvalidRecordPolicy::DeadLetter),
+        &SETTINGS,
+    )
+    .unwrap();
+    assert_eq!((e.records, e.dead_lettered), (2, 2));
+    let rows = read(e.data);
+    assert_eq!(
+        rows.num_columns(),
+        2,
+        "a and _rescued_data, no coordinates under raw"
+    );
+    let dead = String::from_utf8(e.dead_letters.unwrap()).unwrap();
+    assert_eq!(dead.lines().count(), 2);
+}
+
+#[test]
+fn many_rows_span_chunks_and_every_one_is_written() {
+    let values: Vec<String> = (0..CHUNK_ROWS * 2 + 7)
+        .map(|i| format!(r#"{{"i":{i},"s":"v{i}"}}"#))
+        .collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let e = encode(
+        &batch(&refs),
+        0,
+        &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
+        &SETTINGS,
+    )
+    .unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(e.data))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut seen = 0i64;
+    for rows in reader {
+        let rows = rows.unwrap();
+        let i = rows
+            .column_by_name("i")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for v in i.values() {
+            assert_eq!(*v, seen);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen as usize, values.len());
+}
