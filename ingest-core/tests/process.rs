@@ -25,13 +25,23 @@ fn wait_caught_up(rx: &mpsc::Receiver<String>, high: &std::collections::BTreeMap
 
 #[test]
 fn sigkill_between_upload_and_commit_then_restart_lands_every_offset_once_without_rewrites() {
+    crash_between_upload_and_commit(&[]);
+}
+
+#[test]
+fn sigkill_between_upload_and_commit_lands_every_offset_once_as_parquet_too() {
+    crash_between_upload_and_commit(&[("INGEST_FORMAT", "parquet")]);
+}
+
+fn crash_between_upload_and_commit(settings: &[(&str, &str)]) {
     let Fixture {
         topic,
         group,
         broker,
         dir,
-        vars,
+        mut vars,
     } = Fixture::new("crash", 3);
+    vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     produce_json(&broker.brokers, &topic, 3, 500, 0);
     let high = high_watermarks(&broker.brokers, &topic, 3);
 
