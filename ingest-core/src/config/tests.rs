@@ -176,3 +176,20 @@ fn dead_letters_and_topics_stay_out_of_the_data_path_and_the_state_prefix() {
         "{err}"
     );
 }
+
+#[test]
+fn every_variable_the_readme_documents_is_read() {
+    let readme = include_str!("../../../README.md");
+    let documented: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `INGEST_"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|name| !name.contains('<'))
+        .map(|name| format!("INGEST_{name}"))
+        .collect();
+    assert!(documented.len() > 40, "{documented:?}");
+    for var in documented {
+        let raw = RawEnv::from_vars([(var.clone(), "1".to_string())]).unwrap();
+        assert!(raw.unknown.is_empty(), "{var} is documented but not read");
+    }
+}
