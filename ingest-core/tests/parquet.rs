@@ -151,14 +151,196 @@ async fn varied_records_land_as_parquet_and_every_field_reads_back() {
         );
     }
     // A mixed array has no column type: always rescued. The field that turned from number to
-    // string is rescued in the files that saw it as a number first, a column in the others.
+    // string has one column type in every file (the running schema's), the other kind rescued.
     let rescued = |key: &str| {
         rows.iter()
             .filter(|r| r["rescued"].as_array().unwrap().iter().any(|k| k == key))
             .count()
     };
     assert_eq!(rescued("mixed"), 8);
-    assert!((1..1_400).contains(&rescued("flip")), "{}", rescued("flip"));
+    let flip_types = column_types(dir.path(), &topic)("flip");
+    assert_eq!(flip_types.len(), 1, "{flip_types:?}");
+    assert!(
+        rescued("flip") == 600 || rescued("flip") == 1_400,
+        "the other kind's values are rescued: {}",
+        rescued("flip")
+    );
+}
+
+/// The distinct Arrow types of `column` across the topic's Parquet files.
+fn column_types(root: &std::path::Path, topic: &str) -> impl Fn(&str) -> Vec<String> {
+    let files: Vec<std::path::PathBuf> = landed_files(root, topic)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    move |column: &str| {
+        let mut types: Vec<String> = files
+            .iter()
+            .filter_map(|f| {
+                let raw = bytes::Bytes::from(std::fs::read(f).unwrap());
+                let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(raw)
+                    .unwrap();
+                b.schema()
+                    .field_with_name(column)
+                    .ok()
+                    .map(|f| f.data_type().to_string())
+            })
+            .collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+}
+
+/// The running schema's versions of `topic`, oldest first, as written.
+fn schema_versions(root: &std::path::Path, topic: &str) -> Vec<Value> {
+    let dir = root.join("_ingest/schemas").join(topic);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn field_names(version: &Value) -> Vec<String> {
+    version["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_added_mid_stream_is_one_new_version_and_types_never_flip() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("evolve", 1);
+    let settings = [
+        ("INGEST_FORMAT", "parquet"),
+        ("INGEST_FLUSH_MAX_RECORDS", "100"),
+    ];
+    let values = |range: std::ops::Range<usize>, f: fn(usize) -> Value| -> Vec<Vec<u8>> {
+        range.map(|i| f(i).to_string().into_bytes()).collect()
+    };
+    produce_to(
+        &broker.brokers,
+        &topic,
+        0,
+        &values(0..100, |i| json!({"id": i})),
+    );
+    produce_to(
+        &broker.brokers,
+        &topic,
+        0,
+        &values(100..200, |i| json!({"id": i, "added": "x"})),
+    );
+    produce_to(
+        &broker.brokers,
+        &topic,
+        0,
+        &values(200..300, |i| json!({"id": format!("s{i}")})),
+    );
+    let high = high_watermarks(&broker.brokers, &topic, 1);
+    let (token, mut progress, handle) = start(config(&vars, &settings));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().files, 3);
+
+    let versions = schema_versions(dir.path(), &topic);
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(field_names(&versions[0]), ["id"]);
+    assert_eq!(field_names(&versions[1]), ["id", "added"]);
+    let types = column_types(dir.path(), &topic);
+    assert_eq!(types("id"), ["Int64"], "the id column never turns to text");
+    let files = landed_files(dir.path(), &topic);
+    let has_added: Vec<bool> = files
+        .iter()
+        .map(|(path, _)| {
+            let raw = bytes::Bytes::from(std::fs::read(path).unwrap());
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(raw)
+                .unwrap()
+                .schema()
+                .field_with_name("added")
+                .is_ok()
+        })
+        .collect();
+    assert_eq!(
+        has_added,
+        [false, true, true],
+        "a column from the first file that has it"
+    );
+    let last = &files[2].1;
+    assert!(last.iter().all(|r| r.get("id").is_none_or(Value::is_null)));
+    let rescued: Value = serde_json::from_str(last[0]["_rescued_data"].as_str().unwrap()).unwrap();
+    assert_eq!(rescued, json!({"id": "s200"}));
+    assert_exactly_once(dir.path(), &topic, &high);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_the_race_for_a_version_encodes_against_the_winner() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("race", 1);
+    let settings = [
+        ("INGEST_FORMAT", "parquet"),
+        ("INGEST_FLUSH_MAX_RECORDS", "50"),
+    ];
+    let values = |range: std::ops::Range<usize>, f: fn(usize) -> Value| -> Vec<Vec<u8>> {
+        range.map(|i| f(i).to_string().into_bytes()).collect()
+    };
+    produce_to(
+        &broker.brokers,
+        &topic,
+        0,
+        &values(0..50, |i| json!({"id": i})),
+    );
+    let (token, mut progress, handle) = start(config(&vars, &settings));
+    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
+    // Meanwhile another replica published version 2 with a field this one has not seen, as
+    // text; this replica still has version 1 cached and meets the field as a number.
+    let v2 = json!({"fields": [["id", "int"], ["other", "str"]]});
+    let path = dir
+        .path()
+        .join("_ingest/schemas")
+        .join(&topic)
+        .join("0000000002.json");
+    std::fs::write(&path, v2.to_string()).unwrap();
+    produce_to(
+        &broker.brokers,
+        &topic,
+        0,
+        &values(50..100, |i| json!({"id": i, "other": i})),
+    );
+    let high = high_watermarks(&broker.brokers, &topic, 1);
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    let versions = schema_versions(dir.path(), &topic);
+    assert_eq!(
+        versions.len(),
+        2,
+        "no version past the winner's: {versions:?}"
+    );
+    let types = column_types(dir.path(), &topic);
+    assert_eq!(types("other"), ["Utf8"], "the winner's type");
+    let files = landed_files(dir.path(), &topic);
+    let rescued: Value =
+        serde_json::from_str(files[1].1[0]["_rescued_data"].as_str().unwrap()).unwrap();
+    assert_eq!(rescued, json!({"other": 50}), "the number is kept, rescued");
+    assert_exactly_once(dir.path(), &topic, &high);
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -43,6 +43,8 @@ pub struct Encoded {
     pub filtered: usize,
     /// Bytes of NDJSON before compression.
     pub uncompressed_bytes: usize,
+    /// A Parquet file's columns (what the topic's running schema must hold before it lands).
+    pub columns: Option<super::parquet::shape::Columns>,
 }
 
 impl Encoded {
@@ -269,6 +271,7 @@ impl Encoder {
             skipped: self.skipped,
             filtered: self.filtered,
             uncompressed_bytes: self.uncompressed_bytes,
+            columns: None,
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct Flusher {
     pub encoded_bytes: AtomicUsize,
     pub progress: watch::Sender<Progress>,
     pub health: Arc<Health>,
+    /// The topic's running Parquet schema as last read or published ([`super::schemas`]).
+    pub schema: tokio::sync::Mutex<Option<super::schemas::Versioned>>,
 }
 
 enum Step {
@@ -185,6 +187,7 @@ impl Flusher {
                     // its records instead, and retries while storage is down encode nothing.
                     let (returned, encoded) = self.encode(partition, batch, None).await?;
                     batch = returned;
+                    let encoded = storage!(encoded, batch);
                     let data = storage!(self.write_files(&claim, encoded).await, batch);
                     if data == Created::AlreadyExists {
                         return Err(self.unclaimed_file(&names.claim, &claim.data).await);
@@ -248,7 +251,11 @@ impl Flusher {
                             };
                             let (mut head, encoded) =
                                 self.encode(partition, head, Some(claimed)).await?;
-                            if let Err(e) = self.write_files(&existing, encoded).await {
+                            let written = match encoded {
+                                Ok(encoded) => self.write_files(&existing, encoded).await,
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = written {
                                 head.append(&tail);
                                 return Ok((Step::Retry(e), Some(head)));
                             }
@@ -287,19 +294,15 @@ impl Flusher {
     }
 
     /// Encodes `batch` with `opts` (default: the service's), continuing what was encoded ahead
-    /// while it filled when that used the same options.
+    /// while it filled when that used the same options. A Parquet file that adds columns to the
+    /// topic's running schema publishes the new version first ([`super::schemas`]); the inner
+    /// error is storage failing meanwhile (the flush retries).
     async fn encode(
         &self,
         partition: i32,
         batch: Batch,
         opts: Option<EncodeOptions>,
-    ) -> Result<(Batch, Encoded), Error> {
-        // One encode per core at a time: more would add threads and memory (an encoder and its
-        // output each), not speed. Waiting batches are already counted in the buffer cap.
-        let _permit = encoders()
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(format!("encoder pool closed: {e}")))?;
+    ) -> Result<(Batch, Result<Encoded, StorageError>), Error> {
         let same = opts.as_ref().is_none_or(|o| {
             (o.envelope, o.compression, o.format)
                 == (
@@ -309,20 +312,75 @@ impl Flusher {
                 )
         });
         let opts = opts.unwrap_or_else(|| self.encode.clone());
-        let (batch, encoded) = tokio::task::spawn_blocking(move || {
-            if let Format::Parquet(settings) = opts.format {
-                let encoded = crate::encode::parquet::encode(&batch, partition, &opts, &settings);
-                return (batch, encoded);
+        let Format::Parquet(settings) = opts.format else {
+            let (batch, encoded) = self
+                .encode_with(batch, move |batch| {
+                    // Continue what was encoded ahead while the batch filled, if anything was.
+                    let ahead = if same { ahead::take(batch) } else { None };
+                    let (mut encoder, done) = ahead.unwrap_or_else(|| {
+                        let guess = batch.bytes() + batch.len() * 8;
+                        (Encoder::new(opts.compression, guess), 0)
+                    });
+                    encoder
+                        .encode(batch.records_after(done), partition, &opts, true)
+                        .map(|()| encoder.finish(opts.compression))
+                })
+                .await?;
+            return Ok((batch, Ok(encoded)));
+        };
+        let mut reload = false;
+        let mut batch = batch;
+        loop {
+            let running = match self.running_schema(reload).await {
+                Ok(r) => r,
+                Err(e) => return Ok((batch, Err(e))),
+            };
+            let (opts, columns) = (opts.clone(), running.columns.clone());
+            let (returned, encoded) = self
+                .encode_with(batch, move |batch| {
+                    crate::encode::parquet::encode(batch, partition, &opts, &settings, &columns)
+                })
+                .await?;
+            batch = returned;
+            let new = encoded
+                .columns
+                .as_ref()
+                .filter(|c| c.adds_to(&running.columns));
+            let Some(new) = new else {
+                return Ok((batch, Ok(encoded)));
+            };
+            match self.publish_schema(&running, new).await {
+                Ok(true) => return Ok((batch, Ok(encoded))),
+                // Another replica added a version first: encode against it instead.
+                Ok(false) => {
+                    self.encoded_bytes
+                        .fetch_sub(encoded.held_bytes(), Ordering::Relaxed);
+                    reload = true;
+                }
+                Err(e) => {
+                    self.encoded_bytes
+                        .fetch_sub(encoded.held_bytes(), Ordering::Relaxed);
+                    return Ok((batch, Err(e)));
+                }
             }
-            // Continue what was encoded ahead while the batch filled, if anything was.
-            let ahead = if same { ahead::take(&batch) } else { None };
-            let (mut encoder, done) = ahead.unwrap_or_else(|| {
-                let guess = batch.bytes() + batch.len() * 8;
-                (Encoder::new(opts.compression, guess), 0)
-            });
-            let encoded = encoder
-                .encode(batch.records_after(done), partition, &opts, true)
-                .map(|()| encoder.finish(opts.compression));
+        }
+    }
+
+    /// Runs `encode` on a blocking thread, one per core at a time, and counts what the
+    /// encoded files hold.
+    async fn encode_with(
+        &self,
+        batch: Batch,
+        encode: impl FnOnce(&Batch) -> Result<Encoded, crate::encode::InvalidRecord> + Send + 'static,
+    ) -> Result<(Batch, Encoded), Error> {
+        // One encode per core at a time: more would add threads and memory (an encoder and its
+        // output each), not speed. Waiting batches are already counted in the buffer cap.
+        let _permit = encoders()
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(format!("encoder pool closed: {e}")))?;
+        let (batch, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = encode(&batch);
             (batch, encoded)
         })
         .await

@@ -16,5 +16,6 @@ pub mod naming;
 mod publish;
 pub mod recovery;
 mod resume;
+pub mod schemas;
 
 pub use flush::{encoders, Flusher, Outcome};

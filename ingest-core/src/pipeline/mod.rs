@@ -149,6 +149,7 @@ impl Pipeline {
             encoded_bytes: AtomicUsize::new(0),
             progress: self.progress.clone(),
             health: Arc::clone(&health),
+            schema: tokio::sync::Mutex::new(None),
         });
         let mut lp = Loop {
             cap,

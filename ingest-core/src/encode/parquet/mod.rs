@@ -116,22 +116,6 @@ fn struct_fields(fields: &[(String, Shape)]) -> Fields {
         .collect()
 }
 
-/// Parquet cannot write a struct without fields: an object only ever seen empty has no column
-/// shape (its values, `{}`, are rescued).
-fn writable(shape: &Shape) -> Shape {
-    match shape {
-        Shape::Struct(fields) if fields.is_empty() => Shape::Unknown,
-        Shape::Struct(fields) => Shape::Struct(
-            fields
-                .iter()
-                .map(|(n, s)| (n.clone(), writable(s)))
-                .collect(),
-        ),
-        Shape::List(elem) => Shape::List(Box::new(writable(elem))),
-        other => other.clone(),
-    }
-}
-
 fn header_fields() -> Fields {
     Fields::from(vec![
         Field::new("key", DataType::Utf8, true),
@@ -323,12 +307,14 @@ struct Counts {
 }
 
 /// Encodes `batch` as one Parquet file (dead letters as NDJSON, compressed as
-/// `opts.compression` says).
+/// `opts.compression` says), with the topic's `running` schema's columns first and as they
+/// are; the file's columns come back in [`Encoded::columns`].
 pub fn encode<A: Attachment>(
     batch: &Batch<A>,
     partition: i32,
     opts: &EncodeOptions,
     settings: &ParquetSettings,
+    running: &Columns,
 ) -> Result<Encoded, InvalidRecord> {
     let invalid = |offset, reason| InvalidRecord {
         topic: opts.topic.clone(),
@@ -340,7 +326,7 @@ pub fn encode<A: Attachment>(
     let mut counts = Counts::default();
     let mut dead = Vec::new();
     let mut valid = Vec::with_capacity(batch.len());
-    let mut columns = Columns::default();
+    let mut columns = Columns::from_running(running);
     for r in batch.records() {
         match row(&r, opts) {
             Ok(Some(Row::Fields(fields))) => {
@@ -369,11 +355,9 @@ pub fn encode<A: Attachment>(
             }
         }
     }
-    columns.fields = columns
-        .fields
-        .iter()
-        .map(|(n, s)| (n.clone(), writable(s)))
-        .collect();
+    // Parquet cannot write a column without a type (or a struct without fields): such fields
+    // get none yet (their nulls need none; empty lists and objects are rescued).
+    let columns = columns.typed();
     let (schema, values) = schema(opts.envelope, &columns);
     let internal = |e: String| {
         invalid(
@@ -427,6 +411,7 @@ pub fn encode<A: Attachment>(
         skipped: counts.skipped,
         filtered: counts.filtered,
         uncompressed_bytes: uncompressed,
+        columns: Some(columns),
     })
 }
 

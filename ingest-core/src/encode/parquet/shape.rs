@@ -1,14 +1,21 @@
-//! The shape of a topic's records, learned from their JSON: the column types of a Parquet file.
+//! The shape of a topic's records, learned from their JSON: the column types of Parquet files.
 //!
-//! Pure. A top-level field's shape is the first kind of value seen for it, widened only from
-//! integer to double and by new nested fields; a value that does not fit that shape (a number
-//! where a string was, an object where a list was, a list mixing kinds) is not a column value:
-//! the record keeps it in `_rescued_data` instead, as JSON, so nothing is ever dropped.
+//! Pure. A field's shape is the first kind of value seen for it; within the file that first
+//! sees a field it widens from integer to double and gains nested fields. Once a field is in the
+//! topic's running schema (fields of earlier files, `fixed` here), its types never change: it
+//! only gains nested fields, so a column has one type in every file (what Spark's `mergeSchema`
+//! and Auto Loader need). A value that does not fit (a number where a string was, an object
+//! where a list was, a list mixing kinds) is not a column value: the record keeps it in
+//! `_rescued_data` instead, as JSON, so nothing is ever dropped. A field gets a column only once
+//! its type is known: one seen only as null needs none (null is what a missing column reads as),
+//! and an empty list or object seen before any element or field is rescued.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What values of one field look like.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Shape {
     /// Only nulls so far (or an empty list's elements).
     Unknown,
@@ -68,8 +75,46 @@ impl Shape {
         })
     }
 
-    /// Whether `value` can be written in a column of this shape as it is (nulls fit anything;
-    /// integers fit doubles).
+    /// The shape a fixed (running-schema) shape takes to hold `other` too: only nested fields
+    /// are added, types never change (no widening). `None` when `other` does not fit.
+    pub fn extend(&self, other: &Shape) -> Option<Shape> {
+        Some(match (self, other) {
+            (s, Shape::Unknown) => s.clone(),
+            (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.extend(b)?)),
+            (Shape::Struct(a), Shape::Struct(b)) => {
+                let mut fields = a.clone();
+                for (name, shape) in b {
+                    match fields.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, have)) => *have = have.extend(shape)?,
+                        None => fields.push((name.clone(), shape.clone())),
+                    }
+                }
+                Shape::Struct(fields)
+            }
+            (a, b) if a == b => a.clone(),
+            _ => return None,
+        })
+    }
+
+    /// This shape with only what has a type: fields seen only as null dropped, and `None` for
+    /// a shape that has no column type yet (unknown, an empty list's, an empty object's).
+    pub fn typed(&self) -> Option<Shape> {
+        match self {
+            Shape::Unknown => None,
+            Shape::List(elem) => Some(Shape::List(Box::new(elem.typed()?))),
+            Shape::Struct(fields) => {
+                let fields: Vec<(String, Shape)> = fields
+                    .iter()
+                    .filter_map(|(n, s)| Some((n.clone(), s.typed()?)))
+                    .collect();
+                (!fields.is_empty()).then_some(Shape::Struct(fields))
+            }
+            other => Some(other.clone()),
+        }
+    }
+
+    /// Whether `value` can be written in a column of this shape as it is (nulls fit anything,
+    /// integers fit doubles, an object's null fields need no column).
     pub fn fits(&self, value: &Value) -> bool {
         match (self, value) {
             (_, Value::Null) => true,
@@ -78,27 +123,40 @@ impl Shape {
             (Shape::Float, Value::Number(_)) => true,
             (Shape::List(elem), Value::Array(items)) => items.iter().all(|i| elem.fits(i)),
             (Shape::Struct(fields), Value::Object(obj)) => obj.iter().all(|(k, v)| {
-                fields
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .is_some_and(|(_, s)| s.fits(v))
+                v.is_null()
+                    || fields
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .is_some_and(|(_, s)| s.fits(v))
             }),
             _ => false,
         }
     }
 }
 
-/// The top-level fields of a file's records, in the order first seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The top-level fields of a topic's or a file's records, in the order first seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Columns {
     pub fields: Vec<(String, Shape)>,
+    /// How many of `fields` (the first ones) come from the running schema: their types are
+    /// fixed.
+    #[serde(skip)]
+    pub fixed: usize,
 }
 
 impl Columns {
+    /// A file's columns starting from the topic's running schema, whose types are fixed.
+    pub fn from_running(running: &Columns) -> Columns {
+        Columns {
+            fields: running.fields.clone(),
+            fixed: running.fields.len(),
+        }
+    }
+
     /// Learns from one record's top-level fields: a field seen for the first time takes this
-    /// value's shape; a known one widens if it can, and is left as it is if the value conflicts
-    /// (that value is rescued when the record is written). Names in `reserved` are never
-    /// columns (the coordinates).
+    /// value's shape; a known one widens if it can (only nested fields for a fixed one), and is
+    /// left as it is if the value conflicts (that value is rescued when the record is written).
+    /// Names in `reserved` are never columns (the coordinates).
     pub fn observe(&mut self, record: &Map<String, Value>, reserved: &[&str]) {
         for (name, value) in record {
             if reserved.contains(&name.as_str()) {
@@ -107,15 +165,39 @@ impl Columns {
             let Some(shape) = Shape::of(value) else {
                 continue;
             };
-            match self.fields.iter_mut().find(|(n, _)| n == name) {
-                Some((_, have)) => {
-                    if let Some(merged) = have.merge(&shape) {
-                        *have = merged;
+            match self.fields.iter().position(|(n, _)| n == name) {
+                Some(i) => {
+                    let have = &self.fields[i].1;
+                    let grown = if i < self.fixed {
+                        have.extend(&shape)
+                    } else {
+                        have.merge(&shape)
+                    };
+                    if let Some(grown) = grown {
+                        self.fields[i].1 = grown;
                     }
                 }
                 None => self.fields.push((name.clone(), shape)),
             }
         }
+    }
+
+    /// The columns with a type (see [`Shape::typed`]): what a file is written with and what
+    /// the running schema records.
+    pub fn typed(&self) -> Columns {
+        Columns {
+            fields: self
+                .fields
+                .iter()
+                .filter_map(|(n, s)| Some((n.clone(), s.typed()?)))
+                .collect(),
+            fixed: 0,
+        }
+    }
+
+    /// Whether these columns add anything to `running` (a field, or a nested field).
+    pub fn adds_to(&self, running: &Columns) -> bool {
+        self.fields != running.fields
     }
 
     /// Splits a record into what its columns hold and what is rescued (fields that do not fit,
@@ -128,6 +210,9 @@ impl Columns {
         let mut kept = Map::new();
         let mut rescued = Map::new();
         for (name, value) in record {
+            if value.is_null() && !reserved.contains(&name.as_str()) {
+                continue; // a null reads back as the column's null, or a missing column's
+            }
             let fits = !reserved.contains(&name.as_str())
                 && self
                     .fields
@@ -195,6 +280,44 @@ mod tests {
         let (kept, rescued) = c.split(obj(records[0].clone()), &["_offset"]);
         assert_eq!(Value::Object(kept), records[0]);
         assert!(rescued.is_empty());
+    }
+
+    #[test]
+    fn a_running_schema_keeps_its_types_and_only_gains_fields() {
+        let mut first = Columns::default();
+        first.observe(
+            &obj(json!({"n": 1, "s": {"a": 1}, "never": null, "empty": []})),
+            &[],
+        );
+        let running = first.typed();
+        assert_eq!(
+            running
+                .fields
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["n", "s"],
+            "fields without a type yet get no column"
+        );
+        let mut next = Columns::from_running(&running);
+        next.observe(&obj(json!({"n": 2.5, "s": {"b": true}, "new": "x"})), &[]);
+        let next = next.typed();
+        assert_eq!(
+            next.fields[0],
+            ("n".into(), Shape::Int),
+            "no widening once running"
+        );
+        assert_eq!(
+            next.fields[1].1,
+            Shape::Struct(vec![("a".into(), Shape::Int), ("b".into(), Shape::Bool)])
+        );
+        assert_eq!(next.fields[2], ("new".into(), Shape::Str));
+        assert!(next.adds_to(&running) && !running.adds_to(&running));
+        let (kept, rescued) = next.split(obj(json!({"n": 2.5, "new": "y", "never": null})), &[]);
+        assert_eq!(Value::Object(kept), json!({"new": "y"}));
+        assert_eq!(Value::Object(rescued), json!({"n": 2.5}));
+        let json = serde_json::to_string(&next).unwrap();
+        assert_eq!(serde_json::from_str::<Columns>(&json).unwrap(), next);
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn fields_become_columns_and_conflicts_are_rescued() {
         4,
         &opts(Envelope::Metadata, InvalidRecordPolicy::Fail),
         &SETTINGS,
+        &Columns::default(),
     )
     .unwrap();
     assert_eq!(encoded.records, 3);
@@ -137,6 +138,7 @@ fn a_value_that_is_not_an_object_follows_the_policy() {
         0,
         &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
         &SETTINGS,
+        &Columns::default(),
     )
     .unwrap_err();
     assert_eq!(err.offset, 11);
@@ -146,6 +148,7 @@ fn a_value_that_is_not_an_object_follows_the_policy() {
         0,
         &opts(Envelope::Raw, InvalidRecordPolicy::DeadLetter),
         &SETTINGS,
+        &Columns::default(),
     )
     .unwrap();
     assert_eq!((e.records, e.dead_lettered), (2, 2));
@@ -170,6 +173,7 @@ fn many_rows_span_chunks_and_every_one_is_written() {
         0,
         &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
         &SETTINGS,
+        &Columns::default(),
     )
     .unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(e.data))
