@@ -5,7 +5,7 @@
 //! `<root>/<topic>/` (so `_ingest/` claims and `_dead_letters/` are never picked up), files
 //! are never overwritten (`cloudFiles.allowOverwrites=false`), and `dt`/`hour` are columns.
 
-use ingest::config::{Compression, Envelope};
+use ingest::config::{Compression, Envelope, Format};
 use ingest::Config;
 
 /// Where Spark reads the storage root named by `INGEST_STORAGE_URL`.
@@ -36,6 +36,9 @@ pub fn spark_root(config: &Config) -> String {
 
 /// The PySpark snippet for `config`'s topic.
 pub fn snippet(config: &Config) -> String {
+    if let Format::Parquet(_) = config.format {
+        return parquet_snippet(config);
+    }
     let root = spark_root(config);
     let topic = &config.topic;
     let glob = match config.compression {
@@ -72,6 +75,33 @@ df = (
 # Invalid records, if any: the same options with .load("{root}/{dead}/{topic}/").
 "#,
         hints = hints.join(", "),
+    )
+}
+
+/// The Parquet stream: columns come from the files (the running schema keeps each column's
+/// type); new fields become columns, and `_rescued_data` is the service's own rescue column.
+fn parquet_snippet(config: &Config) -> String {
+    let root = spark_root(config);
+    let topic = &config.topic;
+    let dead = &config.dead_letter_prefix;
+    format!(
+        r#"# Databricks Auto Loader for topic `{topic}`: one row per landed record, from Parquet.
+# Reads only {root}/{topic}/ : `_ingest/` (claims, schema versions) and `{dead}/` (invalid
+# records, NDJSON) sit beside it, outside the path. Files are immutable and appear atomically.
+# Fields that did not fit their column are JSON in `_rescued_data`.
+df = (
+    spark.readStream.format("cloudFiles")
+    .option("cloudFiles.format", "parquet")
+    .option("cloudFiles.schemaLocation", "<checkpoint-dir>/{topic}/schema")
+    .option("cloudFiles.schemaEvolutionMode", "addNewColumns")
+    .option("rescuedDataColumn", "_rescued_data")
+    .option("cloudFiles.partitionColumns", "dt,hour")
+    .option("cloudFiles.allowOverwrites", "false")
+    .option("pathGlobFilter", "*.parquet")
+    .load("{root}/{topic}/")
+)
+# Invalid records, if any: cloudFiles.format "json" with .load("{root}/{dead}/{topic}/").
+"#
     )
 }
 
@@ -125,5 +155,22 @@ mod tests {
         ]));
         assert!(meta.contains("*.ndjson.gz") && meta.contains("offset BIGINT"));
         assert!(meta.contains(r#".load("s3://b/p/orders/")"#));
+    }
+
+    #[test]
+    fn parquet_reads_parquet_with_new_columns_and_the_rescue_column() {
+        let s = snippet(&config(&[
+            ("INGEST_STORAGE_URL", "s3://b/p"),
+            ("INGEST_FORMAT", "parquet"),
+        ]));
+        for want in [
+            r#""cloudFiles.format", "parquet""#,
+            r#""cloudFiles.schemaEvolutionMode", "addNewColumns""#,
+            r#""rescuedDataColumn", "_rescued_data""#,
+            r#""pathGlobFilter", "*.parquet""#,
+            r#".load("s3://b/p/orders/")"#,
+        ] {
+            assert!(s.contains(want), "{want} in {s}");
+        }
     }
 }

@@ -24,6 +24,13 @@ pub enum Source {
     EventhubsNative,
 }
 
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormat {
+    Ndjson,
+    Parquet,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct NewServiceArgs {
     /// The Kafka topic: ASCII letters, digits, '.', '_' and '-', at most 249 characters.
@@ -39,6 +46,10 @@ pub struct NewServiceArgs {
     /// s3://CHANGE-ME/landing, or az://CHANGE-ME/landing for eventhubs-native].
     #[arg(long)]
     pub storage_url: Option<String>,
+    /// The data files' format (INGEST_FORMAT): NDJSON (gzip) or Parquet (zstd, with a running
+    /// schema and `_rescued_data`).
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: FileFormat,
     /// Directory holding the services (a workspace's `services/`).
     #[arg(long, default_value = "services")]
     pub out: PathBuf,
@@ -152,6 +163,13 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
         ("source_env", source_env.trim_end().to_string()),
         ("secret_env", secret_env),
         ("storage_url", quoted(storage_url)),
+        (
+            "format",
+            quoted(match args.format {
+                FileFormat::Ndjson => "ndjson",
+                FileFormat::Parquet => "parquet",
+            }),
+        ),
     ]
     .into_iter()
     .collect();

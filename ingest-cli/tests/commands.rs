@@ -199,6 +199,35 @@ fn autoloader_prints_the_stream_for_the_service() {
 }
 
 #[test]
+fn a_parquet_service_renders_its_format_validates_and_prints_the_parquet_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "new-service",
+        "events",
+        "--storage-url",
+        "s3://lake/raw",
+        "--format",
+        "parquet",
+    ];
+    assert!(cli(tmp.path(), &args).status.success());
+    let values = std::fs::read_to_string(tmp.path().join("services/events/values.yaml")).unwrap();
+    assert!(values.contains(r#"INGEST_FORMAT: "parquet""#), "{values}");
+    let validate = cli(tmp.path(), &["validate", "events"]);
+    assert!(validate.status.success(), "{}", text(&validate.stderr));
+    let out = cli(tmp.path(), &["autoloader", "events"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for expected in [
+        r#".option("cloudFiles.format", "parquet")"#,
+        r#".option("cloudFiles.schemaEvolutionMode", "addNewColumns")"#,
+        r#".option("rescuedDataColumn", "_rescued_data")"#,
+        r#".load("s3://lake/raw/events/")"#,
+    ] {
+        assert!(s.contains(expected), "missing {expected} in\n{s}");
+    }
+}
+
+#[test]
 fn the_committed_orders_service_is_a_fresh_render() {
     let tmp = tempfile::tempdir().unwrap();
     let mut args = vec!["new-service", "orders"];
