@@ -1,4 +1,5 @@
-//! Reading what the sink landed: listing data files, their compressed sizes, and their NDJSON.
+//! Reading what the sink landed: listing data files, their compressed sizes, and their NDJSON
+//! (Parquet files: their row counts).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,10 @@ pub fn data_files(root: &Path, topic: &str) -> Vec<PathBuf> {
             let path = e.path();
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(path);
-            } else if path.extension().is_some_and(|x| x == "gz" || x == "ndjson") {
+            } else if path
+                .extension()
+                .is_some_and(|x| x == "gz" || x == "ndjson" || x == "parquet")
+            {
                 out.push(path);
             }
         }
@@ -45,11 +49,24 @@ pub fn ndjson(path: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Everything landed: (records, compressed bytes, the NDJSON of every file concatenated).
+/// A Parquet file's row count, from its footer.
+fn parquet_rows(path: &Path) -> std::io::Result<u64> {
+    use parquet::file::reader::FileReader as _;
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path)?)
+        .map_err(std::io::Error::other)?;
+    Ok(reader.metadata().file_metadata().num_rows() as u64)
+}
+
+/// Everything landed: (records, compressed bytes, the NDJSON of every file concatenated; none
+/// for Parquet files).
 pub fn read_all(root: &Path, topic: &str) -> std::io::Result<(u64, u64, Vec<u8>)> {
     let (mut records, mut compressed, mut all) = (0, 0, Vec::new());
     for path in data_files(root, topic) {
         compressed += std::fs::metadata(&path)?.len();
+        if path.extension().is_some_and(|x| x == "parquet") {
+            records += parquet_rows(&path)?;
+            continue;
+        }
         let text = ndjson(&path)?;
         records += memchr_count(&text);
         all.extend_from_slice(&text);

@@ -133,6 +133,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         )?;
         done.push((run, default_cap));
     }
+    if !args.smoke && !args.throughput_only && !args.memory_only {
+        // The same records as Parquet: CPU per GB and output size against NDJSON + gzip.
+        let mut run = runs::backlog(
+            "parquet",
+            records,
+            partitions_for(records as f64 * mean),
+            &with_extra(&[("INGEST_FORMAT", "parquet")]),
+            work,
+        )?;
+        run.uncompressed_bytes = done[0].0.uncompressed_bytes;
+        done.push((run, default_cap));
+    }
     if !args.smoke && !args.throughput_only {
         let backlog = MEMORY_CAP_BYTES as f64 * 10.5;
         let run = runs::backlog(

@@ -100,6 +100,16 @@ impl Report {
             "\ngzip-only ceiling on the same NDJSON: {:.1} MB/s on one core, {:.1} MB/s on {} threads.",
             self.ceiling_one_core_mb_s, self.ceiling_all_cores_mb_s, self.threads
         );
+        let by_mode = |m: &str| self.runs.iter().find(|r| r.mode == m);
+        if let (Some(nd), Some(pq)) = (by_mode("throughput"), by_mode("parquet")) {
+            let _ = writeln!(
+                s,
+                "\nParquet (same records, its row's MB are the NDJSON's): {:.2}× the NDJSON+gzip-{} output, {:.2}× its CPU per GB.",
+                pq.compression_ratio / nd.compression_ratio,
+                self.level,
+                pq.cpu_seconds_per_gb / nd.cpu_seconds_per_gb
+            );
+        }
         if let Some(l) = &self.latency {
             let _ = writeln!(
                 s,
