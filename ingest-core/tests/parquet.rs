@@ -346,3 +346,97 @@ async fn a_replica_that_loses_the_race_for_a_version_encodes_against_the_winner(
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_reads_every_file_with_merge_schema_and_its_stream_reads_each_record_once() {
+    let has_spark = Command::new("python3")
+        .args(["-c", "import pyspark"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_spark {
+        assert!(
+            !servers_required(),
+            "PySpark is not installed (pip install pyspark)"
+        );
+        eprintln!("skipping: PySpark is not installed");
+        return;
+    }
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("spark", 2);
+    for p in 0..2 {
+        let values: Vec<Vec<u8>> = (0..300)
+            .map(|i| {
+                let mut r = json!({"id": i, "nested": {"a": i}, "tags": ["x"]});
+                if i >= 150 {
+                    r["added"] = json!(format!("a{i}"));
+                }
+                r.to_string().into_bytes()
+            })
+            .collect();
+        produce_to(&broker.brokers, &topic, p, &values);
+    }
+    let high = high_watermarks(&broker.brokers, &topic, 2);
+    let settings = [
+        ("INGEST_FORMAT", "parquet"),
+        ("INGEST_ENVELOPE", "metadata"),
+        ("INGEST_FLUSH_MAX_RECORDS", "100"),
+    ];
+    let (token, mut progress, handle) = start(config(&vars, &settings));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/spark_read.py"
+        ))
+        .arg(dir.path())
+        .arg(&topic)
+        .arg(work.path())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "Spark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let got: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(got["rows"], 600, "{got}");
+    assert_eq!(got["distinct"], 600, "{got}");
+    let columns: Vec<&str> = got["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for c in [
+        "_offset",
+        "_timestamp",
+        "id",
+        "nested",
+        "tags",
+        "added",
+        "_rescued_data",
+        "dt",
+        "hour",
+    ] {
+        assert!(columns.contains(&c), "{c} in {columns:?}");
+    }
+    assert_eq!(
+        got["added_nulls"], 300,
+        "null before the field existed: {got}"
+    );
+    assert_eq!(
+        (got["stream_first"].as_i64(), got["stream_second"].as_i64()),
+        (Some(600), Some(600)),
+        "{got}"
+    );
+}
