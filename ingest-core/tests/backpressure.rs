@@ -15,33 +15,37 @@ fn paused(addr: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_stall_at_the_cap_pauses_then_resumes_where_it_stopped() {
-    let Fixture {
-        topic,
-        broker,
-        dir,
-        vars,
-        ..
-    } = Fixture::new("stall", 2);
-    produce_json(&broker.brokers, &topic, 2, 100, 0);
-    let (token, mut progress, handle) = start(config(
-        &vars,
-        &[
-            ("INGEST_MAX_BUFFER_BYTES", "16384"),
-            ("INGEST_FLUSH_MAX_BYTES", "16384"),
-            ("INGEST_FLUSH_MAX_RECORDS", "50"),
-        ],
-    ));
-    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 2)).await;
+type Running = (
+    ingest::CancellationToken,
+    tokio::sync::watch::Receiver<ingest::Progress>,
+    tokio::task::JoinHandle<Result<ingest::Progress, ingest::Error>>,
+);
+
+/// Starts the pipeline with a 16 KB cap (plus `extra`), lands 100 records per partition of two,
+/// then breaks storage and produces 400 more each, and waits until both partitions are paused
+/// at the cap. Returns the running pipeline and its metrics address.
+async fn paused_at_the_cap(f: &Fixture, extra: &[(&str, &str)]) -> (Running, String) {
+    produce_json(&f.broker.brokers, &f.topic, 2, 100, 0);
+    let mut settings = vec![
+        ("INGEST_MAX_BUFFER_BYTES", "16384"),
+        ("INGEST_FLUSH_MAX_BYTES", "16384"),
+        ("INGEST_FLUSH_MAX_RECORDS", "50"),
+    ];
+    settings.extend_from_slice(extra);
+    let (token, mut progress, handle) = start(config(&f.vars, &settings));
+    until_committed(
+        &mut progress,
+        &high_watermarks(&f.broker.brokers, &f.topic, 2),
+    )
+    .await;
     let addr = progress
         .borrow()
         .http_addr
         .expect("metrics endpoint")
         .to_string();
 
-    break_storage(dir.path());
-    produce_json(&broker.brokers, &topic, 2, 400, 100);
+    break_storage(f.dir.path());
+    produce_json(&f.broker.brokers, &f.topic, 2, 400, 100);
     let probe = addr.clone();
     tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + WAIT;
@@ -56,14 +60,21 @@ async fn a_long_stall_at_the_cap_pauses_then_resumes_where_it_stopped() {
     .await
     .unwrap();
     assert!(progress.borrow().storage_errors > 0);
+    ((token, progress, handle), addr)
+}
 
-    restore_storage(dir.path());
-    let high = high_watermarks(&broker.brokers, &topic, 2);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_stall_at_the_cap_pauses_then_resumes_where_it_stopped() {
+    let f = Fixture::new("stall", 2);
+    let ((token, mut progress, handle), addr) = paused_at_the_cap(&f, &[]).await;
+
+    restore_storage(f.dir.path());
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 2);
     until_committed(&mut progress, &high).await;
     assert_eq!(paused(&addr), 0.0, "resumed");
     token.cancel();
     handle.await.unwrap().unwrap();
-    assert_exactly_once(dir.path(), &topic, &high);
+    assert_exactly_once(f.dir.path(), &f.topic, &high);
 }
 
 /// A group member that takes partitions and never commits, standing in for a replica that
@@ -113,48 +124,20 @@ fn bystander(
 /// on reassignment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_paused_when_revoked_is_read_again_when_assigned_back() {
+    let f = Fixture::new("repaused", 2);
+    // Members that leave are noticed in seconds, not the default 45 s.
+    let session = [
+        ("INGEST_KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("INGEST_KAFKA_HEARTBEAT_INTERVAL_MS", "500"),
+    ];
+    let ((token, _progress, handle), _) = paused_at_the_cap(&f, &session).await;
     let Fixture {
         topic,
         group,
         broker,
         dir,
-        vars,
-    } = Fixture::new("repaused", 2);
-    produce_json(&broker.brokers, &topic, 2, 100, 0);
-    let (token, mut progress, handle) = start(config(
-        &vars,
-        &[
-            ("INGEST_MAX_BUFFER_BYTES", "16384"),
-            ("INGEST_FLUSH_MAX_BYTES", "16384"),
-            ("INGEST_FLUSH_MAX_RECORDS", "50"),
-            // Members that leave are noticed in seconds, not the default 45 s.
-            ("INGEST_KAFKA_SESSION_TIMEOUT_MS", "6000"),
-            ("INGEST_KAFKA_HEARTBEAT_INTERVAL_MS", "500"),
-        ],
-    ));
-    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 2)).await;
-    let addr = progress
-        .borrow()
-        .http_addr
-        .expect("metrics endpoint")
-        .to_string();
-
-    // Both partitions paused at the cap while storage is away.
-    break_storage(dir.path());
-    produce_json(&broker.brokers, &topic, 2, 400, 100);
-    let probe = addr.clone();
-    tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + WAIT;
-        while paused(&probe) < 2.0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "fetching never paused"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    })
-    .await
-    .unwrap();
+        ..
+    } = &f;
 
     // Another member takes one of them (revoked here while paused) ...
     let leave = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -112,21 +112,7 @@ pub fn decide_cover(
 mod tests {
     use super::*;
     use crate::land::naming::claim_path;
-
-    fn claim(first: i64, last: i64) -> Claim {
-        Claim {
-            version: 1,
-            topic: "t".into(),
-            partition: 2,
-            first_offset: first,
-            last_offset: last,
-            data: "t/x".into(),
-            dead_letters: "_dead_letters/t/x".into(),
-            claimed_at_ms: 0,
-            first_record: None,
-            encoding: None,
-        }
-    }
+    use crate::land::recovery::tests::claim;
 
     #[test]
     fn claim_names_give_their_first_offset_and_nothing_else_does() {

@@ -155,10 +155,11 @@ pub fn decide(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn claim(first: i64, last: i64) -> Claim {
+    /// A claim of partition 2 of topic `t` over `first..=last`, as the land tests use.
+    pub(crate) fn claim(first: i64, last: i64) -> Claim {
         Claim {
             version: 1,
             topic: "t".into(),
