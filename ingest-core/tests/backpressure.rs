@@ -141,7 +141,7 @@ async fn a_partition_paused_when_revoked_is_read_again_when_assigned_back() {
 
     // Another member takes one of them (revoked here while paused) ...
     let leave = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (assigned, member) = bystander(&broker.brokers, &group, &topic, leave.clone());
+    let (assigned, member) = bystander(&broker.brokers, group, topic, leave.clone());
     let taken = tokio::task::spawn_blocking(move || assigned.recv_timeout(WAIT))
         .await
         .unwrap()
@@ -162,5 +162,5 @@ async fn a_partition_paused_when_revoked_is_read_again_when_assigned_back() {
     .unwrap();
     token.cancel();
     handle.await.unwrap().unwrap();
-    assert_exactly_once(dir.path(), &topic, &committed);
+    assert_exactly_once(dir.path(), topic, &committed);
 }
