@@ -245,6 +245,31 @@ async fn events_over_partitions_land_exactly_once_with_sdk_checkpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_land_as_parquet_too() {
+    let Some(s) = setup(2) else { return };
+    let parts = ["0", "1"];
+    s.publish(&parts, 30);
+    let (token, _progress, handle) = start(config(&s.vars, &[("INGEST_FORMAT", "parquet")]));
+    until_checkpointed(&s.store(), &[("0", 29), ("1", 29)].into()).await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 60);
+    let dir = s.landed().await;
+    assert_exactly_once(dir.path(), HUB, &counts(&parts, 30));
+    let (path, rows) = &landed_files(dir.path(), HUB)[0];
+    assert!(
+        path.to_string_lossy().ends_with(".parquet"),
+        "{}",
+        path.display()
+    );
+    assert_eq!(rows[0]["_topic"], HUB);
+    assert_eq!(
+        rows[0]["note"], "naïve café",
+        "the body's fields are columns: {}",
+        rows[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
     let Some(s) = setup(2) else { return };
     let parts = ["0", "1"];
