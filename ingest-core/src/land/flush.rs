@@ -336,11 +336,17 @@ impl Flusher {
                 Err(e) => return Ok((batch, Err(e))),
             };
             let (opts, columns) = (opts.clone(), running.columns.clone());
-            let (returned, encoded) = self
+            // The Parquet writer holds about a batch's worth while it encodes (row groups,
+            // dictionaries, the file): counted in the cap meanwhile, so fetching holds.
+            let writing = batch.bytes();
+            self.encoded_bytes.fetch_add(writing, Ordering::Relaxed);
+            let result = self
                 .encode_with(batch, move |batch| {
                     crate::encode::parquet::encode(batch, partition, &opts, &settings, &columns)
                 })
-                .await?;
+                .await;
+            self.encoded_bytes.fetch_sub(writing, Ordering::Relaxed);
+            let (returned, encoded) = result?;
             batch = returned;
             let new = encoded
                 .columns

@@ -79,7 +79,9 @@ impl Shape {
     /// are added, types never change (no widening). `None` when `other` does not fit.
     pub fn extend(&self, other: &Shape) -> Option<Shape> {
         Some(match (self, other) {
-            (s, Shape::Unknown) => s.clone(),
+            (s, Shape::Unknown) | (Shape::Unknown, s) => s.clone(),
+            // An integer is a double column's value as it is (no type change).
+            (Shape::Float, Shape::Int) => Shape::Float,
             (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.extend(b)?)),
             (Shape::Struct(a), Shape::Struct(b)) => {
                 let mut fields = a.clone();
@@ -110,6 +112,61 @@ impl Shape {
                 (!fields.is_empty()).then_some(Shape::Struct(fields))
             }
             other => Some(other.clone()),
+        }
+    }
+
+    /// Whether [`Shape::absorb`] can take `value`: what [`Shape::merge`] (or, `fixed`,
+    /// [`Shape::extend`]) with its shape would allow, checked without building that shape.
+    pub fn accepts(&self, value: &Value, fixed: bool) -> bool {
+        match (self, value) {
+            (_, Value::Null) => true,
+            (Shape::Unknown, v) => Shape::of(v).is_some(),
+            (Shape::Bool, Value::Bool(_)) | (Shape::Str, Value::String(_)) => true,
+            (Shape::Int, Value::Number(_)) => !fixed || Shape::of(value) == Some(Shape::Int),
+            (Shape::Float, Value::Number(_)) => true,
+            (Shape::List(elem), Value::Array(_)) if **elem == Shape::Unknown => {
+                Shape::of(value).is_some()
+            }
+            (Shape::List(elem), Value::Array(items)) => {
+                items.iter().all(|i| elem.accepts(i, fixed))
+            }
+            (Shape::Struct(fields), Value::Object(obj)) => {
+                obj.iter()
+                    .all(|(k, v)| match fields.iter().find(|(n, _)| n == k) {
+                        Some((_, s)) => s.accepts(v, fixed),
+                        None => Shape::of(v).is_some(),
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// Grows this shape to hold `value`, which it [accepts](Shape::accepts) (so a fixed shape
+    /// never widens here: `accepts` refused that); allocates only for what is new.
+    pub fn absorb(&mut self, value: &Value) {
+        match (&mut *self, value) {
+            (_, Value::Null) => {}
+            (Shape::Unknown, v) => *self = Shape::of(v).unwrap_or(Shape::Unknown),
+            (Shape::Int, Value::Number(_)) if Shape::of(value) == Some(Shape::Float) => {
+                *self = Shape::Float
+            }
+            (Shape::List(elem), Value::Array(_)) if **elem == Shape::Unknown => {
+                *self = Shape::of(value).unwrap_or(Shape::List(Box::new(Shape::Unknown)))
+            }
+            (Shape::List(elem), Value::Array(items)) => {
+                for i in items {
+                    elem.absorb(i);
+                }
+            }
+            (Shape::Struct(fields), Value::Object(obj)) => {
+                for (k, v) in obj {
+                    match fields.iter_mut().find(|(n, _)| n == k) {
+                        Some((_, s)) => s.absorb(v),
+                        None => fields.push((k.clone(), Shape::of(v).unwrap_or(Shape::Unknown))),
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -162,22 +219,19 @@ impl Columns {
             if reserved.contains(&name.as_str()) {
                 continue;
             }
-            let Some(shape) = Shape::of(value) else {
-                continue;
-            };
+            // Most records only confirm the columns: checked in place, nothing allocated.
             match self.fields.iter().position(|(n, _)| n == name) {
                 Some(i) => {
-                    let have = &self.fields[i].1;
-                    let grown = if i < self.fixed {
-                        have.extend(&shape)
-                    } else {
-                        have.merge(&shape)
-                    };
-                    if let Some(grown) = grown {
-                        self.fields[i].1 = grown;
+                    let fixed = i < self.fixed;
+                    if self.fields[i].1.accepts(value, fixed) {
+                        self.fields[i].1.absorb(value);
                     }
                 }
-                None => self.fields.push((name.clone(), shape)),
+                None => {
+                    if let Some(shape) = Shape::of(value) {
+                        self.fields.push((name.clone(), shape));
+                    }
+                }
             }
         }
     }
@@ -318,6 +372,49 @@ mod tests {
         assert_eq!(Value::Object(rescued), json!({"n": 2.5}));
         let json = serde_json::to_string(&next).unwrap();
         assert_eq!(serde_json::from_str::<Columns>(&json).unwrap(), next);
+    }
+
+    #[test]
+    fn absorbing_in_place_agrees_with_merging_shapes() {
+        let values = [
+            json!(1),
+            json!(2.5),
+            json!("s"),
+            json!(null),
+            json!([]),
+            json!([1, 2.5]),
+            json!([1, "a"]),
+            json!({"a": 1}),
+            json!({"a": "x", "b": [true]}),
+            json!({"b": [null], "c": {}}),
+            json!([{"k": 1}, {"k": 2.0, "j": null}]),
+        ];
+        for start in &values {
+            for next in &values {
+                let Some(have) = Shape::of(start) else {
+                    continue;
+                };
+                for fixed in [false, true] {
+                    let want = Shape::of(next).and_then(|n| {
+                        if fixed {
+                            have.extend(&n)
+                        } else {
+                            have.merge(&n)
+                        }
+                    });
+                    assert_eq!(
+                        have.accepts(next, fixed),
+                        want.is_some(),
+                        "{start} then {next} ({fixed})"
+                    );
+                    if let Some(want) = want {
+                        let mut got = have.clone();
+                        got.absorb(next);
+                        assert_eq!(got, want, "{start} then {next} ({fixed})");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
