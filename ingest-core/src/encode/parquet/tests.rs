@@ -194,3 +194,33 @@ fn many_rows_span_chunks_and_every_one_is_written() {
     }
     assert_eq!(seen as usize, values.len());
 }
+
+#[test]
+fn a_transform_runs_before_the_columns_are_learned() {
+    use crate::encode::transform::{remove_field, Keep, Transform};
+    let b = batch(&[
+        r#"{"keep":true,"secret":1,"a":1}"#,
+        r#"{"keep":false,"a":2}"#,
+        r#"{"keep":true,"secret":3,"a":3}"#,
+    ]);
+    let mut o = opts(Envelope::Raw, InvalidRecordPolicy::Fail);
+    o.transform = Some(Transform::new(|v| {
+        remove_field(v, "secret");
+        Keep::from(v["keep"] == true)
+    }));
+    let e = encode(&b, 0, &o, &SETTINGS, &Columns::default()).unwrap();
+    assert_eq!((e.records, e.filtered), (2, 1));
+    let rows = read(e.data);
+    let schema = rows.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        ["keep", "a", RESCUED],
+        "the removed field has no column"
+    );
+    let a = rows
+        .column_by_name("a")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(a.values().to_vec(), vec![1, 3]);
+}
