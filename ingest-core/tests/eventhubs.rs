@@ -270,6 +270,35 @@ async fn events_land_as_parquet_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_skips_what_was_there_and_lands_what_comes_after() {
+    let Some(s) = setup(2) else { return };
+    let parts = ["0", "1"];
+    s.publish(&parts, 10);
+    let (token, mut progress, handle) = start(config(
+        &s.vars,
+        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
+    ));
+    // Starting at the latest event is written down as a checkpoint at once, so a restart
+    // before anything arrives does not go back to the earliest.
+    until_checkpointed(&s.store(), &[("0", 9), ("1", 9)].into()).await;
+    s.publish(&parts, 5);
+    let wait =
+        progress.wait_for(|p| p.committed.get(&0) == Some(&14) && p.committed.get(&1) == Some(&14));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    token.cancel();
+    assert_eq!(
+        handle.await.unwrap().unwrap().records,
+        10,
+        "only the later events"
+    );
+    let dir = s.landed().await;
+    let landed = landed_offsets(dir.path(), HUB);
+    for p in [0, 1] {
+        assert_eq!(landed[&p], (10..15).collect::<Vec<i64>>(), "partition {p}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
     let Some(s) = setup(2) else { return };
     let parts = ["0", "1"];
