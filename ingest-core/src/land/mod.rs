@@ -11,6 +11,7 @@
 
 pub mod claimed;
 pub mod cover;
+mod encoding;
 pub mod flush;
 pub mod naming;
 mod publish;
@@ -18,4 +19,5 @@ pub mod recovery;
 mod resume;
 pub mod schemas;
 
-pub use flush::{encoders, Flusher, Outcome};
+pub use encoding::encoders;
+pub use flush::{Flusher, Outcome};

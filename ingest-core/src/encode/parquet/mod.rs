@@ -15,21 +15,18 @@
 //! counted skip or filter, or an [`InvalidRecord`] error; every field of a row is in a column
 //! or in `_rescued_data`.
 
+mod rows;
 pub mod shape;
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
-    TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::{Map, Value};
 
+use self::rows::Chunk;
 use self::shape::{Columns, Shape};
 use super::encoder::{EncodeOptions, Encoded, InvalidRecord};
 use super::ndjson::{check_json, check_size, push_dead_letter_line};
@@ -116,7 +113,7 @@ fn struct_fields(fields: &[(String, Shape)]) -> Fields {
         .collect()
 }
 
-fn header_fields() -> Fields {
+pub(super) fn header_fields() -> Fields {
     Fields::from(vec![
         Field::new("key", DataType::Utf8, true),
         Field::new("value", DataType::Binary, true),
@@ -175,126 +172,6 @@ fn properties(p: &ParquetSettings) -> Result<WriterProperties, String> {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(concat!("ingest ", env!("CARGO_PKG_VERSION")).into())
         .build())
-}
-
-/// One chunk of rows on its way into the file.
-struct Chunk {
-    json: Vec<u8>,
-    rows: usize,
-    topic: StringBuilder,
-    partition: Int32Builder,
-    offset: Int64Builder,
-    timestamp: TimestampMicrosecondBuilder,
-    key: BinaryBuilder,
-    headers: ListBuilder<StructBuilder>,
-    rescued: StringBuilder,
-}
-
-impl Chunk {
-    fn new() -> Chunk {
-        Chunk {
-            json: Vec::new(),
-            rows: 0,
-            topic: StringBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            key: BinaryBuilder::new(),
-            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)),
-            rescued: StringBuilder::new(),
-        }
-    }
-
-    fn push(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        r: &StoredRecord<'_>,
-        kept: &Map<String, Value>,
-        rescued: &Map<String, Value>,
-    ) {
-        serde_json::to_writer(&mut self.json, kept).expect("a JSON map serialises");
-        self.json.push(b'\n');
-        self.rows += 1;
-        self.topic.append_value(topic);
-        self.partition.append_value(partition);
-        self.offset.append_value(r.offset());
-        self.timestamp
-            .append_option(r.timestamp_ms().map(|ms| ms.saturating_mul(1000)));
-        self.key.append_option(r.key());
-        let list = self.headers.values();
-        for (k, v) in r.headers() {
-            list.field_builder::<StringBuilder>(0)
-                .expect("key builder")
-                .append_value(k);
-            list.field_builder::<BinaryBuilder>(1)
-                .expect("value builder")
-                .append_option(v);
-            list.append(true);
-        }
-        self.headers.append(true);
-        if rescued.is_empty() {
-            self.rescued.append_null();
-        } else {
-            let text = serde_json::to_string(rescued).expect("a JSON map serialises");
-            self.rescued.append_value(text);
-        }
-    }
-
-    /// The chunk's rows as one record batch of `schema`; the chunk is empty after.
-    fn take(
-        &mut self,
-        envelope: Envelope,
-        schema: &SchemaRef,
-        values: &SchemaRef,
-    ) -> Result<RecordBatch, String> {
-        let mut decoder = arrow_json::ReaderBuilder::new(values.clone())
-            .with_batch_size(self.rows.max(1))
-            .with_strict_mode(true)
-            .build_decoder()
-            .map_err(|e| e.to_string())?;
-        let mut at = 0;
-        while at < self.json.len() {
-            let used = decoder
-                .decode(&self.json[at..])
-                .map_err(|e| e.to_string())?;
-            if used == 0 {
-                break;
-            }
-            at += used;
-        }
-        let decoded = decoder
-            .flush()
-            .map_err(|e| e.to_string())?
-            .unwrap_or_else(|| RecordBatch::new_empty(values.clone()));
-        if decoded.num_rows() != self.rows {
-            return Err(format!(
-                "{} rows decoded of {} (internal)",
-                decoded.num_rows(),
-                self.rows
-            ));
-        }
-        let coordinates: [ArrayRef; 6] = [
-            Arc::new(self.topic.finish()),
-            Arc::new(self.partition.finish()),
-            Arc::new(self.offset.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.key.finish()),
-            Arc::new(self.headers.finish()),
-        ];
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        if envelope == Envelope::Metadata {
-            columns.extend(coordinates);
-        }
-        columns.extend(decoded.columns().iter().cloned());
-        columns.push(Arc::new(self.rescued.finish()));
-        self.json.clear();
-        self.rows = 0;
-        let options =
-            arrow_array::RecordBatchOptions::new().with_row_count(Some(decoded.num_rows()));
-        RecordBatch::try_new_with_options(schema.clone(), columns, &options)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// What [`encode`] counted besides the file.
