@@ -11,24 +11,12 @@
 //!
 //! Pure: names, search windows and the decision; the listing is [`crate::storage::Storage`]'s.
 
-use super::recovery::{Claim, ClaimMismatch};
-
-/// The directory of a partition's claims, with its trailing slash.
-pub fn claims_dir(topic: &str, partition: i32) -> String {
-    format!(
-        "{}/claims/{topic}/{partition}/",
-        crate::storage::STATE_PREFIX
-    )
-}
+use super::naming::padded_number;
+use super::recovery::{check_claim, Claim, ClaimMismatch};
 
 /// The first offset a claim's name stands for (`.../<20 digits>.json`), if it is a claim name.
 pub fn claim_first_offset(name: &str) -> Option<i64> {
-    let file = name.rsplit('/').next()?;
-    let digits = file.strip_suffix(".json")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    padded_number(name, 20).and_then(|n| i64::try_from(n).ok())
 }
 
 /// How far back the search for a claim before `offset` reaches in each listing, nearest first:
@@ -79,25 +67,7 @@ pub fn decide_cover(
     claim: &Claim,
     data_exists: bool,
 ) -> Result<Cover, ClaimMismatch> {
-    if claim.version > Claim::VERSION {
-        return Err(ClaimMismatch::Version(claim.version));
-    }
-    if claim.topic != topic || claim.partition != partition || claim.first_offset >= first {
-        return Err(ClaimMismatch::WrongBatch {
-            topic: topic.into(),
-            partition,
-            first: claim.first_offset,
-            found_topic: claim.topic.clone(),
-            found_partition: claim.partition,
-            found_first: claim.first_offset,
-        });
-    }
-    if claim.last_offset < claim.first_offset {
-        return Err(ClaimMismatch::Inverted {
-            first: claim.first_offset,
-            last: claim.last_offset,
-        });
-    }
+    check_claim(claim, topic, partition, first, |found| found < first)?;
     let through = claim.last_offset;
     Ok(if through < first {
         Cover::Before
@@ -111,7 +81,7 @@ pub fn decide_cover(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::land::naming::claim_path;
+    use crate::land::naming::{claim_path, claims_dir};
     use crate::land::recovery::tests::claim;
 
     #[test]

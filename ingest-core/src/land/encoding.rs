@@ -14,11 +14,7 @@ use crate::storage::StorageError;
 impl Flusher {
     /// How this service encodes files now (what a new claim records).
     pub(super) fn encoding(&self) -> Encoding {
-        Encoding {
-            envelope: self.encode.envelope,
-            compression: self.encode.compression,
-            format: self.encode.format,
-        }
+        encoding_of(&self.encode)
     }
 
     /// Encodes `batch` with `opts` (default: the service's), continuing what was encoded ahead
@@ -31,14 +27,9 @@ impl Flusher {
         batch: Batch,
         opts: Option<EncodeOptions>,
     ) -> Result<(Batch, Result<Encoded, StorageError>), Error> {
-        let same = opts.as_ref().is_none_or(|o| {
-            (o.envelope, o.compression, o.format)
-                == (
-                    self.encode.envelope,
-                    self.encode.compression,
-                    self.encode.format,
-                )
-        });
+        let same = opts
+            .as_ref()
+            .is_none_or(|o| encoding_of(o) == self.encoding());
         let opts = opts.unwrap_or_else(|| self.encode.clone());
         let Format::Parquet(settings) = opts.format else {
             let (batch, encoded) = self
@@ -123,6 +114,14 @@ impl Flusher {
         self.encoded_bytes
             .fetch_add(encoded.held_bytes(), Ordering::Relaxed);
         Ok((batch, encoded))
+    }
+}
+
+fn encoding_of(o: &EncodeOptions) -> Encoding {
+    Encoding {
+        envelope: o.envelope,
+        compression: o.compression,
+        format: o.format,
     }
 }
 

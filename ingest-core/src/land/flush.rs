@@ -126,6 +126,24 @@ impl Flusher {
         }
     }
 
+    /// Reads and parses the claim at `path` (`None`: not there). The inner error is storage
+    /// failing (the flush retries); an unreadable claim stops the service.
+    pub(super) async fn read_claim(
+        &self,
+        path: &str,
+    ) -> Result<Result<Option<Claim>, StorageError>, Error> {
+        let bytes = match self.storage.get(path).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(e)),
+        };
+        let claim = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptClaim {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Ok(Some(claim)))
+    }
+
     /// One pass of the protocol. Returns the batch back when the caller should retry.
     async fn attempt(
         &self,
@@ -195,18 +213,13 @@ impl Flusher {
                     break;
                 }
                 Created::AlreadyExists => {
-                    let Some(existing) = storage!(self.storage.get(&names.claim).await, batch)
+                    let Some(existing) = storage!(self.read_claim(&names.claim).await?, batch)
                     else {
                         return Err(Error::CorruptClaim {
                             path: names.claim,
                             reason: "it vanished while being read".into(),
                         });
                     };
-                    let existing: Claim =
-                        serde_json::from_slice(&existing).map_err(|e| Error::CorruptClaim {
-                            path: names.claim.clone(),
-                            reason: e.to_string(),
-                        })?;
                     let data_exists = storage!(self.storage.exists(&existing.data).await, batch);
                     // A recreated topic, or another cluster, reuses offsets: its claims must not
                     // stand for ours, so the decision checks whose records the claim covers.

@@ -73,7 +73,22 @@ impl Namer {
 /// The claim for the batch of `topic`/`partition` that starts at `first_offset`. Independent of
 /// time, so a restarted consumer finds it whatever clock the earlier incarnation saw.
 pub fn claim_path(topic: &str, partition: i32, first_offset: i64) -> String {
-    format!("{STATE_PREFIX}/claims/{topic}/{partition}/{first_offset:020}.json")
+    format!("{}{first_offset:020}.json", claims_dir(topic, partition))
+}
+
+/// The directory of a partition's claims, with its trailing slash.
+pub fn claims_dir(topic: &str, partition: i32) -> String {
+    format!("{STATE_PREFIX}/claims/{topic}/{partition}/")
+}
+
+/// The number a zero-padded state object's name (`.../<digits>.json`, as claims and schema
+/// versions are named) stands for; `None` for any other name.
+pub fn padded_number(name: &str, digits: usize) -> Option<u64> {
+    let n = name.rsplit('/').next()?.strip_suffix(".json")?;
+    if n.len() != digits || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// `dt=YYYY-MM-DD/hour=HH` in UTC for a time in ms since the epoch.

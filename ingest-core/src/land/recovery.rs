@@ -113,26 +113,24 @@ pub enum ClaimMismatch {
     OtherRecords { claimed: String, found: String },
 }
 
-/// Decides how to continue with a batch of `topic`/`partition` covering `first..=last` whose
-/// claim already exists; `first_record` is the [`record_digest`] of the batch's first record.
-/// `data_exists` tells whether the claimed data file is in storage.
-pub fn decide(
+/// What every use of an existing claim requires: a version this service understands, this
+/// topic and partition, a first offset `starts` accepts (`expected` names it in the error), and
+/// an end not before its start.
+pub fn check_claim(
+    claim: &Claim,
     topic: &str,
     partition: i32,
-    (first, last): (i64, i64),
-    first_record: &str,
-    claim: &Claim,
-    data_exists: bool,
-) -> Result<Recovery, ClaimMismatch> {
+    expected: i64,
+    starts: impl Fn(i64) -> bool,
+) -> Result<(), ClaimMismatch> {
     if claim.version > Claim::VERSION {
         return Err(ClaimMismatch::Version(claim.version));
     }
-    same_records(claim, first_record)?;
-    if claim.topic != topic || claim.partition != partition || claim.first_offset != first {
+    if claim.topic != topic || claim.partition != partition || !starts(claim.first_offset) {
         return Err(ClaimMismatch::WrongBatch {
             topic: topic.into(),
             partition,
-            first,
+            first: expected,
             found_topic: claim.topic.clone(),
             found_partition: claim.partition,
             found_first: claim.first_offset,
@@ -144,6 +142,22 @@ pub fn decide(
             last: claim.last_offset,
         });
     }
+    Ok(())
+}
+
+/// Decides how to continue with a batch of `topic`/`partition` covering `first..=last` whose
+/// claim already exists; `first_record` is the [`record_digest`] of the batch's first record.
+/// `data_exists` tells whether the claimed data file is in storage.
+pub fn decide(
+    topic: &str,
+    partition: i32,
+    (first, last): (i64, i64),
+    first_record: &str,
+    claim: &Claim,
+    data_exists: bool,
+) -> Result<Recovery, ClaimMismatch> {
+    check_claim(claim, topic, partition, first, |found| found == first)?;
+    same_records(claim, first_record)?;
     let through = claim.last_offset;
     Ok(if data_exists {
         Recovery::AlreadyLanded { through }

@@ -5,10 +5,9 @@
 //! claim boundary; any other first batch is checked against the greatest claim before it
 //! ([`super::cover`]) before it may claim anything.
 
-use super::cover::{claims_dir, decide_cover, greatest_before, search_from, Cover};
+use super::cover::{decide_cover, greatest_before, search_from, Cover};
 use super::flush::Flusher;
-use super::naming::claim_path;
-use super::recovery::Claim;
+use super::naming::{claim_path, claims_dir};
 use crate::error::Error;
 use crate::storage::StorageError;
 
@@ -31,16 +30,13 @@ impl Flusher {
         let Some(path) = found else {
             return Ok(Ok(None));
         };
-        let bytes = match self.storage.get(&path).await {
-            Ok(Some(b)) => b,
+        let claim = match self.read_claim(&path).await? {
+            Ok(Some(claim)) => claim,
             Ok(None) => return Ok(Ok(None)), // moved aside meanwhile: nothing covers us
             Err(e) => return Ok(Err(e)),
         };
-        let claim: Claim = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptClaim {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
         if claim.last_offset < first {
+            // The usual case (the claim before ends before us): no need to look for its file.
             return Ok(Ok(None));
         }
         let data_exists = match self.storage.exists(&claim.data).await {

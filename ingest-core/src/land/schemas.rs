@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::flush::Flusher;
+use super::naming::padded_number;
 use crate::encode::parquet::shape::Columns;
 use crate::storage::{Created, StorageError, STATE_PREFIX};
 
@@ -28,14 +29,6 @@ pub fn version_path(topic: &str, version: u64) -> String {
     format!("{}{version:010}.json", dir(topic))
 }
 
-/// The version a schema object's name stands for.
-fn version_of(name: &str) -> Option<u64> {
-    let digits = name.rsplit('/').next()?.strip_suffix(".json")?;
-    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
-}
-
 impl Flusher {
     /// The running schema: the cached one, or (`reload`, or nothing cached) the latest in
     /// storage.
@@ -49,7 +42,7 @@ impl Flusher {
             .storage
             .names_between(&dir(topic), None, &format!("{}~", dir(topic)))
             .await?;
-        let latest = names.iter().filter_map(|n| version_of(n)).max();
+        let latest = names.iter().filter_map(|n| padded_number(n, 10)).max();
         let loaded = match latest {
             None => Versioned::default(),
             Some(version) => {
@@ -104,8 +97,11 @@ mod tests {
             "_ingest/schemas/orders/0000000012.json"
         );
         assert!(version_path("t", 9) < version_path("t", 10));
-        assert_eq!(version_of(&version_path("t", 12)), Some(12));
-        assert_eq!(version_of("_ingest/schemas/t/12.json"), None);
-        assert_eq!(version_of("_ingest/schemas/t/0000000012.json.tmp"), None);
+        assert_eq!(padded_number(&version_path("t", 12), 10), Some(12));
+        assert_eq!(padded_number("_ingest/schemas/t/12.json", 10), None);
+        assert_eq!(
+            padded_number("_ingest/schemas/t/0000000012.json.tmp", 10),
+            None
+        );
     }
 }

@@ -22,7 +22,7 @@ impl Storage {
                 .list_with_offset(Some(&prefix), &Path::from(after)),
             None => self.store.list(Some(&prefix)),
         };
-        let in_order = self.kind != Kind::Local;
+        let in_order = self.lists_in_order();
         let mut names = Vec::new();
         while let Some(meta) = listed
             .try_next()
