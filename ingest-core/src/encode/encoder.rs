@@ -67,6 +67,8 @@ pub struct InvalidRecord {
     pub reason: String,
 }
 
+/// Why a record without a value is invalid under the raw envelope (a line needs one).
+pub(super) const TOMBSTONE: &str = "the record has no value (a tombstone)";
 /// Why a record whose headers the source could not read is invalid.
 pub(super) const UNREADABLE_HEADERS: &str =
     "a header key is not valid UTF-8, so its headers cannot be read for the metadata envelope";
@@ -100,13 +102,58 @@ enum Output {
 /// records of the batch. The result is the same as encoding them all in one call.
 pub struct Encoder {
     out: Output,
-    /// Dead-letter lines, uncompressed until [`Encoder::finish`] (there are few).
-    dead: Vec<u8>,
+    rejects: Rejects,
     records: usize,
-    dead_lettered: usize,
-    skipped: usize,
     filtered: usize,
     uncompressed_bytes: usize,
+}
+
+/// Invalid records, handled as `INGEST_INVALID_RECORD_POLICY` says (by every format's encoder).
+#[derive(Default)]
+pub(super) struct Rejects {
+    /// Dead-letter lines, uncompressed until the file is finished (there are few).
+    dead: Vec<u8>,
+    pub(super) dead_lettered: usize,
+    pub(super) skipped: usize,
+}
+
+impl Rejects {
+    /// Handles invalid record `r` of `partition`: an error under `fail`, else skipped (logged)
+    /// or kept as a dead-letter line.
+    pub(super) fn reject(
+        &mut self,
+        opts: &EncodeOptions,
+        partition: i32,
+        r: &StoredRecord<'_>,
+        reason: String,
+    ) -> Result<(), InvalidRecord> {
+        match opts.invalid {
+            InvalidRecordPolicy::Fail => Err(InvalidRecord {
+                topic: opts.topic.clone(),
+                partition,
+                offset: r.offset(),
+                reason,
+            }),
+            InvalidRecordPolicy::Skip => {
+                tracing::warn!(
+                    topic = %opts.topic, partition, offset = r.offset(), %reason,
+                    "skipping an invalid record (INGEST_INVALID_RECORD_POLICY=skip)"
+                );
+                self.skipped += 1;
+                Ok(())
+            }
+            InvalidRecordPolicy::DeadLetter => {
+                push_dead_letter_line(&mut self.dead, &opts.topic, partition, r, &reason);
+                self.dead_lettered += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// The dead-letter file, compressed like NDJSON data, if there is one.
+    pub(super) fn dead_letters(self, compression: Compression) -> Option<Vec<u8>> {
+        (self.dead_lettered > 0).then(|| compress(self.dead, compression))
+    }
 }
 
 impl Encoder {
@@ -119,10 +166,8 @@ impl Encoder {
         };
         Encoder {
             out,
-            dead: Vec::new(),
+            rejects: Rejects::default(),
             records: 0,
-            dead_lettered: 0,
-            skipped: 0,
             filtered: 0,
             uncompressed_bytes: 0,
         }
@@ -134,7 +179,7 @@ impl Encoder {
             Output::Plain(v) => v.capacity(),
             Output::Gzip(gz) => gz.held_bytes(),
         };
-        out + self.dead.capacity()
+        out + self.rejects.dead.capacity()
     }
 
     /// Encodes the next `records` of the batch (records of `partition`); `last` when no more
@@ -206,10 +251,7 @@ impl Encoder {
                 }
                 (Some(v), None, _) => (check_json(v, opts.max_record_bytes), Some(v)),
                 (None, _, Envelope::Metadata) => (Ok(false), None),
-                (None, _, Envelope::Raw) => (
-                    Err("the record has no value (a tombstone)".to_string()),
-                    None,
-                ),
+                (None, _, Envelope::Raw) => (Err(TOMBSTONE.to_string()), None),
             };
             match checked {
                 Ok(compact) => {
@@ -230,27 +272,7 @@ impl Encoder {
                     written(out);
                     self.records += 1;
                 }
-                Err(reason) => match opts.invalid {
-                    InvalidRecordPolicy::Fail => {
-                        return Err(InvalidRecord {
-                            topic: opts.topic.clone(),
-                            partition,
-                            offset: r.offset(),
-                            reason,
-                        })
-                    }
-                    InvalidRecordPolicy::Skip => {
-                        tracing::warn!(
-                            topic = %opts.topic, partition, offset = r.offset(), %reason,
-                            "skipping a record that is not valid JSON (INGEST_INVALID_RECORD_POLICY=skip)"
-                        );
-                        self.skipped += 1;
-                    }
-                    InvalidRecordPolicy::DeadLetter => {
-                        push_dead_letter_line(&mut self.dead, &opts.topic, partition, &r, &reason);
-                        self.dead_lettered += 1;
-                    }
-                },
+                Err(reason) => self.rejects.reject(opts, partition, &r, reason)?,
             }
         }
         Ok(())
@@ -262,13 +284,14 @@ impl Encoder {
             Output::Plain(v) => v,
             Output::Gzip(gz) => gz.finish(),
         };
-        let dead_letters = (self.dead_lettered > 0).then(|| compress(self.dead, compression));
+        let (dead_lettered, skipped) = (self.rejects.dead_lettered, self.rejects.skipped);
+        let dead_letters = self.rejects.dead_letters(compression);
         Encoded {
             data,
             dead_letters,
             records: self.records,
-            dead_lettered: self.dead_lettered,
-            skipped: self.skipped,
+            dead_lettered,
+            skipped,
             filtered: self.filtered,
             uncompressed_bytes: self.uncompressed_bytes,
             columns: None,
@@ -277,7 +300,7 @@ impl Encoder {
 }
 
 /// Dead-letter lines as their file holds them.
-pub(super) fn compress(lines: Vec<u8>, compression: Compression) -> Vec<u8> {
+fn compress(lines: Vec<u8>, compression: Compression) -> Vec<u8> {
     match compression {
         Compression::None => lines,
         Compression::Gzip { level } => {

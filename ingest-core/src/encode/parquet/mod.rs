@@ -28,10 +28,10 @@ use serde_json::{Map, Value};
 
 use self::rows::Chunk;
 use self::shape::{Columns, Shape};
-use super::encoder::{EncodeOptions, Encoded, InvalidRecord};
-use super::ndjson::{check_json, check_size, push_dead_letter_line};
+use super::encoder::{EncodeOptions, Encoded, InvalidRecord, Rejects};
+use super::ndjson::{check_json, check_size};
 use crate::batch::{Attachment, Batch, StoredRecord};
-use crate::config::{Envelope, InvalidRecordPolicy, ParquetCompression, ParquetSettings};
+use crate::config::{Envelope, ParquetCompression, ParquetSettings};
 
 /// Names the service writes itself; a record field of the same name is rescued.
 pub const RESERVED: [&str; 7] = [
@@ -54,18 +54,20 @@ enum Row {
     Tombstone,
 }
 
-/// Checks one record as the NDJSON encoder would, then requires an object; applies the
-/// transform. `Ok(None)`: the transform dropped it.
-fn row(r: &StoredRecord<'_>, opts: &EncodeOptions) -> Result<Option<Row>, String> {
+/// Checks one record as the NDJSON encoder would (unless `checked`: pass 1 did), then requires
+/// an object; applies the transform. `Ok(None)`: the transform dropped it.
+fn row(r: &StoredRecord<'_>, opts: &EncodeOptions, checked: bool) -> Result<Option<Row>, String> {
     if r.headers_unreadable() {
         return Err(super::encoder::UNREADABLE_HEADERS.to_string());
     }
     let transformed;
     let value = match (r.value(), &opts.transform) {
         (None, _) if opts.envelope == Envelope::Metadata => return Ok(Some(Row::Tombstone)),
-        (None, _) => return Err("the record has no value (a tombstone)".to_string()),
+        (None, _) => return Err(super::encoder::TOMBSTONE.to_string()),
         (Some(v), Some(t)) => {
-            check_size(v, opts.max_record_bytes)?;
+            if !checked {
+                check_size(v, opts.max_record_bytes)?;
+            }
             match t.apply(v)? {
                 None => return Ok(None),
                 Some(out) => {
@@ -75,7 +77,9 @@ fn row(r: &StoredRecord<'_>, opts: &EncodeOptions) -> Result<Option<Row>, String
             }
         }
         (Some(v), None) => {
-            check_json(v, opts.max_record_bytes)?;
+            if !checked {
+                check_json(v, opts.max_record_bytes)?;
+            }
             v
         }
     };
@@ -174,15 +178,6 @@ fn properties(p: &ParquetSettings) -> Result<WriterProperties, String> {
         .build())
 }
 
-/// What [`encode`] counted besides the file.
-#[derive(Default)]
-struct Counts {
-    records: usize,
-    dead_lettered: usize,
-    skipped: usize,
-    filtered: usize,
-}
-
 /// Encodes `batch` as one Parquet file (dead letters as NDJSON, compressed as
 /// `opts.compression` says), with the topic's `running` schema's columns first and as they
 /// are; the file's columns come back in [`Encoded::columns`].
@@ -200,35 +195,24 @@ pub fn encode<A: Attachment>(
         reason,
     };
     // Pass 1: check every record, learn the columns.
-    let mut counts = Counts::default();
-    let mut dead = Vec::new();
+    let (mut records, mut filtered) = (0, 0);
+    let mut rejects = Rejects::default();
     let mut valid = Vec::with_capacity(batch.len());
     let mut columns = Columns::from_running(running);
     for r in batch.records() {
-        match row(&r, opts) {
+        match row(&r, opts, false) {
             Ok(Some(Row::Fields(fields))) => {
                 columns.observe(&fields, &RESERVED);
                 valid.push(true);
             }
             Ok(Some(Row::Tombstone)) => valid.push(true),
             Ok(None) => {
-                counts.filtered += 1;
+                filtered += 1;
                 valid.push(false);
             }
             Err(reason) => {
                 valid.push(false);
-                match opts.invalid {
-                    InvalidRecordPolicy::Fail => return Err(invalid(r.offset(), reason)),
-                    InvalidRecordPolicy::Skip => {
-                        tracing::warn!(topic = %opts.topic, partition, offset = r.offset(), %reason,
-                            "skipping an invalid record (INGEST_INVALID_RECORD_POLICY=skip)");
-                        counts.skipped += 1;
-                    }
-                    InvalidRecordPolicy::DeadLetter => {
-                        push_dead_letter_line(&mut dead, &opts.topic, partition, &r, &reason);
-                        counts.dead_lettered += 1;
-                    }
-                }
+                rejects.reject(opts, partition, &r, reason)?;
             }
         }
     }
@@ -252,7 +236,7 @@ pub fn encode<A: Attachment>(
         if !ok {
             continue;
         }
-        let fields = match row(&r, opts).map_err(|e| invalid(r.offset(), e))? {
+        let fields = match row(&r, opts, true).map_err(|e| invalid(r.offset(), e))? {
             Some(Row::Fields(fields)) => fields,
             Some(Row::Tombstone) => Map::new(),
             None => continue,
@@ -260,7 +244,7 @@ pub fn encode<A: Attachment>(
         uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
         let (kept, rescued) = columns.split(fields, &RESERVED);
         chunk.push(&opts.topic, partition, &r, &kept, &rescued);
-        counts.records += 1;
+        records += 1;
         if chunk.rows >= CHUNK_ROWS {
             let rows = chunk
                 .take(opts.envelope, &schema, &values)
@@ -278,15 +262,14 @@ pub fn encode<A: Attachment>(
         writer.write(&rows).map_err(|e| internal(e.to_string()))?;
     }
     let data = writer.into_inner().map_err(|e| internal(e.to_string()))?;
-    let dead_letters =
-        (counts.dead_lettered > 0).then(|| super::encoder::compress(dead, opts.compression));
+    let (dead_lettered, skipped) = (rejects.dead_lettered, rejects.skipped);
     Ok(Encoded {
         data,
-        dead_letters,
-        records: counts.records,
-        dead_lettered: counts.dead_lettered,
-        skipped: counts.skipped,
-        filtered: counts.filtered,
+        dead_letters: rejects.dead_letters(opts.compression),
+        records,
+        dead_lettered,
+        skipped,
+        filtered,
         uncompressed_bytes: uncompressed,
         columns: Some(columns),
     })

@@ -56,38 +56,27 @@ impl Shape {
     /// The shape both fit, `None` when they conflict. Integers widen to doubles; structs gain
     /// the other's new fields (after their own).
     pub fn merge(&self, other: &Shape) -> Option<Shape> {
-        Some(match (self, other) {
-            (Shape::Unknown, s) | (s, Shape::Unknown) => s.clone(),
-            (Shape::Int, Shape::Float) | (Shape::Float, Shape::Int) => Shape::Float,
-            (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.merge(b)?)),
-            (Shape::Struct(a), Shape::Struct(b)) => {
-                let mut fields = a.clone();
-                for (name, shape) in b {
-                    match fields.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, have)) => *have = have.merge(shape)?,
-                        None => fields.push((name.clone(), shape.clone())),
-                    }
-                }
-                Shape::Struct(fields)
-            }
-            (a, b) if a == b => a.clone(),
-            _ => return None,
-        })
+        self.join(other, false)
     }
 
     /// The shape a fixed (running-schema) shape takes to hold `other` too: only nested fields
-    /// are added, types never change (no widening). `None` when `other` does not fit.
+    /// are added, types never change (an integer still fits a double column, but an integer
+    /// column does not widen). `None` when `other` does not fit.
     pub fn extend(&self, other: &Shape) -> Option<Shape> {
+        self.join(other, true)
+    }
+
+    fn join(&self, other: &Shape, fixed: bool) -> Option<Shape> {
         Some(match (self, other) {
-            (s, Shape::Unknown) | (Shape::Unknown, s) => s.clone(),
-            // An integer is a double column's value as it is (no type change).
+            (Shape::Unknown, s) | (s, Shape::Unknown) => s.clone(),
             (Shape::Float, Shape::Int) => Shape::Float,
-            (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.extend(b)?)),
+            (Shape::Int, Shape::Float) if !fixed => Shape::Float,
+            (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.join(b, fixed)?)),
             (Shape::Struct(a), Shape::Struct(b)) => {
                 let mut fields = a.clone();
                 for (name, shape) in b {
                     match fields.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, have)) => *have = have.extend(shape)?,
+                        Some((_, have)) => *have = have.join(shape, fixed)?,
                         None => fields.push((name.clone(), shape.clone())),
                     }
                 }

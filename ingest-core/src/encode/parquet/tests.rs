@@ -7,7 +7,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
 use crate::batch::RecordRef;
-use crate::config::Compression;
+use crate::config::{Compression, InvalidRecordPolicy};
 
 fn opts(envelope: Envelope, invalid: InvalidRecordPolicy) -> EncodeOptions {
     EncodeOptions {
