@@ -34,73 +34,84 @@ pub fn spark_root(config: &Config) -> String {
     }
 }
 
-/// The PySpark snippet for `config`'s topic.
+/// The PySpark snippet for `config`'s topic: one stream over `<root>/<topic>/`, its options
+/// depending on the format.
 pub fn snippet(config: &Config) -> String {
-    if let Format::Parquet(_) = config.format {
-        return parquet_snippet(config);
-    }
     let root = spark_root(config);
     let topic = &config.topic;
-    let glob = match config.compression {
-        Compression::Gzip { .. } => "*.ndjson.gz",
-        Compression::None => "*.ndjson",
+    let dead = &config.dead_letter_prefix;
+    let schema = format!("<checkpoint-dir>/{topic}/schema");
+    let (what, beside, format_options, glob, dead_note) = match config.format {
+        Format::Parquet(_) => (
+            "one row per landed record, from Parquet",
+            "`_ingest/` (claims, schema versions) and `{dead}/` (invalid records, NDJSON)",
+            vec![
+                ("cloudFiles.format", "parquet".to_string()),
+                ("cloudFiles.schemaLocation", schema),
+                ("cloudFiles.schemaEvolutionMode", "addNewColumns".into()),
+                ("rescuedDataColumn", "_rescued_data".into()),
+            ],
+            "*.parquet",
+            "cloudFiles.format \"json\" with",
+        ),
+        Format::Ndjson => {
+            let mut hints = vec!["dt DATE", "hour INT"];
+            if config.envelope == Envelope::Metadata {
+                hints.extend([
+                    "topic STRING",
+                    "partition INT",
+                    "offset BIGINT",
+                    "timestamp BIGINT",
+                    "key STRING",
+                    "headers ARRAY<STRUCT<key: STRING, value: STRING>>",
+                ]);
+            }
+            let glob = match config.compression {
+                Compression::Gzip { .. } => "*.ndjson.gz",
+                Compression::None => "*.ndjson",
+            };
+            (
+                "one row per landed NDJSON line",
+                "`_ingest/` (claims) and `{dead}/` (invalid records)",
+                vec![
+                    ("cloudFiles.format", "json".to_string()),
+                    ("cloudFiles.schemaLocation", schema),
+                    ("cloudFiles.inferColumnTypes", "true".into()),
+                    ("cloudFiles.schemaHints", hints.join(", ")),
+                ],
+                glob,
+                "the same options with",
+            )
+        }
     };
-    let mut hints = vec!["dt DATE", "hour INT"];
-    if config.envelope == Envelope::Metadata {
-        hints.extend([
-            "topic STRING",
-            "partition INT",
-            "offset BIGINT",
-            "timestamp BIGINT",
-            "key STRING",
-            "headers ARRAY<STRUCT<key: STRING, value: STRING>>",
-        ]);
+    let mut options = format_options;
+    if !options
+        .iter()
+        .any(|(k, _)| *k == "cloudFiles.partitionColumns")
+    {
+        options.push(("cloudFiles.partitionColumns", "dt,hour".into()));
     }
-    let dead = &config.dead_letter_prefix;
+    options.push(("cloudFiles.allowOverwrites", "false".into()));
+    options.push(("pathGlobFilter", glob.into()));
+    let options: String = options
+        .iter()
+        .map(|(k, v)| format!("    .option(\"{k}\", \"{v}\")\n"))
+        .collect();
+    let beside = beside.replace("{dead}", dead);
+    let rescued = if matches!(config.format, Format::Parquet(_)) {
+        "\n# Fields that did not fit their column are JSON in `_rescued_data`."
+    } else {
+        ""
+    };
     format!(
-        r#"# Databricks Auto Loader for topic `{topic}`: one row per landed NDJSON line.
-# Reads only {root}/{topic}/ : `_ingest/` (claims) and `{dead}/` (invalid records) sit beside it,
-# outside the path. Files are immutable and appear atomically; names sort by offset.
+        r#"# Databricks Auto Loader for topic `{topic}`: {what}.
+# Reads only {root}/{topic}/ : {beside} sit beside it, outside the path.
+# Files are immutable and appear atomically; names sort by offset.{rescued}
 df = (
     spark.readStream.format("cloudFiles")
-    .option("cloudFiles.format", "json")
-    .option("cloudFiles.schemaLocation", "<checkpoint-dir>/{topic}/schema")
-    .option("cloudFiles.inferColumnTypes", "true")
-    .option("cloudFiles.partitionColumns", "dt,hour")
-    .option("cloudFiles.schemaHints", "{hints}")
-    .option("cloudFiles.allowOverwrites", "false")
-    .option("pathGlobFilter", "{glob}")
-    .load("{root}/{topic}/")
+{options}    .load("{root}/{topic}/")
 )
-# Invalid records, if any: the same options with .load("{root}/{dead}/{topic}/").
-"#,
-        hints = hints.join(", "),
-    )
-}
-
-/// The Parquet stream: columns come from the files (the running schema keeps each column's
-/// type); new fields become columns, and `_rescued_data` is the service's own rescue column.
-fn parquet_snippet(config: &Config) -> String {
-    let root = spark_root(config);
-    let topic = &config.topic;
-    let dead = &config.dead_letter_prefix;
-    format!(
-        r#"# Databricks Auto Loader for topic `{topic}`: one row per landed record, from Parquet.
-# Reads only {root}/{topic}/ : `_ingest/` (claims, schema versions) and `{dead}/` (invalid
-# records, NDJSON) sit beside it, outside the path. Files are immutable and appear atomically.
-# Fields that did not fit their column are JSON in `_rescued_data`.
-df = (
-    spark.readStream.format("cloudFiles")
-    .option("cloudFiles.format", "parquet")
-    .option("cloudFiles.schemaLocation", "<checkpoint-dir>/{topic}/schema")
-    .option("cloudFiles.schemaEvolutionMode", "addNewColumns")
-    .option("rescuedDataColumn", "_rescued_data")
-    .option("cloudFiles.partitionColumns", "dt,hour")
-    .option("cloudFiles.allowOverwrites", "false")
-    .option("pathGlobFilter", "*.parquet")
-    .load("{root}/{topic}/")
-)
-# Invalid records, if any: cloudFiles.format "json" with .load("{root}/{dead}/{topic}/").
+# Invalid records, if any: {dead_note} .load("{root}/{dead}/{topic}/").
 "#
     )
 }
