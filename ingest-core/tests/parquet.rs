@@ -192,6 +192,11 @@ fn column_types(root: &std::path::Path, topic: &str) -> impl Fn(&str) -> Vec<Str
     }
 }
 
+/// Records `f(i)` for `i` in `range`, as produced values.
+fn json_values(range: std::ops::Range<usize>, f: fn(usize) -> Value) -> Vec<Vec<u8>> {
+    range.map(|i| f(i).to_string().into_bytes()).collect()
+}
+
 /// The running schema's versions of `topic`, oldest first, as written.
 fn schema_versions(root: &std::path::Path, topic: &str) -> Vec<Value> {
     let dir = root.join("_ingest/schemas").join(topic);
@@ -227,26 +232,23 @@ async fn a_field_added_mid_stream_is_one_new_version_and_types_never_flip() {
         ("INGEST_FORMAT", "parquet"),
         ("INGEST_FLUSH_MAX_RECORDS", "100"),
     ];
-    let values = |range: std::ops::Range<usize>, f: fn(usize) -> Value| -> Vec<Vec<u8>> {
-        range.map(|i| f(i).to_string().into_bytes()).collect()
-    };
     produce_to(
         &broker.brokers,
         &topic,
         0,
-        &values(0..100, |i| json!({"id": i})),
+        &json_values(0..100, |i| json!({"id": i})),
     );
     produce_to(
         &broker.brokers,
         &topic,
         0,
-        &values(100..200, |i| json!({"id": i, "added": "x"})),
+        &json_values(100..200, |i| json!({"id": i, "added": "x"})),
     );
     produce_to(
         &broker.brokers,
         &topic,
         0,
-        &values(200..300, |i| json!({"id": format!("s{i}")})),
+        &json_values(200..300, |i| json!({"id": format!("s{i}")})),
     );
     let high = high_watermarks(&broker.brokers, &topic, 1);
     let (token, mut progress, handle) = start(config(&vars, &settings));
@@ -297,14 +299,11 @@ async fn a_replica_that_loses_the_race_for_a_version_encodes_against_the_winner(
         ("INGEST_FORMAT", "parquet"),
         ("INGEST_FLUSH_MAX_RECORDS", "50"),
     ];
-    let values = |range: std::ops::Range<usize>, f: fn(usize) -> Value| -> Vec<Vec<u8>> {
-        range.map(|i| f(i).to_string().into_bytes()).collect()
-    };
     produce_to(
         &broker.brokers,
         &topic,
         0,
-        &values(0..50, |i| json!({"id": i})),
+        &json_values(0..50, |i| json!({"id": i})),
     );
     let (token, mut progress, handle) = start(config(&vars, &settings));
     until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
@@ -321,7 +320,7 @@ async fn a_replica_that_loses_the_race_for_a_version_encodes_against_the_winner(
         &broker.brokers,
         &topic,
         0,
-        &values(50..100, |i| json!({"id": i, "other": i})),
+        &json_values(50..100, |i| json!({"id": i, "other": i})),
     );
     let high = high_watermarks(&broker.brokers, &topic, 1);
     until_committed(&mut progress, &high).await;
