@@ -29,9 +29,10 @@ impl Loop {
                         },
                     );
                 }
-                // librdkafka clears only its own pause flag on assignment: one this member
-                // paused (at the cap) and had revoked would otherwise stay paused for good. Any
-                // pause the loop asked for before this event is undone here, in order.
+                // A pause the loop asked for after librdkafka reassigned a partition but before
+                // the loop saw its revoke would otherwise outlive the reassignment (the loop
+                // forgets a revoked partition's pause). Resuming here, in event order, undoes
+                // it; a partition not paused is unaffected.
                 let fetch: Vec<(i32, Option<i64>)> =
                     partitions.iter().map(|p| (*p, None)).collect();
                 self.source.resume(&fetch);

@@ -68,7 +68,18 @@ pub fn store_at(config: &Config, url: &Url) -> Result<(Arc<dyn ObjectStore>, Kin
         return Ok((Arc::new(fs), Kind::Local));
     }
     if is_azure(url) {
-        let az = azure(config)
+        let mut az = azure(config);
+        if *url == config.storage_url {
+            // Data files are one Put Blob each; checkpoint and ownership blobs are tiny and
+            // keep the default, so a hung request is noticed well within an ownership expiry.
+            // A config key, not with_client_options: that would replace the client options
+            // the AZURE_* variables set (allow_http for Azurite, say).
+            az = az.with_config(
+                object_store::azure::AzureConfigKey::Client(object_store::ClientConfigKey::Timeout),
+                format!("{}s", AZURE_REQUEST_TIMEOUT.as_secs()),
+            );
+        }
+        let az = az
             .with_url(url.as_str())
             .build()
             .map_err(|e| format!("{var}={label}: {}", one_line(&e)))?;
@@ -101,11 +112,7 @@ fn s3(env: &CloudEnv) -> AmazonS3Builder {
 const AZURE_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn azure(config: &Config) -> MicrosoftAzureBuilder {
-    let mut b = MicrosoftAzureBuilder::new()
-        .with_retry(retry())
-        .with_client_options(
-            object_store::ClientOptions::new().with_timeout(AZURE_REQUEST_TIMEOUT),
-        );
+    let mut b = MicrosoftAzureBuilder::new().with_retry(retry());
     for (key, value) in config.cloud_env.with_prefix("AZURE_") {
         if let Ok(k) = key.to_ascii_lowercase().parse() {
             b = b.with_config(k, value);
