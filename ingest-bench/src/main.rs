@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod broker;
 mod ceiling;
+mod encoders;
 mod landed;
 mod procs;
 mod report;
@@ -41,6 +42,19 @@ enum Command {
     },
     /// The sink under test: `ingest::run()`, exactly a generated service's `main`.
     Sink,
+    /// The encoders alone on one thread (no broker, no storage) against gzip alone.
+    Encode {
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Batch size in MiB.
+        #[arg(long, default_value_t = 64)]
+        batch_mib: usize,
+        #[arg(long, default_value_t = ingest::config::defaults::COMPRESSION_LEVEL)]
+        level: u32,
+        /// Only the encoders whose name contains this (gzip alone always runs), e.g. `Parquet`.
+        #[arg(long)]
+        only: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -77,6 +91,17 @@ fn main() -> ExitCode {
         Command::Sink => ingest::run(),
         Command::Broker { topic, partitions } => report_err(broker::serve(&topic, partitions)),
         Command::Run(args) => report_err(run(args)),
+        Command::Encode {
+            records,
+            batch_mib,
+            level,
+            only,
+        } => report_err(encoders::run(
+            records,
+            batch_mib << 20,
+            level,
+            only.as_deref(),
+        )),
     }
 }
 

@@ -17,14 +17,15 @@
 
 mod rows;
 pub mod shape;
+mod walk;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use serde_json::{Map, Value};
 
 use self::rows::Chunk;
 use self::shape::{Columns, Shape};
@@ -48,53 +49,38 @@ pub const RESCUED: &str = "_rescued_data";
 /// Rows decoded and written at a time.
 const CHUNK_ROWS: usize = 4096;
 
-/// A record's value as the columns see it: its fields, or none (a tombstone under metadata).
-enum Row {
-    Fields(Map<String, Value>),
+/// A record's value as the columns see it: its JSON (transformed, if the topic has a
+/// transform), or none (a tombstone under metadata).
+enum Row<'a> {
+    Json(Cow<'a, [u8]>),
     Tombstone,
 }
 
-/// Checks one record as the NDJSON encoder would (unless `checked`: pass 1 did), then requires
-/// an object; applies the transform. `Ok(None)`: the transform dropped it.
-fn row(r: &StoredRecord<'_>, opts: &EncodeOptions, checked: bool) -> Result<Option<Row>, String> {
+/// Checks one record as the NDJSON encoder would (unless `checked`: pass 1 did) and applies the
+/// transform. `Ok(None)`: the transform dropped it.
+fn row<'a>(
+    r: &StoredRecord<'a>,
+    opts: &EncodeOptions,
+    checked: bool,
+) -> Result<Option<Row<'a>>, String> {
     if r.headers_unreadable() {
         return Err(super::encoder::UNREADABLE_HEADERS.to_string());
     }
-    let transformed;
-    let value = match (r.value(), &opts.transform) {
-        (None, _) if opts.envelope == Envelope::Metadata => return Ok(Some(Row::Tombstone)),
-        (None, _) => return Err(super::encoder::TOMBSTONE.to_string()),
+    match (r.value(), &opts.transform) {
+        (None, _) if opts.envelope == Envelope::Metadata => Ok(Some(Row::Tombstone)),
+        (None, _) => Err(super::encoder::TOMBSTONE.to_string()),
         (Some(v), Some(t)) => {
             if !checked {
                 check_size(v, opts.max_record_bytes)?;
             }
-            match t.apply(v)? {
-                None => return Ok(None),
-                Some(out) => {
-                    transformed = out;
-                    &transformed[..]
-                }
-            }
+            Ok(t.apply(v)?.map(|out| Row::Json(Cow::Owned(out))))
         }
         (Some(v), None) => {
             if !checked {
                 check_json(v, opts.max_record_bytes)?;
             }
-            v
+            Ok(Some(Row::Json(Cow::Borrowed(v))))
         }
-    };
-    match serde_json::from_slice::<Value>(value).map_err(|e| e.to_string())? {
-        Value::Object(fields) => Ok(Some(Row::Fields(fields))),
-        other => Err(format!(
-            "the value is a JSON {}, not an object: Parquet columns are an object's fields",
-            match other {
-                Value::Array(_) => "array",
-                Value::String(_) => "string",
-                Value::Number(_) => "number",
-                Value::Bool(_) => "boolean",
-                _ => "null",
-            }
-        )),
     }
 }
 
@@ -200,12 +186,13 @@ pub fn encode<A: Attachment>(
     let mut valid = Vec::with_capacity(batch.len());
     let mut columns = Columns::from_running(running);
     for r in batch.records() {
-        match row(&r, opts, false) {
-            Ok(Some(Row::Fields(fields))) => {
-                columns.observe(&fields, &RESERVED);
-                valid.push(true);
-            }
-            Ok(Some(Row::Tombstone)) => valid.push(true),
+        let learned = row(&r, opts, false).and_then(|row| match row {
+            Some(Row::Json(json)) => columns.observe(&json, &RESERVED).map(|()| Some(())),
+            Some(Row::Tombstone) => Ok(Some(())),
+            None => Ok(None),
+        });
+        match learned {
+            Ok(Some(())) => valid.push(true),
             Ok(None) => {
                 filtered += 1;
                 valid.push(false);
@@ -236,14 +223,13 @@ pub fn encode<A: Attachment>(
         if !ok {
             continue;
         }
-        let fields = match row(&r, opts, true).map_err(|e| invalid(r.offset(), e))? {
-            Some(Row::Fields(fields)) => fields,
-            Some(Row::Tombstone) => Map::new(),
+        let json = match row(&r, opts, true).map_err(|e| invalid(r.offset(), e))? {
+            Some(Row::Json(json)) => Some(json),
+            Some(Row::Tombstone) => None,
             None => continue,
         };
         uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
-        let (kept, rescued) = columns.split(fields, &RESERVED);
-        chunk.push(&opts.topic, partition, &r, &kept, &rescued);
+        chunk.push(&opts.topic, partition, &r, &columns, json.as_deref());
         records += 1;
         if chunk.rows >= CHUNK_ROWS {
             let rows = chunk

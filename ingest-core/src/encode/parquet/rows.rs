@@ -3,21 +3,23 @@
 
 use std::sync::Arc;
 
+use super::shape::{Columns, Scratch};
+use super::{header_fields, RESERVED};
+use crate::batch::StoredRecord;
+use crate::config::Envelope;
 use arrow_array::builder::{
     BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
-use serde_json::{Map, Value};
-
-use super::header_fields;
-use crate::batch::StoredRecord;
-use crate::config::Envelope;
 
 /// One chunk of rows on its way into the file.
 pub(super) struct Chunk {
     json: Vec<u8>,
+    /// The record being pushed's rescued fields, as a JSON object (empty: none).
+    rescued_json: Vec<u8>,
+    scratch: Scratch,
     pub(super) rows: usize,
     topic: StringBuilder,
     partition: Int32Builder,
@@ -32,6 +34,8 @@ impl Chunk {
     pub(super) fn new() -> Chunk {
         Chunk {
             json: Vec::new(),
+            rescued_json: Vec::new(),
+            scratch: Scratch::default(),
             rows: 0,
             topic: StringBuilder::new(),
             partition: Int32Builder::new(),
@@ -43,15 +47,29 @@ impl Chunk {
         }
     }
 
+    /// Adds one record's row: its value's fields that fit `columns` (none for a tombstone),
+    /// the rest in `_rescued_data`, its coordinates.
     pub(super) fn push(
         &mut self,
         topic: &str,
         partition: i32,
         r: &StoredRecord<'_>,
-        kept: &Map<String, Value>,
-        rescued: &Map<String, Value>,
+        columns: &Columns,
+        value: Option<&[u8]>,
     ) {
-        serde_json::to_writer(&mut self.json, kept).expect("a JSON map serialises");
+        match value {
+            Some(v) => columns.write_row(
+                v,
+                &RESERVED,
+                &mut self.scratch,
+                &mut self.json,
+                &mut self.rescued_json,
+            ),
+            None => {
+                self.json.extend_from_slice(b"{}");
+                self.rescued_json.clear();
+            }
+        }
         self.json.push(b'\n');
         self.rows += 1;
         self.topic.append_value(topic);
@@ -71,11 +89,12 @@ impl Chunk {
             list.append(true);
         }
         self.headers.append(true);
-        if rescued.is_empty() {
+        if self.rescued_json.is_empty() {
             self.rescued.append_null();
         } else {
-            let text = serde_json::to_string(rescued).expect("a JSON map serialises");
-            self.rescued.append_value(text);
+            // Bytes of the checked (UTF-8) value: the conversion never replaces anything.
+            self.rescued
+                .append_value(String::from_utf8_lossy(&self.rescued_json));
         }
     }
 

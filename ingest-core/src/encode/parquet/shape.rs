@@ -9,9 +9,16 @@
 //! `_rescued_data` instead, as JSON, so nothing is ever dropped. A field gets a column only once
 //! its type is known: one seen only as null needs none (null is what a missing column reads as),
 //! and an empty list or object seen before any element or field is rescued.
+//!
+//! Records are read as bytes, never built: [`learn`] (pass 1) grows the columns, [`fit`]
+//! (pass 2) splits each record into its row and its rescued fields.
+
+mod fit;
+mod learn;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+pub use fit::Scratch;
 
 /// What values of one field look like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,30 +36,6 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// The shape of one value, `None` when it has no single shape (a list mixing kinds).
-    pub fn of(value: &Value) -> Option<Shape> {
-        Some(match value {
-            Value::Null => Shape::Unknown,
-            Value::Bool(_) => Shape::Bool,
-            Value::Number(n) if n.is_i64() || n.is_u64() && n.as_i64().is_some() => Shape::Int,
-            Value::Number(_) => Shape::Float,
-            Value::String(_) => Shape::Str,
-            Value::Array(items) => {
-                let mut elem = Shape::Unknown;
-                for item in items {
-                    elem = elem.merge(&Shape::of(item)?)?;
-                }
-                Shape::List(Box::new(elem))
-            }
-            Value::Object(fields) => Shape::Struct(
-                fields
-                    .iter()
-                    .map(|(k, v)| Some((k.clone(), Shape::of(v)?)))
-                    .collect::<Option<Vec<_>>>()?,
-            ),
-        })
-    }
-
     /// The shape both fit, `None` when they conflict. Integers widen to doubles; structs gain
     /// the other's new fields (after their own).
     pub fn merge(&self, other: &Shape) -> Option<Shape> {
@@ -103,81 +86,6 @@ impl Shape {
             other => Some(other.clone()),
         }
     }
-
-    /// Whether [`Shape::absorb`] can take `value`: what [`Shape::merge`] (or, `fixed`,
-    /// [`Shape::extend`]) with its shape would allow, checked without building that shape.
-    pub fn accepts(&self, value: &Value, fixed: bool) -> bool {
-        match (self, value) {
-            (_, Value::Null) => true,
-            (Shape::Unknown, v) => Shape::of(v).is_some(),
-            (Shape::Bool, Value::Bool(_)) | (Shape::Str, Value::String(_)) => true,
-            (Shape::Int, Value::Number(_)) => !fixed || Shape::of(value) == Some(Shape::Int),
-            (Shape::Float, Value::Number(_)) => true,
-            (Shape::List(elem), Value::Array(_)) if **elem == Shape::Unknown => {
-                Shape::of(value).is_some()
-            }
-            (Shape::List(elem), Value::Array(items)) => {
-                items.iter().all(|i| elem.accepts(i, fixed))
-            }
-            (Shape::Struct(fields), Value::Object(obj)) => {
-                obj.iter()
-                    .all(|(k, v)| match fields.iter().find(|(n, _)| n == k) {
-                        Some((_, s)) => s.accepts(v, fixed),
-                        None => Shape::of(v).is_some(),
-                    })
-            }
-            _ => false,
-        }
-    }
-
-    /// Grows this shape to hold `value`, which it [accepts](Shape::accepts) (so a fixed shape
-    /// never widens here: `accepts` refused that); allocates only for what is new.
-    pub fn absorb(&mut self, value: &Value) {
-        match (&mut *self, value) {
-            (_, Value::Null) => {}
-            (Shape::Unknown, v) => *self = Shape::of(v).unwrap_or(Shape::Unknown),
-            (Shape::Int, Value::Number(_)) if Shape::of(value) == Some(Shape::Float) => {
-                *self = Shape::Float
-            }
-            (Shape::List(elem), Value::Array(_)) if **elem == Shape::Unknown => {
-                *self = Shape::of(value).unwrap_or(Shape::List(Box::new(Shape::Unknown)))
-            }
-            (Shape::List(elem), Value::Array(items)) => {
-                for i in items {
-                    elem.absorb(i);
-                }
-            }
-            (Shape::Struct(fields), Value::Object(obj)) => {
-                for (k, v) in obj {
-                    match fields.iter_mut().find(|(n, _)| n == k) {
-                        Some((_, s)) => s.absorb(v),
-                        None => fields.push((k.clone(), Shape::of(v).unwrap_or(Shape::Unknown))),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Whether `value` can be written in a column of this shape as it is (nulls fit anything,
-    /// integers fit doubles, an object's null fields need no column).
-    pub fn fits(&self, value: &Value) -> bool {
-        match (self, value) {
-            (_, Value::Null) => true,
-            (Shape::Bool, Value::Bool(_)) | (Shape::Str, Value::String(_)) => true,
-            (Shape::Int, Value::Number(_)) => Shape::of(value) == Some(Shape::Int),
-            (Shape::Float, Value::Number(_)) => true,
-            (Shape::List(elem), Value::Array(items)) => items.iter().all(|i| elem.fits(i)),
-            (Shape::Struct(fields), Value::Object(obj)) => obj.iter().all(|(k, v)| {
-                v.is_null()
-                    || fields
-                        .iter()
-                        .find(|(n, _)| n == k)
-                        .is_some_and(|(_, s)| s.fits(v))
-            }),
-            _ => false,
-        }
-    }
 }
 
 /// The top-level fields of a topic's or a file's records, in the order first seen.
@@ -199,32 +107,6 @@ impl Columns {
         }
     }
 
-    /// Learns from one record's top-level fields: a field seen for the first time takes this
-    /// value's shape; a known one widens if it can (only nested fields for a fixed one), and is
-    /// left as it is if the value conflicts (that value is rescued when the record is written).
-    /// Names in `reserved` are never columns (the coordinates).
-    pub fn observe(&mut self, record: &Map<String, Value>, reserved: &[&str]) {
-        for (name, value) in record {
-            if reserved.contains(&name.as_str()) {
-                continue;
-            }
-            // Most records only confirm the columns: checked in place, nothing allocated.
-            match self.fields.iter().position(|(n, _)| n == name) {
-                Some(i) => {
-                    let fixed = i < self.fixed;
-                    if self.fields[i].1.accepts(value, fixed) {
-                        self.fields[i].1.absorb(value);
-                    }
-                }
-                None => {
-                    if let Some(shape) = Shape::of(value) {
-                        self.fields.push((name.clone(), shape));
-                    }
-                }
-            }
-        }
-    }
-
     /// The columns with a type (see [`Shape::typed`]): what a file is written with and what
     /// the running schema records.
     pub fn typed(&self) -> Columns {
@@ -241,34 +123,6 @@ impl Columns {
     /// Whether these columns add anything to `running` (a field, or a nested field).
     pub fn adds_to(&self, running: &Columns) -> bool {
         self.fields != running.fields
-    }
-
-    /// Splits a record into what its columns hold and what is rescued (fields that do not fit,
-    /// or are reserved names), both as JSON objects.
-    pub fn split(
-        &self,
-        record: Map<String, Value>,
-        reserved: &[&str],
-    ) -> (Map<String, Value>, Map<String, Value>) {
-        let mut kept = Map::new();
-        let mut rescued = Map::new();
-        for (name, value) in record {
-            if value.is_null() && !reserved.contains(&name.as_str()) {
-                continue; // a null reads back as the column's null, or a missing column's
-            }
-            let fits = !reserved.contains(&name.as_str())
-                && self
-                    .fields
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .is_some_and(|(_, s)| s.fits(&value));
-            if fits {
-                kept.insert(name, value);
-            } else {
-                rescued.insert(name, value);
-            }
-        }
-        (kept, rescued)
     }
 }
 

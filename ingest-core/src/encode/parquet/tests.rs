@@ -112,7 +112,7 @@ fn fields_become_columns_and_conflicts_are_rescued() {
     assert_eq!(offsets.values().to_vec(), vec![10, 11, 12]);
     let rescued = rows.column_by_name(RESCUED).unwrap().as_string::<i32>();
     assert!(rescued.is_null(0) && rescued.is_null(1));
-    let third: Value = serde_json::from_str(rescued.value(2)).unwrap();
+    let third: serde_json::Value = serde_json::from_str(rescued.value(2)).unwrap();
     assert_eq!(
         third,
         serde_json::json!({"id": "three", "tags": ["b", 3], "_offset": "mine"})
@@ -223,4 +223,28 @@ fn a_transform_runs_before_the_columns_are_learned() {
         .unwrap()
         .as_primitive::<Int64Type>();
     assert_eq!(a.values().to_vec(), vec![1, 3]);
+}
+
+#[test]
+fn nested_fields_seen_only_as_null_need_no_column() {
+    let b = batch(&[
+        r#"{"id":1,"c":{"a":1,"gone":null},"l":[{"k":1,"n":null}]}"#,
+        r#"{"id":2,"c":{"a":2,"gone":null},"l":[null]}"#,
+    ]);
+    let encoded = encode(
+        &b,
+        0,
+        &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
+        &SETTINGS,
+        &Columns::default(),
+    )
+    .unwrap();
+    let rows = read(encoded.data);
+    assert_eq!(rows.num_rows(), 2);
+    let rescued = rows.column_by_name(RESCUED).unwrap();
+    assert_eq!(
+        rescued.null_count(),
+        2,
+        "nothing to rescue: a null is a null"
+    );
 }

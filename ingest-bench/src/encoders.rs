@@ -1,0 +1,152 @@
+//! The encoders alone: the bench records encoded in batches on one thread, no broker, no
+//! storage, so each encoder's CPU per GB can be compared with the compressor's on the same
+//! bytes (`ingest-bench encode`).
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use flate2::write::GzEncoder;
+use ingest::batch::{Batch, RecordRef};
+use ingest::config::encoding::{Compression, Envelope, InvalidRecordPolicy};
+use ingest::config::format::{Format, ParquetCompression, ParquetSettings, ROW_GROUP_BYTES};
+use ingest::encode::parquet::shape::Columns;
+use ingest::encode::EncodeOptions;
+
+/// One encoder's figures over all batches.
+struct Measured {
+    name: String,
+    seconds: f64,
+    output: usize,
+}
+
+fn batches(records: u64, batch_bytes: usize) -> (Vec<Batch>, usize) {
+    let now = Instant::now();
+    let (mut out, mut bytes) = (Vec::new(), 0);
+    let mut batch = Batch::new(now, 0);
+    for n in 0..records {
+        let value = ingest_cli::sample::order_event(n);
+        bytes += value.len() + 1;
+        batch.push(&RecordRef {
+            offset: n as i64,
+            timestamp_ms: Some(1_780_000_000_000 + n as i64),
+            key: None,
+            value: Some(&value),
+            headers: &[],
+            headers_unreadable: false,
+        });
+        if batch.bytes() >= batch_bytes {
+            out.push(std::mem::replace(&mut batch, Batch::new(now, 0)));
+        }
+    }
+    if !batch.is_empty() {
+        out.push(batch);
+    }
+    (out, bytes)
+}
+
+fn options(envelope: Envelope, compression: Compression, format: Format) -> EncodeOptions {
+    EncodeOptions {
+        topic: "orders".into(),
+        envelope,
+        compression,
+        invalid: InvalidRecordPolicy::Fail,
+        max_record_bytes: 8 << 20,
+        transform: None,
+        format,
+    }
+}
+
+fn time(name: &str, f: impl FnOnce() -> anyhow::Result<usize>) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let output = f()?;
+    Ok(Measured {
+        name: name.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+        output,
+    })
+}
+
+/// Encodes `records` bench records in batches of `batch_bytes` with NDJSON + gzip at `level`,
+/// gzip alone over the same lines, and Parquet (zstd 3) under both envelopes (`only`: the
+/// encoders whose name contains it); prints a table.
+pub fn run(records: u64, batch_bytes: usize, level: u32, only: Option<&str>) -> anyhow::Result<()> {
+    let (batches, ndjson_bytes) = batches(records, batch_bytes);
+    let lines: Vec<Vec<u8>> = batches
+        .iter()
+        .map(|b| {
+            let mut v = Vec::with_capacity(b.bytes() + b.len());
+            for r in b.records() {
+                v.extend_from_slice(r.value().unwrap_or_default());
+                v.push(b'\n');
+            }
+            v
+        })
+        .collect();
+    let gzip = Compression::Gzip { level };
+    let parquet = Format::Parquet(ParquetSettings {
+        compression: ParquetCompression::Zstd { level: 3 },
+        row_group_bytes: ROW_GROUP_BYTES,
+    });
+    let mut rows = vec![time(&format!("gzip {level} alone"), || {
+        let mut total = 0;
+        for l in &lines {
+            let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            for chunk in l.chunks(256 * 1024) {
+                gz.write_all(chunk)?;
+            }
+            total += gz.finish()?.len();
+        }
+        Ok(total)
+    })?];
+    for (name, envelope, compression, format) in [
+        ("NDJSON + gzip, raw", Envelope::Raw, gzip, Format::Ndjson),
+        ("Parquet zstd 3, raw", Envelope::Raw, gzip, parquet),
+        (
+            "Parquet zstd 3, metadata",
+            Envelope::Metadata,
+            gzip,
+            parquet,
+        ),
+    ] {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let opts = options(envelope, compression, format);
+        rows.push(time(name, || {
+            let mut total = 0;
+            for b in &batches {
+                let encoded = match format {
+                    Format::Ndjson => ingest::encode::encode(b, 0, &opts),
+                    Format::Parquet(settings) => {
+                        ingest::encode::parquet::encode(b, 0, &opts, &settings, &Columns::default())
+                    }
+                }
+                .map_err(|e| anyhow::anyhow!("{}", e.reason))
+                .context(name.to_string())?;
+                total += encoded.data.len();
+            }
+            Ok(total)
+        })?);
+    }
+    let gb = ndjson_bytes as f64 / 1e9;
+    println!(
+        "{records} records, {:.0} MB of NDJSON in {} batches of about {} MiB, one thread\n",
+        ndjson_bytes as f64 / 1e6,
+        batches.len(),
+        batch_bytes >> 20
+    );
+    println!("| encoder | CPU s/GB | × gzip alone | output / NDJSON |");
+    println!("|---|---:|---:|---:|");
+    let base = rows[0].seconds;
+    for m in &rows {
+        println!(
+            "| {} | {:.1} | {:.2} | {:.3} |",
+            m.name,
+            m.seconds / gb,
+            m.seconds / base,
+            m.output as f64 / ndjson_bytes as f64
+        );
+    }
+    Ok(())
+}

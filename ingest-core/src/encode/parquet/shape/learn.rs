@@ -1,0 +1,251 @@
+//! Pass 1: learning a batch's columns from its records' bytes, nothing built per record.
+//!
+//! Pure. Each value is walked once in the common case (it only confirms its column); a value
+//! that grows its column (a new nested field, an integer column meeting a double) is walked
+//! again to grow it.
+
+use super::{Columns, Shape};
+use crate::encode::parquet::walk::{self, Kind, Member, Step};
+
+/// What a value does to the shape it is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Verdict {
+    /// It fits as the shape is.
+    Same,
+    /// It fits once the shape grows ([`Shape::absorb`]).
+    Grows,
+    /// It does not fit: it is rescued when its record is written.
+    Conflict,
+}
+
+/// The index of the field named as `m`'s key, trying `hint` (where the last one matched, plus
+/// one: records mostly list their fields in one order) before the others.
+pub(super) fn find(fields: &[(String, Shape)], m: &Member<'_>, hint: &mut usize) -> Option<usize> {
+    let at = match fields.get(*hint) {
+        Some((name, _)) if m.is(name) => *hint,
+        _ => fields.iter().position(|(name, _)| m.is(name))?,
+    };
+    *hint = at + 1;
+    Some(at)
+}
+
+impl Shape {
+    /// The shape of the value at `i` of `v` (`None` when it has no single shape: a list mixing
+    /// kinds, a number beyond a double's range) and the index after it.
+    pub fn of(v: &[u8], i: usize) -> (Option<Shape>, usize) {
+        match walk::head(v, i) {
+            (Kind::Null, end) => (Some(Shape::Unknown), end),
+            (Kind::Bool, end) => (Some(Shape::Bool), end),
+            (Kind::Int, end) => (Some(Shape::Int), end),
+            (Kind::Float, end) => (Some(Shape::Float), end),
+            (Kind::Huge, end) => (None, end),
+            (Kind::Str, end) => (Some(Shape::Str), end),
+            (Kind::Array, _) => {
+                let mut elem = Some(Shape::Unknown);
+                let mut step = walk::first_element(v, i);
+                while let Step::Element(at) = step {
+                    let (shape, end) = Shape::of(v, at);
+                    elem = elem.zip(shape).and_then(|(e, s)| e.merge(&s));
+                    step = walk::next_element(v, end);
+                }
+                (elem.map(|e| Shape::List(Box::new(e))), step_end(step))
+            }
+            (Kind::Object, _) => {
+                let mut fields = Some(Vec::<(String, Shape)>::new());
+                let mut step = walk::first_member(v, i);
+                let mut hint = 0;
+                while let Step::Member(m) = step {
+                    let (shape, end) = Shape::of(v, m.value);
+                    fields = fields.zip(shape).and_then(|(mut fields, shape)| {
+                        match find(&fields, &m, &mut hint) {
+                            // A repeated key: what both of its values fit.
+                            Some(at) => fields[at].1 = fields[at].1.merge(&shape)?,
+                            None => fields.push((m.key().into_owned(), shape)),
+                        }
+                        Some(fields)
+                    });
+                    step = walk::next_member(v, end);
+                }
+                (fields.map(Shape::Struct), step_end(step))
+            }
+        }
+    }
+
+    /// Whether the value at `i` fits this shape as it is, fits once it grows, or conflicts (a
+    /// `fixed` shape, from the running schema, only grows nested fields: an integer column
+    /// stays one); and the index after the value.
+    pub(super) fn check(&self, v: &[u8], i: usize, fixed: bool) -> (Verdict, usize) {
+        let (kind, end) = walk::head(v, i);
+        if kind == Kind::Null {
+            return (Verdict::Same, end);
+        }
+        let untyped = match self {
+            Shape::Unknown => true,
+            Shape::List(elem) => kind == Kind::Array && **elem == Shape::Unknown,
+            _ => false,
+        };
+        if untyped {
+            // No type yet: this value's shape decides (allocates, until the field has a type).
+            let (shape, end) = Shape::of(v, i);
+            let verdict = match shape.and_then(|s| self.merge(&s)) {
+                Some(merged) if merged == *self => Verdict::Same,
+                Some(_) => Verdict::Grows,
+                None => Verdict::Conflict,
+            };
+            return (verdict, end);
+        }
+        let verdict = match (self, kind) {
+            (Shape::Bool, Kind::Bool) | (Shape::Str, Kind::Str) => Verdict::Same,
+            (Shape::Int, Kind::Int) | (Shape::Float, Kind::Int | Kind::Float) => Verdict::Same,
+            (Shape::Int, Kind::Float) if !fixed => Verdict::Grows,
+            (Shape::List(elem), Kind::Array) => {
+                let mut verdict = Verdict::Same;
+                let mut step = walk::first_element(v, i);
+                while let Step::Element(at) = step {
+                    let end = if verdict == Verdict::Conflict {
+                        walk::skip(v, at)
+                    } else {
+                        let (vd, end) = elem.check(v, at, fixed);
+                        verdict = verdict.max(vd);
+                        end
+                    };
+                    step = walk::next_element(v, end);
+                }
+                return (verdict, step_end(step));
+            }
+            (Shape::Struct(fields), Kind::Object) => {
+                let mut verdict = Verdict::Same;
+                let mut step = walk::first_member(v, i);
+                let mut hint = 0;
+                while let Step::Member(m) = step {
+                    let end = if verdict == Verdict::Conflict {
+                        walk::skip(v, m.value)
+                    } else {
+                        let (vd, end) = match find(fields, &m, &mut hint) {
+                            Some(at) => fields[at].1.check(v, m.value, fixed),
+                            None => match Shape::of(v, m.value) {
+                                (Some(_), end) => (Verdict::Grows, end),
+                                (None, end) => (Verdict::Conflict, end),
+                            },
+                        };
+                        verdict = verdict.max(vd);
+                        end
+                    };
+                    step = walk::next_member(v, end);
+                }
+                return (verdict, step_end(step));
+            }
+            _ => Verdict::Conflict,
+        };
+        let end = match kind {
+            Kind::Array | Kind::Object => walk::skip(v, i),
+            _ => end,
+        };
+        (verdict, end)
+    }
+
+    /// Grows this shape to hold the value at `i`, which [checked](Shape::check) as one that
+    /// grows it; allocates only for what is new. Returns the index after the value.
+    pub(super) fn absorb(&mut self, v: &[u8], i: usize) -> usize {
+        match (&mut *self, walk::head(v, i)) {
+            (Shape::Unknown, _) => {
+                let (shape, end) = Shape::of(v, i);
+                *self = shape.unwrap_or(Shape::Unknown);
+                end
+            }
+            (Shape::Int, (Kind::Float, end)) => {
+                *self = Shape::Float;
+                end
+            }
+            (Shape::List(elem), (Kind::Array, _)) if **elem == Shape::Unknown => {
+                let (shape, end) = Shape::of(v, i);
+                *self = shape.unwrap_or(Shape::List(Box::new(Shape::Unknown)));
+                end
+            }
+            (Shape::List(elem), (Kind::Array, _)) => {
+                let mut step = walk::first_element(v, i);
+                while let Step::Element(at) = step {
+                    step = walk::next_element(v, elem.absorb(v, at));
+                }
+                step_end(step)
+            }
+            (Shape::Struct(fields), (Kind::Object, _)) => {
+                let mut step = walk::first_member(v, i);
+                let mut hint = 0;
+                while let Step::Member(m) = step {
+                    let end = match find(fields, &m, &mut hint) {
+                        Some(at) => fields[at].1.absorb(v, m.value),
+                        None => {
+                            let (shape, end) = Shape::of(v, m.value);
+                            fields.push((m.key().into_owned(), shape.unwrap_or(Shape::Unknown)));
+                            end
+                        }
+                    };
+                    step = walk::next_member(v, end);
+                }
+                step_end(step)
+            }
+            _ => walk::skip(v, i),
+        }
+    }
+}
+
+pub(super) fn step_end(step: Step<'_>) -> usize {
+    match step {
+        Step::End(end) => end,
+        Step::Member(m) => m.value,
+        Step::Element(at) => at,
+    }
+}
+
+impl Columns {
+    /// Learns from one record, the bytes of a checked JSON value: a field seen for the first
+    /// time takes this value's shape; a known one grows if it can (only nested fields for a
+    /// fixed one), and is left as it is if the value conflicts (that value is rescued when the
+    /// record is written). Names in `reserved` are never columns (the coordinates). A value
+    /// that is not an object has no fields to be columns: the error says so.
+    pub fn observe(&mut self, v: &[u8], reserved: &[&str]) -> Result<(), String> {
+        let i = walk::ws(v, 0);
+        match walk::head(v, i).0 {
+            Kind::Object => {}
+            other => return Err(not_an_object(other)),
+        }
+        let mut step = walk::first_member(v, i);
+        let mut hint = 0;
+        while let Step::Member(m) = step {
+            let end = if reserved.iter().any(|r| m.is(r)) {
+                walk::skip(v, m.value)
+            } else {
+                match find(&self.fields, &m, &mut hint) {
+                    Some(at) => {
+                        let fixed = at < self.fixed;
+                        match self.fields[at].1.check(v, m.value, fixed) {
+                            (Verdict::Grows, _) => self.fields[at].1.absorb(v, m.value),
+                            (_, end) => end,
+                        }
+                    }
+                    None => {
+                        let (shape, end) = Shape::of(v, m.value);
+                        if let Some(shape) = shape {
+                            self.fields.push((m.key().into_owned(), shape));
+                        }
+                        end
+                    }
+                }
+            };
+            step = walk::next_member(v, end);
+        }
+        Ok(())
+    }
+}
+
+fn not_an_object(kind: Kind) -> String {
+    let what = match kind {
+        Kind::Array => "array",
+        Kind::Str => "string",
+        Kind::Int | Kind::Float | Kind::Huge => "number",
+        Kind::Bool => "boolean",
+        _ => "null",
+    };
+    format!("the value is a JSON {what}, not an object: Parquet columns are an object's fields")
+}

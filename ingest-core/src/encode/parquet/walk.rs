@@ -1,0 +1,332 @@
+//! Walking the bytes of one JSON value that the JSON check already accepted, without building
+//! it: what a value is, where it ends, an object's members and an array's elements.
+//!
+//! Pure, and allocation-free except for a key with escapes. It does not validate (the check
+//! did); on bytes that are not valid JSON its answers are unspecified, yet it never panics and
+//! every walk ends (each step moves forward or stops at the end of the bytes).
+
+use std::borrow::Cow;
+
+/// What a value is, as serde_json would read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    /// An integer that fits an i64.
+    Int,
+    /// Any other finite number (serde_json reads larger integers as doubles too).
+    Float,
+    /// A number beyond a double's range: no column holds it, serde_json refuses it.
+    Huge,
+    Str,
+    Array,
+    Object,
+}
+
+/// The index of the first byte from `i` that is not whitespace.
+#[inline(always)]
+pub fn ws(v: &[u8], mut i: usize) -> usize {
+    while matches!(v.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The kind of the value at `i` (no whitespace before it) and, for anything but an object or
+/// an array (whose members the caller walks), the index after it; `i` for those two.
+#[inline]
+pub fn head(v: &[u8], i: usize) -> (Kind, usize) {
+    match v.get(i) {
+        Some(b'"') => (Kind::Str, string_end(v, i + 1)),
+        Some(b'-' | b'0'..=b'9') => number(v, i),
+        Some(b't') => (Kind::Bool, (i + 4).min(v.len())),
+        Some(b'f') => (Kind::Bool, (i + 5).min(v.len())),
+        Some(b'n') => (Kind::Null, (i + 4).min(v.len())),
+        Some(b'[') => (Kind::Array, i),
+        Some(b'{') => (Kind::Object, i),
+        _ => (Kind::Null, v.len()),
+    }
+}
+
+/// The index after the value at `i`.
+#[inline]
+pub fn skip(v: &[u8], i: usize) -> usize {
+    match head(v, i) {
+        (Kind::Array | Kind::Object, _) => container_end(v, i),
+        (_, end) => end,
+    }
+}
+
+/// The index after the string whose opening quote is just before `i`.
+#[inline]
+fn string_end(v: &[u8], mut i: usize) -> usize {
+    while let Some(at) = memchr::memchr2(b'"', b'\\', v.get(i..).unwrap_or_default()) {
+        i += at;
+        if v[i] == b'"' {
+            return i + 1;
+        }
+        i += 2; // an escape: what follows the backslash is never a quote that ends the string
+    }
+    v.len()
+}
+
+fn number(v: &[u8], start: usize) -> (Kind, usize) {
+    let mut i = start + usize::from(v.get(start) == Some(&b'-'));
+    let digits = |mut i: usize| {
+        while v.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let int_end = digits(i);
+    let integer_digits = int_end - i;
+    i = int_end;
+    let fraction = v.get(i) == Some(&b'.');
+    if fraction {
+        i = digits(i + 1);
+    }
+    let exponent = matches!(v.get(i), Some(b'e' | b'E'));
+    if exponent {
+        i += 1 + usize::from(matches!(v.get(i + 1), Some(b'+' | b'-')));
+        i = digits(i);
+    }
+    let text = || std::str::from_utf8(&v[start..i]).unwrap_or("x");
+    // serde_json reads "-0" as the double -0.0, keeping its sign.
+    let integer = !fraction && !exponent && &v[start..i] != b"-0";
+    let kind = if integer
+        && (integer_digits <= 18 || integer_digits <= 20 && text().parse::<i64>().is_ok())
+    {
+        Kind::Int
+    } else if !exponent && integer_digits <= 300
+        // below 1e301: finite
+        || text().parse::<f64>().is_ok_and(f64::is_finite)
+    {
+        Kind::Float
+    } else {
+        Kind::Huge
+    };
+    (kind, i)
+}
+
+/// The index after the object or array at `i`.
+fn container_end(v: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while let Some(&b) = v.get(i) {
+        match b {
+            b'"' => {
+                i = string_end(v, i + 1);
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    v.len()
+}
+
+/// One member of an object.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    /// The key's bytes between its quotes, escapes as written.
+    raw_key: &'a [u8],
+    /// Where the member starts (its key's opening quote).
+    pub start: usize,
+    /// Where its value starts.
+    pub value: usize,
+}
+
+impl<'a> Member<'a> {
+    /// Whether the key is `name`.
+    #[inline]
+    pub fn is(&self, name: &str) -> bool {
+        if memchr::memchr(b'\\', self.raw_key).is_none() {
+            self.raw_key == name.as_bytes()
+        } else {
+            self.key() == name
+        }
+    }
+
+    /// The key as text (escapes decoded).
+    pub fn key(&self) -> Cow<'a, str> {
+        if memchr::memchr(b'\\', self.raw_key).is_none() {
+            return String::from_utf8_lossy(self.raw_key);
+        }
+        let mut quoted = Vec::with_capacity(self.raw_key.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(self.raw_key);
+        quoted.push(b'"');
+        Cow::Owned(serde_json::from_slice::<String>(&quoted).unwrap_or_default())
+    }
+}
+
+/// A step through an object's members or an array's elements.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Member(Member<'a>),
+    /// An array element starting here.
+    Element(usize),
+    /// The container ended; the index after it.
+    End(usize),
+}
+
+/// The first member of the object at `i` (its `{`).
+#[inline]
+pub fn first_member(v: &[u8], i: usize) -> Step<'_> {
+    member_at(v, ws(v, i + 1))
+}
+
+/// The member after the value that ended at `end`.
+#[inline]
+pub fn next_member(v: &[u8], end: usize) -> Step<'_> {
+    let i = ws(v, end);
+    match v.get(i) {
+        Some(b',') => member_at(v, ws(v, i + 1)),
+        _ => Step::End((i + 1).min(v.len())),
+    }
+}
+
+fn member_at(v: &[u8], i: usize) -> Step<'_> {
+    if v.get(i) != Some(&b'"') {
+        return Step::End((i + 1).min(v.len()));
+    }
+    let key_end = string_end(v, i + 1);
+    let colon = ws(v, key_end);
+    Step::Member(Member {
+        raw_key: &v[i + 1..key_end.saturating_sub(1).max(i + 1)],
+        start: i,
+        value: ws(v, (colon + 1).min(v.len())),
+    })
+}
+
+/// The first element of the array at `i` (its `[`).
+#[inline]
+pub fn first_element(v: &[u8], i: usize) -> Step<'_> {
+    let i = ws(v, i + 1);
+    match v.get(i) {
+        Some(b']') | None => Step::End((i + 1).min(v.len())),
+        Some(_) => Step::Element(i),
+    }
+}
+
+/// The element after the value that ended at `end`.
+#[inline]
+pub fn next_element(v: &[u8], end: usize) -> Step<'_> {
+    let i = ws(v, end);
+    match v.get(i) {
+        Some(b',') => Step::Element(ws(v, i + 1)),
+        _ => Step::End((i + 1).min(v.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(text: &str) -> Vec<(String, &str)> {
+        let v = text.as_bytes();
+        let mut out = Vec::new();
+        let mut step = first_member(v, ws(v, 0));
+        while let Step::Member(m) = step {
+            let end = skip(v, m.value);
+            out.push((m.key().into_owned(), &text[m.value..end]));
+            step = next_member(v, end);
+        }
+        let Step::End(end) = step else { panic!() };
+        assert_eq!(ws(v, end), v.len(), "{text}");
+        out
+    }
+
+    #[test]
+    fn members_and_their_values() {
+        assert_eq!(
+            members(r#" { "a" : 1 , "b\"\\" :"x\"}" ,"c":[1,{"d":[]}], "e":{} } "#),
+            [
+                ("a".into(), "1"),
+                ("b\"\\".into(), r#""x\"}""#),
+                ("c".into(), r#"[1,{"d":[]}]"#),
+                ("e".into(), "{}")
+            ]
+        );
+        assert!(members("{}").is_empty());
+        assert!(members("{ \n }").is_empty());
+        assert_eq!(members(r#"{"caf\u00e9":true}"#), [("café".into(), "true")]);
+    }
+
+    #[test]
+    fn numbers_are_read_as_serde_json_reads_them() {
+        let cases = [
+            ("0", Kind::Int),
+            ("-0", Kind::Float),
+            ("9223372036854775807", Kind::Int),
+            ("-9223372036854775808", Kind::Int),
+            ("9223372036854775808", Kind::Float),
+            ("18446744073709551616", Kind::Float),
+            ("1.0", Kind::Float),
+            ("1e2", Kind::Float),
+            ("-2.5E-3", Kind::Float),
+            ("1e308", Kind::Float),
+            ("1e400", Kind::Huge),
+            ("-1e400", Kind::Huge),
+            ("1e-400", Kind::Float),
+        ];
+        for (text, want) in cases {
+            assert_eq!(head(text.as_bytes(), 0), (want, text.len()), "{text}");
+            let serde = serde_json::from_str::<serde_json::Value>(text);
+            match want {
+                Kind::Huge => assert!(serde.is_err(), "{text}"),
+                Kind::Int => assert!(serde.unwrap().as_i64().is_some(), "{text}"),
+                _ => assert!(serde.unwrap().as_i64().is_none(), "{text}"),
+            }
+        }
+        let long = "9".repeat(400);
+        assert_eq!(head(long.as_bytes(), 0).0, Kind::Huge);
+    }
+
+    #[test]
+    fn arrays_step_through_elements() {
+        let text = r#"[ 1, "a,]", [2], null ]"#;
+        let v = text.as_bytes();
+        let mut got = Vec::new();
+        let mut step = first_element(v, 0);
+        while let Step::Element(i) = step {
+            let end = skip(v, i);
+            got.push(&text[i..end]);
+            step = next_element(v, end);
+        }
+        assert_eq!(got, ["1", r#""a,]""#, "[2]", "null"]);
+        assert!(matches!(first_element(b"[ ]", 0), Step::End(3)));
+    }
+
+    #[test]
+    fn never_panics_or_loops_on_broken_bytes() {
+        for text in [
+            "{",
+            "{\"a",
+            "{\"a\":",
+            "[1,",
+            "\"abc\\",
+            "-",
+            "{\"a\" 1}",
+            "[}",
+            "}",
+        ] {
+            let v = text.as_bytes();
+            let _ = skip(v, 0);
+            let mut step = first_member(v, 0);
+            let mut guard = 0;
+            while let Step::Member(m) = step {
+                let end = skip(v, m.value);
+                step = next_member(v, end.max(m.value + 1));
+                guard += 1;
+                assert!(guard < 10, "{text}");
+            }
+        }
+    }
+}
