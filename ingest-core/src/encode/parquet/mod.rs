@@ -15,6 +15,7 @@
 //! counted skip or filter, or an [`InvalidRecord`] error; every field of a row is in a column
 //! or in `_rescued_data`.
 
+mod arrays;
 mod rows;
 pub mod shape;
 mod walk;
@@ -22,7 +23,7 @@ mod walk;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -46,8 +47,10 @@ pub const RESERVED: [&str; 7] = [
 ];
 /// The column holding, as a JSON object, a record's fields that do not fit their column.
 pub const RESCUED: &str = "_rescued_data";
-/// Rows decoded and written at a time.
-const CHUNK_ROWS: usize = 4096;
+/// Rows built and written at a time, at most (and at most about [`CHUNK_BYTES`] of values).
+const CHUNK_ROWS: usize = 16384;
+/// Record bytes per chunk, at most about: keeps a chunk's text within Arrow's 32-bit offsets.
+const CHUNK_BYTES: usize = 64 << 20;
 
 /// A record's value as the columns see it: its JSON (transformed, if the topic has a
 /// transform), or none (a tombstone under metadata).
@@ -91,9 +94,14 @@ fn data_type(shape: &Shape) -> DataType {
         Shape::Int => DataType::Int64,
         Shape::Float => DataType::Float64,
         Shape::Str => DataType::Utf8,
-        Shape::List(elem) => DataType::List(Arc::new(Field::new("item", data_type(elem), true))),
+        Shape::List(elem) => DataType::List(item_field(elem)),
         Shape::Struct(fields) => DataType::Struct(struct_fields(fields)),
     }
+}
+
+/// The field of a list column's items.
+fn item_field(elem: &Shape) -> FieldRef {
+    Arc::new(Field::new("item", data_type(elem), true))
 }
 
 fn struct_fields(fields: &[(String, Shape)]) -> Fields {
@@ -111,12 +119,7 @@ pub(super) fn header_fields() -> Fields {
 }
 
 /// The file's schema: coordinates (metadata envelope), the value's columns, `_rescued_data`.
-fn schema(envelope: Envelope, columns: &Columns) -> (SchemaRef, SchemaRef) {
-    let values: Vec<Field> = columns
-        .fields
-        .iter()
-        .map(|(name, s)| Field::new(name, data_type(s), true))
-        .collect();
+fn schema(envelope: Envelope, columns: &Columns) -> SchemaRef {
     let mut all = Vec::new();
     if envelope == Envelope::Metadata {
         all.extend([
@@ -140,9 +143,14 @@ fn schema(envelope: Envelope, columns: &Columns) -> (SchemaRef, SchemaRef) {
             ),
         ]);
     }
-    all.extend(values.iter().cloned());
+    all.extend(
+        columns
+            .fields
+            .iter()
+            .map(|(name, s)| Field::new(name, data_type(s), true)),
+    );
     all.push(Field::new(RESCUED, DataType::Utf8, true));
-    (Arc::new(Schema::new(all)), Arc::new(Schema::new(values)))
+    Arc::new(Schema::new(all))
 }
 
 fn properties(p: &ParquetSettings) -> Result<WriterProperties, String> {
@@ -206,7 +214,7 @@ pub fn encode<A: Attachment>(
     // Parquet cannot write a column without a type (or a struct without fields): such fields
     // get none yet (their nulls need none; empty lists and objects are rescued).
     let columns = columns.typed();
-    let (schema, values) = schema(opts.envelope, &columns);
+    let schema = schema(opts.envelope, &columns);
     let internal = |e: String| {
         invalid(
             batch.first_offset().unwrap_or(0),
@@ -217,7 +225,7 @@ pub fn encode<A: Attachment>(
     let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
         .map_err(|e| internal(e.to_string()))?;
     // Pass 2: rows, in chunks.
-    let mut chunk = Chunk::new();
+    let mut chunk = Chunk::new(&columns);
     let mut uncompressed = 0;
     for (r, ok) in batch.records().zip(valid) {
         if !ok {
@@ -229,12 +237,12 @@ pub fn encode<A: Attachment>(
             None => continue,
         };
         uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
-        chunk.push(&opts.topic, partition, &r, &columns, json.as_deref());
+        chunk
+            .push(&opts.topic, partition, &r, &columns, json.as_deref())
+            .map_err(internal)?;
         records += 1;
-        if chunk.rows >= CHUNK_ROWS {
-            let rows = chunk
-                .take(opts.envelope, &schema, &values)
-                .map_err(internal)?;
+        if chunk.rows >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES {
+            let rows = chunk.take(opts.envelope, &schema).map_err(internal)?;
             writer.write(&rows).map_err(|e| internal(e.to_string()))?;
             if writer.in_progress_size() >= settings.row_group_bytes {
                 writer.flush().map_err(|e| internal(e.to_string()))?;
@@ -242,9 +250,7 @@ pub fn encode<A: Attachment>(
         }
     }
     if chunk.rows > 0 {
-        let rows = chunk
-            .take(opts.envelope, &schema, &values)
-            .map_err(internal)?;
+        let rows = chunk.take(opts.envelope, &schema).map_err(internal)?;
         writer.write(&rows).map_err(|e| internal(e.to_string()))?;
     }
     let data = writer.into_inner().map_err(|e| internal(e.to_string()))?;

@@ -1,9 +1,10 @@
-//! One chunk of a Parquet file's rows: the value columns as JSON rows for arrow-json's strict
-//! decoder, the coordinates and `_rescued_data` in Arrow builders, joined into a record batch.
+//! One chunk of a Parquet file's rows: the value's columns ([`Column`]), the coordinates and
+//! `_rescued_data` in Arrow builders, joined into a record batch.
 
 use std::sync::Arc;
 
-use super::shape::{Columns, Scratch};
+use super::arrays::Column;
+use super::shape::{rescued, Columns, Part, Scratch};
 use super::{header_fields, RESERVED};
 use crate::batch::StoredRecord;
 use crate::config::Envelope;
@@ -16,11 +17,16 @@ use arrow_schema::SchemaRef;
 
 /// One chunk of rows on its way into the file.
 pub(super) struct Chunk {
-    json: Vec<u8>,
+    /// The value's columns, as the file's columns list them.
+    values: Vec<Column>,
+    /// Which of `values` the record being pushed wrote.
+    written: Vec<bool>,
     /// The record being pushed's rescued fields, as a JSON object (empty: none).
     rescued_json: Vec<u8>,
     scratch: Scratch,
     pub(super) rows: usize,
+    /// Record value bytes in the chunk.
+    pub(super) bytes: usize,
     topic: StringBuilder,
     partition: Int32Builder,
     offset: Int64Builder,
@@ -31,12 +37,14 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
-    pub(super) fn new() -> Chunk {
+    pub(super) fn new(columns: &Columns) -> Chunk {
         Chunk {
-            json: Vec::new(),
+            values: columns.fields.iter().map(|(_, s)| Column::new(s)).collect(),
+            written: Vec::new(),
             rescued_json: Vec::new(),
             scratch: Scratch::default(),
             rows: 0,
+            bytes: 0,
             topic: StringBuilder::new(),
             partition: Int32Builder::new(),
             offset: Int64Builder::new(),
@@ -47,8 +55,8 @@ impl Chunk {
         }
     }
 
-    /// Adds one record's row: its value's fields that fit `columns` (none for a tombstone),
-    /// the rest in `_rescued_data`, its coordinates.
+    /// Adds one record's row: its value's fields that fit `columns` (the chunk's), none for a
+    /// tombstone; the rest in `_rescued_data`; its coordinates.
     pub(super) fn push(
         &mut self,
         topic: &str,
@@ -56,21 +64,27 @@ impl Chunk {
         r: &StoredRecord<'_>,
         columns: &Columns,
         value: Option<&[u8]>,
-    ) {
-        match value {
-            Some(v) => columns.write_row(
-                v,
-                &RESERVED,
-                &mut self.scratch,
-                &mut self.json,
-                &mut self.rescued_json,
-            ),
-            None => {
-                self.json.extend_from_slice(b"{}");
-                self.rescued_json.clear();
+    ) -> Result<(), String> {
+        self.written.clear();
+        self.written.resize(self.values.len(), false);
+        self.rescued_json.clear();
+        if let Some(v) = value {
+            let whole = !columns.split(v, &RESERVED, &mut self.scratch);
+            let Scratch { seen, fields } = &mut self.scratch;
+            for f in fields.iter().filter(|_| !whole) {
+                if let Part::Keep(at) = f.part {
+                    self.values[at].append(&columns.fields[at].1, v, f.value, seen)?;
+                    self.written[at] = true;
+                }
+            }
+            rescued(v, &self.scratch, whole, &mut self.rescued_json);
+            self.bytes += v.len();
+        }
+        for (column, written) in self.values.iter_mut().zip(&self.written) {
+            if !written {
+                column.append_null();
             }
         }
-        self.json.push(b'\n');
         self.rows += 1;
         self.topic.append_value(topic);
         self.partition.append_value(partition);
@@ -96,6 +110,7 @@ impl Chunk {
             self.rescued
                 .append_value(String::from_utf8_lossy(&self.rescued_json));
         }
+        Ok(())
     }
 
     /// The chunk's rows as one record batch of `schema`; the chunk is empty after.
@@ -103,34 +118,8 @@ impl Chunk {
         &mut self,
         envelope: Envelope,
         schema: &SchemaRef,
-        values: &SchemaRef,
     ) -> Result<RecordBatch, String> {
-        let mut decoder = arrow_json::ReaderBuilder::new(values.clone())
-            .with_batch_size(self.rows.max(1))
-            .with_strict_mode(true)
-            .build_decoder()
-            .map_err(|e| e.to_string())?;
-        let mut at = 0;
-        while at < self.json.len() {
-            let used = decoder
-                .decode(&self.json[at..])
-                .map_err(|e| e.to_string())?;
-            if used == 0 {
-                break;
-            }
-            at += used;
-        }
-        let decoded = decoder
-            .flush()
-            .map_err(|e| e.to_string())?
-            .unwrap_or_else(|| RecordBatch::new_empty(values.clone()));
-        if decoded.num_rows() != self.rows {
-            return Err(format!(
-                "{} rows decoded of {} (internal)",
-                decoded.num_rows(),
-                self.rows
-            ));
-        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         let coordinates: [ArrayRef; 6] = [
             Arc::new(self.topic.finish()),
             Arc::new(self.partition.finish()),
@@ -139,16 +128,16 @@ impl Chunk {
             Arc::new(self.key.finish()),
             Arc::new(self.headers.finish()),
         ];
-        let mut columns: Vec<ArrayRef> = Vec::new();
         if envelope == Envelope::Metadata {
             columns.extend(coordinates);
         }
-        columns.extend(decoded.columns().iter().cloned());
+        for column in &mut self.values {
+            columns.push(column.finish()?);
+        }
         columns.push(Arc::new(self.rescued.finish()));
-        self.json.clear();
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
-        let options =
-            arrow_array::RecordBatchOptions::new().with_row_count(Some(decoded.num_rows()));
+        self.bytes = 0;
         RecordBatch::try_new_with_options(schema.clone(), columns, &options)
             .map_err(|e| e.to_string())
     }

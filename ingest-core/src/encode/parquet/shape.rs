@@ -11,14 +11,15 @@
 //! and an empty list or object seen before any element or field is rescued.
 //!
 //! Records are read as bytes, never built: [`learn`] (pass 1) grows the columns, [`fit`]
-//! (pass 2) splits each record into its row and its rescued fields.
+//! (pass 2) tells which fields of a record go in their columns and which are rescued.
 
 mod fit;
 mod learn;
 
 use serde::{Deserialize, Serialize};
 
-pub use fit::Scratch;
+pub use fit::{rescued, Field, Part, Scratch};
+pub(crate) use learn::{find, step_end};
 
 /// What values of one field look like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,4 +128,4 @@ impl Columns {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -248,3 +248,64 @@ fn nested_fields_seen_only_as_null_need_no_column() {
         "nothing to rescue: a null is a null"
     );
 }
+
+/// The columns built from the records' bytes hold exactly what arrow-json (the reference JSON
+/// decoder) reads from the fields that fit, for varied records, compact or pretty-printed.
+#[test]
+fn columns_built_from_bytes_equal_what_arrow_json_decodes() {
+    let mut g = shape::tests::Gen(11);
+    for round in 0..150 {
+        let records: Vec<serde_json::Value> = (0..30)
+            .map(|_| serde_json::Value::Object(g.object(0)))
+            .collect();
+        let texts: Vec<String> = records
+            .iter()
+            .map(|r| match round % 2 {
+                0 => serde_json::to_string(r).unwrap(),
+                _ => serde_json::to_string_pretty(r).unwrap(),
+            })
+            .collect();
+        let mut c = Columns::default();
+        for t in &texts {
+            c.observe(t.as_bytes(), &RESERVED).unwrap();
+        }
+        let c = c.typed();
+        let values = Arc::new(Schema::new(
+            c.fields
+                .iter()
+                .map(|(n, s)| Field::new(n, data_type(s), true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut reference = arrow_json::ReaderBuilder::new(values.clone())
+            .with_batch_size(64)
+            .build_decoder()
+            .unwrap();
+        let b = batch(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut chunk = Chunk::new(&c);
+        let mut scratch = shape::Scratch::default();
+        for ((r, text), value) in b.records().zip(&texts).zip(&records) {
+            chunk.push("t", 0, &r, &c, Some(text.as_bytes())).unwrap();
+            let whole = !c.split(text.as_bytes(), &RESERVED, &mut scratch);
+            let mut kept = serde_json::Map::new();
+            for f in scratch.fields.iter().filter(|_| !whole) {
+                if let shape::Part::Keep(at) = f.part {
+                    let name = &c.fields[at].0;
+                    kept.insert(name.clone(), value[name].clone());
+                }
+            }
+            reference
+                .decode(serde_json::to_string(&kept).unwrap().as_bytes())
+                .unwrap();
+        }
+        let want = reference.flush().unwrap().unwrap();
+        let got = chunk
+            .take(Envelope::Raw, &schema(Envelope::Raw, &c))
+            .unwrap();
+        assert_eq!(got.num_rows(), 30);
+        assert_eq!(
+            &got.columns()[..c.fields.len()],
+            want.columns(),
+            "round {round}: {texts:?}"
+        );
+    }
+}

@@ -20,7 +20,7 @@ pub(super) enum Verdict {
 
 /// The index of the field named as `m`'s key, trying `hint` (where the last one matched, plus
 /// one: records mostly list their fields in one order) before the others.
-pub(super) fn find(fields: &[(String, Shape)], m: &Member<'_>, hint: &mut usize) -> Option<usize> {
+pub(crate) fn find(fields: &[(String, Shape)], m: &Member<'_>, hint: &mut usize) -> Option<usize> {
     let at = match fields.get(*hint) {
         Some((name, _)) if m.is(name) => *hint,
         _ => fields.iter().position(|(name, _)| m.is(name))?,
@@ -190,7 +190,7 @@ impl Shape {
     }
 }
 
-pub(super) fn step_end(step: Step<'_>) -> usize {
+pub(crate) fn step_end(step: Step<'_>) -> usize {
     match step {
         Step::End(end) => end,
         Step::Member(m) => m.value,

@@ -1,6 +1,5 @@
 use serde_json::{json, Map, Value};
 
-use super::fit::Fit;
 use super::learn::Verdict;
 use super::*;
 
@@ -13,18 +12,28 @@ fn observe(c: &mut Columns, v: &Value, reserved: &[&str]) {
         .unwrap();
 }
 
-/// The row and the rescued object (`None`: nothing rescued) of `record`, as text.
-fn write(c: &Columns, record: &str, reserved: &[&str]) -> (String, Option<String>) {
-    let (mut row, mut rescued) = (Vec::new(), Vec::new());
-    c.write_row(
-        record.as_bytes(),
-        reserved,
-        &mut Scratch::default(),
-        &mut row,
-        &mut rescued,
-    );
-    let rescued = (!rescued.is_empty()).then(|| String::from_utf8(rescued).unwrap());
-    (String::from_utf8(row).unwrap(), rescued)
+/// The names of the fields of `record` that go in their columns, and the rescued object
+/// (`None`: nothing rescued).
+fn write(c: &Columns, record: &str, reserved: &[&str]) -> (Vec<String>, Option<String>) {
+    let mut scratch = Scratch::default();
+    let whole = !c.split(record.as_bytes(), reserved, &mut scratch);
+    let kept = scratch
+        .fields
+        .iter()
+        .filter(|_| !whole)
+        .filter_map(|f| match f.part {
+            Part::Keep(at) => Some(c.fields[at].0.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    rescued(record.as_bytes(), &scratch, whole, &mut out);
+    let rescued = (!out.is_empty()).then(|| String::from_utf8(out).unwrap());
+    (kept, rescued)
+}
+
+fn names(n: &[&str]) -> Vec<String> {
+    n.iter().map(|s| s.to_string()).collect()
 }
 
 fn parse(text: &str) -> Value {
@@ -68,13 +77,12 @@ fn a_value_of_another_kind_is_rescued_not_dropped() {
         ("id".into(), Shape::Int),
         "the first kind wins"
     );
-    let (row, rescued) = write(&c, records[1], &["_offset"]);
-    assert_eq!(row, "{}");
+    let (kept, rescued) = write(&c, records[1], &["_offset"]);
+    assert!(kept.is_empty(), "{kept:?}");
     assert_eq!(rescued.as_deref(), Some(records[1]), "verbatim, in order");
     assert_eq!(
         write(&c, records[0], &["_offset"]),
-        (records[0].to_string(), None),
-        "a record that fits is its own row"
+        (names(&["id", "tags", "v"]), None)
     );
 }
 
@@ -114,10 +122,9 @@ fn a_running_schema_keeps_its_types_and_only_gains_fields() {
     );
     assert_eq!(next.fields[2], ("new".into(), Shape::Str));
     assert!(next.adds_to(&running) && !running.adds_to(&running));
-    let (row, rescued) = write(&next, r#"{"n":2.5,"new":"y","never":null}"#, &[]);
     assert_eq!(
-        (row.as_str(), rescued.as_deref()),
-        (r#"{"new":"y"}"#, Some(r#"{"n":2.5}"#))
+        write(&next, r#"{"n":2.5,"new":"y","never":null}"#, &[]),
+        (names(&["new"]), Some(r#"{"n":2.5}"#.to_string()))
     );
     let json = serde_json::to_string(&next).unwrap();
     assert_eq!(serde_json::from_str::<Columns>(&json).unwrap(), next);
@@ -184,15 +191,14 @@ fn nulls_and_empty_lists_fit_and_learn_later() {
         Shape::List(Box::new(Shape::Struct(vec![("k".into(), Shape::Int)])))
     );
     let fits = |s: &Shape, text: &str| s.fits(text.as_bytes(), 0, &mut Vec::new()).0;
-    assert_eq!(fits(&c.fields[1].1, "[]"), Fit::Yes);
-    assert_eq!(fits(&Shape::Float, "3"), Fit::Yes);
-    assert_eq!(fits(&Shape::Int, "3.5"), Fit::No);
-    assert_eq!(
-        fits(&Shape::Int, &u64::MAX.to_string()),
-        Fit::No,
+    assert!(fits(&c.fields[1].1, "[]"));
+    assert!(fits(&Shape::Float, "3"));
+    assert!(!fits(&Shape::Int, "3.5"));
+    assert!(
+        !fits(&Shape::Int, &u64::MAX.to_string()),
         "beyond i64 is not an integer column value"
     );
-    assert_eq!(fits(&Shape::Float, "1e400"), Fit::No, "beyond a double");
+    assert!(!fits(&Shape::Float, "1e400"), "beyond a double");
 }
 
 #[test]
@@ -202,36 +208,36 @@ fn rows_leave_out_nulls_without_columns_and_rescue_repeated_keys() {
     observe(&mut c, &parse(seen), &[]);
     let c = c.typed();
     let cases = [
-        // Nulls of fields that have no column: left out, nested or not.
-        (seen, r#"{"id":1,"c":{"a":1},"l":[{"k":1}]}"#, None),
+        // Nulls of fields that have no column: fit (nested) or are dropped (top level).
+        (seen, &["id", "c", "l"][..], None),
         // A repeated nested key: that field is rescued, as written.
         (
             r#"{"id":2,"c":{"a":1,"a":2}}"#,
-            r#"{"id":2}"#,
+            &["id"],
             Some(r#"{"c":{"a":1,"a":2}}"#),
         ),
         // A repeated top-level key: the whole record.
-        (r#"{"id":3,"id":4}"#, "{}", Some(r#"{"id":3,"id":4}"#)),
-        // Whitespace and escaped keys: the row keeps them, the rescued object is compacted.
+        (r#"{"id":3,"id":4}"#, &[], Some(r#"{"id":3,"id":4}"#)),
+        // Whitespace and escaped keys; the rescued object is compacted.
         (
             "{ \"i\\u0064\" : 5 ,\n \"x\" : [ 1 ] }",
-            "{\"i\\u0064\" : 5}",
+            &["id"],
             Some(r#"{"x":[1]}"#),
         ),
         // A number beyond a double, verbatim.
-        (r#"{"id":1e999}"#, "{}", Some(r#"{"id":1e999}"#)),
+        (r#"{"id":1e999}"#, &[], Some(r#"{"id":1e999}"#)),
     ];
-    for (record, row, rescued) in cases {
+    for (record, kept, rescued) in cases {
         assert_eq!(
             write(&c, record, &[]),
-            (row.to_string(), rescued.map(String::from)),
+            (names(kept), rescued.map(String::from)),
             "{record}"
         );
     }
 }
 
 /// A small deterministic generator of varied JSON values.
-struct Gen(u64);
+pub(crate) struct Gen(pub(crate) u64);
 
 impl Gen {
     fn next(&mut self, n: u64) -> u64 {
@@ -242,7 +248,7 @@ impl Gen {
         (self.0 >> 33) % n
     }
 
-    fn value(&mut self, depth: u32) -> Value {
+    pub(crate) fn value(&mut self, depth: u32) -> Value {
         match self.next(if depth > 2 { 6 } else { 9 }) {
             0 => Value::Null,
             1 => json!(self.next(2) == 0),
@@ -255,7 +261,7 @@ impl Gen {
         }
     }
 
-    fn object(&mut self, depth: u32) -> Map<String, Value> {
+    pub(crate) fn object(&mut self, depth: u32) -> Map<String, Value> {
         (0..self.next(5))
             .map(|_| {
                 (
@@ -301,18 +307,15 @@ fn row_and_rescued_together_are_the_record() {
         let c = c.typed();
         for r in &records {
             let text = serde_json::to_string(r).unwrap();
-            let (row, rescued) = write(&c, &text, &["_offset"]);
-            let row = parse(&row);
-            for (k, v) in row.as_object().unwrap() {
-                let shape = &c.fields.iter().find(|(n, _)| n == k).unwrap().1;
-                let bytes = serde_json::to_vec(v).unwrap();
-                assert_eq!(
-                    shape.fits(&bytes, 0, &mut Vec::new()).0,
-                    Fit::Yes,
-                    "{k} in {text}"
-                );
+            let (kept, rescued) = write(&c, &text, &["_offset"]);
+            let mut whole = Map::new();
+            for k in kept {
+                let v = r[&k].clone();
+                let shape = &c.fields.iter().find(|(n, _)| *n == k).unwrap().1;
+                let bytes = serde_json::to_vec(&v).unwrap();
+                assert!(shape.fits(&bytes, 0, &mut Vec::new()).0, "{k} in {text}");
+                whole.insert(k, v);
             }
-            let mut whole = row.as_object().unwrap().clone();
             if let Some(rescued) = rescued {
                 for (k, v) in parse(&rescued).as_object().unwrap() {
                     assert!(
