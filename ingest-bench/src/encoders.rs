@@ -68,9 +68,15 @@ fn time(name: &str, f: impl FnOnce() -> anyhow::Result<usize>) -> anyhow::Result
 }
 
 /// Encodes `records` bench records in batches of `batch_bytes` with NDJSON + gzip at `level`,
-/// gzip alone over the same lines, and Parquet (zstd 3) under both envelopes (`only`: the
+/// gzip alone over the same lines, and Parquet (zstd at `zstd_level`) under both envelopes (`only`: the
 /// encoders whose name contains it); prints a table.
-pub fn run(records: u64, batch_bytes: usize, level: u32, only: Option<&str>) -> anyhow::Result<()> {
+pub fn run(
+    records: u64,
+    batch_bytes: usize,
+    level: u32,
+    zstd_level: i32,
+    only: Option<&str>,
+) -> anyhow::Result<()> {
     let (batches, ndjson_bytes) = batches(records, batch_bytes);
     let lines: Vec<Vec<u8>> = batches
         .iter()
@@ -85,7 +91,7 @@ pub fn run(records: u64, batch_bytes: usize, level: u32, only: Option<&str>) -> 
         .collect();
     let gzip = Compression::Gzip { level };
     let parquet = Format::Parquet(ParquetSettings {
-        compression: ParquetCompression::Zstd { level: 3 },
+        compression: ParquetCompression::Zstd { level: zstd_level },
         row_group_bytes: ROW_GROUP_BYTES,
     });
     let mut rows = vec![time(&format!("gzip {level} alone"), || {
@@ -101,13 +107,8 @@ pub fn run(records: u64, batch_bytes: usize, level: u32, only: Option<&str>) -> 
     })?];
     for (name, envelope, compression, format) in [
         ("NDJSON + gzip, raw", Envelope::Raw, gzip, Format::Ndjson),
-        ("Parquet zstd 3, raw", Envelope::Raw, gzip, parquet),
-        (
-            "Parquet zstd 3, metadata",
-            Envelope::Metadata,
-            gzip,
-            parquet,
-        ),
+        ("Parquet, raw", Envelope::Raw, gzip, parquet),
+        ("Parquet, metadata", Envelope::Metadata, gzip, parquet),
     ] {
         if only.is_some_and(|o| !name.contains(o)) {
             continue;
@@ -131,7 +132,8 @@ pub fn run(records: u64, batch_bytes: usize, level: u32, only: Option<&str>) -> 
     }
     let gb = ndjson_bytes as f64 / 1e9;
     println!(
-        "{records} records, {:.0} MB of NDJSON in {} batches of about {} MiB, one thread\n",
+        "{records} records, {:.0} MB of NDJSON in {} batches of about {} MiB, one thread; \
+         Parquet with zstd {zstd_level}\n",
         ndjson_bytes as f64 / 1e6,
         batches.len(),
         batch_bytes >> 20

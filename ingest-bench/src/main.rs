@@ -51,6 +51,9 @@ enum Command {
         batch_mib: usize,
         #[arg(long, default_value_t = ingest::config::defaults::COMPRESSION_LEVEL)]
         level: u32,
+        /// Parquet's zstd level.
+        #[arg(long, default_value_t = ingest::config::format::ZSTD_LEVEL)]
+        zstd_level: i32,
         /// Only the encoders whose name contains this (gzip alone always runs), e.g. `Parquet`.
         #[arg(long)]
         only: Option<String>,
@@ -95,11 +98,13 @@ fn main() -> ExitCode {
             records,
             batch_mib,
             level,
+            zstd_level,
             only,
         } => report_err(encoders::run(
             records,
             batch_mib << 20,
             level,
+            zstd_level,
             only.as_deref(),
         )),
     }

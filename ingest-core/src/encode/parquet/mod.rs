@@ -49,6 +49,12 @@ pub const RESERVED: [&str; 7] = [
 pub const RESCUED: &str = "_rescued_data";
 /// Rows built and written at a time, at most (and at most about [`CHUNK_BYTES`] of values).
 const CHUNK_ROWS: usize = 16384;
+/// A column's dictionary stops growing here and its later values are written plain: columns
+/// of few values (a status, a city, a currency) keep their dictionary, while an id column falls
+/// back early, which zstd then compresses better than dictionary indices (measured with
+/// `ingest-bench encode`: files 0.86x -> 0.72x the NDJSON+gzip-6 ones at 4 MiB batches, 0.73x ->
+/// 0.61x at 64 MiB, for less CPU; parquet's default is 1 MiB).
+const DICTIONARY_PAGE_BYTES: usize = 32 * 1024;
 /// Record bytes per chunk, at most about: keeps a chunk's text within Arrow's 32-bit offsets.
 const CHUNK_BYTES: usize = 64 << 20;
 
@@ -167,6 +173,7 @@ fn properties(p: &ParquetSettings) -> Result<WriterProperties, String> {
     Ok(WriterProperties::builder()
         .set_compression(codec)
         .set_dictionary_enabled(true)
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(concat!("ingest ", env!("CARGO_PKG_VERSION")).into())
         .build())
