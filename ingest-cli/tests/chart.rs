@@ -48,6 +48,12 @@ fn every_committed_service_passes_the_schema() {
 #[test]
 fn the_defaults_are_valid_except_for_what_each_service_must_supply() {
     assert!(schema_errors(&with_defaults(&minimal())).is_empty());
+    let mut parquet = minimal();
+    let settings = json!({"env": {"INGEST_FORMAT": "parquet", "INGEST_PARQUET_COMPRESSION": "snappy",
+        "INGEST_PARQUET_COMPRESSION_LEVEL": "3", "INGEST_PARQUET_ROW_GROUP_BYTES": "1048576"}});
+    ingest_cli::values::merge(&mut parquet, &settings);
+    let errors = schema_errors(&with_defaults(&parquet));
+    assert!(errors.is_empty(), "{errors:#?}");
     let alone = parse_yaml(CHART_VALUES, "defaults").unwrap();
     let errors = schema_errors(&alone);
     let mut paths: Vec<&str> = errors
@@ -104,6 +110,18 @@ fn bad_values_are_rejected() {
             "credentials",
         ),
         (json!({"env": {"lower_case": "x"}}), "/env"),
+        (
+            json!({"env": {"INGEST_FORMAT": "avro"}}),
+            "/env/INGEST_FORMAT",
+        ),
+        (
+            json!({"env": {"INGEST_PARQUET_COMPRESSION": "lz4"}}),
+            "/env/INGEST_PARQUET_COMPRESSION",
+        ),
+        (
+            json!({"env": {"INGEST_PARQUET_ROW_GROUP_BYTES": "0"}}),
+            "/env/INGEST_PARQUET_ROW_GROUP_BYTES",
+        ),
         (
             json!({"env": {"INGEST_KAFKA_BOOTSTRAP_SERVERS": null}}),
             "/",
