@@ -1,15 +1,17 @@
 //! Parquet data files: a batch's JSON records as columns, with a schema inferred from the whole
 //! batch ([`shape`]) and nothing dropped.
 //!
-//! Pure and CPU-bound, like the NDJSON encoder. Two passes over the batch: the first checks every
-//! record (as NDJSON does; a value that is not a JSON object is invalid too, since its fields are
-//! the columns) and learns the columns; the second writes rows in chunks, each record's fields
-//! that do not fit their column kept as JSON in `_rescued_data` (Auto Loader's name for it).
-//! Under the metadata envelope the record's coordinates are columns too, as Spark's Kafka source
-//! names them with a leading underscore: `_topic`, `_partition`, `_offset`, `_timestamp` (UTC,
-//! microseconds: Spark and Databricks cannot read nanoseconds), `_key` (binary) and `_headers`
-//! (a list of key and binary value). Memory: one parsed record at a time, a chunk of rows, and
-//! the row group being written (closed at `INGEST_PARQUET_ROW_GROUP_BYTES`).
+//! Pure and CPU-bound, like the NDJSON encoder. Records are read as bytes and never built as
+//! JSON values ([`walk`]). Two passes over the batch: the first checks every record (as NDJSON
+//! does; a value that is not a JSON object is invalid too, since its fields are the columns) and
+//! learns the columns; the second appends each record's fields that fit their column to that
+//! column's Arrow array ([`arrays`]), in chunks of rows, and keeps the others, verbatim, as JSON
+//! in `_rescued_data` (Auto Loader's name for it). Under the metadata envelope the record's
+//! coordinates are columns too, as Spark's Kafka source names them with a leading underscore:
+//! `_topic`, `_partition`, `_offset`, `_timestamp` (UTC, microseconds: Spark and Databricks
+//! cannot read nanoseconds), `_key` (binary) and `_headers` (a list of key and binary value).
+//! Memory: a chunk of rows as arrays, and the row group being written (closed at
+//! `INGEST_PARQUET_ROW_GROUP_BYTES`).
 //!
 //! Invariant: every record ends up in exactly one of the file's rows, the dead-letter lines, a
 //! counted skip or filter, or an [`InvalidRecord`] error; every field of a row is in a column
