@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-smoke chaos
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-encoders bench-smoke chaos
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -22,6 +22,9 @@ bench: ## Benchmark throughput, memory and latency against the gzip ceiling; wri
 	$(CARGO) run --release --quiet -p ingest-bench -- run --results bench
 	@if python3 -c 'import matplotlib' 2>/dev/null; then python3 bench/plot.py bench/throughput.csv bench/throughput.png && echo "wrote bench/throughput.png"; \
 	else echo "matplotlib not installed (pip install matplotlib): bench/throughput.png not redrawn"; fi
+
+bench-encoders: ## The encoders alone (NDJSON+gzip, Parquet) on one thread against gzip alone on the same records (seconds)
+	$(CARGO) run --release --quiet -p ingest-bench -- encode
 
 bench-smoke: ## The benchmark on a few thousand records (seconds): checks that it works
 	$(CARGO) run --release --quiet -p ingest-bench -- run --smoke
