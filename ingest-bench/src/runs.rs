@@ -76,7 +76,7 @@ pub fn backlog(
     let topic = format!("bench-{mode}");
     let broker = BrokerProcess::start(&topic, partitions)?;
     eprintln!("[{mode}] loading {records} records over {partitions} partitions");
-    broker::preload(&broker.bootstrap, &topic, partitions, records)?;
+    let produced = broker::preload(&broker.bootstrap, &topic, partitions, records)?;
     let root = work.join(mode);
     std::fs::create_dir_all(&root)?;
     let group = format!("ingest-{topic}");
@@ -165,7 +165,11 @@ pub fn backlog(
         settings: settings.to_vec(),
         seconds: done.duration_since(t0).as_secs_f64(),
         startup_seconds: t0.duration_since(launched).as_secs_f64(),
-        uncompressed_bytes: ndjson.len() as u64,
+        // Parquet lands no NDJSON: the produced values, a line each, are what NDJSON would hold.
+        uncompressed_bytes: match ndjson.len() {
+            0 => produced + records,
+            n => n as u64,
+        },
         compressed_bytes,
         cpu_seconds,
         broker_cpu_seconds,
