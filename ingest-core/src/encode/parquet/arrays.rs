@@ -1,12 +1,11 @@
 //! Arrow arrays built straight from records' bytes: one [`Column`] per file column, appended
 //! value by value as pass 2 walks each record, finished into an array per chunk of rows.
 //!
-//! Pure. Only values that [fit](super::shape::Shape) their column are appended (the caller
-//! checked; a value that does not fit was rescued instead), so nothing here drops or coerces:
-//! an integer is parsed as one, a double as one (an integer literal in a double column is that
-//! number), a string is unescaped, and an object's members without a field are the nulls the
-//! fit check allowed. Invariant: after every row, every column (and every struct's children)
-//! holds one more entry.
+//! Pure. Appending is also the check that a value fits its column: one that does not is
+//! refused (and truncated away by the caller, to be rescued), never coerced or cut down. An
+//! integer is parsed as one, a double as one (an integer literal in a double column is that
+//! number), a string is unescaped, and an object's only members without a field are nulls.
+//! Invariant: after every row, every column (and every struct's children) holds one more entry.
 
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use arrow_array::{
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{FieldRef, Fields};
 
-use super::shape::{find, step_end, Shape};
+use super::shape::{find, Shape};
 use super::walk::{self, Kind, Step};
 use super::{item_field, struct_fields};
 
@@ -109,35 +108,93 @@ impl Column {
         }
     }
 
-    /// Appends the value at `i` of `v`, which fits `shape` (this column's); returns the index
-    /// after it. `seen` is scratch space.
+    /// Entries so far.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Column::Bool(_, nulls) | Column::Int(_, nulls) | Column::Float(_, nulls) => nulls.len(),
+            Column::Str { nulls, .. }
+            | Column::List { nulls, .. }
+            | Column::Struct { nulls, .. } => nulls.len(),
+        }
+    }
+
+    /// Drops every entry from `len` on, at every depth: what an [`append`](Column::append) of a
+    /// value that did not fit left behind.
+    pub(super) fn truncate(&mut self, len: usize) {
+        match self {
+            Column::Bool(values, nulls) => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::Int(values, nulls) => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::Float(values, nulls) => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::Str {
+                offsets,
+                data,
+                nulls,
+            } => {
+                offsets.truncate(len + 1);
+                data.truncate(offsets.last().map_or(0, |&o| o as usize));
+                nulls.truncate(len);
+            }
+            Column::List {
+                offsets,
+                items,
+                nulls,
+                ..
+            } => {
+                offsets.truncate(len + 1);
+                items.truncate(offsets.last().map_or(0, |&o| o as usize));
+                nulls.truncate(len);
+            }
+            Column::Struct {
+                children, nulls, ..
+            } => {
+                for child in children {
+                    child.truncate(len);
+                }
+                nulls.truncate(len);
+            }
+        }
+    }
+
+    /// Appends the value at `i` of `v` if it fits `shape` (this column's: nulls fit anything,
+    /// integers fit doubles; an object's member without a field fits when it is null, and a
+    /// repeated key does not fit, since a column holds one value). Returns whether it fitted
+    /// and the index after the value. A value that did not fit may have left part of itself at
+    /// any depth: the caller truncates the column to its length before.
     pub(super) fn append(
         &mut self,
         shape: &Shape,
         v: &[u8],
         i: usize,
-        seen: &mut Vec<bool>,
-    ) -> Result<usize, String> {
+    ) -> Result<(bool, usize), String> {
         let (kind, end) = walk::head(v, i);
-        if kind == Kind::Null {
-            self.append_null();
-            return Ok(end);
-        }
-        match (self, shape) {
-            (Column::Bool(values, nulls), _) => {
+        let appended = match (&mut *self, shape, kind) {
+            (_, _, Kind::Null) => {
+                self.append_null();
+                end
+            }
+            (Column::Bool(values, nulls), _, Kind::Bool) => {
                 values.append(v.get(i) == Some(&b't'));
                 nulls.append_non_null();
-                Ok(end)
+                end
             }
-            (Column::Int(values, nulls), _) => {
+            (Column::Int(values, nulls), _, Kind::Int) => {
                 values.push(number(v, i, end)?);
                 nulls.append_non_null();
-                Ok(end)
+                end
             }
-            (Column::Float(values, nulls), _) => {
+            (Column::Float(values, nulls), _, Kind::Int | Kind::Float) => {
                 values.push(number(v, i, end)?);
                 nulls.append_non_null();
-                Ok(end)
+                end
             }
             (
                 Column::Str {
@@ -146,18 +203,12 @@ impl Column {
                     nulls,
                 },
                 _,
+                Kind::Str,
             ) => {
-                let inner = v.get(i + 1..end.saturating_sub(1)).unwrap_or_default();
-                if memchr::memchr(b'\\', inner).is_none() {
-                    data.extend_from_slice(inner);
-                } else {
-                    let text: String =
-                        serde_json::from_slice(&v[i..end]).map_err(|e| e.to_string())?;
-                    data.extend_from_slice(text.as_bytes());
-                }
+                data.extend_from_slice(walk::text(&v[i..end])?.as_bytes());
                 offsets.push(offset(data.len())?);
                 nulls.append_non_null();
-                Ok(end)
+                end
             }
             (
                 Column::List {
@@ -167,50 +218,57 @@ impl Column {
                     ..
                 },
                 Shape::List(elem),
+                Kind::Array,
             ) => {
                 let mut count = 0;
                 let mut step = walk::first_element(v, i);
                 while let Step::Element(at) = step {
+                    match items.append(elem, v, at)? {
+                        (true, end) => step = walk::next_element(v, end),
+                        (false, _) => return Ok((false, walk::skip(v, i))),
+                    }
                     count += 1;
-                    step = walk::next_element(v, items.append(elem, v, at, seen)?);
                 }
                 offsets.push(offset(*offsets.last().unwrap_or(&0) as usize + count)?);
                 nulls.append_non_null();
-                Ok(step_end(step))
+                step.end()
             }
             (
                 Column::Struct {
                     children, nulls, ..
                 },
                 Shape::Struct(fields),
+                Kind::Object,
             ) => {
-                let base = seen.len();
-                seen.resize(base + fields.len(), false);
+                let row = nulls.len();
                 let mut step = walk::first_member(v, i);
                 let mut hint = 0;
                 while let Step::Member(m) = step {
                     let end = match find(fields, &m, &mut hint) {
-                        Some(at) => {
-                            seen[base + at] = true;
-                            children[at].append(&fields[at].1, v, m.value, seen)?
+                        // The field has its value already: a repeated key.
+                        Some(at) if children[at].len() > row => {
+                            return Ok((false, walk::skip(v, i)))
                         }
-                        None => walk::skip(v, m.value), // a null without a field
+                        Some(at) => match children[at].append(&fields[at].1, v, m.value)? {
+                            (true, end) => end,
+                            (false, _) => return Ok((false, walk::skip(v, i))),
+                        },
+                        None => match walk::head(v, m.value) {
+                            (Kind::Null, end) => end, // reads back as the same null
+                            _ => return Ok((false, walk::skip(v, i))),
+                        },
                     };
                     step = walk::next_member(v, end);
                 }
-                for (at, child) in children.iter_mut().enumerate() {
-                    if !seen[base + at] {
-                        child.append_null();
-                    }
+                for child in children.iter_mut().filter(|c| c.len() == row) {
+                    child.append_null();
                 }
-                seen.truncate(base);
                 nulls.append_non_null();
-                Ok(step_end(step))
+                step.end()
             }
-            _ => Err(format!(
-                "a value ({kind:?}) reached a column it was not checked against (internal)"
-            )),
-        }
+            _ => return Ok((false, walk::skip(v, i))),
+        };
+        Ok((true, appended))
     }
 
     /// The values appended so far as an array; the column is empty after.

@@ -152,10 +152,9 @@ fn schema(envelope: Envelope, columns: &Columns) -> SchemaRef {
         ]);
     }
     all.extend(
-        columns
-            .fields
+        struct_fields(&columns.fields)
             .iter()
-            .map(|(name, s)| Field::new(name, data_type(s), true)),
+            .map(|f| Field::clone(f)),
     );
     all.push(Field::new(RESCUED, DataType::Utf8, true));
     Arc::new(Schema::new(all))

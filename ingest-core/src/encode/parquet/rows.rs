@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use super::arrays::Column;
-use super::shape::{rescued, Columns, Part, Scratch};
+use super::shape::{find, Columns};
+use super::walk::{self, Kind, Step};
 use super::{header_fields, RESERVED};
 use crate::batch::StoredRecord;
 use crate::config::Envelope;
+use crate::encode::compact_into;
 use arrow_array::builder::{
     BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
     TimestampMicrosecondBuilder,
@@ -19,11 +21,8 @@ use arrow_schema::SchemaRef;
 pub(super) struct Chunk {
     /// The value's columns, as the file's columns list them.
     values: Vec<Column>,
-    /// Which of `values` the record being pushed wrote.
-    written: Vec<bool>,
     /// The record being pushed's rescued fields, as a JSON object (empty: none).
     rescued_json: Vec<u8>,
-    scratch: Scratch,
     pub(super) rows: usize,
     /// Record value bytes in the chunk.
     pub(super) bytes: usize,
@@ -40,9 +39,7 @@ impl Chunk {
     pub(super) fn new(columns: &Columns) -> Chunk {
         Chunk {
             values: columns.fields.iter().map(|(_, s)| Column::new(s)).collect(),
-            written: Vec::new(),
             rescued_json: Vec::new(),
-            scratch: Scratch::default(),
             rows: 0,
             bytes: 0,
             topic: StringBuilder::new(),
@@ -65,25 +62,13 @@ impl Chunk {
         columns: &Columns,
         value: Option<&[u8]>,
     ) -> Result<(), String> {
-        self.written.clear();
-        self.written.resize(self.values.len(), false);
         self.rescued_json.clear();
         if let Some(v) = value {
-            let whole = !columns.split(v, &RESERVED, &mut self.scratch);
-            let Scratch { seen, fields } = &mut self.scratch;
-            for f in fields.iter().filter(|_| !whole) {
-                if let Part::Keep(at) = f.part {
-                    self.values[at].append(&columns.fields[at].1, v, f.value, seen)?;
-                    self.written[at] = true;
-                }
-            }
-            rescued(v, &self.scratch, whole, &mut self.rescued_json);
+            self.fields(columns, v)?;
             self.bytes += v.len();
         }
-        for (column, written) in self.values.iter_mut().zip(&self.written) {
-            if !written {
-                column.append_null();
-            }
+        for column in self.values.iter_mut().filter(|c| c.len() == self.rows) {
+            column.append_null();
         }
         self.rows += 1;
         self.topic.append_value(topic);
@@ -109,6 +94,58 @@ impl Chunk {
             // Bytes of the checked (UTF-8) value: the conversion never replaces anything.
             self.rescued
                 .append_value(String::from_utf8_lossy(&self.rescued_json));
+        }
+        Ok(())
+    }
+
+    /// Appends the top-level fields of `v` (a checked JSON object, as [`Columns::observe`] saw
+    /// it) that fit their columns, and puts the others, compacted, in `rescued_json`: names in
+    /// [`RESERVED`], and values that do not fit. A null whose field has no column is left out (it
+    /// reads back as the same null). A key repeated after its value went in its column rescues
+    /// the whole record: a row holds one value per column.
+    fn fields(&mut self, columns: &Columns, v: &[u8]) -> Result<(), String> {
+        let open = walk::ws(v, 0);
+        let mut step = walk::first_member(v, open);
+        let mut hint = 0;
+        while let Step::Member(m) = step {
+            let reserved = RESERVED.iter().any(|r| m.is(r));
+            let field = (!reserved)
+                .then(|| find(&columns.fields, &m, &mut hint))
+                .flatten();
+            let (kept, end) = match field {
+                Some(at) if self.values[at].len() > self.rows => {
+                    for column in &mut self.values {
+                        column.truncate(self.rows);
+                    }
+                    self.rescued_json.clear();
+                    compact_into(&mut self.rescued_json, &v[open..]);
+                    return Ok(());
+                }
+                Some(at) => {
+                    let (fits, end) = self.values[at].append(&columns.fields[at].1, v, m.value)?;
+                    if !fits {
+                        self.values[at].truncate(self.rows);
+                    }
+                    (fits, end)
+                }
+                None => match walk::head(v, m.value) {
+                    (Kind::Null, end) if !reserved => (true, end),
+                    _ => (false, walk::skip(v, m.value)),
+                },
+            };
+            if !kept {
+                let sep = if self.rescued_json.is_empty() {
+                    b'{'
+                } else {
+                    b','
+                };
+                self.rescued_json.push(sep);
+                compact_into(&mut self.rescued_json, &v[m.start..end]);
+            }
+            step = walk::next_member(v, end);
+        }
+        if !self.rescued_json.is_empty() {
+            self.rescued_json.push(b'}');
         }
         Ok(())
     }

@@ -10,16 +10,15 @@
 //! its type is known: one seen only as null needs none (null is what a missing column reads as),
 //! and an empty list or object seen before any element or field is rescued.
 //!
-//! Records are read as bytes, never built: [`learn`] (pass 1) grows the columns, [`fit`]
-//! (pass 2) tells which fields of a record go in their columns and which are rescued.
+//! Records are read as bytes, never built: [`learn`] (pass 1) grows the columns; pass 2
+//! appends each field to its column's array, which is also where a value that does not fit is
+//! found ([`super::arrays`]).
 
-mod fit;
 mod learn;
 
 use serde::{Deserialize, Serialize};
 
-pub use fit::{rescued, Field, Part, Scratch};
-pub(crate) use learn::{find, step_end};
+use super::walk::Member;
 
 /// What values of one field look like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +124,17 @@ impl Columns {
     pub fn adds_to(&self, running: &Columns) -> bool {
         self.fields != running.fields
     }
+}
+
+/// The index of the field named as `m`'s key, trying `hint` (where the last one matched, plus
+/// one: records mostly list their fields in one order) before the others.
+pub(super) fn find(fields: &[(String, Shape)], m: &Member<'_>, hint: &mut usize) -> Option<usize> {
+    let at = match fields.get(*hint) {
+        Some((name, _)) if m.is(name) => *hint,
+        _ => fields.iter().position(|(name, _)| m.is(name))?,
+    };
+    *hint = at + 1;
+    Some(at)
 }
 
 #[cfg(test)]

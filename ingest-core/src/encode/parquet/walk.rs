@@ -131,11 +131,26 @@ fn container_end(v: &[u8], mut i: usize) -> usize {
     v.len()
 }
 
+/// The text of a string value (`quoted`: its bytes with the quotes), escapes decoded.
+pub fn text(quoted: &[u8]) -> Result<Cow<'_, str>, String> {
+    let inner = quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default();
+    if memchr::memchr(b'\\', inner).is_none() {
+        return std::str::from_utf8(inner)
+            .map(Cow::Borrowed)
+            .map_err(|e| e.to_string());
+    }
+    serde_json::from_slice::<String>(quoted)
+        .map(Cow::Owned)
+        .map_err(|e| e.to_string())
+}
+
 /// One member of an object.
 #[derive(Debug, Clone, Copy)]
 pub struct Member<'a> {
-    /// The key's bytes between its quotes, escapes as written.
-    raw_key: &'a [u8],
+    /// The key's bytes, quotes included, escapes as written.
+    quoted_key: &'a [u8],
     /// Where the member starts (its key's opening quote).
     pub start: usize,
     /// Where its value starts.
@@ -146,23 +161,18 @@ impl<'a> Member<'a> {
     /// Whether the key is `name`.
     #[inline]
     pub fn is(&self, name: &str) -> bool {
-        if memchr::memchr(b'\\', self.raw_key).is_none() {
-            self.raw_key == name.as_bytes()
+        let inner = &self.quoted_key[1..self.quoted_key.len().saturating_sub(1).max(1)];
+        if memchr::memchr(b'\\', inner).is_none() {
+            inner == name.as_bytes()
         } else {
             self.key() == name
         }
     }
 
-    /// The key as text (escapes decoded).
+    /// The key as text (escapes decoded; empty if they do not decode, which a checked value
+    /// never has).
     pub fn key(&self) -> Cow<'a, str> {
-        if memchr::memchr(b'\\', self.raw_key).is_none() {
-            return String::from_utf8_lossy(self.raw_key);
-        }
-        let mut quoted = Vec::with_capacity(self.raw_key.len() + 2);
-        quoted.push(b'"');
-        quoted.extend_from_slice(self.raw_key);
-        quoted.push(b'"');
-        Cow::Owned(serde_json::from_slice::<String>(&quoted).unwrap_or_default())
+        text(self.quoted_key).unwrap_or_default()
     }
 }
 
@@ -174,6 +184,18 @@ pub enum Step<'a> {
     Element(usize),
     /// The container ended; the index after it.
     End(usize),
+}
+
+impl Step<'_> {
+    /// The index after the container, once the walk through it is at its end (for a step not
+    /// at the end: where the walk stopped).
+    pub fn end(self) -> usize {
+        match self {
+            Step::End(end) => end,
+            Step::Member(m) => m.value,
+            Step::Element(at) => at,
+        }
+    }
 }
 
 /// The first member of the object at `i` (its `{`).
@@ -199,7 +221,7 @@ fn member_at(v: &[u8], i: usize) -> Step<'_> {
     let key_end = string_end(v, i + 1);
     let colon = ws(v, key_end);
     Step::Member(Member {
-        raw_key: &v[i + 1..key_end.saturating_sub(1).max(i + 1)],
+        quoted_key: &v[i..key_end],
         start: i,
         value: ws(v, (colon + 1).min(v.len())),
     })

@@ -4,8 +4,8 @@
 //! that grows its column (a new nested field, an integer column meeting a double) is walked
 //! again to grow it.
 
-use super::{Columns, Shape};
-use crate::encode::parquet::walk::{self, Kind, Member, Step};
+use super::{find, Columns, Shape};
+use crate::encode::parquet::walk::{self, Kind, Step};
 
 /// What a value does to the shape it is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,17 +16,6 @@ pub(super) enum Verdict {
     Grows,
     /// It does not fit: it is rescued when its record is written.
     Conflict,
-}
-
-/// The index of the field named as `m`'s key, trying `hint` (where the last one matched, plus
-/// one: records mostly list their fields in one order) before the others.
-pub(crate) fn find(fields: &[(String, Shape)], m: &Member<'_>, hint: &mut usize) -> Option<usize> {
-    let at = match fields.get(*hint) {
-        Some((name, _)) if m.is(name) => *hint,
-        _ => fields.iter().position(|(name, _)| m.is(name))?,
-    };
-    *hint = at + 1;
-    Some(at)
 }
 
 impl Shape {
@@ -48,7 +37,7 @@ impl Shape {
                     elem = elem.zip(shape).and_then(|(e, s)| e.merge(&s));
                     step = walk::next_element(v, end);
                 }
-                (elem.map(|e| Shape::List(Box::new(e))), step_end(step))
+                (elem.map(|e| Shape::List(Box::new(e))), step.end())
             }
             (Kind::Object, _) => {
                 let mut fields = Some(Vec::<(String, Shape)>::new());
@@ -66,7 +55,7 @@ impl Shape {
                     });
                     step = walk::next_member(v, end);
                 }
-                (fields.map(Shape::Struct), step_end(step))
+                (fields.map(Shape::Struct), step.end())
             }
         }
     }
@@ -111,7 +100,7 @@ impl Shape {
                     };
                     step = walk::next_element(v, end);
                 }
-                return (verdict, step_end(step));
+                return (verdict, step.end());
             }
             (Shape::Struct(fields), Kind::Object) => {
                 let mut verdict = Verdict::Same;
@@ -133,7 +122,7 @@ impl Shape {
                     };
                     step = walk::next_member(v, end);
                 }
-                return (verdict, step_end(step));
+                return (verdict, step.end());
             }
             _ => Verdict::Conflict,
         };
@@ -167,7 +156,7 @@ impl Shape {
                 while let Step::Element(at) = step {
                     step = walk::next_element(v, elem.absorb(v, at));
                 }
-                step_end(step)
+                step.end()
             }
             (Shape::Struct(fields), (Kind::Object, _)) => {
                 let mut step = walk::first_member(v, i);
@@ -183,18 +172,10 @@ impl Shape {
                     };
                     step = walk::next_member(v, end);
                 }
-                step_end(step)
+                step.end()
             }
             _ => walk::skip(v, i),
         }
-    }
-}
-
-pub(crate) fn step_end(step: Step<'_>) -> usize {
-    match step {
-        Step::End(end) => end,
-        Step::Member(m) => m.value,
-        Step::Element(at) => at,
     }
 }
 
