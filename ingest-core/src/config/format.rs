@@ -30,6 +30,65 @@ pub enum ParquetCompression {
 
 /// zstd's level when none is set: about gzip -6's ratio at a fraction of its CPU.
 pub const ZSTD_LEVEL: i32 = 3;
+/// gzip's level when none is set (NDJSON's default too).
+pub const GZIP_LEVEL: u32 = super::defaults::COMPRESSION_LEVEL;
+
+/// The codecs by name, at their default levels.
+const CODECS: [(&str, ParquetCompression); 4] = [
+    ("zstd", ParquetCompression::Zstd { level: ZSTD_LEVEL }),
+    ("snappy", ParquetCompression::Snappy),
+    ("gzip", ParquetCompression::Gzip { level: GZIP_LEVEL }),
+    ("none", ParquetCompression::None),
+];
+
+impl ParquetCompression {
+    /// The codec's name, as `INGEST_PARQUET_COMPRESSION` and claims spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParquetCompression::Zstd { .. } => "zstd",
+            ParquetCompression::Snappy => "snappy",
+            ParquetCompression::Gzip { .. } => "gzip",
+            ParquetCompression::None => "none",
+        }
+    }
+
+    /// The codec's level, for codecs that have one.
+    pub fn level(self) -> Option<i64> {
+        match self {
+            ParquetCompression::Zstd { level } => Some(i64::from(level)),
+            ParquetCompression::Gzip { level } => Some(i64::from(level)),
+            _ => None,
+        }
+    }
+
+    /// This codec at `level` (codecs without levels ignore it); `Err` names the range when the
+    /// level is outside it.
+    fn at_level(self, level: i64) -> Result<ParquetCompression, &'static str> {
+        Ok(match self {
+            ParquetCompression::Zstd { .. } => ParquetCompression::Zstd {
+                level: i32::try_from(level)
+                    .ok()
+                    .filter(|l| (1..=22).contains(l))
+                    .ok_or("a zstd level from 1 to 22")?,
+            },
+            ParquetCompression::Gzip { .. } => ParquetCompression::Gzip {
+                level: u32::try_from(level)
+                    .ok()
+                    .filter(|l| (1..=9).contains(l))
+                    .ok_or("a gzip level from 1 to 9")?,
+            },
+            other => other,
+        })
+    }
+
+    /// The codec `name` names at `level` (its default level when `None` or out of range), as
+    /// a claim records it; `None` for a name this release does not know.
+    pub fn named(name: &str, level: Option<i64>) -> Option<ParquetCompression> {
+        let codec = CODECS.iter().find(|(n, _)| *n == name)?.1;
+        Some(level.and_then(|l| codec.at_level(l).ok()).unwrap_or(codec))
+    }
+}
+
 /// Row groups of 64 MiB: one per file at the default batch size (64 MiB of JSON is far less
 /// as columns), large enough for column statistics to skip well.
 pub const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
@@ -55,37 +114,14 @@ pub(super) fn format(
     if let Kind::Ndjson = kind {
         return Ok(Format::Ndjson);
     }
-    let compression = match compression.as_deref().map(str::trim).unwrap_or("zstd") {
-        "zstd" => {
-            let level = positive("PARQUET_COMPRESSION_LEVEL", level, ZSTD_LEVEL)?;
-            if !(1..=22).contains(&level) {
-                return Err(ConfigError::invalid(
-                    "PARQUET_COMPRESSION_LEVEL",
-                    &level.to_string(),
-                    "a zstd level from 1 to 22",
-                ));
-            }
-            ParquetCompression::Zstd { level }
-        }
-        "gzip" => {
-            let level = positive("PARQUET_COMPRESSION_LEVEL", level, 6u32)?;
-            if level > 9 {
-                return Err(ConfigError::invalid(
-                    "PARQUET_COMPRESSION_LEVEL",
-                    &level.to_string(),
-                    "a gzip level from 1 to 9",
-                ));
-            }
-            ParquetCompression::Gzip { level }
-        }
-        "snappy" => ParquetCompression::Snappy,
-        "none" => ParquetCompression::None,
-        other => {
-            return Err(ConfigError::invalid(
-                "PARQUET_COMPRESSION",
-                other,
-                "one of zstd, snappy, gzip, none",
-            ))
+    let codec = choice("PARQUET_COMPRESSION", compression, &CODECS, CODECS[0].1)?;
+    let compression = match level {
+        None => codec,
+        Some(text) => {
+            let level = positive("PARQUET_COMPRESSION_LEVEL", Some(text.clone()), 0i64)?;
+            codec
+                .at_level(level)
+                .map_err(|range| ConfigError::invalid("PARQUET_COMPRESSION_LEVEL", &text, range))?
         }
     };
     let row_group_bytes = positive("PARQUET_ROW_GROUP_BYTES", row_group_bytes, ROW_GROUP_BYTES)?;
@@ -120,6 +156,30 @@ mod tests {
                 row_group_bytes: 1 << 20,
             }))
         );
+    }
+
+    #[test]
+    fn codecs_read_back_by_name_and_level_as_claims_record_them() {
+        assert_eq!(
+            format(s("parquet"), s(" Snappy "), None, None).map(|f| match f {
+                Format::Parquet(p) => p.compression,
+                Format::Ndjson => ParquetCompression::None,
+            }),
+            Ok(ParquetCompression::Snappy),
+            "names are read as every other choice is"
+        );
+        for (_, codec) in CODECS {
+            for level in [None, Some(1), Some(99)] {
+                let c = codec.at_level(level.unwrap_or(1)).unwrap_or(codec);
+                assert_eq!(ParquetCompression::named(c.name(), c.level()), Some(c));
+            }
+        }
+        assert_eq!(
+            ParquetCompression::named("gzip", Some(99)),
+            Some(ParquetCompression::Gzip { level: GZIP_LEVEL }),
+            "a level out of range falls back to the default"
+        );
+        assert_eq!(ParquetCompression::named("lz4", None), None);
     }
 
     #[test]

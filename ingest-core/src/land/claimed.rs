@@ -45,15 +45,11 @@ impl ClaimedEncoding {
                 Compression::None => ("none", None, None),
                 Compression::Gzip { level } => ("gzip", Some(i64::from(level)), None),
             },
-            Format::Parquet(p) => {
-                let (codec, level) = match p.compression {
-                    ParquetCompression::Zstd { level } => ("zstd", Some(i64::from(level))),
-                    ParquetCompression::Gzip { level } => ("gzip", Some(i64::from(level))),
-                    ParquetCompression::Snappy => ("snappy", None),
-                    ParquetCompression::None => ("none", None),
-                };
-                (codec, level, Some("parquet".to_string()))
-            }
+            Format::Parquet(p) => (
+                p.compression.name(),
+                p.compression.level(),
+                Some("parquet".to_string()),
+            ),
         };
         ClaimedEncoding {
             envelope,
@@ -113,17 +109,8 @@ impl Claim {
                 format: Format::Ndjson,
             };
         }
-        let level = e.level.and_then(|l| i32::try_from(l).ok());
-        let compression = match e.compression.as_str() {
-            "zstd" => ParquetCompression::Zstd {
-                level: level.unwrap_or(crate::config::format::ZSTD_LEVEL),
-            },
-            "gzip" => ParquetCompression::Gzip {
-                level: level.and_then(|l| u32::try_from(l).ok()).unwrap_or(6),
-            },
-            "snappy" => ParquetCompression::Snappy,
-            _ => ParquetCompression::None,
-        };
+        let compression =
+            ParquetCompression::named(&e.compression, e.level).unwrap_or(ParquetCompression::None);
         let row_group_bytes = match now.format {
             Format::Parquet(p) => p.row_group_bytes,
             Format::Ndjson => crate::config::format::ROW_GROUP_BYTES,
