@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use common::servers::servers_required;
+use common::servers::python_module;
 use common::*;
 
 /// Record `i` of the test: nested objects, arrays (some empty), unicode, nulls, integers and
@@ -58,6 +58,9 @@ fn normal(v: &Value) -> Value {
 }
 
 fn duckdb_rows(root: &std::path::Path, topic: &str) -> Option<Vec<Value>> {
+    if !python_module("duckdb", "pip install duckdb") {
+        return None;
+    }
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -67,15 +70,6 @@ fn duckdb_rows(root: &std::path::Path, topic: &str) -> Option<Vec<Value>> {
         .arg(topic)
         .output()
         .expect("python3");
-    if !out.status.success()
-        && String::from_utf8_lossy(&out.stderr).contains("No module named 'duckdb'")
-    {
-        assert!(
-            !servers_required(),
-            "DuckDB is not installed (pip install duckdb)"
-        );
-        return None;
-    }
     assert!(
         out.status.success(),
         "DuckDB: {}",
@@ -348,16 +342,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_reads_every_file_with_merge_schema_and_its_stream_reads_each_record_once() {
-    let has_spark = Command::new("python3")
-        .args(["-c", "import pyspark"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_spark {
-        assert!(
-            !servers_required(),
-            "PySpark is not installed (pip install pyspark)"
-        );
-        eprintln!("skipping: PySpark is not installed");
+    if !python_module("pyspark", "pip install 'pyspark==3.5.*'") {
         return;
     }
     let Fixture {

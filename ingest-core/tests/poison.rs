@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::servers::servers_required;
+use common::servers::python_module;
 use common::*;
 
 /// Produces three records to partition 0; the second has a header whose key is the bytes
@@ -27,16 +27,7 @@ producer.send(topic, value=b'{"n":1}', partition=0, headers=[(RawKey("k"), b"2")
 producer.send(topic, value=b'{"n":2}', partition=0, headers=[("ok", b"3")])
 producer.flush(30)
 "#;
-    let has = std::process::Command::new("python3")
-        .args(["-c", "import kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            !servers_required(),
-            "kafka-python is not installed (pip install kafka-python)"
-        );
-        eprintln!("skipping: kafka-python is not installed");
+    if !python_module("kafka", "pip install kafka-python==2.0.2") {
         return false;
     }
     let out = std::process::Command::new("python3")

@@ -74,19 +74,17 @@ impl Flusher {
             let Some(new) = new else {
                 return Ok((batch, Ok(encoded)));
             };
-            match self.publish_schema(&running, new).await {
-                Ok(true) => return Ok((batch, Ok(encoded))),
+            let published = self.publish_schema(&running, new).await;
+            if let Ok(true) = published {
+                return Ok((batch, Ok(encoded)));
+            }
+            // This file is not landing: what it holds is no longer held.
+            self.encoded_bytes
+                .fetch_sub(encoded.held_bytes(), Ordering::Relaxed);
+            match published {
                 // Another replica added a version first: encode against it instead.
-                Ok(false) => {
-                    self.encoded_bytes
-                        .fetch_sub(encoded.held_bytes(), Ordering::Relaxed);
-                    reload = true;
-                }
-                Err(e) => {
-                    self.encoded_bytes
-                        .fetch_sub(encoded.held_bytes(), Ordering::Relaxed);
-                    return Ok((batch, Err(e)));
-                }
+                Ok(_) => reload = true,
+                Err(e) => return Ok((batch, Err(e))),
             }
         }
     }

@@ -48,6 +48,23 @@ pub fn binary(name: &str, install: &str) -> Option<String> {
     None
 }
 
+/// Whether Python can import `module`; `false` (after a note) when the test may be skipped.
+#[allow(dead_code)] // not every test binary reads files back with Python
+pub fn python_module(module: &str, install: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            !servers_required(),
+            "Python's {module} is not installed; run `{install}` (or `make ci-deps`)"
+        );
+        eprintln!("note: Python's {module} not found, skipping; install it with `{install}`");
+    }
+    found
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -41,18 +41,30 @@ fn batch(values: &[&str]) -> Batch {
     b
 }
 
+/// `b` encoded as a topic's first file (no running schema yet).
+fn first_file(
+    b: &Batch,
+    partition: i32,
+    envelope: Envelope,
+    invalid: InvalidRecordPolicy,
+) -> Result<Encoded, InvalidRecord> {
+    encode(
+        b,
+        partition,
+        &opts(envelope, invalid),
+        &SETTINGS,
+        &Columns::default(),
+    )
+}
+
 fn read(data: Vec<u8>) -> RecordBatch {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data))
         .unwrap()
         .build()
         .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    arrow_select_concat(&batches)
-}
-
-fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
+    let mut batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
     assert_eq!(batches.len(), 1, "one read batch for these small files");
-    batches[0].clone()
+    batches.remove(0)
 }
 
 #[test]
@@ -62,14 +74,7 @@ fn fields_become_columns_and_conflicts_are_rescued() {
         r#"{"id":2,"price":2.5,"late":"new","nested":{"y":"z"}}"#,
         r#"{"id":"three","price":null,"tags":["b",3],"_offset":"mine"}"#,
     ]);
-    let encoded = encode(
-        &b,
-        4,
-        &opts(Envelope::Metadata, InvalidRecordPolicy::Fail),
-        &SETTINGS,
-        &Columns::default(),
-    )
-    .unwrap();
+    let encoded = first_file(&b, 4, Envelope::Metadata, InvalidRecordPolicy::Fail).unwrap();
     assert_eq!(encoded.records, 3);
     let rows = read(encoded.data);
     let schema = rows.schema();
@@ -133,24 +138,10 @@ fn fields_become_columns_and_conflicts_are_rescued() {
 #[test]
 fn a_value_that_is_not_an_object_follows_the_policy() {
     let b = batch(&[r#"{"a":1}"#, "[1,2]", "{bad", r#"{"a":2}"#]);
-    let err = encode(
-        &b,
-        0,
-        &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
-        &SETTINGS,
-        &Columns::default(),
-    )
-    .unwrap_err();
+    let err = first_file(&b, 0, Envelope::Raw, InvalidRecordPolicy::Fail).unwrap_err();
     assert_eq!(err.offset, 11);
     assert!(err.reason.contains("not an object"), "{}", err.reason);
-    let e = encode(
-        &b,
-        0,
-        &opts(Envelope::Raw, InvalidRecordPolicy::DeadLetter),
-        &SETTINGS,
-        &Columns::default(),
-    )
-    .unwrap();
+    let e = first_file(&b, 0, Envelope::Raw, InvalidRecordPolicy::DeadLetter).unwrap();
     assert_eq!((e.records, e.dead_lettered), (2, 2));
     let rows = read(e.data);
     assert_eq!(
@@ -168,14 +159,7 @@ fn many_rows_span_chunks_and_every_one_is_written() {
         .map(|i| format!(r#"{{"i":{i},"s":"v{i}"}}"#))
         .collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-    let e = encode(
-        &batch(&refs),
-        0,
-        &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
-        &SETTINGS,
-        &Columns::default(),
-    )
-    .unwrap();
+    let e = first_file(&batch(&refs), 0, Envelope::Raw, InvalidRecordPolicy::Fail).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(e.data))
         .unwrap()
         .build()
@@ -231,14 +215,7 @@ fn nested_fields_seen_only_as_null_need_no_column() {
         r#"{"id":1,"c":{"a":1,"gone":null},"l":[{"k":1,"n":null}]}"#,
         r#"{"id":2,"c":{"a":2,"gone":null},"l":[null]}"#,
     ]);
-    let encoded = encode(
-        &b,
-        0,
-        &opts(Envelope::Raw, InvalidRecordPolicy::Fail),
-        &SETTINGS,
-        &Columns::default(),
-    )
-    .unwrap();
+    let encoded = first_file(&b, 0, Envelope::Raw, InvalidRecordPolicy::Fail).unwrap();
     let rows = read(encoded.data);
     assert_eq!(rows.num_rows(), 2);
     let rescued = rows.column_by_name(RESCUED).unwrap();
