@@ -44,7 +44,7 @@ pub fn snippet(config: &Config) -> String {
     let (what, beside, format_options, glob, dead_note) = match config.format {
         Format::Parquet(_) => (
             "one row per landed record, from Parquet",
-            "`_ingest/` (claims, schema versions) and `{dead}/` (invalid records, NDJSON)",
+            format!("`_ingest/` (claims, schema versions) and `{dead}/` (invalid records, NDJSON)"),
             vec![
                 ("cloudFiles.format", "parquet".to_string()),
                 ("cloudFiles.schemaLocation", schema),
@@ -72,7 +72,7 @@ pub fn snippet(config: &Config) -> String {
             };
             (
                 "one row per landed NDJSON line",
-                "`_ingest/` (claims) and `{dead}/` (invalid records)",
+                format!("`_ingest/` (claims) and `{dead}/` (invalid records)"),
                 vec![
                     ("cloudFiles.format", "json".to_string()),
                     ("cloudFiles.schemaLocation", schema),
@@ -85,19 +85,13 @@ pub fn snippet(config: &Config) -> String {
         }
     };
     let mut options = format_options;
-    if !options
-        .iter()
-        .any(|(k, _)| *k == "cloudFiles.partitionColumns")
-    {
-        options.push(("cloudFiles.partitionColumns", "dt,hour".into()));
-    }
+    options.push(("cloudFiles.partitionColumns", "dt,hour".into()));
     options.push(("cloudFiles.allowOverwrites", "false".into()));
     options.push(("pathGlobFilter", glob.into()));
     let options: String = options
         .iter()
         .map(|(k, v)| format!("    .option(\"{k}\", \"{v}\")\n"))
         .collect();
-    let beside = beside.replace("{dead}", dead);
     let rescued = if matches!(config.format, Format::Parquet(_)) {
         "\n# Fields that did not fit their column are JSON in `_rescued_data`."
     } else {
