@@ -39,13 +39,29 @@ fn retry() -> RetryConfig {
     }
 }
 
-pub fn store(config: &Config) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
-    store_at(config, &config.storage_url)
+/// What a store holds, which bounds its requests differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Data files (`INGEST_STORAGE_URL`): on Azure one Put Blob each, so a request may be a
+    /// whole file's upload.
+    Data,
+    /// Event Hubs checkpoints and ownership (`INGEST_EVENTHUBS_CHECKPOINT_URL`, which is the
+    /// storage URL unless set): tiny blobs, whose hung request must be noticed well within an
+    /// ownership expiry.
+    Checkpoints,
 }
 
-/// The store for `url` (the storage URL, or the Event Hubs checkpoint URL) with the
-/// configuration's credentials.
-pub fn store_at(config: &Config, url: &Url) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
+pub fn store(config: &Config) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
+    store_at(config, &config.storage_url, Holds::Data)
+}
+
+/// The store for `url` (the storage URL, or the Event Hubs checkpoint URL), holding `holds`,
+/// with the configuration's credentials.
+pub fn store_at(
+    config: &Config,
+    url: &Url,
+    holds: Holds,
+) -> Result<(Arc<dyn ObjectStore>, Kind), String> {
     let label = crate::config::redact_url(url);
     let var = if *url == config.storage_url {
         "INGEST_STORAGE_URL"
@@ -68,18 +84,7 @@ pub fn store_at(config: &Config, url: &Url) -> Result<(Arc<dyn ObjectStore>, Kin
         return Ok((Arc::new(fs), Kind::Local));
     }
     if is_azure(url) {
-        let mut az = azure(config);
-        if *url == config.storage_url {
-            // Data files are one Put Blob each; checkpoint and ownership blobs are tiny and
-            // keep the default, so a hung request is noticed well within an ownership expiry.
-            // A config key, not with_client_options: that would replace the client options
-            // the AZURE_* variables set (allow_http for Azurite, say).
-            az = az.with_config(
-                object_store::azure::AzureConfigKey::Client(object_store::ClientConfigKey::Timeout),
-                format!("{}s", AZURE_REQUEST_TIMEOUT.as_secs()),
-            );
-        }
-        let az = az
+        let az = azure(config, holds)
             .with_url(url.as_str())
             .build()
             .map_err(|e| format!("{var}={label}: {}", one_line(&e)))?;
@@ -111,8 +116,16 @@ fn s3(env: &CloudEnv) -> AmazonS3Builder {
 /// this bounds a whole upload: 64 MiB (the default batch, uncompressed) needs 0.6 MB/s.
 const AZURE_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn azure(config: &Config) -> MicrosoftAzureBuilder {
+fn azure(config: &Config, holds: Holds) -> MicrosoftAzureBuilder {
     let mut b = MicrosoftAzureBuilder::new().with_retry(retry());
+    if holds == Holds::Data {
+        // A config key, not with_client_options: that would replace the client options the
+        // AZURE_* variables set (allow_http for Azurite, say). Checkpoints keep the default.
+        b = b.with_config(
+            AzureConfigKey::Client(object_store::ClientConfigKey::Timeout),
+            format!("{}s", AZURE_REQUEST_TIMEOUT.as_secs()),
+        );
+    }
     for (key, value) in config.cloud_env.with_prefix("AZURE_") {
         if let Ok(k) = key.to_ascii_lowercase().parse() {
             b = b.with_config(k, value);
@@ -167,4 +180,30 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_data_store_waits_long_for_an_azure_request() {
+        // The checkpoint URL is the storage URL unless set: the purpose decides, not the URL.
+        let config = Config::from_pairs([
+            ("INGEST_SOURCE", "eventhubs"),
+            ("INGEST_EVENTHUBS_NAMESPACE", "ns"),
+            ("INGEST_EVENTHUBS_EVENT_HUB", "orders"),
+            ("INGEST_STORAGE_URL", "az://lake"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.eventhubs.as_ref().unwrap().checkpoint_url,
+            config.storage_url
+        );
+        let timeout = AzureConfigKey::Client(object_store::ClientConfigKey::Timeout);
+        let data = azure(&config, Holds::Data).get_config_value(&timeout);
+        assert_eq!(data.as_deref(), Some("120s"));
+        let checkpoints = azure(&config, Holds::Checkpoints).get_config_value(&timeout);
+        assert_eq!(checkpoints.as_deref(), Some("30s"), "the client's default");
+    }
 }

@@ -82,7 +82,11 @@ impl CheckpointStore {
         let Some(eh) = &config.eventhubs else {
             return Ok(None);
         };
-        let (store, _) = crate::storage::store_at(config, &eh.checkpoint_url)?;
+        let (store, _) = crate::storage::store_at(
+            config,
+            &eh.checkpoint_url,
+            crate::storage::Holds::Checkpoints,
+        )?;
         let address = Address {
             fully_qualified_namespace: eh.fully_qualified_namespace.clone(),
             event_hub: eh.event_hub.clone(),
