@@ -4,11 +4,20 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use common::servers::*;
 use common::unique;
+use futures::stream::BoxStream;
 use ingest::source::eventhubs::balance::Claim;
 use ingest::source::eventhubs::layout::Checkpoint;
 use ingest::source::eventhubs::store::CheckpointStore;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
 
 const NAMESPACE: &str = "MyNamespace.servicebus.windows.net";
 const HUB: &str = "Orders";
@@ -36,6 +45,80 @@ fn store(azurite: &Azurite) -> (String, CheckpointStore) {
         .expect("store builds")
         .expect("an Event Hubs source");
     (container, store)
+}
+
+/// `store(azurite)`'s store over a [`Counting`] wrapper of the same container.
+fn counted(
+    azurite: &Azurite,
+    container: &str,
+    like: &CheckpointStore,
+) -> (CheckpointStore, Arc<Counting>) {
+    let vars = azurite.env(container, "raw");
+    let config = ingest::Config::from_pairs(vars).expect("valid settings");
+    let url = url::Url::parse(&format!("az://{container}")).unwrap();
+    let (inner, _) =
+        ingest::storage::store_at(&config, &url, ingest::storage::Holds::Checkpoints).unwrap();
+    let counting = Arc::new(Counting {
+        inner,
+        gets: AtomicUsize::new(0),
+        lists: AtomicUsize::new(0),
+    });
+    let store = CheckpointStore::new(counting.clone(), like.address().clone(), "counted");
+    (store, counting)
+}
+
+/// Azurite's store for the container of `store`'s settings, counting the reads (GETs) and
+/// listings sent through it.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn ObjectStore>,
+    gets: AtomicUsize,
+    lists: AtomicUsize,
+}
+
+impl std::fmt::Display for Counting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "counting({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Counting {
+    async fn put_opts(
+        &self,
+        l: &Path,
+        p: PutPayload,
+        o: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(l, p, o).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        l: &Path,
+        o: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(l, o).await
+    }
+    async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_opts(l, o).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, o).await
+    }
 }
 
 /// The SDKs' blob name for `kind` (`checkpoint` or `ownership`) of partition `p`.
@@ -180,4 +263,91 @@ async fn ownership_claims_are_decided_by_etags() {
         etag: Some(one.etag.clone()),
     };
     assert!(store.claim(&take, "replica-a").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_round_reads_only_the_ownership_records_that_changed() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (container, other) = store(&azurite);
+    let (mine, count) = counted(&azurite, &container, &other);
+    // This replica claims 0..4; another claims 4 and 5.
+    for p in 0..6 {
+        let claim = Claim {
+            partition: p.to_string(),
+            etag: None,
+        };
+        let store = if p < 4 { &mine } else { &other };
+        store
+            .claim(&claim, if p < 4 { "me" } else { "them" })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let owners = |listed: &[ingest::source::eventhubs::balance::Ownership]| {
+        let mut o: Vec<(String, String)> = listed
+            .iter()
+            .map(|r| (r.partition.clone(), r.owner.clone().unwrap_or_default()))
+            .collect();
+        o.sort();
+        o
+    };
+    let first = mine.ownerships().await.unwrap();
+    assert_eq!(
+        owners(&first),
+        [
+            ("0", "me"),
+            ("1", "me"),
+            ("2", "me"),
+            ("3", "me"),
+            ("4", "them"),
+            ("5", "them")
+        ]
+        .map(|(p, o)| (p.to_string(), o.to_string()))
+    );
+    assert_eq!(
+        count.gets.load(Ordering::SeqCst),
+        2,
+        "what it wrote itself is known by its ETag: only the other replica's two are read"
+    );
+    // Nothing changed: a listing and no reads.
+    let again = mine.ownerships().await.unwrap();
+    assert_eq!(owners(&again), owners(&first));
+    assert_eq!(
+        again.iter().map(|r| &r.etag).collect::<Vec<_>>(),
+        first.iter().map(|r| &r.etag).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (
+            count.lists.load(Ordering::SeqCst),
+            count.gets.load(Ordering::SeqCst)
+        ),
+        (2, 2)
+    );
+    // The other replica takes partition 1 (with the ETag it listed) and renews 4: those two,
+    // and only they, are read again, and the new owner is seen.
+    let listed = other.ownerships().await.unwrap();
+    for (p, owner) in [("1", "them"), ("4", "them")] {
+        let r = listed.iter().find(|r| r.partition == p).unwrap();
+        let claim = Claim {
+            partition: p.into(),
+            etag: Some(r.etag.clone()),
+        };
+        other.claim(&claim, owner).await.unwrap().unwrap();
+    }
+    let after = mine.ownerships().await.unwrap();
+    assert_eq!(
+        owners(&after),
+        [
+            ("0", "me"),
+            ("1", "them"),
+            ("2", "me"),
+            ("3", "me"),
+            ("4", "them"),
+            ("5", "them")
+        ]
+        .map(|(p, o)| (p.to_string(), o.to_string()))
+    );
+    assert_eq!(count.gets.load(Ordering::SeqCst), 4);
 }

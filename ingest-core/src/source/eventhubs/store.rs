@@ -5,9 +5,11 @@
 //! owned, `If-Match` on the ETag last seen otherwise), so of two replicas racing for a partition
 //! exactly one wins; a checkpoint is written only by the caller that landed the events it names
 //! (the store never moves one on its own); a blob whose metadata cannot be read is an error,
-//! never "no checkpoint" (which would re-read the partition from the start).
+//! never "no checkpoint" (which would re-read the partition from the start); an owner remembered
+//! from an earlier read or write is used only while the listing shows the ETag it was seen with.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -18,6 +20,7 @@ use object_store::{
 
 use super::balance::{Claim, Ownership};
 use super::layout::{owner_from_metadata, Address, BadMetadata, Checkpoint, OWNER_ID};
+use super::receiver::lock;
 use crate::config::{redact_url, Config};
 
 /// A checkpoint or ownership operation that failed.
@@ -47,6 +50,22 @@ pub struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
     address: Address,
     label: Arc<str>,
+    /// The owner each ownership blob named at the ETag it was last seen (read or written) with:
+    /// listings carry ETags but not metadata, so only a blob whose ETag changed is read again.
+    owners: Arc<Mutex<HashMap<String, Seen>>>,
+}
+
+/// An ownership blob as last seen.
+#[derive(Clone)]
+struct Seen {
+    /// As the service sends it in the `ETag` header (what `If-Match` takes).
+    etag: String,
+    owner: Option<String>,
+}
+
+/// Whether two ETags name one version: listings and headers may differ in the quotes.
+fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
 }
 
 fn metadata_of(attributes: &Attributes) -> Vec<(String, String)> {
@@ -73,6 +92,7 @@ impl CheckpointStore {
             store,
             address,
             label: label.into(),
+            owners: Arc::default(),
         }
     }
 
@@ -171,7 +191,9 @@ impl CheckpointStore {
             .map_err(|e| self.error("write checkpoint", &path, e))
     }
 
-    /// Every ownership record of this event hub and consumer group.
+    /// Every ownership record of this event hub and consumer group: one listing, plus a read
+    /// of each blob whose ETag changed since this store last read or wrote it (listings do not
+    /// carry metadata).
     pub async fn ownerships(&self) -> Result<Vec<Ownership>, StoreError> {
         let prefix = self.address.ownership_prefix();
         let listed: Vec<_> = self
@@ -181,21 +203,42 @@ impl CheckpointStore {
             .await
             .map_err(|e| self.error("list", &prefix, e))?;
         let mut records = Vec::with_capacity(listed.len());
-        for meta in listed {
+        for meta in &listed {
             let path = meta.location.to_string();
             let Some(partition) = super::layout::partition_of(&path) else {
                 continue;
             };
-            // Read again for the metadata (listings do not carry it); gone meanwhile: skip.
-            if let Some((metadata, etag, last_modified_ms)) = self.read(&path).await? {
+            let known = lock(&self.owners).get(&path).cloned().filter(|seen| {
+                meta.e_tag
+                    .as_deref()
+                    .is_some_and(|listed| same_etag(listed, &seen.etag))
+            });
+            let record = match known {
+                Some(seen) => Some((seen.owner, seen.etag, meta.last_modified.timestamp_millis())),
+                // Gone meanwhile: skip.
+                None => self
+                    .read(&path)
+                    .await?
+                    .map(|(metadata, etag, last_modified_ms)| {
+                        let owner = owner_from_metadata(&metadata);
+                        let seen = Seen {
+                            etag: etag.clone(),
+                            owner: owner.clone(),
+                        };
+                        lock(&self.owners).insert(path.clone(), seen);
+                        (owner, etag, last_modified_ms)
+                    }),
+            };
+            if let Some((owner, etag, last_modified_ms)) = record {
                 records.push(Ownership {
                     partition: partition.to_string(),
-                    owner: owner_from_metadata(&metadata),
+                    owner,
                     last_modified_ms,
                     etag,
                 });
             }
         }
+        lock(&self.owners).retain(|path, _| listed.iter().any(|m| m.location.as_ref() == path));
         Ok(records)
     }
 
@@ -221,7 +264,15 @@ impl CheckpointStore {
             .put_opts(&Path::from(path.as_str()), PutPayload::new(), opts)
             .await
         {
-            Ok(r) => Ok(Some(r.e_tag.unwrap_or_default())),
+            Ok(r) => {
+                let etag = r.e_tag.unwrap_or_default();
+                let seen = Seen {
+                    etag: etag.clone(),
+                    owner: (!owner.is_empty()).then(|| owner.to_string()),
+                };
+                lock(&self.owners).insert(path, seen);
+                Ok(Some(etag))
+            }
             Err(
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
