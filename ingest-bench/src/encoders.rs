@@ -33,7 +33,7 @@ fn batches(records: u64, batch_bytes: usize) -> (Vec<Batch>, usize) {
             key: None,
             value: Some(&value),
             headers: &[],
-            headers_unreadable: false,
+            flaw: None,
         });
         if batch.bytes() >= batch_bytes {
             out.push(std::mem::replace(&mut batch, Batch::new(now, 0)));

@@ -468,3 +468,193 @@ async fn a_storage_stall_at_the_cap_pauses_the_receivers_and_loses_nothing() {
     assert_eq!(wait_exit(&mut child), 0);
     assert_exactly_once(files.path(), HUB, &counts(&parts, 350));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_outage_longer_than_the_ownership_expiry_keeps_one_receiver_per_partition() {
+    let Some(mut s) = setup(2) else { return };
+    let parts = ["0", "1"];
+    s.publish(&parts, 20);
+    let (token, mut progress, handle) = start(config(&s.vars, &[]));
+    let through = |n: i64| {
+        move |p: &ingest::Progress| {
+            p.committed.get(&0) == Some(&n) && p.committed.get(&1) == Some(&n)
+        }
+    };
+    tokio::time::timeout(WAIT, progress.wait_for(through(19)))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Storage (files, checkpoints and ownership) is down for longer than the ownership expiry
+    // (3 s here): no renewal reaches it, so the replica's own records expire meanwhile. The
+    // outage's length is the scenario, so it is waited out.
+    s.azurite.stop();
+    s.publish(&parts, 20);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s.azurite.restart();
+    tokio::time::timeout(WAIT, progress.wait_for(through(39)))
+        .await
+        .expect("the outage's events landed")
+        .unwrap();
+    // More rounds after the recovery, with events arriving: a second receiver on a partition
+    // would keep detaching the first (same owner level) and show as attaches.
+    s.publish(&parts, 20);
+    tokio::time::timeout(WAIT, progress.wait_for(through(59)))
+        .await
+        .unwrap()
+        .unwrap();
+    token.cancel();
+    assert_eq!(handle.await.unwrap().expect("clean shutdown").records, 120);
+
+    for p in parts {
+        let attaches: Vec<_> = s
+            .server
+            .attaches()
+            .into_iter()
+            .filter(|a| a.partition == p)
+            .collect();
+        assert_eq!(
+            attaches.len(),
+            1,
+            "partition {p}: one receiver for the whole run: {attaches:#?}"
+        );
+    }
+    let dir = s.landed().await;
+    assert_exactly_once(dir.path(), HUB, &counts(&parts, 60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_added_to_the_hub_while_running_lands_its_events() {
+    let Some(s) = setup(2) else { return };
+    s.publish(&["0", "1"], 10);
+    let (token, mut progress, handle) = start(config(&s.vars, &[]));
+    let wait =
+        progress.wait_for(|p| p.committed.get(&0) == Some(&9) && p.committed.get(&1) == Some(&9));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+
+    // The hub is scaled out to three partitions; the new one is read without a restart.
+    assert_eq!(s.server.add_partitions(1), 3);
+    s.publish(&["2"], 15);
+    let wait = progress.wait_for(|p| p.committed.get(&2) == Some(&14));
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .expect("the added partition's events landed")
+        .unwrap();
+    token.cancel();
+    assert_eq!(handle.await.unwrap().expect("clean shutdown").records, 35);
+    let dir = s.landed().await;
+    let mut expected = counts(&["0", "1"], 10);
+    expected.insert(2, 15);
+    assert_exactly_once(dir.path(), HUB, &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_other_producers_send_land_as_json_or_as_dead_letters_with_their_bytes() {
+    use eventhubs_server::Body;
+    use fe2o3_amqp::types::primitives::{Dec128, OrderedMap, Value};
+    let Some(s) = setup(1) else { return };
+    s.server
+        .publish("0", br#"{"kind":"data"}"#, &[("source", "sdk")]);
+    s.server.publish_body(
+        "0",
+        Body::Sections(vec![br#"{"kind":"#.to_vec(), br#""sections"}"#.to_vec()]),
+    );
+    // A JMS text message: the text is the document.
+    s.server
+        .publish_body("0", Body::Value(Value::String(r#"{"kind":"text"}"#.into())));
+    let mut map = OrderedMap::new();
+    map.insert(Value::String("kind".into()), Value::String("map".into()));
+    map.insert(Value::Symbol("n".into()), Value::Long(3));
+    s.server.publish_body("0", Body::Value(Value::Map(map)));
+    s.server.publish_body(
+        "0",
+        Body::Sequence(vec![
+            vec![Value::Int(1), Value::String("two".into())],
+            vec![Value::Bool(true)],
+        ]),
+    );
+    let decimal = Value::Decimal128(Dec128::from([7; 16]));
+    s.server.publish_body("0", Body::Value(decimal.clone()));
+
+    let (token, mut progress, handle) = start(config(
+        &s.vars,
+        &[("INGEST_INVALID_RECORD_POLICY", "dead-letter")],
+    ));
+    let wait = progress.wait_for(|p| p.committed.get(&0) == Some(&5));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    token.cancel();
+    let run = handle.await.unwrap().expect("clean shutdown");
+    assert_eq!((run.records, run.dead_letters), (5, 1));
+
+    let dir = s.landed().await;
+    mirror(&reader(&s.vars), "_dead_letters", dir.path()).await;
+    let values: Vec<String> = landed_files(dir.path(), HUB)
+        .iter()
+        .flat_map(|(_, lines)| lines)
+        .map(|l| l["value"].to_string())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            r#"{"kind":"data"}"#,
+            r#"{"kind":"sections"}"#,
+            r#"{"kind":"text"}"#,
+            r#"{"kind":"map","n":3}"#,
+            r#"[1,"two",true]"#,
+        ]
+    );
+    let dead = landed_files(&dir.path().join("_dead_letters"), HUB);
+    let line = &dead[0].1[0];
+    assert_eq!(line["offset"], 5, "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("AMQP value with no JSON form"),
+        "{line}"
+    );
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(line["value_base64"].as_str().expect("the bytes, base64"))
+        .unwrap();
+    let kept: Value = serde_amqp::from_slice(&bytes).expect("the AMQP encoding");
+    assert_eq!(kept, decimal);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_lag_counts_events_enqueued_and_not_landed() {
+    let Some(s) = setup(2) else { return };
+    s.publish(&["0", "1"], 30);
+    let files = tempfile::tempdir().unwrap();
+    let (mut child, rx) = s.service(&[("INGEST_STORAGE_URL", files.path().to_str().unwrap())]);
+    let addr = endpoint_addr(&rx);
+    let lag_is = |want: [f64; 2]| {
+        move |_: u16, body: &str| {
+            let m = parse_metrics(body);
+            (0..2).all(|p| {
+                m.get(&format!("ingest_consumer_lag{{partition=\"{p}\"}}")) == Some(&want[p])
+            })
+        }
+    };
+    until_checkpointed(&s.store(), &[("0", 29), ("1", 29)].into()).await;
+    poll_http(&addr, "/metrics", "caught up", lag_is([0.0, 0.0]));
+
+    // Uploads fail: what arrives is received but not landed, so it is lag.
+    break_storage(files.path());
+    s.publish(&["0"], 50);
+    s.publish(&["1"], 7);
+    poll_http(
+        &addr,
+        "/metrics",
+        "lag while storage is down",
+        lag_is([50.0, 7.0]),
+    );
+    restore_storage(files.path());
+    until_checkpointed(&s.store(), &[("0", 79), ("1", 36)].into()).await;
+    poll_http(&addr, "/metrics", "caught up again", lag_is([0.0, 0.0]));
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    let mut expected = counts(&["0"], 80);
+    expected.insert(1, 37);
+    assert_exactly_once(files.path(), HUB, &expected);
+}

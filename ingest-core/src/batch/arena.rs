@@ -247,7 +247,7 @@ impl<A: Attachment> Batch<A> {
             key: record.key(),
             value: record.value(),
             headers,
-            headers_unreadable: record.headers_unreadable(),
+            flaw: record.flaw(),
         });
     }
 }
@@ -279,7 +279,7 @@ impl<A: Attachment> Clone for Batch<A> {
 mod tests {
     use super::*;
     use crate::batch::record::tests::rec;
-    use crate::batch::record::RECORD_HEADER;
+    use crate::batch::record::{Flaw, RECORD_HEADER};
 
     type Batch = super::Batch;
 
@@ -321,7 +321,7 @@ mod tests {
                 key: Some(b"k"),
                 value: Some(b"[1]"),
                 headers: &headers,
-                headers_unreadable: false,
+                flaw: None,
             });
         }
         let (head, tail) = b.clone().split_after(12);
@@ -355,21 +355,32 @@ mod tests {
     }
 
     #[test]
-    fn a_record_whose_headers_were_unreadable_stays_marked_through_split_and_append() {
+    fn a_records_flaw_stays_marked_through_split_and_append() {
         let mut b = Batch::new(Instant::now(), 0);
-        for (o, unreadable) in [(1, false), (2, true), (3, false)] {
+        let header: &[(&str, Option<&[u8]>)] = &[("h", Some(b"v"))];
+        let flaws = [
+            (1, None),
+            (2, Some(Flaw::UnreadableHeaders)),
+            (3, Some(Flaw::AmqpValueWithoutJson)),
+            (4, None),
+        ];
+        for (o, flaw) in flaws {
             b.push(&RecordRef {
-                headers_unreadable: unreadable,
+                flaw,
+                headers: if o == 2 { &[] } else { header },
                 ..rec(o, b"{}")
             });
         }
-        let (mut head, tail) = b.split_after(1);
+        let (mut head, tail) = b.split_after(2);
         head.append(&tail);
-        let marked: Vec<(i64, bool)> = head
-            .records()
-            .map(|r| (r.offset(), r.headers_unreadable()))
-            .collect();
-        assert_eq!(marked, vec![(1, false), (2, true), (3, false)]);
-        assert_eq!(head.records().nth(1).unwrap().headers().count(), 0);
+        let marked: Vec<(i64, Option<Flaw>)> =
+            head.records().map(|r| (r.offset(), r.flaw())).collect();
+        assert_eq!(marked, flaws);
+        let headers: Vec<usize> = head.records().map(|r| r.headers().count()).collect();
+        assert_eq!(
+            headers,
+            [1, 0, 1, 1],
+            "the flaw's bits leave the header count alone"
+        );
     }
 }

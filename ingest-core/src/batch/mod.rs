@@ -16,5 +16,5 @@ pub mod trigger;
 
 pub use arena::{Attachment, Batch, MAX_CHUNK, MIN_CHUNK};
 pub use partition::{PartitionState, Sealed};
-pub use record::{records_in, RecordRef, StoredRecord};
+pub use record::{records_in, Flaw, RecordRef, StoredRecord};
 pub use trigger::{FlushPolicy, FlushReason, Triggers};

@@ -13,9 +13,50 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub headers: &'a [(&'a str, Option<&'a [u8]>)],
-    /// The source could not read the record's headers (a Kafka header key that is not UTF-8):
-    /// `headers` is empty and the encoder treats the record as invalid.
-    pub headers_unreadable: bool,
+    /// Why the source could not hand the record over as it came, if it could not: the encoder
+    /// then treats the record as invalid whatever its value.
+    pub flaw: Option<Flaw>,
+}
+
+/// What made a record unusable before any encoder saw it. It follows
+/// `INGEST_INVALID_RECORD_POLICY` with this reason, its bytes kept in the dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flaw {
+    /// A Kafka header key that is not UTF-8: `headers` is empty.
+    UnreadableHeaders,
+    /// An Event Hubs body that is an AMQP value with no JSON form (a decimal, a described or
+    /// non-finite value, a map with keys that are not text): the value is its AMQP encoding.
+    AmqpValueWithoutJson,
+}
+
+impl Flaw {
+    /// The reason the record is invalid, in one line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Flaw::UnreadableHeaders => {
+                "a header key is not valid UTF-8, so its headers cannot be read for the metadata envelope"
+            }
+            Flaw::AmqpValueWithoutJson => {
+                "the event's body is an AMQP value with no JSON form (a decimal, described or non-finite value, or a map with non-text keys); its AMQP encoding is kept"
+            }
+        }
+    }
+
+    fn code(flaw: Option<Flaw>) -> u32 {
+        match flaw {
+            None => 0,
+            Some(Flaw::UnreadableHeaders) => 1,
+            Some(Flaw::AmqpValueWithoutJson) => 2,
+        }
+    }
+
+    fn of_code(code: u32) -> Option<Flaw> {
+        match code {
+            1 => Some(Flaw::UnreadableHeaders),
+            2 => Some(Flaw::AmqpValueWithoutJson),
+            _ => None,
+        }
+    }
 }
 
 impl RecordRef<'_> {
@@ -44,15 +85,17 @@ impl RecordRef<'_> {
 }
 
 /// A stored record starts with offset (i64), timestamp (i64), key length, value length (u32,
-/// [`ABSENT`] for none) and header count (u32, [`UNREADABLE`] set when the headers could not be
-/// read), little-endian.
+/// [`ABSENT`] for none) and header count (u32, its top bits the [`Flaw`]'s code, from
+/// [`FLAW_SHIFT`]), little-endian.
 pub(super) const RECORD_HEADER: usize = 8 + 8 + 4 + 4 + 4;
 /// Each stored header starts with its key and value lengths (u32).
 const HEADER_HEADER: usize = 4 + 4;
 /// Length of an absent key or value.
 const ABSENT: u32 = u32::MAX;
-/// The header-count bit of a record whose headers the source could not read.
-const UNREADABLE: u32 = 1 << 31;
+/// Where the flaw's code starts in the stored header count (two bits: far more headers than a
+/// record can carry fit below).
+const FLAW_SHIFT: u32 = 30;
+const COUNT_MASK: u32 = (1 << FLAW_SHIFT) - 1;
 /// Timestamp of a record that has none (Kafka timestamps are never negative but -1).
 const NO_TIMESTAMP: i64 = i64::MIN;
 
@@ -67,11 +110,7 @@ pub(super) fn store(out: &mut Vec<u8>, record: &RecordRef<'_>) {
     out.extend_from_slice(&record.timestamp_ms.unwrap_or(NO_TIMESTAMP).to_le_bytes());
     put_len(out, record.key);
     put_len(out, record.value);
-    let flag = if record.headers_unreadable {
-        UNREADABLE
-    } else {
-        0
-    };
+    let flag = Flaw::code(record.flaw) << FLAW_SHIFT;
     out.extend_from_slice(&(record.headers.len() as u32 | flag).to_le_bytes());
     out.extend_from_slice(record.key.unwrap_or_default());
     out.extend_from_slice(record.value.unwrap_or_default());
@@ -105,7 +144,7 @@ pub struct StoredRecord<'a> {
     value: Option<&'a [u8]>,
     header_count: u32,
     headers: &'a [u8],
-    headers_unreadable: bool,
+    flaw: Option<Flaw>,
 }
 
 /// Reads a little-endian number at the front of `bytes` (written by [`Batch::push`]).
@@ -131,7 +170,7 @@ impl<'a> StoredRecord<'a> {
         let key_len = u32::from_le_bytes(take(&mut chunk));
         let value_len = u32::from_le_bytes(take(&mut chunk));
         let counted = u32::from_le_bytes(take(&mut chunk));
-        let (header_count, headers_unreadable) = (counted & !UNREADABLE, counted & UNREADABLE != 0);
+        let (header_count, flaw) = (counted & COUNT_MASK, Flaw::of_code(counted >> FLAW_SHIFT));
         let key = take_bytes(&mut chunk, key_len);
         let value = take_bytes(&mut chunk, value_len);
         let mut headers_len = 0;
@@ -151,7 +190,7 @@ impl<'a> StoredRecord<'a> {
             value,
             header_count,
             headers,
-            headers_unreadable,
+            flaw,
         };
         (record, rest)
     }
@@ -168,9 +207,9 @@ impl<'a> StoredRecord<'a> {
     pub fn value(&self) -> Option<&'a [u8]> {
         self.value
     }
-    /// The source could not read this record's headers ([`RecordRef::headers_unreadable`]).
-    pub fn headers_unreadable(&self) -> bool {
-        self.headers_unreadable
+    /// Why the source could not hand this record over as it came ([`RecordRef::flaw`]).
+    pub fn flaw(&self) -> Option<Flaw> {
+        self.flaw
     }
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         let mut rest = self.headers;
@@ -197,7 +236,7 @@ pub(crate) mod tests {
             key: None,
             value: Some(value),
             headers: &[],
-            headers_unreadable: false,
+            flaw: None,
         }
     }
 }

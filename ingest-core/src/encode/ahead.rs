@@ -214,7 +214,7 @@ mod tests {
                 key: None,
                 value: Some(&value),
                 headers: &[],
-                headers_unreadable: false,
+                flaw: None,
             });
         }
     }

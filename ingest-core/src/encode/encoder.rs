@@ -11,7 +11,7 @@ use super::ndjson::{
     check_json, check_size, compact_into, push_dead_letter_line, push_metadata_line,
 };
 use super::transform::Transform;
-use crate::batch::{Attachment, Batch, StoredRecord};
+use crate::batch::{Attachment, Batch, Flaw, StoredRecord};
 use crate::config::{Compression, Envelope, Format, InvalidRecordPolicy};
 
 /// How records are written, fixed per service.
@@ -69,9 +69,6 @@ pub struct InvalidRecord {
 
 /// Why a record without a value is invalid under the raw envelope (a line needs one).
 pub(super) const TOMBSTONE: &str = "the record has no value (a tombstone)";
-/// Why a record whose headers the source could not read is invalid.
-pub(super) const UNREADABLE_HEADERS: &str =
-    "a header key is not valid UTF-8, so its headers cannot be read for the metadata envelope";
 
 /// Text between compressor calls: lines are compressed in chunks rather than one by one.
 const CHUNK: usize = 256 * 1024;
@@ -234,8 +231,12 @@ impl Encoder {
         for r in records {
             // A transform parses the value anyway, so it is also the validity check (one parse).
             let line;
+            let flaw = r.flaw();
             let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
-                _ if r.headers_unreadable() => (Err(UNREADABLE_HEADERS.to_string()), r.value()),
+                _ if flaw.is_some() => (
+                    Err(flaw.map(Flaw::reason).unwrap_or_default().to_string()),
+                    r.value(),
+                ),
                 (Some(v), Some(t), _) => {
                     match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
                         Ok(None) => {

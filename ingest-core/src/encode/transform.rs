@@ -171,7 +171,7 @@ mod tests {
                 key: None,
                 value: Some(v),
                 headers: &[],
-                headers_unreadable: false,
+                flaw: None,
             });
         }
         let opts = EncodeOptions {

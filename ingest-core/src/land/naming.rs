@@ -100,6 +100,16 @@ pub fn hive_dir(ts_ms: i64) -> String {
     format!("dt={y:04}-{m:02}-{d:02}/hour={hour:02}")
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, milliseconds) for a time in ms since the epoch.
+pub fn rfc3339_ms(ts_ms: i64) -> String {
+    let secs = ts_ms.div_euclid(1000);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
+    let ms = ts_ms.rem_euclid(1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -198,6 +208,13 @@ mod tests {
             .batch(0, 0, None, ingested)
             .data
             .contains("dt=1970-01-02/"));
+    }
+
+    #[test]
+    fn rfc3339_is_utc_with_milliseconds() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_709_210_096_007), "2024-02-29T12:34:56.007Z");
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]

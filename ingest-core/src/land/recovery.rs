@@ -268,7 +268,7 @@ pub(crate) mod tests {
             key: Some(key),
             value: Some(value),
             headers: &[],
-            headers_unreadable: false,
+            flaw: None,
         });
         b
     }

@@ -12,7 +12,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::flushes::max_flushes;
 use super::Loop;
-use crate::batch::RecordRef;
+use crate::batch::{Flaw, RecordRef};
 use crate::clock::now_ms;
 use crate::config::{Compression, Envelope, Format};
 use crate::encode::{ahead, Encoder};
@@ -152,7 +152,7 @@ impl Loop {
         let mut inline = [("", None); INLINE_HEADERS];
         let mut spilled = Vec::new();
         let wanted = self.config.envelope == Envelope::Metadata;
-        let mut headers_unreadable = false;
+        let mut flaw = None;
         let headers: &[(&str, Option<&[u8]>)] = match wanted.then(|| m.headers()).flatten() {
             // rdkafka panics on a header key that is not UTF-8 (a poison record a non-Rust
             // producer can write): the record then goes the invalid-record way, named by offset,
@@ -171,7 +171,7 @@ impl Loop {
                 Err(_) => {
                     tracing::warn!(partition = m.partition(), offset = m.offset(),
                         "a header key is not valid UTF-8; the record is handled as invalid (INGEST_INVALID_RECORD_POLICY)");
-                    headers_unreadable = true;
+                    flaw = Some(Flaw::UnreadableHeaders);
                     &[]
                 }
             },
@@ -183,7 +183,7 @@ impl Loop {
             key: m.key(),
             value: m.payload(),
             headers,
-            headers_unreadable,
+            flaw,
         };
         self.on_record(m.partition(), &record, burst)
     }
@@ -205,7 +205,7 @@ impl Loop {
             key: e.partition_key.as_deref().map(str::as_bytes),
             value: e.body.as_deref(),
             headers: &headers,
-            headers_unreadable: false,
+            flaw: e.flaw,
         };
         self.on_record(e.partition, &record, burst)
     }

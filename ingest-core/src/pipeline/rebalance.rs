@@ -17,6 +17,13 @@ impl Loop {
             RebalanceEvent::Assigned(partitions) => {
                 for p in &partitions {
                     self.next_epoch += 1;
+                    // Assigned again without a revoke between: the earlier ownership ends here,
+                    // as a revoke would end it (its flush must not commit under the new one).
+                    if let Some(earlier) = self.partitions.get(p) {
+                        earlier.owner.cancel();
+                        tracing::warn!(partition = p, dropped_bytes = earlier.state.held_bytes(),
+                            "partition assigned again while owned; its unlanded records are dropped uncommitted and re-read");
+                    }
                     self.partitions.insert(
                         *p,
                         Owned {

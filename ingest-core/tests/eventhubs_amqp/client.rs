@@ -96,6 +96,7 @@ pub fn as_stored(received: &ReceivedEventData) -> Event {
         partition_key: received.partition_key().clone(),
         body: data.body().expect("a body").to_vec(),
         properties,
+        sent_as: None,
     }
 }
 

@@ -51,6 +51,19 @@ pub struct Event {
     pub partition_key: Option<String>,
     pub body: Vec<u8>,
     pub properties: Vec<(String, String)>,
+    /// The body as sent when it is not one data section holding `body` (then empty).
+    pub sent_as: Option<Body>,
+}
+
+/// A body as AMQP 1.0 producers other than the SDKs send it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Several data sections (one message split in parts).
+    Sections(Vec<Vec<u8>>),
+    /// One `amqp-value` section.
+    Value(fe2o3_amqp::types::primitives::Value),
+    /// `amqp-sequence` sections, each a list.
+    Sequence(Vec<Vec<fe2o3_amqp::types::primitives::Value>>),
 }
 
 /// A receiver link the client attached, or tried to.
@@ -165,14 +178,32 @@ impl EventHubServer {
             .hub
             .partition(partition)
             .unwrap_or_else(|| panic!("no partition {partition:?}"));
-        let event = partition.append(partition_key, body, properties);
+        let event = partition.append(partition_key, body, properties, None);
         (event.sequence_number, event.offset.to_string())
+    }
+
+    /// Appends an event whose body is sent as `body`; returns its sequence number.
+    pub fn publish_body(&self, partition: &str, body: Body) -> i64 {
+        let partition = self
+            .hub
+            .partition(partition)
+            .unwrap_or_else(|| panic!("no partition {partition:?}"));
+        partition.append(None, &[], &[], Some(body)).sequence_number
+    }
+
+    /// Adds `n` partitions after the last (the service lets a hub's partition count grow, never
+    /// shrink); returns the new count.
+    pub fn add_partitions(&self, n: usize) -> usize {
+        let mut partitions = self.hub.all_partitions();
+        partitions.extend((0..n).map(|_| Arc::new(Partition::new())));
+        partitions.len()
     }
 
     /// Every event of `partition`, in order.
     pub fn events(&self, partition: &str) -> Vec<Event> {
         let partition = self.hub.partition(partition).expect("known partition");
-        partition.log().events.clone()
+        let events = partition.log().events.clone();
+        events
     }
 
     /// Every receiver attach so far, in order.
@@ -211,7 +242,8 @@ struct Hub {
     name: String,
     created_at: SystemTime,
     keys: auth::Keys,
-    partitions: Vec<Partition>,
+    /// Grows when a test adds partitions (as scaling out a hub's partition count does).
+    partitions: Mutex<Vec<Arc<Partition>>>,
     records: Mutex<Records>,
     /// The number of receiver attaches recorded.
     attached: watch::Sender<usize>,
@@ -235,7 +267,11 @@ impl Hub {
                 key: KEY.to_string(),
                 bearer: BEARER_TOKEN.to_string(),
             },
-            partitions: (0..partitions).map(|_| Partition::new()).collect(),
+            partitions: Mutex::new(
+                (0..partitions)
+                    .map(|_| Arc::new(Partition::new()))
+                    .collect(),
+            ),
             records: Mutex::default(),
             attached: watch::Sender::new(0),
             owners: partition_link::Owners::default(),
@@ -243,15 +279,25 @@ impl Hub {
     }
 
     /// The partition with id `id` (`"0"`, `"1"`, ...; no leading zeros).
-    fn partition(&self, id: &str) -> Option<&Partition> {
+    fn partition(&self, id: &str) -> Option<Arc<Partition>> {
         let index: usize = id.parse().ok()?;
         (index.to_string() == id)
-            .then(|| self.partitions.get(index))
+            .then(|| self.partition_at(index))
             .flatten()
     }
 
+    fn partition_at(&self, index: usize) -> Option<Arc<Partition>> {
+        self.all_partitions().get(index).cloned()
+    }
+
+    fn all_partitions(&self) -> MutexGuard<'_, Vec<Arc<Partition>>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn partition_ids(&self) -> Vec<String> {
-        (0..self.partitions.len()).map(|i| i.to_string()).collect()
+        (0..self.all_partitions().len())
+            .map(|i| i.to_string())
+            .collect()
     }
 
     fn records(&self) -> MutexGuard<'_, Records> {
@@ -297,6 +343,7 @@ impl Partition {
         partition_key: Option<&str>,
         body: &[u8],
         properties: &[(&str, &str)],
+        sent_as: Option<Body>,
     ) -> Event {
         let mut log = self.log();
         let event = Event {
@@ -309,6 +356,7 @@ impl Partition {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            sent_as,
         };
         log.next_offset += body.len() as u64 + EVENT_OVERHEAD_BYTES;
         log.events.push(event.clone());

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use fe2o3_amqp::link::DetachError;
 use fe2o3_amqp::types::definitions::{self, AmqpError, LinkError};
-use fe2o3_amqp::types::messaging::{ApplicationProperties, Data, Message, MessageAnnotations};
+use fe2o3_amqp::types::messaging::{
+    AmqpSequence, AmqpValue, ApplicationProperties, Body, Data, Message, MessageAnnotations,
+};
 use fe2o3_amqp::types::performatives::Attach;
 use fe2o3_amqp::types::primitives::{SimpleValue, Timestamp, Value};
 use fe2o3_amqp::{Sendable, Sender};
@@ -99,7 +101,9 @@ impl Admitted {
     /// partition, or the server stops.
     pub(super) async fn deliver(mut self, mut sender: Sender) {
         let hub = self.owner.0.clone();
-        let partition = &hub.partitions[self.partition];
+        let partition = hub
+            .partition_at(self.partition)
+            .expect("partitions are never removed");
         let mut appended = partition.appended.subscribe();
         loop {
             for event in partition.events_from(self.next) {
@@ -142,7 +146,7 @@ async fn stolen(sender: Sender) {
 }
 
 /// The message the service would deliver for `event`.
-fn message(event: &Event) -> Message<Data> {
+fn message(event: &Event) -> Message<Body<Value>> {
     let mut annotations = MessageAnnotations::builder()
         .insert("x-opt-sequence-number", Value::Long(event.sequence_number))
         .insert("x-opt-offset", Value::String(event.offset.to_string()))
@@ -160,10 +164,20 @@ fn message(event: &Event) -> Message<Data> {
             builder.insert(k.clone(), SimpleValue::String(v.clone()))
         })
         .build();
+    let body = match &event.sent_as {
+        None => Body::Data(std::iter::once(Data::from(event.body.clone())).collect()),
+        Some(super::Body::Sections(sections)) => {
+            Body::Data(sections.iter().cloned().map(Data::from).collect())
+        }
+        Some(super::Body::Value(v)) => Body::Value(AmqpValue(v.clone())),
+        Some(super::Body::Sequence(sections)) => {
+            Body::Sequence(sections.iter().cloned().map(AmqpSequence).collect())
+        }
+    };
     Message::builder()
         .message_annotations(annotations.build())
         .application_properties(properties)
-        .data(event.body.clone())
+        .body(body)
         .build()
 }
 

@@ -2,7 +2,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use super::*;
-use crate::batch::RecordRef;
+use crate::batch::{Flaw, RecordRef};
 use crate::encode::ndjson::compact_into;
 
 fn opts(
@@ -34,7 +34,7 @@ fn batch(values: &[Option<&[u8]>]) -> Batch {
                 ("bin", Some(b"\xfe")),
                 ("none", None),
             ],
-            headers_unreadable: false,
+            flaw: None,
         });
     }
     b
@@ -264,16 +264,22 @@ fn compaction_is_whitespace_only() {
 }
 
 #[test]
-fn a_record_whose_headers_were_unreadable_is_invalid_and_named_by_offset() {
+fn a_flawed_record_is_invalid_with_its_reason_and_named_by_offset() {
     let mut b: Batch = Batch::new(Instant::now(), 0);
-    for (offset, unreadable) in [(7, false), (8, true)] {
+    let amqp_encoded: &[u8] = &[0x00, 0x53, 0x77, 0x94, 0xff];
+    let records: [(i64, &[u8], Option<Flaw>); 3] = [
+        (7, b"{\"a\":1}", None),
+        (8, b"{\"a\":1}", Some(Flaw::UnreadableHeaders)),
+        (9, amqp_encoded, Some(Flaw::AmqpValueWithoutJson)),
+    ];
+    for (offset, value, flaw) in records {
         b.push(&RecordRef {
             offset,
             timestamp_ms: Some(1),
             key: None,
-            value: Some(b"{\"a\":1}"),
+            value: Some(value),
             headers: &[],
-            headers_unreadable: unreadable,
+            flaw,
         });
     }
     let o = |invalid| opts(Envelope::Metadata, Compression::None, invalid);
@@ -284,7 +290,25 @@ fn a_record_whose_headers_were_unreadable_is_invalid_and_named_by_offset() {
         "{err}"
     );
     let dead = encode(&b, 3, &o(InvalidRecordPolicy::DeadLetter)).unwrap();
-    assert_eq!((dead.records, dead.dead_lettered), (1, 1));
-    let line = &lines(dead.dead_letters.as_deref().unwrap())[0];
-    assert_eq!(line["offset"], 8, "{line}");
+    assert_eq!((dead.records, dead.dead_lettered), (1, 2));
+    let dead = lines(dead.dead_letters.as_deref().unwrap());
+    assert_eq!(dead[0]["offset"], 8, "{}", dead[0]);
+    assert_eq!(dead[1]["offset"], 9, "{}", dead[1]);
+    assert!(
+        dead[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("AMQP value with no JSON form"),
+        "{}",
+        dead[1]
+    );
+    use base64::Engine as _;
+    let kept = base64::engine::general_purpose::STANDARD
+        .decode(
+            dead[1]["value_base64"]
+                .as_str()
+                .expect("bytes kept as base64"),
+        )
+        .unwrap();
+    assert_eq!(kept, amqp_encoded, "the bytes are kept");
 }

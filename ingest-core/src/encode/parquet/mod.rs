@@ -74,8 +74,8 @@ fn row<'a>(
     opts: &EncodeOptions,
     checked: bool,
 ) -> Result<Option<Row<'a>>, String> {
-    if r.headers_unreadable() {
-        return Err(super::encoder::UNREADABLE_HEADERS.to_string());
+    if let Some(flaw) = r.flaw() {
+        return Err(flaw.reason().to_string());
     }
     match (r.value(), &opts.transform) {
         (None, _) if opts.envelope == Envelope::Metadata => Ok(Some(Row::Tombstone)),

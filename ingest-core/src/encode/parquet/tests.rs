@@ -35,7 +35,7 @@ fn batch(values: &[&str]) -> Batch {
             key: Some(b"k\xff"),
             value: Some(v.as_bytes()),
             headers: &[("h", Some(b"\x00\x01"))],
-            headers_unreadable: false,
+            flaw: None,
         });
     }
     b

@@ -2,7 +2,10 @@
 //! the records, the clock and the expiry, which partitions to renew and which one to claim next.
 //!
 //! Invariants: a record counts only while it names an owner and was modified less than the
-//! expiry ago (a dead replica's partitions become free after it); each replica aims for its
+//! expiry ago (a dead replica's partitions become free after it), except that a partition this
+//! replica still receives stays its own however old the record (the ETag, not the clock, decides:
+//! after renewals failed for longer than the expiry it is renewed with the ETag last seen, as the
+//! Azure SDKs' processors do, never claimed a second time); each replica aims for its
 //! balanced share (`partitions / owners`, one more for `partitions % owners` of them), claims at
 //! most one partition per round (free ones first, then from an owner above its share), and every
 //! claim carries the ETag it saw, so two replicas racing for one partition cannot both win.
@@ -37,12 +40,14 @@ pub struct Plan {
     pub claim: Option<Claim>,
 }
 
-/// Decides one round for replica `me`. `pick` chooses among equally good candidates (pass a
-/// random number: replicas starting together then rarely race for the same partition).
+/// Decides one round for replica `me`, which receives the partitions `held`. `pick` chooses
+/// among equally good candidates (pass a random number: replicas starting together then rarely
+/// race for the same partition).
 pub fn plan(
     partitions: &[String],
     records: &[Ownership],
     me: &str,
+    held: &[String],
     now_ms: i64,
     expiry_ms: i64,
     pick: usize,
@@ -52,7 +57,11 @@ pub fn plan(
         .filter(|r| partitions.contains(&r.partition))
         .map(|r| (r.partition.as_str(), r))
         .collect();
-    let active = |r: &Ownership| r.owner.is_some() && now_ms - r.last_modified_ms < expiry_ms;
+    let active = |r: &Ownership| match r.owner.as_deref() {
+        None => false,
+        Some(owner) if owner == me && held.contains(&r.partition) => true,
+        Some(_) => now_ms - r.last_modified_ms < expiry_ms,
+    };
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     counts.insert(me, 0);
     for r in by_partition.values().filter(|r| active(r)) {

@@ -36,14 +36,7 @@ pub async fn open(
             one_line(&e)
         )
     })?;
-    let mut partition_ids = properties.partition_ids;
-    if let Some(bad) = partition_ids.iter().find(|p| p.parse::<i32>().is_err()) {
-        return Err(format!(
-            "event hub {} has a partition id {bad:?} that is not a number; files are named by partition number",
-            config.event_hub
-        ));
-    }
-    partition_ids.sort_by_key(|p| p.parse::<i32>().unwrap_or_default());
+    let partition_ids = numbered(&config.event_hub, properties.partition_ids)?;
     let count = partition_ids.len();
     let owner_id = config.owner_id.clone().unwrap_or_else(unique_owner_id);
     tracing::info!(
@@ -61,7 +54,8 @@ pub async fn open(
         shared: shared.clone(),
         tx,
         owner_id,
-        partition_ids,
+        event_hub: config.event_hub.clone(),
+        partition_ids: std::sync::Mutex::new(partition_ids),
         start: config.start_position,
         expiry: config.ownership_expiry,
         interval: config.load_balancing_interval,
@@ -116,6 +110,18 @@ async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerC
             one_line(&e)
         )
     })
+}
+
+/// The hub's partition ids in numeric order; an error when one is not a number (files are
+/// named by partition number).
+pub(super) fn numbered(event_hub: &str, mut ids: Vec<String>) -> Result<Vec<String>, String> {
+    if let Some(bad) = ids.iter().find(|p| p.parse::<i32>().is_err()) {
+        return Err(format!(
+            "event hub {event_hub} has a partition id {bad:?} that is not a number; files are named by partition number"
+        ));
+    }
+    ids.sort_by_key(|p| p.parse::<i32>().unwrap_or_default());
+    Ok(ids)
 }
 
 fn unique_owner_id() -> String {

@@ -2,7 +2,7 @@
 //! loop, this replica's owner id and the balancing settings.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_messaging_eventhubs::ConsumerClient;
@@ -22,7 +22,10 @@ pub(super) struct Context {
     pub(super) shared: Arc<Shared>,
     pub(super) tx: mpsc::Sender<Delivery>,
     pub(super) owner_id: String,
-    pub(super) partition_ids: Vec<String>,
+    pub(super) event_hub: String,
+    /// The hub's partitions as last read (re-read every balancing round: a hub's partition
+    /// count can grow while the service runs).
+    pub(super) partition_ids: Mutex<Vec<String>>,
     pub(super) start: StartAt,
     pub(super) expiry: Duration,
     pub(super) interval: Duration,

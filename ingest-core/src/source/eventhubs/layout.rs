@@ -173,6 +173,17 @@ pub fn start_position(checkpoint: Option<&Checkpoint>, default: StartAt) -> Star
     }
 }
 
+/// Events enqueued in a partition and not yet landed: `ingest_consumer_lag`, as for Kafka.
+/// `landed` is the checkpoint's sequence number (`None`: nothing landed yet, so everything
+/// from the partition's beginning is behind).
+pub fn lag(is_empty: bool, beginning: i64, last_enqueued: i64, landed: Option<i64>) -> i64 {
+    if is_empty {
+        return 0;
+    }
+    let landed = landed.unwrap_or(beginning - 1).max(beginning - 1);
+    (last_enqueued - landed).max(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +290,17 @@ mod tests {
         );
         assert_eq!(owner_from_metadata(&meta(&[("ownerid", "")])), None);
         assert_eq!(owner_from_metadata(&meta(&[])), None);
+    }
+
+    #[test]
+    fn lag_counts_what_is_enqueued_after_the_last_landed_event() {
+        assert_eq!(lag(false, 0, 99, Some(89)), 10);
+        assert_eq!(lag(false, 0, 99, Some(99)), 0, "caught up");
+        assert_eq!(lag(false, 0, 99, None), 100, "nothing landed yet");
+        // Retention removed events 0..50 past a checkpoint at 9: only what still exists counts.
+        assert_eq!(lag(false, 50, 99, Some(9)), 50);
+        assert_eq!(lag(true, 100, 99, Some(99)), 0, "empty");
+        assert_eq!(lag(false, 0, 5, Some(9)), 0, "never negative");
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! opens the client and starts balancing.
 
 pub mod balance;
+pub mod body;
 mod connect;
 mod context;
 pub mod identity;

@@ -6,6 +6,7 @@
 //! won, and revoked (its receiver cancelled) as soon as the claim is found lost.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,7 @@ async fn round(
     if stop.is_cancelled() {
         return Ok(false);
     }
+    let partition_ids = refresh_partitions(cx).await;
     let records = cx.store.ownerships().await.map_err(|e| e.to_string())?;
     // Partitions whose record changed under us were taken by another replica.
     let lost: Vec<String> = lock(&cx.shared.held)
@@ -65,10 +67,12 @@ async fn round(
         )
         .await;
     }
+    let held: Vec<String> = lock(&cx.shared.held).keys().cloned().collect();
     let plan = balance::plan(
-        &cx.partition_ids,
+        &partition_ids,
         &records,
         &cx.owner_id,
+        &held,
         crate::clock::now_ms(),
         cx.expiry.as_millis() as i64,
         random() as usize,
@@ -97,6 +101,7 @@ async fn round(
             }
         }
     }
+    report_lag(cx).await;
     let Some(claim) = plan.claim else {
         return Ok(false);
     };
@@ -124,10 +129,84 @@ async fn round(
     }
 }
 
+/// The longest a balancing round waits for one management request (partition list, partition
+/// properties): a round that hung there would stop renewing ownership.
+const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `ingest_consumer_lag` of each partition received, from its last enqueued sequence number
+/// (one management request per partition per round; the same gauge Kafka's statistics set).
+async fn report_lag(cx: &Context) {
+    let held: Vec<String> = lock(&cx.shared.held).keys().cloned().collect();
+    for id in held {
+        let Ok(p) = id.parse::<i32>() else { continue };
+        let read =
+            tokio::time::timeout(MANAGEMENT_TIMEOUT, cx.client.get_partition_properties(&id));
+        match read.await {
+            Err(_) => {
+                tracing::debug!(
+                    partition = p,
+                    "no answer for the partition's properties; its lag is read next round"
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(partition = p, error = %crate::storage::one_line(&e), "cannot read the partition's properties for its lag")
+            }
+            Ok(Ok(props)) => {
+                let landed = lock(&cx.shared.landed).get(&p).copied();
+                let lag = super::layout::lag(
+                    props.is_empty,
+                    props.beginning_sequence_number,
+                    props.last_enqueued_sequence_number,
+                    landed,
+                );
+                // Revoked meanwhile: its new owner reports it.
+                if lock(&cx.shared.held).contains_key(&id) {
+                    metrics::gauge!("ingest_consumer_lag", "partition" => id).set(lag as f64);
+                }
+            }
+        }
+    }
+}
+
+/// The hub's partitions, read again (partitions added to the hub are then balanced and
+/// received); the last list read when the read fails.
+async fn refresh_partitions(cx: &Context) -> Vec<String> {
+    let read =
+        match tokio::time::timeout(MANAGEMENT_TIMEOUT, cx.client.get_eventhub_properties()).await {
+            Ok(read) => read
+                .map_err(|e| crate::storage::one_line(&e))
+                .and_then(|p| super::connect::numbered(&cx.event_hub, p.partition_ids)),
+            Err(_) => Err(format!("no answer in {MANAGEMENT_TIMEOUT:?}")),
+        };
+    let mut known = lock(&cx.partition_ids);
+    match read {
+        Ok(ids) if ids != *known => {
+            tracing::info!(
+                before = known.len(),
+                now = ids.len(),
+                "the event hub's partitions changed"
+            );
+            *known = ids;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the event hub's partitions; balancing the ones read last")
+        }
+    }
+    known.clone()
+}
+
+/// Starts receiving a partition just claimed. One already received keeps its receiver and only
+/// takes the new ETag: a second receiver would leak, and two at owner level 0 in one process
+/// keep detaching each other.
 async fn assign(cx: &Arc<Context>, partition_id: &str, etag: String, generation: &mut u64) {
     let Ok(p) = partition_id.parse::<i32>() else {
         return;
     };
+    if let Some(held) = lock(&cx.shared.held).get_mut(partition_id) {
+        held.etag = etag;
+        return;
+    }
     *generation += 1;
     let receiver = cx.stop.child_token();
     let (pause_tx, pause_rx) = watch::channel(false);
@@ -166,6 +245,9 @@ async fn revoke(cx: &Arc<Context>, partition_id: &str, why: &str) {
         return;
     };
     lock(&cx.shared.paused).remove(&p);
+    lock(&cx.shared.landed).remove(&p);
+    // Its new owner reports its lag; a last value left here could win a `max by (partition)`.
+    metrics::gauge!("ingest_consumer_lag", "partition" => partition_id.to_string()).set(0.0);
     tracing::info!(partition = partition_id, why, "partition lost");
     let _ = cx.tx.send(Delivery::Revoked(p)).await;
 }

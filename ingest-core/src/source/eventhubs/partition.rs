@@ -49,6 +49,9 @@ async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, Strin
         .await
         .map_err(|e| e.to_string())?;
     let start = layout::start_position(checkpoint.as_ref(), cx.start);
+    if let Some(landed) = checkpoint.and_then(|c| c.sequence_number) {
+        note_landed(cx, partition_id, landed);
+    }
     if start != Start::Latest {
         return Ok(start);
     }
@@ -68,9 +71,17 @@ async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, Strin
         .set_checkpoint(partition_id, &latest)
         .await
         .map_err(|e| e.to_string())?;
+    note_landed(cx, partition_id, props.last_enqueued_sequence_number);
     Ok(Start::AfterSequenceNumber(
         props.last_enqueued_sequence_number,
     ))
+}
+
+/// Records where the partition's checkpoint is, for its lag.
+fn note_landed(cx: &Context, partition_id: &str, sequence_number: i64) {
+    if let Ok(p) = partition_id.parse::<i32>() {
+        super::receiver::lock(&cx.shared.landed).insert(p, sequence_number);
+    }
 }
 
 /// Receives one owned partition until cancelled, reconnecting after errors.
@@ -146,6 +157,7 @@ pub(super) async fn receive(
             };
             backoff = BACKOFF_START;
             let data = event.event_data();
+            let (body, flaw) = super::body::value_of(&event.raw_amqp_message().body);
             let event = Event {
                 partition,
                 generation,
@@ -157,7 +169,8 @@ pub(super) async fn receive(
                         .map(|d| d.as_millis() as i64)
                 }),
                 partition_key: event.partition_key().clone(),
-                body: data.body().map(<[u8]>::to_vec),
+                body,
+                flaw,
                 properties: data
                     .properties()
                     .map(|props| {

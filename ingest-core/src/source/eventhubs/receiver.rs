@@ -25,6 +25,8 @@ pub struct Event {
     pub enqueued_ms: Option<i64>,
     pub partition_key: Option<String>,
     pub body: Option<Vec<u8>>,
+    /// Set when the body has no JSON form ([`super::body`]): `body` is its AMQP encoding.
+    pub flaw: Option<crate::batch::Flaw>,
     /// Application properties, values rendered as text.
     pub properties: Vec<(String, Vec<u8>)>,
 }
@@ -53,6 +55,9 @@ pub(super) struct Shared {
     pub(super) offsets: Mutex<HashMap<i32, Pending>>,
     /// Partitions owned: ownership ETag and the receiver's cancel token.
     pub(super) held: Mutex<BTreeMap<String, Held>>,
+    /// The sequence number of the last landed event of each partition received (its
+    /// checkpoint), for the lag.
+    pub(super) landed: Mutex<HashMap<i32, i64>>,
 }
 
 pub(super) struct Held {
@@ -158,7 +163,9 @@ impl Control {
         self.store
             .set_checkpoint(&partition.to_string(), &checkpoint)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        lock(&self.shared.landed).insert(partition, through);
+        Ok(())
     }
 
     /// The sequence number after `partition`'s checkpoint, where its receiver starts.

@@ -32,7 +32,7 @@ fn write(c: &Columns, record: &str) -> (Vec<String>, Option<String>) {
         key: None,
         value: Some(record.as_bytes()),
         headers: &[],
-        headers_unreadable: false,
+        flaw: None,
     });
     let mut chunk = Chunk::new(c);
     let r = b.records().next().unwrap();
