@@ -27,7 +27,16 @@ const HUB: &str = "Orders";
 fn store(azurite: &Azurite) -> (String, CheckpointStore) {
     let container = unique("eh").to_ascii_lowercase().replace('_', "-");
     azurite.create_container(&container);
-    let mut vars = azurite.env(&container, "raw");
+    let config = settings(azurite, &container);
+    let store = CheckpointStore::from_config(&config)
+        .expect("store builds")
+        .expect("an Event Hubs source");
+    (container, store)
+}
+
+/// The service's settings for `container` (files under `raw/`, checkpoints at the root).
+fn settings(azurite: &Azurite, container: &str) -> ingest::Config {
+    let mut vars = azurite.env(container, "raw");
     vars.extend(
         [
             ("INGEST_SOURCE", "eventhubs".to_string()),
@@ -40,11 +49,7 @@ fn store(azurite: &Azurite) -> (String, CheckpointStore) {
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
-    let config = ingest::Config::from_pairs(vars).expect("valid settings");
-    let store = CheckpointStore::from_config(&config)
-        .expect("store builds")
-        .expect("an Event Hubs source");
-    (container, store)
+    ingest::Config::from_pairs(vars).expect("valid settings")
 }
 
 /// `store(azurite)`'s store over a [`Counting`] wrapper of the same container.
@@ -53,8 +58,7 @@ fn counted(
     container: &str,
     like: &CheckpointStore,
 ) -> (CheckpointStore, Arc<Counting>) {
-    let vars = azurite.env(container, "raw");
-    let config = ingest::Config::from_pairs(vars).expect("valid settings");
+    let config = settings(azurite, container);
     let url = url::Url::parse(&format!("az://{container}")).unwrap();
     let (inner, _) =
         ingest::storage::store_at(&config, &url, ingest::storage::Holds::Checkpoints).unwrap();
