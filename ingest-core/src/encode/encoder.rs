@@ -231,12 +231,10 @@ impl Encoder {
         for r in records {
             // A transform parses the value anyway, so it is also the validity check (one parse).
             let line;
-            let flaw = r.flaw();
             let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
-                _ if flaw.is_some() => (
-                    Err(flaw.map(Flaw::reason).unwrap_or_default().to_string()),
-                    r.value(),
-                ),
+                _ if r.flaw().is_some() => {
+                    (Err(r.flaw().map_or("", Flaw::reason).into()), r.value())
+                }
                 (Some(v), Some(t), _) => {
                     match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
                         Ok(None) => {

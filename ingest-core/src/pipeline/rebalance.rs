@@ -19,11 +19,7 @@ impl Loop {
                     self.next_epoch += 1;
                     // Assigned again without a revoke between: the earlier ownership ends here,
                     // as a revoke would end it (its flush must not commit under the new one).
-                    if let Some(earlier) = self.partitions.get(p) {
-                        earlier.owner.cancel();
-                        tracing::warn!(partition = p, dropped_bytes = earlier.state.held_bytes(),
-                            "partition assigned again while owned; its unlanded records are dropped uncommitted and re-read");
-                    }
+                    self.forget(*p, "partition assigned again while owned; its unlanded records are dropped uncommitted and re-read");
                     self.partitions.insert(
                         *p,
                         Owned {
@@ -50,12 +46,7 @@ impl Loop {
             }
             RebalanceEvent::Revoked(partitions) => {
                 for p in &partitions {
-                    self.paused.remove(p);
-                    if let Some(owned) = self.partitions.remove(p) {
-                        owned.owner.cancel();
-                        tracing::info!(partition = p, dropped_bytes = owned.state.held_bytes(),
-                            "partition revoked; its unlanded records are dropped uncommitted for the new owner to re-read");
-                    }
+                    self.forget(*p, "partition revoked; its unlanded records are dropped uncommitted for the new owner to re-read");
                 }
                 self.health.update(|f| {
                     for p in &partitions {
@@ -73,5 +64,19 @@ impl Loop {
         let owned = self.partitions.len();
         self.health.update(|f| f.assigned = owned);
         metrics::gauge!("ingest_assigned_partitions").set(owned as f64);
+    }
+
+    /// Ends this consumer's ownership of `p`, if it has one: its pause, buffers and owner token
+    /// (so its flush commits nothing more).
+    fn forget(&mut self, p: i32, why: &str) {
+        self.paused.remove(&p);
+        if let Some(owned) = self.partitions.remove(&p) {
+            owned.owner.cancel();
+            tracing::info!(
+                partition = p,
+                dropped_bytes = owned.state.held_bytes(),
+                "{why}"
+            );
+        }
     }
 }

@@ -24,11 +24,8 @@ use crate::batch::Flaw;
 pub fn value_of(body: &AmqpMessageBody) -> (Option<Vec<u8>>, Option<Flaw>) {
     match body {
         AmqpMessageBody::Empty => (None, None),
-        AmqpMessageBody::Binary(sections) => match sections.as_slice() {
-            [] => (None, None),
-            [one] => (Some(one.clone()), None),
-            many => (Some(many.concat()), None),
-        },
+        AmqpMessageBody::Binary(sections) if sections.is_empty() => (None, None),
+        AmqpMessageBody::Binary(sections) => (Some(sections.concat()), None),
         AmqpMessageBody::Value(AmqpValue::String(text)) => (Some(text.as_bytes().to_vec()), None),
         AmqpMessageBody::Value(AmqpValue::Binary(bytes)) => (Some(bytes.clone()), None),
         AmqpMessageBody::Value(value) => as_json_or_encoded(json(value), || Encodable::from(value)),

@@ -47,7 +47,9 @@ async fn round(
     if stop.is_cancelled() {
         return Ok(false);
     }
-    let partition_ids = refresh_partitions(cx).await;
+    // The list read last (at open or after the previous round's renewals): the management
+    // requests come after this round's renewals, so they can never delay them.
+    let partition_ids = lock(&cx.partition_ids).clone();
     let records = cx.store.ownerships().await.map_err(|e| e.to_string())?;
     // Partitions whose record changed under us were taken by another replica.
     let lost: Vec<String> = lock(&cx.shared.held)
@@ -101,6 +103,7 @@ async fn round(
             }
         }
     }
+    refresh_partitions(cx).await;
     report_lag(cx).await;
     let Some(claim) = plan.claim else {
         return Ok(false);
@@ -130,8 +133,12 @@ async fn round(
 }
 
 /// The longest a balancing round waits for one management request (partition list, partition
-/// properties): a round that hung there would stop renewing ownership.
+/// properties), at most one interval: a round stuck there would delay the next renewals.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn management_timeout(cx: &Context) -> Duration {
+    cx.interval.min(MANAGEMENT_TIMEOUT)
+}
 
 /// `ingest_consumer_lag` of each partition received, from its last enqueued sequence number
 /// (one management request per partition per round; the same gauge Kafka's statistics set).
@@ -139,8 +146,10 @@ async fn report_lag(cx: &Context) {
     let held: Vec<String> = lock(&cx.shared.held).keys().cloned().collect();
     for id in held {
         let Ok(p) = id.parse::<i32>() else { continue };
-        let read =
-            tokio::time::timeout(MANAGEMENT_TIMEOUT, cx.client.get_partition_properties(&id));
+        let read = tokio::time::timeout(
+            management_timeout(cx),
+            cx.client.get_partition_properties(&id),
+        );
         match read.await {
             Err(_) => {
                 tracing::debug!(
@@ -168,15 +177,17 @@ async fn report_lag(cx: &Context) {
     }
 }
 
-/// The hub's partitions, read again (partitions added to the hub are then balanced and
-/// received); the last list read when the read fails.
-async fn refresh_partitions(cx: &Context) -> Vec<String> {
+/// Reads the hub's partitions again for the next round (partitions added to the hub are then
+/// balanced and received); the last list read stays when the read fails.
+async fn refresh_partitions(cx: &Context) {
     let read =
-        match tokio::time::timeout(MANAGEMENT_TIMEOUT, cx.client.get_eventhub_properties()).await {
+        match tokio::time::timeout(management_timeout(cx), cx.client.get_eventhub_properties())
+            .await
+        {
             Ok(read) => read
                 .map_err(|e| crate::storage::one_line(&e))
                 .and_then(|p| super::connect::numbered(&cx.event_hub, p.partition_ids)),
-            Err(_) => Err(format!("no answer in {MANAGEMENT_TIMEOUT:?}")),
+            Err(_) => Err(format!("no answer in {:?}", management_timeout(cx))),
         };
     let mut known = lock(&cx.partition_ids);
     match read {
@@ -193,7 +204,6 @@ async fn refresh_partitions(cx: &Context) -> Vec<String> {
             tracing::warn!(error = %e, "cannot read the event hub's partitions; balancing the ones read last")
         }
     }
-    known.clone()
 }
 
 /// Starts receiving a partition just claimed. One already received keeps its receiver and only

@@ -156,8 +156,9 @@ pub(super) async fn receive(
                 continue;
             };
             backoff = BACKOFF_START;
-            let data = event.event_data();
-            let (body, flaw) = super::body::value_of(&event.raw_amqp_message().body);
+            // From the message itself: `event_data()` would copy the body and properties first.
+            let message = event.raw_amqp_message();
+            let (body, flaw) = super::body::value_of(&message.body);
             let event = Event {
                 partition,
                 generation,
@@ -171,10 +172,12 @@ pub(super) async fn receive(
                 partition_key: event.partition_key().clone(),
                 body,
                 flaw,
-                properties: data
-                    .properties()
+                properties: message
+                    .application_properties
+                    .as_ref()
                     .map(|props| {
                         let mut v: Vec<(String, Vec<u8>)> = props
+                            .0
                             .iter()
                             .map(|(k, v)| (k.clone(), property_text(v).into_bytes()))
                             .collect();
