@@ -34,6 +34,7 @@ fn batches(records: u64, batch_bytes: usize) -> (Vec<Batch>, usize) {
             value: Some(&value),
             headers: &[],
             flaw: None,
+            cursor: None,
         });
         if batch.bytes() >= batch_bytes {
             out.push(std::mem::replace(&mut batch, Batch::new(now, 0)));

@@ -658,3 +658,54 @@ async fn consumer_lag_counts_events_enqueued_and_not_landed() {
     expected.insert(1, 37);
     assert_exactly_once(files.path(), HUB, &expected);
 }
+
+/// The peak resident memory of a running process (`VmHWM`), in bytes.
+fn peak_rss(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_ten_times_the_cap_over_eight_partitions_stays_within_the_cap_plus_50_mb() {
+    const CAP: u64 = 16 << 20;
+    const EVENT: usize = 256 << 10;
+    let Some(s) = setup(8) else { return };
+    let parts = ["0", "1", "2", "3", "4", "5", "6", "7"];
+    // 640 events of 256 KiB: 160 MiB waiting, ten times the cap. Link credit and the channel
+    // to the loop hold whole events, so with credit sized for small events they alone would
+    // hold several times the cap.
+    let pad = "x".repeat(EVENT - 40);
+    let per_partition = (10 * CAP as usize / EVENT) / parts.len();
+    for p in parts {
+        for i in 0..per_partition {
+            s.server
+                .publish(p, format!(r#"{{"i":{i},"pad":"{pad}"}}"#).as_bytes(), &[]);
+        }
+    }
+    let files = tempfile::tempdir().unwrap();
+    let (mut child, _rx) = s.service(&[
+        ("INGEST_STORAGE_URL", files.path().to_str().unwrap()),
+        ("INGEST_MAX_BUFFER_BYTES", &CAP.to_string()),
+        ("INGEST_FLUSH_MAX_BYTES", &(4u64 << 20).to_string()),
+        ("INGEST_FLUSH_MAX_RECORDS", "1000"),
+    ]);
+    let last = per_partition as i64 - 1;
+    let store = s.store();
+    until_checkpointed(&store, &parts.iter().map(|p| (*p, last)).collect()).await;
+    let peak = peak_rss(&child);
+    eprintln!("PEAK {} MiB", peak >> 20);
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    assert_exactly_once(files.path(), HUB, &counts(&parts, per_partition as i64));
+    assert!(
+        peak <= CAP + (50 << 20),
+        "peak RSS {} MiB over the cap ({} MiB) + 50 MiB",
+        peak >> 20,
+        CAP >> 20
+    );
+}

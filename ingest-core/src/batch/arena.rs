@@ -53,6 +53,8 @@ pub struct Batch<A: Attachment = ()> {
     held: usize,
     first_offset: Option<i64>,
     last_offset: Option<i64>,
+    /// The last record's [`RecordRef::cursor`] (its buffer reused from record to record).
+    cursor: Option<String>,
     first_timestamp_ms: Option<i64>,
     opened_at: Instant,
     opened_at_ms: i64,
@@ -74,6 +76,7 @@ impl<A: Attachment> Batch<A> {
             held: 0,
             first_offset: None,
             last_offset: None,
+            cursor: None,
             first_timestamp_ms: None,
             opened_at: now,
             opened_at_ms: now_ms,
@@ -112,6 +115,13 @@ impl<A: Attachment> Batch<A> {
             self.first_timestamp_ms = record.timestamp_ms;
         }
         self.last_offset = Some(record.offset);
+        match (&mut self.cursor, record.cursor) {
+            (Some(kept), Some(c)) => {
+                kept.clear();
+                kept.push_str(c);
+            }
+            (kept, c) => *kept = c.map(str::to_owned),
+        }
         self.len += 1;
         self.bytes += record.size();
     }
@@ -136,6 +146,11 @@ impl<A: Attachment> Batch<A> {
 
     pub fn first_offset(&self) -> Option<i64> {
         self.first_offset
+    }
+
+    /// The last record's offset and its [`RecordRef::cursor`], when it had one.
+    pub fn last_cursor(&self) -> Option<(i64, &str)> {
+        Some((self.last_offset?, self.cursor.as_deref()?))
     }
 
     pub fn last_offset(&self) -> Option<i64> {
@@ -222,6 +237,8 @@ impl<A: Attachment> Batch<A> {
             };
             half.push_stored(&record, &mut headers);
         }
+        // Cursors are kept for the last record only: the tail's is this batch's.
+        tail.cursor = self.cursor;
         (head, tail)
     }
 
@@ -230,6 +247,9 @@ impl<A: Attachment> Batch<A> {
         let mut headers = Vec::new();
         for record in later.records() {
             self.push_stored(&record, &mut headers);
+        }
+        if !later.is_empty() {
+            self.cursor.clone_from(&later.cursor);
         }
     }
 
@@ -248,6 +268,7 @@ impl<A: Attachment> Batch<A> {
             value: record.value(),
             headers,
             flaw: record.flaw(),
+            cursor: None,
         });
     }
 }
@@ -268,6 +289,7 @@ impl<A: Attachment> Clone for Batch<A> {
             bytes: self.bytes,
             first_offset: self.first_offset,
             last_offset: self.last_offset,
+            cursor: self.cursor.clone(),
             first_timestamp_ms: self.first_timestamp_ms,
             opened_at: self.opened_at,
             opened_at_ms: self.opened_at_ms,
@@ -310,6 +332,36 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_keeps_the_cursor_of_its_last_record_through_splits_and_appends() {
+        let t0 = Instant::now();
+        let mut b = Batch::new(t0, 0);
+        let cursors: Vec<String> = (0..5).map(|o| format!("{}", 1000 + o * 250)).collect();
+        for (o, c) in cursors.iter().enumerate() {
+            b.push(&RecordRef {
+                cursor: Some(c),
+                ..rec(o as i64, b"{}")
+            });
+        }
+        assert_eq!(b.last_cursor(), Some((4, "2000")));
+        let (head, tail) = b.clone().split_after(2);
+        assert_eq!(head.last_cursor(), None, "not kept for earlier records");
+        assert_eq!(tail.last_cursor(), Some((4, "2000")));
+        let (whole, _) = b.clone().split_after(9);
+        assert_eq!(whole.last_cursor(), Some((4, "2000")));
+        let mut joined = head;
+        joined.append(&tail);
+        assert_eq!(joined.last_cursor(), Some((4, "2000")));
+        joined.append(&Batch::new(t0, 0));
+        assert_eq!(
+            joined.last_cursor(),
+            Some((4, "2000")),
+            "an empty append keeps it"
+        );
+        b.push(&rec(5, b"{}"));
+        assert_eq!(b.last_cursor(), None, "a record without one clears it");
+    }
+
+    #[test]
     fn split_and_append_keep_every_field() {
         let t0 = Instant::now();
         let mut b = Batch::new(t0, 42);
@@ -322,6 +374,7 @@ mod tests {
                 value: Some(b"[1]"),
                 headers: &headers,
                 flaw: None,
+                cursor: None,
             });
         }
         let (head, tail) = b.clone().split_after(12);

@@ -16,6 +16,9 @@ pub struct RecordRef<'a> {
     /// Why the source could not hand the record over as it came, if it could not: the encoder
     /// then treats the record as invalid whatever its value.
     pub flaw: Option<Flaw>,
+    /// The source's own position of the record besides its offset (an Event Hubs offset). Not
+    /// stored per record: a batch keeps its last record's, which its checkpoint names.
+    pub cursor: Option<&'a str>,
 }
 
 /// What made a record unusable before any encoder saw it. It follows
@@ -237,6 +240,7 @@ pub(crate) mod tests {
             value: Some(value),
             headers: &[],
             flaw: None,
+            cursor: None,
         }
     }
 }

@@ -215,6 +215,7 @@ mod tests {
                 value: Some(&value),
                 headers: &[],
                 flaw: None,
+                cursor: None,
             });
         }
     }

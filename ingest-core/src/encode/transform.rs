@@ -172,6 +172,7 @@ mod tests {
                 value: Some(v),
                 headers: &[],
                 flaw: None,
+                cursor: None,
             });
         }
         let opts = EncodeOptions {

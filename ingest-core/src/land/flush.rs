@@ -39,7 +39,7 @@ pub enum Outcome {
     /// An earlier claim ends beyond this batch: give the records back and wait for more.
     /// `landed` is set when part of the batch was landed first.
     NeedMore {
-        batch: Batch,
+        batch: Box<Batch>,
         through: i64,
         landed: Option<i64>,
     },
@@ -153,6 +153,14 @@ impl Flusher {
         first_of_ownership: bool,
     ) -> Result<(Step, Option<Batch>), Error> {
         let mut batch = batch;
+        // What the checkpoint of the batch's last record names besides its offset (Event Hubs).
+        let cursor = batch.last_cursor().map(|(o, c)| (o, c.to_owned()));
+        let cursor_at = |through: i64| {
+            cursor
+                .as_ref()
+                .filter(|(o, _)| *o == through)
+                .map(|(_, c)| c.as_str())
+        };
         let mut check_cover = first_of_ownership;
         let mut landed: Option<i64> = None;
         // On a storage error, hand back what is not landed yet; landed parts stay claimed.
@@ -276,11 +284,11 @@ impl Flusher {
                         }
                         Recovery::NeedMore { through } => {
                             if let Some(l) = landed {
-                                self.commit(partition, l, owner).await;
+                                self.commit(partition, l, cursor_at(l), owner).await;
                             }
                             return Ok((
                                 Step::Done(Outcome::NeedMore {
-                                    batch,
+                                    batch: Box::new(batch),
                                     through,
                                     landed,
                                 }),
@@ -292,7 +300,8 @@ impl Flusher {
             }
         }
         let through = landed.expect("a non-empty batch lands somewhere");
-        self.commit(partition, through, owner).await;
+        self.commit(partition, through, cursor_at(through), owner)
+            .await;
         Ok((Step::Done(Outcome::Landed { through }), None))
     }
 }

@@ -99,7 +99,13 @@ impl Flusher {
     /// is owned; otherwise a quiet partition would keep showing the landed file as lag until
     /// its next file. A commit that still fails is not fatal: the file is landed and claimed,
     /// so whoever reads from the older position skips it.
-    pub(super) async fn commit(&self, partition: i32, through: i64, owner: &CancellationToken) {
+    pub(super) async fn commit(
+        &self,
+        partition: i32,
+        through: i64,
+        cursor: Option<&str>,
+        owner: &CancellationToken,
+    ) {
         let mut backoff = COMMIT_RETRY_START;
         for attempt in 1..=COMMIT_ATTEMPTS {
             if owner.is_cancelled() {
@@ -110,7 +116,7 @@ impl Flusher {
                 );
                 return;
             }
-            match self.source.commit(partition, through).await {
+            match self.source.commit(partition, through, cursor).await {
                 Ok(()) => {
                     let position = self.source.committed_position(through);
                     tracing::debug!(partition, through, position, attempt, "committed");

@@ -269,6 +269,7 @@ pub(crate) mod tests {
             value: Some(value),
             headers: &[],
             flaw: None,
+            cursor: None,
         });
         b
     }

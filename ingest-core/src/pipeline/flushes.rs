@@ -59,7 +59,7 @@ impl Loop {
                     owned.state.landed(l);
                 }
                 let first = batch.first_offset().unwrap_or(through);
-                owned.state.need_more(batch, through);
+                owned.state.need_more(*batch, through);
                 if owned.state.completing_claim() {
                     owned.completing.get_or_insert(Completing {
                         since: Instant::now(),

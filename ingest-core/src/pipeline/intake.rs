@@ -184,6 +184,7 @@ impl Loop {
             value: m.payload(),
             headers,
             flaw,
+            cursor: None,
         };
         self.on_record(m.partition(), &record, burst)
     }
@@ -206,6 +207,7 @@ impl Loop {
             value: e.body.as_deref(),
             headers: &headers,
             flaw: e.flaw,
+            cursor: e.offset.as_deref(),
         };
         self.on_record(e.partition, &record, burst)
     }

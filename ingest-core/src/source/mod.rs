@@ -16,4 +16,4 @@ mod rebalance;
 mod seam;
 
 pub use rebalance::RebalanceEvent;
-pub use seam::{eventhubs_prefetch, open, Control, Next, Opened, Receiver, Source};
+pub use seam::{open, Control, Next, Opened, Receiver, Source};

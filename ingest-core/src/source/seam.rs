@@ -138,8 +138,14 @@ pub enum Control {
 }
 
 impl Control {
-    /// Records that everything in `partition` through `last` has landed.
-    pub async fn commit(&self, partition: i32, last: i64) -> Result<(), String> {
+    /// Records that everything in `partition` through `last` has landed; `cursor` is that
+    /// record's [`crate::batch::RecordRef::cursor`] when known (Event Hubs' offset).
+    pub async fn commit(
+        &self,
+        partition: i32,
+        last: i64,
+        cursor: Option<&str>,
+    ) -> Result<(), String> {
         match self {
             Control::Kafka { consumer, topic } => {
                 let (consumer, topic) = (consumer.clone(), topic.clone());
@@ -150,7 +156,7 @@ impl Control {
                 .map_err(|e| format!("commit task failed: {e}"))?
                 .map_err(|e| e.to_string())
             }
-            Control::EventHubs(c) => c.commit(partition, last).await,
+            Control::EventHubs(c) => c.commit(partition, last, cursor).await,
         }
     }
 
@@ -203,13 +209,13 @@ impl Control {
         }
     }
 
-    /// What batches and encoded files may hold: for Kafka, `INGEST_MAX_BUFFER_BYTES` less what
-    /// librdkafka may prefetch (see [`kafka::batch_budget`]); Event Hubs' link credit is
-    /// counted in events, outside the cap.
+    /// What batches and encoded files may hold: `INGEST_MAX_BUFFER_BYTES` less what the source
+    /// holds ahead of the loop: librdkafka's prefetch ([`kafka::batch_budget`]), Event Hubs' link
+    /// credit and channel ([`eventhubs::credit`]).
     pub fn batch_budget(&self, config: &Config) -> usize {
         match self {
             Control::Kafka { .. } => kafka::batch_budget(config),
-            Control::EventHubs(_) => config.max_buffer_bytes,
+            Control::EventHubs(c) => c.batch_budget,
         }
     }
 
@@ -238,9 +244,9 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         let store = eventhubs::store::CheckpointStore::from_config(config)
             .map_err(Error::Storage)?
             .ok_or_else(|| Error::Internal("Event Hubs source without settings".into()))?;
-        let prefetch = eventhubs_prefetch(config.max_buffer_bytes, config.max_record_bytes);
+        let ahead = eventhubs::credit::Ahead::new(config.max_buffer_bytes, config.max_record_bytes);
         let (receiver, control, partitions) =
-            eventhubs::open(eh, &config.cloud_env, store, prefetch, stop)
+            eventhubs::open(eh, &config.cloud_env, store, ahead, stop)
                 .await
                 .map_err(Error::EventHubs)?;
         return Ok(Opened {
@@ -271,27 +277,4 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         partitions,
         label: config.kafka.group_id.clone(),
     })
-}
-
-/// Link credit per Event Hubs partition: events the client may hold ahead of the loop. A
-/// sixteenth of the buffer cap in records of the largest size, between 32 and 300 (the SDK's
-/// default).
-pub fn eventhubs_prefetch(max_buffer_bytes: usize, max_record_bytes: usize) -> u32 {
-    (max_buffer_bytes / 16 / max_record_bytes.max(1)).clamp(32, 300) as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::eventhubs_prefetch;
-
-    #[test]
-    fn prefetch_follows_the_cap_within_bounds() {
-        assert_eq!(eventhubs_prefetch(256 << 20, 1 << 20), 32, "large records");
-        assert_eq!(eventhubs_prefetch(256 << 20, 100_000), 167);
-        assert_eq!(
-            eventhubs_prefetch(256 << 20, 1_000),
-            300,
-            "at most the SDK default"
-        );
-    }
 }

@@ -35,6 +35,7 @@ fn batch(values: &[Option<&[u8]>]) -> Batch {
                 ("none", None),
             ],
             flaw: None,
+            cursor: None,
         });
     }
     b
@@ -280,6 +281,7 @@ fn a_flawed_record_is_invalid_with_its_reason_and_named_by_offset() {
             value: Some(value),
             headers: &[],
             flaw,
+            cursor: None,
         });
     }
     let o = |invalid| opts(Envelope::Metadata, Compression::None, invalid);

@@ -36,6 +36,7 @@ fn batch(values: &[&str]) -> Batch {
             value: Some(v.as_bytes()),
             headers: &[("h", Some(b"\x00\x01"))],
             flaw: None,
+            cursor: None,
         });
     }
     b

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{random, Context};
+use super::credit::Ahead;
 use super::ownership::balance_loop;
 use super::receiver::{Control, Receiver, Shared};
 use super::store::CheckpointStore;
@@ -24,7 +25,7 @@ pub async fn open(
     config: &EventHubsConfig,
     cloud: &CloudEnv,
     store: CheckpointStore,
-    prefetch: u32,
+    ahead: Ahead,
     stop: CancellationToken,
 ) -> Result<(Receiver, Control, usize), String> {
     let client = connect(config, cloud).await?;
@@ -44,9 +45,20 @@ pub async fn open(
         partitions = count,
         "event hub reachable; balancing partitions"
     );
+    if let Some(warning) = ahead.too_small(count) {
+        tracing::warn!("{warning}");
+    }
+    let batch_budget = ahead.batch_budget(count);
+    tracing::info!(
+        prefetch = ahead.prefetch(count),
+        channel = ahead.channel(),
+        batch_budget,
+        "link credit sized for events up to {} bytes",
+        ahead.event_bytes()
+    );
     let client = Arc::new(client);
     let shared = Arc::new(Shared::default());
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = mpsc::channel(ahead.channel());
     let context = Arc::new(Context {
         stop: stop.clone(),
         client: client.clone(),
@@ -59,19 +71,19 @@ pub async fn open(
         start: config.start_position,
         expiry: config.ownership_expiry,
         interval: config.load_balancing_interval,
-        prefetch,
+        ahead,
     });
     let balancer = tokio::spawn(balance_loop(context, stop.clone()));
     Ok((
         Receiver {
             rx,
             generations: HashMap::new(),
-            shared: shared.clone(),
         },
         Control {
             shared,
             store,
             stop,
+            batch_budget,
             balancer: Arc::new(tokio::sync::Mutex::new(Some(balancer))),
         },
         count,

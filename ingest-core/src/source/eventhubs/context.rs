@@ -29,7 +29,8 @@ pub(super) struct Context {
     pub(super) start: StartAt,
     pub(super) expiry: Duration,
     pub(super) interval: Duration,
-    pub(super) prefetch: u32,
+    /// Sizes each receiver's link credit.
+    pub(super) ahead: super::credit::Ahead,
 }
 
 /// First wait after a failed receive or start-up step; doubles up to [`BACKOFF_MAX`].

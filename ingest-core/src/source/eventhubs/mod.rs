@@ -11,7 +11,10 @@
 //!   the configured earliest/latest; after a broken link it resumes after the last event it
 //!   handed over, so nothing is skipped or handed twice within one ownership ([`partition`]).
 //! - A checkpoint is written only by `commit`, which the flusher calls after the file landed, and
-//!   names the last landed event's sequence number and offset ([`receiver::Control`]).
+//!   names the last landed event's sequence number and offset (a batch keeps its last event's
+//!   offset, nothing is kept per event) ([`receiver::Control`]).
+//! - What the receivers hold ahead of the loop (link credit, the channel) is bounded by a quarter
+//!   of the buffer cap for events of the largest size, and batches get the rest ([`credit`]).
 //! - Ownership is renewed every load-balancing round; a partition whose record another replica
 //!   overwrote is revoked at once. Ownership is released only after the final commits
 //!   ([`ownership`]).
@@ -24,6 +27,7 @@ pub mod balance;
 pub mod body;
 mod connect;
 mod context;
+pub mod credit;
 pub mod identity;
 pub mod layout;
 mod ownership;

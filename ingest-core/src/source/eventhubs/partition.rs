@@ -107,9 +107,11 @@ pub(super) async fn receive(
     };
     tracing::info!(partition, start = ?start, "receiving");
     loop {
+        // Credit for the hub's partitions now (its count may have grown since the start).
+        let partitions = super::receiver::lock(&cx.partition_ids).len();
         let options = OpenReceiverOptions {
             start_position: Some(sdk_position(&start)),
-            prefetch: Some(cx.prefetch),
+            prefetch: Some(cx.ahead.prefetch(partitions)),
             owner_level: Some(0),
             ..Default::default()
         };

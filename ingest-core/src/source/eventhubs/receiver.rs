@@ -5,7 +5,7 @@
 //! Invariant: an event of an ownership that has ended (an older generation) never reaches the
 //! loop, and a checkpoint names only an event the loop was handed and whose file landed.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
@@ -20,8 +20,8 @@ pub struct Event {
     pub partition: i32,
     pub(super) generation: u64,
     pub sequence_number: i64,
-    /// Kept for the checkpoint: moved into the pending queue when the loop takes the event.
-    pub(super) offset: Option<String>,
+    /// Kept for the checkpoint: the batch keeps its last event's ([`crate::batch::RecordRef::cursor`]).
+    pub offset: Option<String>,
     pub enqueued_ms: Option<i64>,
     pub partition_key: Option<String>,
     pub body: Option<Vec<u8>>,
@@ -43,16 +43,11 @@ pub enum Next {
     Event(Event),
 }
 
-/// (sequence number, offset) of events received in one partition, oldest first.
-type Pending = VecDeque<(i64, Option<String>)>;
-
 /// State shared by the balancer, the partition tasks, the loop side and the committer.
 #[derive(Default)]
 pub(super) struct Shared {
     /// Partitions being received: their pause flag.
     pub(super) paused: Mutex<HashMap<i32, watch::Sender<bool>>>,
-    /// Sequence number → offset of events handed to the loop and not yet committed past.
-    pub(super) offsets: Mutex<HashMap<i32, Pending>>,
     /// Partitions owned: ownership ETag and the receiver's cancel token.
     pub(super) held: Mutex<BTreeMap<String, Held>>,
     /// The sequence number of the last landed event of each partition received (its
@@ -69,7 +64,6 @@ pub(super) struct Held {
 pub struct Receiver {
     pub(super) rx: mpsc::Receiver<Delivery>,
     pub(super) generations: HashMap<i32, u64>,
-    pub(super) shared: Arc<Shared>,
 }
 
 /// Pauses, commits and closes; cheap to clone.
@@ -78,6 +72,8 @@ pub struct Control {
     pub(super) shared: Arc<Shared>,
     pub(super) store: CheckpointStore,
     pub(super) stop: CancellationToken,
+    /// What batches and encoded files may hold ([`super::credit::Ahead::batch_budget`]).
+    pub batch_budget: usize,
     pub(super) balancer: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -102,26 +98,21 @@ impl Receiver {
         }
     }
 
-    /// Applies a delivery to the generations and the pending offsets; `None` for an event
-    /// from an ownership that has ended.
+    /// Applies a delivery to the generations; `None` for an event from an ownership that has
+    /// ended.
     fn accept(&mut self, delivery: Delivery) -> Option<Next> {
         match delivery {
             Delivery::Assigned(p, generation) => {
                 self.generations.insert(p, generation);
-                lock(&self.shared.offsets).insert(p, VecDeque::new());
                 Some(Next::Rebalance(RebalanceEvent::Assigned(vec![p])))
             }
             Delivery::Revoked(p) => {
                 self.generations.remove(&p);
-                lock(&self.shared.offsets).remove(&p);
                 Some(Next::Rebalance(RebalanceEvent::Revoked(vec![p])))
             }
-            Delivery::Event(mut e) => {
+            Delivery::Event(e) => {
                 if self.generations.get(&e.partition) != Some(&e.generation) {
                     return None;
-                }
-                if let Some(q) = lock(&self.shared.offsets).get_mut(&e.partition) {
-                    q.push_back((e.sequence_number, e.offset.take()));
                 }
                 Some(Next::Event(e))
             }
@@ -144,21 +135,18 @@ impl Control {
     }
 
     /// Writes the checkpoint of `partition` at `through`, the last landed sequence number, with
-    /// that event's offset when this replica received it.
-    pub async fn commit(&self, partition: i32, through: i64) -> Result<(), String> {
-        let offset = {
-            let mut offsets = lock(&self.shared.offsets);
-            offsets.get_mut(&partition).and_then(|q| {
-                // Landed events are no longer needed; the last one names the checkpoint.
-                let landed = q.iter().take_while(|(s, _)| *s <= through).count();
-                q.drain(..landed)
-                    .find(|(s, _)| *s == through)
-                    .and_then(|(_, o)| o)
-            })
-        };
+    /// that event's offset when the batch kept it (it keeps its last event's; a checkpoint
+    /// inside a batch, after completing a claim, has the sequence number alone, which every
+    /// SDK resumes from as well).
+    pub async fn commit(
+        &self,
+        partition: i32,
+        through: i64,
+        offset: Option<&str>,
+    ) -> Result<(), String> {
         let checkpoint = Checkpoint {
             sequence_number: Some(through),
-            offset,
+            offset: offset.map(str::to_owned),
         };
         self.store
             .set_checkpoint(&partition.to_string(), &checkpoint)

@@ -33,6 +33,7 @@ fn write(c: &Columns, record: &str) -> (Vec<String>, Option<String>) {
         value: Some(record.as_bytes()),
         headers: &[],
         flaw: None,
+        cursor: None,
     });
     let mut chunk = Chunk::new(c);
     let r = b.records().next().unwrap();
