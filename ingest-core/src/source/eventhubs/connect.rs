@@ -49,12 +49,18 @@ pub async fn open(
         tracing::warn!("{warning}");
     }
     let batch_budget = ahead.batch_budget(count);
+    let prefetch = ahead.prefetch(count);
     tracing::info!(
-        prefetch = ahead.prefetch(count),
+        prefetch,
         channel = ahead.channel(),
         batch_budget,
-        "link credit sized for events up to {} bytes",
-        ahead.event_bytes()
+        "link credit sized for events up to {} bytes{}",
+        ahead.event_bytes(),
+        if prefetch < super::credit::PREFETCH_MAX {
+            " (set INGEST_MAX_RECORD_BYTES to the largest event for more credit)"
+        } else {
+            ""
+        }
     );
     let client = Arc::new(client);
     let shared = Arc::new(Shared::default());
