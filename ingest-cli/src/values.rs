@@ -106,6 +106,18 @@ fn hint(schema_path: &str, instance: &Value, message: &str) -> Option<String> {
         Some(format!(
             "{var} is not set: add it under env (or secretEnv){unless}"
         ))
+    } else if schema_path == "/properties/autoscaling/not" {
+        Some(
+            "autoscaling.keda and autoscaling.hpa are both enabled: enable one (KEDA when it is \
+             installed, else the HPA)"
+                .to_string(),
+        )
+    } else if schema_path.starts_with("/properties/autoscaling/then/") {
+        Some(
+            "autoscaling needs a ceiling: set autoscaling.partitions to the topic's partition \
+             count (or autoscaling.maxReplicaCount)"
+                .to_string(),
+        )
     } else if schema_path.starts_with("/properties/topic/") {
         Some(format!(
             "{instance} is not a Kafka topic name: set topic to 1-249 ASCII letters, digits, \

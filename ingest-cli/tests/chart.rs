@@ -144,6 +144,30 @@ fn bad_values_are_rejected() {
             "/serviceMonitor/enabled",
         ),
         (json!({"replica": 2}), "'replica' was unexpected"),
+        (
+            json!({"autoscaling": {"keda": {"enabled": true}, "hpa": {"enabled": true}, "partitions": 3}}),
+            "autoscaling.keda and autoscaling.hpa are both enabled",
+        ),
+        (
+            json!({"autoscaling": {"keda": {"enabled": true}}}),
+            "set autoscaling.partitions to the topic's partition count",
+        ),
+        (
+            json!({"autoscaling": {"hpa": {"enabled": true}, "maxReplicaCount": 0}}),
+            "set autoscaling.partitions",
+        ),
+        (
+            json!({"autoscaling": {"lagThreshold": 0}}),
+            "/autoscaling/lagThreshold",
+        ),
+        (
+            json!({"autoscaling": {"keda": {"enable": true}}}),
+            "/autoscaling/keda",
+        ),
+        (
+            json!({"autoscaling": {"minReplicaCount": -1}}),
+            "/autoscaling/minReplicaCount",
+        ),
         (json!({"image": {"repository": ""}}), "/image/repository"),
     ];
     for (patch, expect) in cases {
@@ -279,5 +303,140 @@ fn helm_lint_and_template_when_helm_is_installed() {
     assert!(
         !out.status.success(),
         "helm rejects replicas: 0 through the schema"
+    );
+}
+
+/// `helm template` of the committed orders service with `extra` values on top; the rendered
+/// manifests, or Helm's error.
+fn render(extra: &str) -> Result<String, String> {
+    let values = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(values.path(), extra).unwrap();
+    let out = Command::new("helm")
+        .args(["template", "orders"])
+        .arg(chart())
+        .arg("-f")
+        .arg(root().join("services/orders/values.yaml"))
+        .arg("-f")
+        .arg(values.path())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The rendered document of `kind`, if there is one.
+fn manifest<'a>(rendered: &'a str, kind: &str) -> Option<&'a str> {
+    rendered
+        .split("\n---")
+        .find(|doc| doc.contains(&format!("\nkind: {kind}\n")))
+}
+
+#[test]
+fn helm_renders_the_autoscaler_chosen_and_leaves_it_the_replica_count() {
+    if Command::new("helm").arg("version").output().is_err() {
+        println!("note: helm is not on PATH; skipped rendering the autoscalers");
+        return;
+    }
+    let plain = render("replicas: 2\n").unwrap();
+    assert!(
+        manifest(&plain, "ScaledObject").is_none()
+            && manifest(&plain, "HorizontalPodAutoscaler").is_none()
+    );
+    assert!(manifest(&plain, "Deployment")
+        .unwrap()
+        .contains("\n  replicas: 2\n"));
+
+    let keda =
+        render("autoscaling:\n  keda: {enabled: true}\n  partitions: 12\n  lagThreshold: 5000\n")
+            .unwrap();
+    let scaled = manifest(&keda, "ScaledObject").expect("a ScaledObject");
+    for needle in [
+        "apiVersion: keda.sh/v1alpha1",
+        "scaleTargetRef:\n    name: orders\n",
+        "maxReplicaCount: 12\n",
+        "minReplicaCount: 1\n",
+        "cooldownPeriod: 300\n",
+        "- type: kafka",
+        "bootstrapServers: \"kafka:9092\"",
+        "consumerGroup: \"orders\"",
+        "topic: \"orders\"",
+        "lagThreshold: \"5000\"",
+        "offsetResetPolicy: earliest",
+    ] {
+        assert!(
+            scaled.contains(needle),
+            "ScaledObject lacks {needle:?}:\n{scaled}"
+        );
+    }
+    let deployment = manifest(&keda, "Deployment").unwrap();
+    assert!(
+        !deployment.contains("replicas:"),
+        "KEDA owns the replica count:\n{deployment}"
+    );
+
+    let eventhubs = render(
+        "env:\n  INGEST_SOURCE: eventhubs\n  INGEST_EVENTHUBS_NAMESPACE: ns.servicebus.windows.net\n  \
+         INGEST_EVENTHUBS_EVENT_HUB: orders\n  INGEST_EVENTHUBS_CHECKPOINT_URL: az://checkpoints\n\
+         autoscaling:\n  keda: {enabled: true, authenticationRef: orders-keda}\n  maxReplicaCount: 4\n",
+    )
+    .unwrap();
+    let scaled = manifest(&eventhubs, "ScaledObject").unwrap();
+    for needle in [
+        "- type: azure-eventhub",
+        "checkpointStrategy: blobMetadata",
+        "blobContainer: \"checkpoints\"",
+        "eventHubNameFromEnv: INGEST_EVENTHUBS_EVENT_HUB",
+        "consumerGroup: \"$Default\"",
+        "maxReplicaCount: 4\n",
+        "authenticationRef:\n        name: orders-keda",
+    ] {
+        assert!(
+            scaled.contains(needle),
+            "ScaledObject lacks {needle:?}:\n{scaled}"
+        );
+    }
+    assert!(
+        !scaled.contains("connectionFromEnv"),
+        "the TriggerAuthentication has the credentials"
+    );
+    let prefixed = render(
+        "env:\n  INGEST_SOURCE: eventhubs\n  INGEST_EVENTHUBS_CHECKPOINT_URL: az://checkpoints/orders\n\
+         autoscaling:\n  keda: {enabled: true}\n  partitions: 4\n",
+    )
+    .unwrap_err();
+    assert!(prefixed.contains("without a prefix"), "{prefixed}");
+
+    let hpa =
+        render("autoscaling:\n  hpa: {enabled: true}\n  partitions: 6\n  minReplicaCount: 0\n")
+            .unwrap();
+    let autoscaler = manifest(&hpa, "HorizontalPodAutoscaler").expect("an HPA");
+    for needle in [
+        "minReplicas: 1\n",
+        "maxReplicas: 6\n",
+        "name: ingest_consumer_lag",
+        "averageValue: \"10000\"",
+    ] {
+        assert!(
+            autoscaler.contains(needle),
+            "HPA lacks {needle:?}:\n{autoscaler}"
+        );
+    }
+    assert!(!manifest(&hpa, "Deployment").unwrap().contains("replicas:"));
+    let too_many =
+        render("autoscaling:\n  hpa: {enabled: true}\n  partitions: 3\n  minReplicaCount: 5\n")
+            .unwrap_err();
+    assert!(
+        too_many.contains("autoscaling.minReplicaCount (5) is above the most replicas (3)"),
+        "{too_many}"
+    );
+    let both =
+        render("autoscaling:\n  hpa: {enabled: true}\n  keda: {enabled: true}\n  partitions: 3\n")
+            .unwrap_err();
+    assert!(
+        both.contains("autoscaling"),
+        "the schema rejects both: {both}"
     );
 }
