@@ -17,7 +17,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use ingest_cli::sample::order_event;
+use crate::records::Records;
 
 /// Bytes the mock cluster retains per partition before deleting old batches.
 pub const MOCK_RETAINED_BYTES: usize = 5 * 1024 * 1024;
@@ -63,8 +63,9 @@ pub fn send(
     partition: i32,
     n: u64,
     timestamp_ms: i64,
+    records: Records,
 ) -> anyhow::Result<usize> {
-    let payload = order_event(n);
+    let payload = records.event(n);
     let key = format!("order-{n}");
     let headers = OwnedHeaders::new().insert(Header {
         key: "source",
@@ -96,12 +97,18 @@ pub fn send(
 /// The mock broker answers a fetch with one record batch per partition, so the loader fills
 /// 1 MB batches (one partition after the other) as a busy producer would; small batches would
 /// make the broker, not the sink, the bottleneck.
-pub fn preload(brokers: &str, topic: &str, partitions: i32, n: u64) -> anyhow::Result<u64> {
+pub fn preload(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    n: u64,
+    records: Records,
+) -> anyhow::Result<u64> {
     let p = producer_with(brokers, "50", "1000000")?;
     let mut bytes = 0u64;
     for partition in 0..partitions {
         for i in (partition as u64..n).step_by(partitions as usize) {
-            bytes += send(&p, topic, partition, i, now_ms())? as u64;
+            bytes += send(&p, topic, partition, i, now_ms(), records)? as u64;
         }
     }
     p.flush(Duration::from_secs(120))?;

@@ -43,6 +43,42 @@ fn pieces(data: &[u8], n: usize) -> Vec<&[u8]> {
     out
 }
 
+/// gzip alone at one level on one thread over the same NDJSON.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Level {
+    pub level: u32,
+    /// Seconds of one busy thread per GB of NDJSON.
+    pub cpu_seconds_per_gb: f64,
+    /// Compressed over uncompressed bytes.
+    pub ratio: f64,
+}
+
+/// [`Level`] for each of `levels`, over at most the first `sample` bytes of `data` (cut at a
+/// line end).
+pub fn levels(data: &[u8], levels: &[u32], sample: usize) -> Vec<Level> {
+    let data = if data.len() > sample {
+        let cut = data[sample..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |p| sample + p + 1);
+        &data[..cut]
+    } else {
+        data
+    };
+    levels
+        .iter()
+        .map(|&level| {
+            let started = Instant::now();
+            let out = std::hint::black_box(gzip(data, level));
+            Level {
+                level,
+                cpu_seconds_per_gb: started.elapsed().as_secs_f64() / (data.len() as f64 / 1e9),
+                ratio: out as f64 / data.len().max(1) as f64,
+            }
+        })
+        .collect()
+}
+
 pub fn measure(data: &[u8], level: u32) -> Ceiling {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let started = Instant::now();

@@ -7,12 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use records::Records;
 
 mod broker;
 mod ceiling;
 mod encoders;
 mod landed;
 mod procs;
+mod records;
 mod report;
 mod runs;
 
@@ -86,6 +88,9 @@ struct RunArgs {
     results: Option<PathBuf>,
 }
 
+/// How much of a run's NDJSON the level table compresses (level 9 is slow).
+const LEVEL_SAMPLE_BYTES: usize = 128 << 20;
+
 /// The memory run's buffer cap; its backlog is more than ten times this.
 const MEMORY_CAP_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -140,10 +145,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let mean = (0..1000)
-        .map(|n| ingest_cli::sample::order_event(n).len())
-        .sum::<usize>() as f64
-        / 1000.0;
+    let mean = Records::Orders.mean_bytes();
     let level = ingest::config::defaults::COMPRESSION_LEVEL;
     let default_cap = ingest::config::defaults::MAX_BUFFER_BYTES as u64;
     let records = match (args.smoke, args.records) {
@@ -156,8 +158,25 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if !args.memory_only {
         let run = runs::backlog(
             "throughput",
+            Records::Orders,
             records,
             partitions_for(records as f64 * mean),
+            &with_extra(&[]),
+            work,
+        )?;
+        done.push((run, default_cap));
+        // The same bytes in small records: the per-record cost shows.
+        let click_mean = Records::Clicks.mean_bytes();
+        let clicks = if args.smoke {
+            records
+        } else {
+            (records as f64 * mean / click_mean).ceil() as u64
+        };
+        let run = runs::backlog(
+            "clicks",
+            Records::Clicks,
+            clicks,
+            partitions_for(clicks as f64 * click_mean),
             &with_extra(&[]),
             work,
         )?;
@@ -167,6 +186,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // The same records as Parquet: CPU per GB and output size against NDJSON + gzip.
         let mut run = runs::backlog(
             "parquet",
+            Records::Orders,
             records,
             partitions_for(records as f64 * mean),
             &with_extra(&[("INGEST_FORMAT", "parquet")]),
@@ -179,6 +199,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let backlog = MEMORY_CAP_BYTES as f64 * 10.5;
         let run = runs::backlog(
             "memory",
+            Records::Orders,
             (backlog / mean).ceil() as u64,
             partitions_for(backlog),
             &with_extra(&[
@@ -189,19 +210,39 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         )?;
         done.push((run, MEMORY_CAP_BYTES));
     }
-    let ndjson = std::mem::take(&mut done.first_mut().context("no run selected")?.0.ndjson);
+    // Each record kind's ceiling on the NDJSON its first run landed (one at a time in memory).
+    let mut ceilings: Vec<(&'static str, ceiling::Ceiling)> = Vec::new();
+    let mut levels = Vec::new();
     for (run, _) in &mut done {
-        run.ndjson = Vec::new();
+        let ndjson = std::mem::take(&mut run.ndjson);
+        let kind = run.kind;
+        if ceilings.iter().any(|(k, _)| *k == kind) {
+            continue;
+        }
+        eprintln!(
+            "[ceiling] gzip level {level} over the same {:.0} MB of {kind} NDJSON",
+            ndjson.len() as f64 / 1e6
+        );
+        ceilings.push((kind, ceiling::measure(&ndjson, level)));
+        if !args.smoke {
+            eprintln!("[ceiling] gzip levels 1, 3, 6 and 9 over {kind}");
+            levels.push((
+                kind.to_string(),
+                ceiling::levels(&ndjson, &[1, 3, 6, 9], LEVEL_SAMPLE_BYTES),
+            ));
+        }
     }
-    eprintln!(
-        "[ceiling] gzip level {level} over the same {:.0} MB of NDJSON",
-        ndjson.len() as f64 / 1e6
-    );
-    let ceiling = ceiling::measure(&ndjson, level);
-    drop(ndjson);
+    let ceiling_of = |kind: &str| {
+        ceilings
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, c)| *c)
+            .expect("every kind's ceiling was measured")
+    };
+    let ceiling = ceilings.first().context("no run selected")?.1;
     let rows = done
         .iter()
-        .map(|(run, cap)| report::Row::new(run, &ceiling, *cap))
+        .map(|(run, cap)| report::Row::new(run, &ceiling_of(run.kind), *cap))
         .collect();
     let latency = if args.smoke || args.throughput_only || args.memory_only {
         None
@@ -215,8 +256,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ceiling_one_core_mb_s: ceiling.one_core / 1e6,
         ceiling_all_cores_mb_s: ceiling.all_cores / 1e6,
         threads: ceiling.threads,
+        ceilings: ceilings
+            .iter()
+            .map(|(kind, c)| report::KindCeiling {
+                kind: kind.to_string(),
+                one_core_mb_s: c.one_core / 1e6,
+                all_cores_mb_s: c.all_cores / 1e6,
+            })
+            .collect(),
         runs: rows,
         latency,
+        levels,
     };
     let table = report.markdown();
     println!("{table}");

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::ceiling::Ceiling;
+use crate::ceiling::{Ceiling, Level};
 use crate::runs::{Backlog, Latency};
 
 const MB: f64 = 1e6;
@@ -14,17 +14,30 @@ const MB: f64 = 1e6;
 pub struct Report {
     pub machine: String,
     pub level: u32,
+    /// The orders' ceiling (the NDJSON of the throughput run).
     pub ceiling_one_core_mb_s: f64,
     pub ceiling_all_cores_mb_s: f64,
     pub threads: usize,
+    /// Each record kind's gzip-alone ceiling on its own landed NDJSON.
+    pub ceilings: Vec<KindCeiling>,
     pub runs: Vec<Row>,
     pub latency: Option<Latency>,
+    /// gzip alone at other levels, per record kind.
+    pub levels: Vec<(String, Vec<Level>)>,
+}
+
+#[derive(Serialize)]
+pub struct KindCeiling {
+    pub kind: String,
+    pub one_core_mb_s: f64,
+    pub all_cores_mb_s: f64,
 }
 
 /// One backlog run, in the units of the table.
 #[derive(Serialize)]
 pub struct Row {
     pub mode: String,
+    pub kind: String,
     pub settings: String,
     pub partitions: i32,
     pub records: u64,
@@ -36,6 +49,10 @@ pub struct Row {
     /// gzip's CPU per byte (one core) over the sink's: the share of the sink's CPU that the
     /// ceiling would spend anyway, robust to other load on the machine.
     pub cpu_of_gzip: f64,
+    /// The sink's CPU per GB over gzip alone's on the same bytes at the same level (one core):
+    /// what a user pays over the compressor.
+    pub overhead_factor: f64,
+    pub records_per_cpu_second: f64,
     pub broker_cpu_seconds: f64,
     pub peak_rss_mb: f64,
     pub compression_ratio: f64,
@@ -57,8 +74,11 @@ impl Row {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let gzip_cpu_per_gb = 1000.0 / (ceiling.one_core / MB);
+        let cpu_per_gb = run.cpu_seconds / (mb / 1000.0);
         Row {
             mode: run.mode.clone(),
+            kind: run.kind.to_string(),
             settings,
             partitions: run.partitions,
             records: run.records,
@@ -66,8 +86,10 @@ impl Row {
             mb_per_s: mb / run.seconds,
             seconds: run.seconds,
             startup_seconds: run.startup_seconds,
-            cpu_seconds_per_gb: run.cpu_seconds / (mb / 1000.0),
-            cpu_of_gzip: (1000.0 / (ceiling.one_core / MB)) / (run.cpu_seconds / (mb / 1000.0)),
+            cpu_seconds_per_gb: cpu_per_gb,
+            cpu_of_gzip: gzip_cpu_per_gb / cpu_per_gb,
+            overhead_factor: cpu_per_gb / gzip_cpu_per_gb,
+            records_per_cpu_second: run.records as f64 / run.cpu_seconds,
             broker_cpu_seconds: run.broker_cpu_seconds,
             peak_rss_mb: run.peak_rss_bytes as f64 / MB,
             compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
@@ -81,25 +103,50 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
-        let _ = writeln!(s, "| mode | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(s, "| mode | records | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor | records per CPU-s | broker CPU s | peak RSS MB (cap) | gz ratio |");
         let _ = writeln!(
             s,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.1} | {:.0} ({:.0}) | {:.3} |",
-                r.mode, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
+                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.2} | {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
+                r.mode, r.kind, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
                 r.mb_per_s, r.of_ceiling * 100.0, r.cpu_seconds_per_gb, r.cpu_of_gzip * 100.0,
+                r.overhead_factor, r.records_per_cpu_second,
                 r.broker_cpu_seconds, r.peak_rss_mb, r.cap_mb, r.compression_ratio
             );
         }
         let _ = writeln!(
             s,
-            "\ngzip-only ceiling on the same NDJSON: {:.1} MB/s on one core, {:.1} MB/s on {} threads.",
-            self.ceiling_one_core_mb_s, self.ceiling_all_cores_mb_s, self.threads
+            "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread) spends on the same NDJSON in this run.",
+            self.level
         );
+        for c in &self.ceilings {
+            let _ = writeln!(
+                s,
+                "\ngzip-only ceiling on the {} NDJSON: {:.1} MB/s on one core, {:.1} MB/s on {} threads.",
+                c.kind, c.one_core_mb_s, c.all_cores_mb_s, self.threads
+            );
+        }
+        if !self.levels.is_empty() {
+            let _ = writeln!(
+                s,
+                "\ngzip alone by level (one thread, same NDJSON): CPU s/GB and output ratio.\n"
+            );
+            let _ = writeln!(s, "| records | level | CPU s/GB | output ratio |");
+            let _ = writeln!(s, "|---|---:|---:|---:|");
+            for (kind, levels) in &self.levels {
+                for l in levels {
+                    let _ = writeln!(
+                        s,
+                        "| {kind} | {} | {:.1} | {:.3} |",
+                        l.level, l.cpu_seconds_per_gb, l.ratio
+                    );
+                }
+            }
+        }
         let by_mode = |m: &str| self.runs.iter().find(|r| r.mode == m);
         if let (Some(nd), Some(pq)) = (by_mode("throughput"), by_mode("parquet")) {
             let _ = writeln!(

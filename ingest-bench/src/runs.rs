@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::broker::{self, CommitWatch};
 use crate::landed;
 use crate::procs::{self, BrokerProcess, SinkProcess};
+use crate::records::Records;
 
 /// Gives up (an error, not a measurement) if a run hangs this long.
 const HANG_GUARD: Duration = Duration::from_secs(900);
@@ -31,6 +32,8 @@ pub struct Sample {
 #[derive(Debug, Clone, Serialize)]
 pub struct Backlog {
     pub mode: String,
+    /// Which records (their name in the table).
+    pub kind: &'static str,
     pub partitions: i32,
     pub records: u64,
     pub settings: Vec<(String, String)>,
@@ -68,6 +71,7 @@ fn base_vars(topic: &str, group: &str, brokers: &str, root: &Path) -> Vec<(Strin
 /// waiting for their age trigger.
 pub fn backlog(
     mode: &str,
+    kind: Records,
     records: u64,
     partitions: i32,
     settings: &[(String, String)],
@@ -76,7 +80,7 @@ pub fn backlog(
     let topic = format!("bench-{mode}");
     let broker = BrokerProcess::start(&topic, partitions)?;
     eprintln!("[{mode}] loading {records} records over {partitions} partitions");
-    let produced = broker::preload(&broker.bootstrap, &topic, partitions, records)?;
+    let produced = broker::preload(&broker.bootstrap, &topic, partitions, records, kind)?;
     let root = work.join(mode);
     std::fs::create_dir_all(&root)?;
     let group = format!("ingest-{topic}");
@@ -160,6 +164,7 @@ pub fn backlog(
     let _ = std::fs::remove_dir_all(&root);
     Ok(Backlog {
         mode: mode.to_string(),
+        kind: kind.name(),
         partitions,
         records,
         settings: settings.to_vec(),
@@ -232,7 +237,7 @@ pub fn latency(
                     std::thread::sleep(wait);
                 }
                 let partition = (n % partitions as u64) as i32;
-                broker::send(&p, &topic, partition, n, broker::now_ms())?;
+                broker::send(&p, &topic, partition, n, broker::now_ms(), Records::Orders)?;
                 n += 1;
             }
             p.flush(Duration::from_secs(30))?;
