@@ -53,6 +53,9 @@ pub struct Row {
     /// what a user pays over the compressor.
     pub overhead_factor: f64,
     pub records_per_cpu_second: f64,
+    /// Minor page faults and context switches per million records.
+    pub page_faults_per_m_records: f64,
+    pub context_switches_per_m_records: f64,
     pub broker_cpu_seconds: f64,
     pub peak_rss_mb: f64,
     pub compression_ratio: f64,
@@ -90,6 +93,9 @@ impl Row {
             cpu_of_gzip: gzip_cpu_per_gb / cpu_per_gb,
             overhead_factor: cpu_per_gb / gzip_cpu_per_gb,
             records_per_cpu_second: run.records as f64 / run.cpu_seconds,
+            page_faults_per_m_records: run.page_faults as f64 / (run.records.max(1) as f64 / 1e6),
+            context_switches_per_m_records: run.context_switches as f64
+                / (run.records.max(1) as f64 / 1e6),
             broker_cpu_seconds: run.broker_cpu_seconds,
             peak_rss_mb: run.peak_rss_bytes as f64 / MB,
             compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
@@ -103,18 +109,19 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
-        let _ = writeln!(s, "| mode | records | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor | records per CPU-s | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(s, "| mode | records | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
         let _ = writeln!(
             s,
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.2} | {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
+                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.2} | {:.0} | {:.0} / {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
                 r.mode, r.kind, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
                 r.mb_per_s, r.of_ceiling * 100.0, r.cpu_seconds_per_gb, r.cpu_of_gzip * 100.0,
                 r.overhead_factor, r.records_per_cpu_second,
+                r.page_faults_per_m_records, r.context_switches_per_m_records,
                 r.broker_cpu_seconds, r.peak_rss_mb, r.cap_mb, r.compression_ratio
             );
         }

@@ -47,6 +47,9 @@ pub struct Backlog {
     /// CPU the broker process used meanwhile (it shares the machine with the sink).
     pub broker_cpu_seconds: f64,
     pub peak_rss_bytes: u64,
+    /// Minor page faults and context switches of the sink (see [`procs::kernel_counts`]).
+    pub page_faults: u64,
+    pub context_switches: u64,
     pub samples: Vec<Sample>,
     #[serde(skip)]
     pub ndjson: Vec<u8>,
@@ -100,6 +103,7 @@ pub fn backlog(
     let mut next_sample = Duration::ZERO;
     let (mut first_consumed, mut terminated) = (None::<Instant>, false);
     let (mut cpu_seconds, mut peak_rss_bytes) = (0.0, 0);
+    let (mut page_faults, mut context_switches) = (0, 0);
     loop {
         if !terminated {
             sink.check_running(&log)?;
@@ -117,6 +121,9 @@ pub fn backlog(
         // While the sink lives its /proc entry is current; keep the last reading.
         if let (Ok(cpu), Ok(hwm)) = (procs::cpu_seconds(pid), procs::status_bytes(pid, "VmHWM")) {
             (cpu_seconds, peak_rss_bytes) = (cpu, hwm);
+        }
+        if let Ok(counts) = procs::kernel_counts(pid) {
+            (page_faults, context_switches) = counts;
         }
         if !terminated {
             let consumed = procs::scrape(port, "ingest_records_consumed_total").unwrap_or(0.0);
@@ -179,6 +186,8 @@ pub fn backlog(
         cpu_seconds,
         broker_cpu_seconds,
         peak_rss_bytes,
+        page_faults,
+        context_switches,
         samples,
         ndjson,
     })
