@@ -109,7 +109,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
-        let _ = writeln!(s, "| mode | records | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(s, "| mode | record kind | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
         let _ = writeln!(
             s,
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -142,7 +142,7 @@ impl Report {
                 s,
                 "\ngzip alone by level (one thread, same NDJSON): CPU s/GB and output ratio.\n"
             );
-            let _ = writeln!(s, "| records | level | CPU s/GB | output ratio |");
+            let _ = writeln!(s, "| record kind | level | CPU s/GB | output ratio |");
             let _ = writeln!(s, "|---|---:|---:|---:|");
             for (kind, levels) in &self.levels {
                 for l in levels {
