@@ -15,7 +15,7 @@ run: ## Run the main job on an embedded Kafka into ./landed and print what lande
 
 test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB, Azurite, s3s-fs)
 	@mkdir -p target
-	set -o pipefail; $(CARGO) test --workspace --all-targets -- --test-threads=2 2>&1 | tee target/test-output.log
+	set -o pipefail; $(CARGO) test --workspace --all-targets --no-fail-fast -- --test-threads=2 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
 
 bench: ## Benchmark throughput, memory and latency against the gzip ceiling; writes bench/ (about a minute)
