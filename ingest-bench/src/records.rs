@@ -1,6 +1,7 @@
 //! What the benchmark produces: the sample order events (0.5–1 KB, nested) or clickstream-like
 //! page views (150–200 bytes, flat), the two record sizes the overhead factor is reported for.
 
+use ingest_cli::sample::mix;
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,14 +26,6 @@ const AGENTS: [&str; 4] = [
     "web/chrome-126",
     "web/firefox-128",
 ];
-
-/// A deterministic hash of `n`, so every run produces the same records.
-fn mix(n: u64) -> u64 {
-    let mut x = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// A page view of 150–200 bytes.
 pub fn click_event(n: u64) -> Vec<u8> {

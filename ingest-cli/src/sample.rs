@@ -26,7 +26,7 @@ const PRODUCTS: &[(&str, u32)] = &[
 ];
 
 /// A cheap deterministic mix of `n`, so fields vary without a random-number dependency.
-fn mix(n: u64) -> u64 {
+pub fn mix(n: u64) -> u64 {
     let mut x = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
