@@ -14,3 +14,15 @@ app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | qu
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
+
+{{/* The most replicas an autoscaler may run: maxReplicaCount, else the partition count; fails
+     when that is below the minimum (at least 1 replica for the check, the HPA's floor). */}}
+{{- define "ingest-sink.maxReplicas" -}}
+{{- $a := .Values.autoscaling -}}
+{{- $max := int (default $a.partitions $a.maxReplicaCount) -}}
+{{- $min := max 1 (int $a.minReplicaCount) -}}
+{{- if lt $max $min -}}
+{{- fail (printf "autoscaling.minReplicaCount (%d) is above the most replicas (%d): lower it or raise autoscaling.maxReplicaCount / partitions" $min $max) -}}
+{{- end -}}
+{{- $max -}}
+{{- end -}}
