@@ -125,24 +125,25 @@ impl SinkProcess {
 
 /// CPU seconds (user + system, all threads) a live process has used.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start with the state (field 3).
-    let rest = stat.rsplit_once(") ").context("malformed /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = stat_fields(pid)?;
     let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
     Ok(ticks as f64 / clock_ticks())
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces), from the
+/// state (field 3) on.
+fn stat_fields(pid: u32) -> anyhow::Result<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(") ").context("malformed /proc stat")?.1;
+    let fields: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+    anyhow::ensure!(fields.len() > 12, "short /proc stat");
+    Ok(fields)
 }
 
 /// Minor page faults of the whole process, and context switches (voluntary and not) summed
 /// over its live threads.
 pub fn kernel_counts(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(") ").context("malformed /proc stat")?.1;
-    let minflt: u64 = rest
-        .split_whitespace()
-        .nth(7)
-        .context("no minflt in /proc stat")?
-        .parse()?;
+    let minflt: u64 = stat_fields(pid)?[7].parse()?;
     let mut switches = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {

@@ -122,9 +122,6 @@ pub fn backlog(
         if let (Ok(cpu), Ok(hwm)) = (procs::cpu_seconds(pid), procs::status_bytes(pid, "VmHWM")) {
             (cpu_seconds, peak_rss_bytes) = (cpu, hwm);
         }
-        if let Ok(counts) = procs::kernel_counts(pid) {
-            (page_faults, context_switches) = counts;
-        }
         if !terminated {
             let consumed = procs::scrape(port, "ingest_records_consumed_total").unwrap_or(0.0);
             if consumed > 0.0 && first_consumed.is_none() {
@@ -135,8 +132,16 @@ pub fn backlog(
                 terminated = true;
             }
         }
+        // Every thread's status file: read at the samples (not every 20 ms, which would take
+        // CPU from the sink), and on every turn after SIGTERM, so the last reading is late.
+        let sample_due = first_consumed.is_some_and(|t0| t0.elapsed() >= next_sample);
+        if sample_due || terminated {
+            if let Ok(counts) = procs::kernel_counts(pid) {
+                (page_faults, context_switches) = counts;
+            }
+        }
         if let Some(t0) = first_consumed {
-            if t0.elapsed() >= next_sample {
+            if sample_due {
                 samples.push(Sample {
                     t_s: t0.elapsed().as_secs_f64(),
                     records: committed,

@@ -30,12 +30,27 @@ fn smoke_benchmark_completes_and_reports_parseable_results() {
         "peak_rss_mb",
         "compression_ratio",
         "of_ceiling",
+        "overhead_factor",
+        "records_per_cpu_second",
+        "page_faults_per_m_records",
     ] {
         assert!(
             run[field].as_f64().is_some_and(|x| x > 0.0),
             "{field} in {run}"
         );
     }
+    let clicks = &report["runs"][1];
+    assert_eq!(
+        (clicks["mode"].as_str(), clicks["kind"].as_str()),
+        (Some("clicks"), Some("clicks 150-200 B")),
+        "the small-record run, {clicks}"
+    );
+    assert!(clicks["overhead_factor"].as_f64().is_some_and(|x| x > 0.0));
+    assert_eq!(
+        report["ceilings"].as_array().map(Vec::len),
+        Some(2),
+        "one ceiling per kind"
+    );
     for field in ["ceiling_one_core_mb_s", "ceiling_all_cores_mb_s"] {
         assert!(report[field].as_f64().is_some_and(|x| x > 0.0), "{field}");
     }
