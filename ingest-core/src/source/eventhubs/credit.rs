@@ -37,8 +37,8 @@ impl Ahead {
     /// Link credit for each receiver when the hub has `partitions` (one replica may hold them
     /// all): their share of the quarter of the cap, at least one event, at most [`PREFETCH_MAX`].
     pub fn prefetch(&self, partitions: usize) -> u32 {
-        let per_partition = self.cap / 4 - self.channel_bytes().min(self.cap / 4);
-        let events = per_partition / partitions.max(1) * 2 / 3 / self.event_bytes;
+        let receivers = self.cap / 4 - self.channel_bytes().min(self.cap / 4);
+        let events = receivers / partitions.max(1) * 2 / 3 / self.event_bytes;
         events.clamp(1, PREFETCH_MAX as usize) as u32
     }
 

@@ -21,7 +21,7 @@ pub struct Event {
     pub(super) generation: u64,
     pub sequence_number: i64,
     /// Kept for the checkpoint: the batch keeps its last event's ([`crate::batch::RecordRef::cursor`]).
-    pub offset: Option<String>,
+    pub(crate) offset: Option<String>,
     pub enqueued_ms: Option<i64>,
     pub partition_key: Option<String>,
     pub body: Option<Vec<u8>>,
@@ -73,7 +73,7 @@ pub struct Control {
     pub(super) store: CheckpointStore,
     pub(super) stop: CancellationToken,
     /// What batches and encoded files may hold ([`super::credit::Ahead::batch_budget`]).
-    pub batch_budget: usize,
+    pub(crate) batch_budget: usize,
     pub(super) balancer: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
