@@ -31,14 +31,6 @@ pub enum InvalidRecordPolicy {
     DeadLetter,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeSource {
-    /// The first record's Kafka timestamp picks `dt=`/`hour=`.
-    Record,
-    /// The time the first record arrived picks them.
-    Ingestion,
-}
-
 /// `INGEST_COMPRESSION` (default gzip) and `INGEST_COMPRESSION_LEVEL` (1-9, default 6).
 pub(super) fn compression(
     kind: Option<String>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::cloud::CloudEnv;
-use super::encoding::{self, Envelope, InvalidRecordPolicy, TimeSource};
+use super::encoding::{self, Envelope, InvalidRecordPolicy};
 use super::eventhubs::RawEventHubs;
 use super::ops::{self, Fault, LogFormat};
 use super::parse::{choice, optional, positive, ConfigError};
@@ -41,6 +41,9 @@ pub struct RawEnv {
     pub invalid_record_policy: Option<String>,
     pub dead_letter_prefix: Option<String>,
     pub time_source: Option<String>,
+    pub time_field: Option<String>,
+    pub time_format: Option<String>,
+    pub partition_by: Option<String>,
     pub shutdown_timeout_ms: Option<String>,
     pub log_format: Option<String>,
     pub http_addr: Option<String>,
@@ -88,6 +91,9 @@ const TYPED: &[&str] = &[
     "INVALID_RECORD_POLICY",
     "DEAD_LETTER_PREFIX",
     "TIME_SOURCE",
+    "TIME_FIELD",
+    "TIME_FORMAT",
+    "PARTITION_BY",
     "SHUTDOWN_TIMEOUT_MS",
     "LOG_FORMAT",
     "HTTP_ADDR",
@@ -253,15 +259,9 @@ impl RawEnv {
             InvalidRecordPolicy::DeadLetter,
         )?;
         let dead_letter_prefix = encoding::dead_letter_prefix(self.dead_letter_prefix, &topic)?;
-        let time_source = choice(
-            "TIME_SOURCE",
-            self.time_source,
-            &[
-                ("record", TimeSource::Record),
-                ("ingestion", TimeSource::Ingestion),
-            ],
-            TimeSource::Record,
-        )?;
+        let time_source =
+            super::time::time_source(self.time_source, self.time_field, self.time_format)?;
+        let partition_by = super::time::granularity(self.partition_by)?;
         let shutdown_timeout = Duration::from_millis(positive(
             "SHUTDOWN_TIMEOUT_MS",
             self.shutdown_timeout_ms,
@@ -317,6 +317,7 @@ impl RawEnv {
             invalid,
             dead_letter_prefix,
             time_source,
+            partition_by,
             shutdown_timeout,
             claim_completion_timeout,
             log_format,

@@ -23,10 +23,11 @@ pub mod kafka;
 pub mod ops;
 mod parse;
 pub mod storage;
+pub mod time;
 pub mod transport;
 
 use cloud::{AzureConnection, CloudEnv};
-pub use encoding::{Compression, Envelope, InvalidRecordPolicy, TimeSource};
+pub use encoding::{Compression, Envelope, InvalidRecordPolicy};
 pub use env::RawEnv;
 use eventhubs::EventHubsConfig;
 pub use flush::FlushPolicy;
@@ -35,6 +36,7 @@ pub use kafka::{validate_topic, KafkaConfig, Property};
 pub use ops::{Fault, LogFormat};
 pub use parse::ConfigError;
 pub use storage::{is_azure, redact_url, MultipartPolicy};
+pub use time::{Granularity, TimeField, TimeFormat, TimeSource};
 
 /// Defaults, documented in the README next to each variable.
 pub mod defaults {
@@ -92,8 +94,10 @@ pub struct Config {
     pub invalid: InvalidRecordPolicy,
     /// `INGEST_DEAD_LETTER_PREFIX`, relative to the storage root.
     pub dead_letter_prefix: String,
-    /// `INGEST_TIME_SOURCE`.
+    /// `INGEST_TIME_SOURCE`, with `INGEST_TIME_FIELD` and `INGEST_TIME_FORMAT`.
     pub time_source: TimeSource,
+    /// `INGEST_PARTITION_BY`: hour or day directories.
+    pub partition_by: Granularity,
     /// `INGEST_SHUTDOWN_TIMEOUT_MS`.
     pub shutdown_timeout: Duration,
     /// `INGEST_CLAIM_COMPLETION_TIMEOUT_MS` (default 10 min): how long a partition may wait for
@@ -147,6 +151,7 @@ impl fmt::Debug for Config {
             .field("invalid", &self.invalid)
             .field("dead_letter_prefix", &self.dead_letter_prefix)
             .field("time_source", &self.time_source)
+            .field("partition_by", &self.partition_by)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("claim_completion_timeout", &self.claim_completion_timeout)
             .field("log_format", &self.log_format)

@@ -88,7 +88,11 @@ fn invalid_values_name_variable_value_and_expectation_in_one_line() {
             "ignore",
             "one of fail, skip, dead-letter",
         ),
-        ("INGEST_TIME_SOURCE", "wall", "one of record, ingestion"),
+        (
+            "INGEST_TIME_SOURCE",
+            "wall",
+            "one of record, ingestion, field",
+        ),
         ("INGEST_TOPIC", "bad/topic", "ASCII letters"),
         (
             "INGEST_STORAGE_URL",

@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::recovery::Claim;
-use crate::config::{defaults, Compression, Envelope, Format, ParquetCompression, ParquetSettings};
+use crate::config::{
+    defaults, Compression, Envelope, Format, Granularity, ParquetCompression, ParquetSettings,
+    TimeField, TimeFormat,
+};
 
 /// A claimed file's encoding, in words that stay stable across releases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +25,46 @@ pub struct ClaimedEncoding {
     /// `parquet`; absent for NDJSON (and in claims of releases before Parquet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+}
+
+/// How a claim of several files placed its records: the time field, its format and the
+/// directories' granularity, in the words of the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedTime {
+    /// The dotted path (`INGEST_TIME_FIELD`).
+    pub field: String,
+    /// `INGEST_TIME_FORMAT`.
+    pub format: String,
+    /// `hour` or `day` (`INGEST_PARTITION_BY`).
+    pub partition_by: String,
+}
+
+impl ClaimedTime {
+    pub fn new(field: &TimeField, granularity: Granularity) -> ClaimedTime {
+        ClaimedTime {
+            field: field.path.join("."),
+            format: field.format.name().to_string(),
+            partition_by: match granularity {
+                Granularity::Hour => "hour",
+                Granularity::Day => "day",
+            }
+            .into(),
+        }
+    }
+
+    /// The settings back; `Err` says which word is not one.
+    pub fn settings(&self) -> Result<(TimeField, Granularity), String> {
+        let path = crate::config::time::field_path(&self.field)
+            .map_err(|e| format!("its time field {:?} is not {e}", self.field))?;
+        let format = TimeFormat::parse(&self.format)
+            .map_err(|e| format!("its time format {:?} is not {e}", self.format))?;
+        let granularity = match self.partition_by.as_str() {
+            "hour" => Granularity::Hour,
+            "day" => Granularity::Day,
+            other => return Err(format!("its partition_by {other:?} is not hour or day")),
+        };
+        Ok((TimeField { path, format }, granularity))
+    }
 }
 
 /// How to write a claimed file again: the envelope, NDJSON's compression (the data file's when
@@ -133,6 +176,8 @@ mod tests {
     fn claim(data: &str, encoding: Option<ClaimedEncoding>) -> Claim {
         Claim {
             version: 1,
+            files: Vec::new(),
+            placed_by: None,
             topic: "t".into(),
             partition: 0,
             first_offset: 0,

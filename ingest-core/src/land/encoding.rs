@@ -21,11 +21,15 @@ impl Flusher {
     /// while it filled when that used the same options. A Parquet file that adds columns to the
     /// topic's running schema publishes the new version first ([`super::schemas`]); the inner
     /// error is storage failing meanwhile (the flush retries).
+    ///
+    /// `pick`: encode only the records of one planned file (those whose entry in the plan's
+    /// `file_of` is the file's index; [`super::event_time`]), else all of them.
     pub(super) async fn encode(
         &self,
         partition: i32,
         batch: Batch,
         opts: Option<EncodeOptions>,
+        pick: Option<Pick>,
     ) -> Result<(Batch, Result<Encoded, StorageError>), Error> {
         let same = opts
             .as_ref()
@@ -34,6 +38,12 @@ impl Flusher {
         let Format::Parquet(settings) = opts.format else {
             let (batch, encoded) = self
                 .encode_with(batch, move |batch| {
+                    if let Some(pick) = &pick {
+                        let mut encoder = Encoder::new(opts.compression, batch.bytes() / 2);
+                        return encoder
+                            .encode(picked(batch, pick), partition, &opts, true)
+                            .map(|()| encoder.finish(opts.compression));
+                    }
                     // Continue what was encoded ahead while the batch filled, if anything was.
                     let ahead = if same { ahead::take(batch) } else { None };
                     let (mut encoder, done) = ahead.unwrap_or_else(|| {
@@ -54,14 +64,23 @@ impl Flusher {
                 Ok(r) => r,
                 Err(e) => return Ok((batch, Err(e))),
             };
-            let (opts, columns) = (opts.clone(), running.columns.clone());
+            let (opts, columns, pick) = (opts.clone(), running.columns.clone(), pick.clone());
             // The Parquet writer holds about a batch's worth while it encodes (row groups,
             // dictionaries, the file): counted in the cap meanwhile, so fetching holds.
             let writing = batch.bytes();
             self.encoded_bytes.fetch_add(writing, Ordering::Relaxed);
             let result = self
-                .encode_with(batch, move |batch| {
-                    crate::encode::parquet::encode(batch, partition, &opts, &settings, &columns)
+                .encode_with(batch, move |batch| match &pick {
+                    Some(pick) => crate::encode::parquet::encode_records(
+                        || picked(batch, pick),
+                        partition,
+                        &opts,
+                        &settings,
+                        &columns,
+                    ),
+                    None => {
+                        crate::encode::parquet::encode(batch, partition, &opts, &settings, &columns)
+                    }
                 })
                 .await;
             self.encoded_bytes.fetch_sub(writing, Ordering::Relaxed);
@@ -113,6 +132,21 @@ impl Flusher {
             .fetch_add(encoded.held_bytes(), Ordering::Relaxed);
         Ok((batch, encoded))
     }
+}
+
+/// One planned file of a batch: the plan's `file_of` and the file's index in it.
+pub(super) type Pick = (std::sync::Arc<[u16]>, u16);
+
+/// The records of `batch` in the planned file `pick` names.
+fn picked<'a>(
+    batch: &'a Batch,
+    (file_of, file): &'a Pick,
+) -> impl Iterator<Item = crate::batch::StoredRecord<'a>> + 'a {
+    batch
+        .records()
+        .zip(file_of.iter())
+        .filter(move |(_, f)| *f == file)
+        .map(|(r, _)| r)
 }
 
 fn encoding_of(o: &EncodeOptions) -> Encoding {

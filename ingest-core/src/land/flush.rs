@@ -15,10 +15,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::event_time::MAX_FILES_PER_BATCH;
 use super::naming::Namer;
-use super::recovery::{decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, Recovery};
+use super::recovery::{
+    decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, ClaimedFile, ClaimedTime,
+    Recovery,
+};
 use crate::clock::now_ms;
-use crate::config::Fault;
+use crate::config::{Fault, TimeSource};
 use crate::encode::{Ahead, EncodeOptions};
 use crate::error::Error;
 use crate::ops::health::Health;
@@ -181,36 +185,103 @@ impl Flusher {
                     continue;
                 }
             }
-            let names = self.namer.batch(
-                partition,
-                first,
-                batch.first_timestamp_ms(),
-                batch.opened_at_ms(),
-            );
+            let claimed_at_ms = now_ms();
+            // By field time, a batch lands as one file per directory its records' times fall
+            // in, at most MAX_FILES_PER_BATCH (the rest is the next claim's).
+            let mut plan = None;
+            if let TimeSource::Field(field) = &self.namer.time_source {
+                let (returned, p) = self
+                    .plan(
+                        batch,
+                        field.clone(),
+                        self.namer.partition_by,
+                        claimed_at_ms,
+                        MAX_FILES_PER_BATCH,
+                    )
+                    .await?;
+                batch = returned;
+                plan = Some(p);
+            }
+            let dir_ms = match &plan {
+                Some(p) => p.files.first().map(|f| f.dir_ms),
+                None => batch.first_timestamp_ms(),
+            };
+            let names = self
+                .namer
+                .batch(partition, first, dir_ms, batch.opened_at_ms());
+            let fallbacks = plan.as_ref().map(|p| p.fallbacks as u64);
+            let several = plan.filter(|p| p.files.len() > 1 || p.through < last);
+            let through = several.as_ref().map_or(last, |p| p.through);
+            let files: Vec<ClaimedFile> = several.as_ref().map_or_else(Vec::new, |p| {
+                p.files
+                    .iter()
+                    .map(|f| ClaimedFile {
+                        data: self.namer.data_file(partition, f.first_offset, f.dir_ms),
+                        first_offset: f.first_offset,
+                        records: f.records,
+                    })
+                    .collect()
+            });
             let first_record = batch
                 .records()
                 .next()
                 .map(|r| record_digest(&r))
                 .unwrap_or_default();
+            let placed_by = match &self.namer.time_source {
+                TimeSource::Field(field) if !files.is_empty() => {
+                    Some(ClaimedTime::new(field, self.namer.partition_by))
+                }
+                _ => None,
+            };
             let claim = Claim {
-                version: Claim::VERSION,
+                version: if files.is_empty() {
+                    Claim::ONE_FILE
+                } else {
+                    Claim::VERSION
+                },
                 topic: self.namer.topic.clone(),
                 partition,
                 first_offset: first,
-                last_offset: last,
+                last_offset: through,
                 data: names.data,
                 dead_letters: names.dead_letters,
-                claimed_at_ms: now_ms(),
+                claimed_at_ms,
                 first_record: Some(first_record.clone()),
                 encoding: Some(ClaimedEncoding::new(&self.encoding())),
+                files,
+                placed_by,
             };
             let claim_json = Bytes::from(serde_json::to_vec(&claim).expect("claims serialise"));
             match storage!(self.storage.create(&names.claim, claim_json).await, batch) {
                 Created::New => {
+                    if let Some(n) = fallbacks {
+                        metrics::counter!("ingest_time_fallbacks_total").increment(n);
+                    }
+                    if let Some(plan) = several {
+                        let present = vec![false; claim.files.len()];
+                        let (returned, written) = self
+                            .land_planned(
+                                partition,
+                                batch,
+                                &claim,
+                                None,
+                                plan.file_of.into(),
+                                &present,
+                                true,
+                            )
+                            .await?;
+                        batch = returned;
+                        if let Some(found) = storage!(written, batch) {
+                            return Err(self.unclaimed_file(&names.claim, &found).await);
+                        }
+                        landed = Some(through);
+                        batch = batch.split_after(through).1;
+                        continue;
+                    }
                     // Finish the encoding only once the batch is ours to write (what went ahead
                     // while it filled is used as is): an earlier claim's batch is re-encoded from
                     // its records instead, and retries while storage is down encode nothing.
-                    let (returned, encoded) = self.encode(partition, batch, None).await?;
+                    let (returned, encoded) = self.encode(partition, batch, None, None).await?;
                     batch = returned;
                     let encoded = storage!(encoded, batch);
                     let data = storage!(self.write_files(&claim, encoded).await, batch);
@@ -228,7 +299,8 @@ impl Flusher {
                             reason: "it vanished while being read".into(),
                         });
                     };
-                    let data_exists = storage!(self.storage.exists(&existing.data).await, batch);
+                    let present = storage!(self.present(&existing).await, batch);
+                    let data_exists = present.iter().all(|p| *p);
                     // A recreated topic, or another cluster, reuses offsets: its claims must not
                     // stand for ours, so the decision checks whose records the claim covers.
                     let decision = decide(
@@ -269,11 +341,20 @@ impl Flusher {
                                 format: claimed.format,
                                 ..self.encode.clone()
                             };
-                            let (mut head, encoded) =
-                                self.encode(partition, head, Some(claimed)).await?;
-                            let written = match encoded {
-                                Ok(encoded) => self.write_files(&existing, encoded).await,
-                                Err(e) => Err(e),
+                            let (mut head, written) = if existing.files.is_empty() {
+                                let (head, encoded) =
+                                    self.encode(partition, head, Some(claimed), None).await?;
+                                let written = match encoded {
+                                    Ok(encoded) => {
+                                        self.write_files(&existing, encoded).await.map(|_| ())
+                                    }
+                                    Err(e) => Err(e),
+                                };
+                                (head, written)
+                            } else {
+                                let claim = (names.claim.as_str(), &existing);
+                                self.complete_planned(partition, head, claim, claimed, &present)
+                                    .await?
                             };
                             if let Err(e) = written {
                                 head.append(&tail);

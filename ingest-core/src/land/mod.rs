@@ -12,8 +12,10 @@
 pub mod claimed;
 pub mod cover;
 mod encoding;
+pub mod event_time;
 pub mod flush;
 pub mod naming;
+mod planned;
 mod publish;
 pub mod recovery;
 mod resume;

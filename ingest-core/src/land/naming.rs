@@ -4,7 +4,7 @@
 //! directory also of the batch's UTC hour), zero-padded so names sort in offset order, and every
 //! object that is not finished data lives outside `<topic>/`, the path readers watch.
 
-use crate::config::{Compression, Format, TimeSource};
+use crate::config::{Compression, Format, Granularity, TimeSource};
 pub use crate::storage::STATE_PREFIX;
 
 /// Where the objects of one batch go. All paths are relative to the storage root.
@@ -23,6 +23,7 @@ pub struct Namer {
     pub compression: Compression,
     pub format: Format,
     pub time_source: TimeSource,
+    pub partition_by: Granularity,
 }
 
 impl Namer {
@@ -52,13 +53,17 @@ impl Namer {
         ingested_ms: i64,
     ) -> BatchNames {
         let ts = match self.time_source {
-            TimeSource::Record => record_ts_ms.filter(|t| *t >= 0).unwrap_or(ingested_ms),
+            // A batch by field time is planned file by file (`event_time`); these names are
+            // its first record's by its Kafka timestamp until then.
+            TimeSource::Record | TimeSource::Field(_) => {
+                record_ts_ms.filter(|t| *t >= 0).unwrap_or(ingested_ms)
+            }
             TimeSource::Ingestion => ingested_ms,
         };
-        let dir = hive_dir(ts);
+        let dir = self.dir(ts);
         let file = |ext: &str| format!("{}+{partition}+{first_offset:020}.{ext}", self.topic);
         BatchNames {
-            data: format!("{}/{dir}/{}", self.topic, file(self.extension())),
+            data: self.data_file(partition, first_offset, ts),
             dead_letters: format!(
                 "{}/{}/{dir}/{}",
                 self.dead_letter_prefix,
@@ -67,6 +72,24 @@ impl Namer {
             ),
             claim: claim_path(&self.topic, partition, first_offset),
         }
+    }
+
+    /// The directory (`dt=.../hour=...`, or `dt=...` by day) of a time in ms since the epoch.
+    pub fn dir(&self, ts_ms: i64) -> String {
+        match self.partition_by {
+            Granularity::Hour => hive_dir(ts_ms),
+            Granularity::Day => hive_day(ts_ms),
+        }
+    }
+
+    /// The data file of `partition` starting at `first_offset` in the directory of `ts_ms`.
+    pub fn data_file(&self, partition: i32, first_offset: i64, ts_ms: i64) -> String {
+        format!(
+            "{topic}/{dir}/{topic}+{partition}+{first_offset:020}.{ext}",
+            topic = self.topic,
+            dir = self.dir(ts_ms),
+            ext = self.extension()
+        )
     }
 }
 
@@ -98,6 +121,12 @@ pub fn hive_dir(ts_ms: i64) -> String {
     let hour = secs.rem_euclid(86_400) / 3600;
     let (y, m, d) = civil_from_days(days);
     format!("dt={y:04}-{m:02}-{d:02}/hour={hour:02}")
+}
+
+/// `dt=YYYY-MM-DD` in UTC for a time in ms since the epoch.
+pub fn hive_day(ts_ms: i64) -> String {
+    let (y, m, d) = civil_from_days(ts_ms.div_euclid(86_400_000));
+    format!("dt={y:04}-{m:02}-{d:02}")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, milliseconds) for a time in ms since the epoch.
@@ -135,6 +164,7 @@ mod tests {
             compression,
             format: Format::Ndjson,
             time_source,
+            partition_by: Granularity::Hour,
         }
     }
 
@@ -208,6 +238,17 @@ mod tests {
             .batch(0, 0, None, ingested)
             .data
             .contains("dt=1970-01-02/"));
+    }
+
+    #[test]
+    fn by_day_there_is_no_hour_directory() {
+        let mut n = namer(TimeSource::Record, Compression::None);
+        n.partition_by = Granularity::Day;
+        assert_eq!(
+            n.batch(1, 7, Some(1_709_251_199_999), 0).data,
+            "orders/dt=2024-02-29/orders+1+00000000000000000007.ndjson"
+        );
+        assert_eq!(hive_day(-1), "dt=1969-12-31");
     }
 
     #[test]

@@ -41,37 +41,89 @@ impl Flusher {
         encoded: Encoded,
     ) -> Result<Created, StorageError> {
         let held = encoded.held_bytes();
-        let result = self.upload(claim, encoded).await;
+        let result = self
+            .upload(claim.partition, &claim.data, &claim.dead_letters, encoded)
+            .await;
         self.encoded_bytes.fetch_sub(held, Ordering::Relaxed);
         result
     }
 
-    async fn upload(&self, claim: &Claim, encoded: Encoded) -> Result<Created, StorageError> {
-        if let Some(dead) = encoded.dead_letters {
+    /// Writes the files of a claim of several, encoded in its order: the dead letters of all
+    /// of them (one file, the gzip members or lines one after the other), then each data file
+    /// not `present` already. Returns the first data file found at its name when `fresh` (the
+    /// claim was just made: such a file was there before its claim).
+    pub(super) async fn write_planned(
+        &self,
+        claim: &Claim,
+        encoded: Vec<Encoded>,
+        present: &[bool],
+        fresh: bool,
+    ) -> Result<Option<String>, StorageError> {
+        let held: usize = encoded.iter().map(Encoded::held_bytes).sum();
+        let result = self.upload_planned(claim, encoded, present, fresh).await;
+        self.encoded_bytes.fetch_sub(held, Ordering::Relaxed);
+        result
+    }
+
+    async fn upload_planned(
+        &self,
+        claim: &Claim,
+        mut encoded: Vec<Encoded>,
+        present: &[bool],
+        fresh: bool,
+    ) -> Result<Option<String>, StorageError> {
+        let dead: Vec<u8> = encoded
+            .iter_mut()
+            .filter_map(|e| e.dead_letters.take())
+            .flatten()
+            .collect();
+        if !dead.is_empty() {
             self.storage
                 .create(&claim.dead_letters, Bytes::from(dead))
                 .await?;
         }
+        for ((file, encoded), present) in claim.files.iter().zip(encoded).zip(present) {
+            if *present {
+                continue;
+            }
+            let created = self
+                .upload(claim.partition, &file.data, "", encoded)
+                .await?;
+            if fresh && created == Created::AlreadyExists {
+                return Ok(Some(file.data.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes the dead letters (if any, at `dead_letters`), then the data file at `data`.
+    async fn upload(
+        &self,
+        partition: i32,
+        data: &str,
+        dead_letters: &str,
+        encoded: Encoded,
+    ) -> Result<Created, StorageError> {
+        if let Some(dead) = encoded.dead_letters {
+            self.storage.create(dead_letters, Bytes::from(dead)).await?;
+        }
         let started = Instant::now();
         let size = encoded.data.len();
-        let created = self
-            .storage
-            .create(&claim.data, Bytes::from(encoded.data))
-            .await?;
+        let created = self.storage.create(data, Bytes::from(encoded.data)).await?;
         metrics::histogram!("ingest_upload_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         if created == Created::New {
             metrics::counter!("ingest_files_landed_total").increment(1);
             // Freshness gauges are derived from this at scrape time (`ops`).
             self.health.update(|f| {
-                f.last_landed_ms.insert(claim.partition, now_ms());
+                f.last_landed_ms.insert(partition, now_ms());
             });
             metrics::counter!("ingest_records_landed_total").increment(encoded.records as u64);
             metrics::counter!("ingest_bytes_landed_total").increment(size as u64);
             metrics::counter!("ingest_dead_letters_total").increment(encoded.dead_lettered as u64);
             metrics::counter!("ingest_records_skipped_total").increment(encoded.skipped as u64);
             metrics::counter!("ingest_records_filtered_total").increment(encoded.filtered as u64);
-            tracing::info!(path = %claim.data, records = encoded.records, bytes = size,
+            tracing::info!(path = %data, records = encoded.records, bytes = size,
                 uncompressed_bytes = encoded.uncompressed_bytes, dead_letters = encoded.dead_lettered, "landed");
             self.progress.send_modify(|p| {
                 p.files += 1;
@@ -84,10 +136,7 @@ impl Flusher {
         }
         let n = self.uploads.fetch_add(1, Ordering::SeqCst) + 1;
         if self.fault.hang_after_uploads == Some(n) {
-            eprintln!(
-                "FAULT: hanging before commit after upload {n} ({})",
-                claim.data
-            );
+            eprintln!("FAULT: hanging before commit after upload {n} ({data})");
             std::future::pending::<()>().await;
         }
         Ok(created)

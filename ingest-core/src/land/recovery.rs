@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::claimed::ClaimedEncoding;
+pub use super::claimed::{ClaimedEncoding, ClaimedTime};
 use crate::batch::StoredRecord;
 
 /// Contents of `_ingest/claims/<topic>/<partition>/<first offset>.json`.
@@ -34,12 +34,57 @@ pub struct Claim {
     /// the settings are now. Absent in claims of earlier releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<ClaimedEncoding>,
+    /// The batch's data files when it lands as several (by field time, one per directory), in
+    /// order of their first offsets; `data` is the first. Empty: one file, `data`, holds every
+    /// record of the claim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ClaimedFile>,
+    /// How records were placed in `files`, so completing the claim places them the same way
+    /// whatever the settings are now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_by: Option<ClaimedTime>,
+}
+
+/// One data file of a claim that lands as several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedFile {
+    /// Path relative to the storage root.
+    pub data: String,
+    /// Its first record's offset.
+    pub first_offset: i64,
+    /// How many of the claim's records it holds (dead letters and skips included).
+    pub records: usize,
 }
 
 impl Claim {
-    /// The claim format. Fields added since are optional, so earlier releases read these
-    /// claims too (a rolling upgrade never meets a claim it refuses).
-    pub const VERSION: u32 = 1;
+    /// The newest claim format this service understands. Version 2 lists several files
+    /// (`files`); a claim of one file is still written as version 1 ([`Claim::ONE_FILE`]), so
+    /// earlier releases read those, and refuse (rather than complete wrongly) the others.
+    pub const VERSION: u32 = 2;
+    pub const ONE_FILE: u32 = 1;
+
+    /// Every data file the claim names.
+    pub fn data_files(&self) -> Vec<&str> {
+        if self.files.is_empty() {
+            vec![self.data.as_str()]
+        } else {
+            self.files.iter().map(|f| f.data.as_str()).collect()
+        }
+    }
+}
+
+/// Checks that the records buffered now, placed as the claim says, make the files it lists
+/// (`planned`: each file's first offset, in order). Record counts are not compared: compaction
+/// may have removed records since, which changes no file's name.
+pub fn same_files(claim: &Claim, planned: &[i64]) -> Result<(), ClaimMismatch> {
+    let claimed: Vec<i64> = claim.files.iter().map(|f| f.first_offset).collect();
+    if claimed != planned {
+        return Err(ClaimMismatch::OtherFiles {
+            claimed: claimed.len(),
+            planned: planned.len(),
+        });
+    }
+    Ok(())
 }
 
 /// A digest of a record's timestamp, key and value (64-bit FNV-1a, as 16 hex digits): stable
@@ -111,6 +156,9 @@ pub enum ClaimMismatch {
     /// another cluster landing into the same root.
     #[error("its first record has digest {claimed}, the record at that offset now {found}")]
     OtherRecords { claimed: String, found: String },
+    /// A claim of several files whose records, placed as it says, make other files.
+    #[error("it lists {claimed} files, but its records placed by its time field make {planned} others; the records at its offsets changed, or the claim was edited")]
+    OtherFiles { claimed: usize, planned: usize },
 }
 
 /// What every use of an existing claim requires: a version this service understands, this
@@ -185,6 +233,8 @@ pub(crate) mod tests {
             claimed_at_ms: 0,
             first_record: None,
             encoding: None,
+            files: Vec::new(),
+            placed_by: None,
         }
     }
 
@@ -235,10 +285,10 @@ pub(crate) mod tests {
             Err(ClaimMismatch::Inverted { .. })
         ));
         let mut newer = claim(10, 20);
-        newer.version = 2;
+        newer.version = 3;
         assert_eq!(
             decide("t", 2, (10, 20), "", &newer, true),
-            Err(ClaimMismatch::Version(2))
+            Err(ClaimMismatch::Version(3))
         );
     }
 

@@ -39,8 +39,8 @@ impl Flusher {
             // The usual case (the claim before ends before us): no need to look for its file.
             return Ok(Ok(None));
         }
-        let data_exists = match self.storage.exists(&claim.data).await {
-            Ok(e) => e,
+        let data_exists = match self.present(&claim).await {
+            Ok(present) => present.iter().all(|p| *p),
             Err(e) => return Ok(Err(e)),
         };
         let cover = decide_cover(topic, partition, first, &claim, data_exists).map_err(|e| {

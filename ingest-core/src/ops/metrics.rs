@@ -96,6 +96,11 @@ pub fn describe() {
             "Offset commits that failed after a file landed.",
         ),
         (
+            "ingest_time_fallbacks_total",
+            None,
+            "Records placed by their Kafka timestamp (or the claim time) because their time field was missing or not a time in INGEST_TIME_FORMAT.",
+        ),
+        (
             "ingest_recoveries_total",
             None,
             "Batches that started at an existing claim (restart, rebalance, retry).",

@@ -133,7 +133,8 @@ impl Pipeline {
                 dead_letter_prefix: config.dead_letter_prefix.clone(),
                 compression: config.compression,
                 format: config.format,
-                time_source: config.time_source,
+                time_source: config.time_source.clone(),
+                partition_by: config.partition_by,
             },
             encode: EncodeOptions {
                 topic: config.topic.clone(),

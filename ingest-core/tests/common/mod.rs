@@ -493,6 +493,8 @@ pub fn write_claim(root: &std::path::Path, topic: &str, last: i64, data: &str) {
         claimed_at_ms: 0,
         first_record: None,
         encoding: None,
+        files: Vec::new(),
+        placed_by: None,
     };
     let path = root.join(ingest::land::naming::claim_path(topic, 0, 0));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -20,7 +20,7 @@
 mod arrays;
 mod rows;
 pub mod shape;
-mod walk;
+pub(crate) mod walk;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -190,6 +190,18 @@ pub fn encode<A: Attachment>(
     settings: &ParquetSettings,
     running: &Columns,
 ) -> Result<Encoded, InvalidRecord> {
+    encode_records(|| batch.records(), partition, opts, settings, running)
+}
+
+/// As [`encode`], for the records `batch` yields (each call yields the same ones: the
+/// encoder reads them twice).
+pub fn encode_records<'a, I: Iterator<Item = StoredRecord<'a>>>(
+    batch: impl Fn() -> I,
+    partition: i32,
+    opts: &EncodeOptions,
+    settings: &ParquetSettings,
+    running: &Columns,
+) -> Result<Encoded, InvalidRecord> {
     let invalid = |offset, reason| InvalidRecord {
         topic: opts.topic.clone(),
         partition,
@@ -199,9 +211,9 @@ pub fn encode<A: Attachment>(
     // Pass 1: check every record, learn the columns.
     let (mut records, mut filtered) = (0, 0);
     let mut rejects = Rejects::default();
-    let mut valid = Vec::with_capacity(batch.len());
+    let mut valid = Vec::with_capacity(batch().size_hint().0);
     let mut columns = Columns::from_running(running);
-    for r in batch.records() {
+    for r in batch() {
         let learned = row(&r, opts, false).and_then(|row| match row {
             Some(Row::Json(json)) => columns.observe(&json, &RESERVED).map(|()| Some(())),
             Some(Row::Tombstone) => Ok(Some(())),
@@ -225,7 +237,7 @@ pub fn encode<A: Attachment>(
     let schema = schema(opts.envelope, &columns);
     let internal = |e: String| {
         invalid(
-            batch.first_offset().unwrap_or(0),
+            batch().next().map_or(0, |r| r.offset()),
             format!("writing Parquet failed: {e}"),
         )
     };
@@ -235,7 +247,7 @@ pub fn encode<A: Attachment>(
     // Pass 2: rows, in chunks.
     let mut chunk = Chunk::new(&columns);
     let mut uncompressed = 0;
-    for (r, ok) in batch.records().zip(valid) {
+    for (r, ok) in batch().zip(valid) {
         if !ok {
             continue;
         }
