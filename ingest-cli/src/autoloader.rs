@@ -3,9 +3,10 @@
 //!
 //! Pure: derived from the validated service configuration. Invariant: the stream reads only
 //! `<root>/<topic>/` (so `_ingest/` claims and `_dead_letters/` are never picked up), files
-//! are never overwritten (`cloudFiles.allowOverwrites=false`), and `dt`/`hour` are columns.
+//! are never overwritten (`cloudFiles.allowOverwrites=false`), and the time directories
+//! (`dt`/`hour`, or `dt` by day) are columns.
 
-use ingest::config::{Compression, Envelope, Format};
+use ingest::config::{Compression, Envelope, Format, Granularity, TimeSource};
 use ingest::Config;
 
 /// Where Spark reads the storage root named by `INGEST_STORAGE_URL`.
@@ -55,7 +56,10 @@ pub fn snippet(config: &Config) -> String {
             "cloudFiles.format \"json\" with",
         ),
         Format::Ndjson => {
-            let mut hints = vec!["dt DATE", "hour INT"];
+            let mut hints = vec!["dt DATE"];
+            if config.partition_by == Granularity::Hour {
+                hints.push("hour INT");
+            }
             if config.envelope == Envelope::Metadata {
                 hints.extend([
                     "topic STRING",
@@ -85,18 +89,31 @@ pub fn snippet(config: &Config) -> String {
         }
     };
     let mut options = format_options;
-    options.push(("cloudFiles.partitionColumns", "dt,hour".into()));
+    options.push((
+        "cloudFiles.partitionColumns",
+        config.partition_by.columns().join(","),
+    ));
     options.push(("cloudFiles.allowOverwrites", "false".into()));
     options.push(("pathGlobFilter", glob.into()));
     let options: String = options
         .iter()
         .map(|(k, v)| format!("    .option(\"{k}\", \"{v}\")\n"))
         .collect();
-    let rescued = if matches!(config.format, Format::Parquet(_)) {
-        "\n# Fields that did not fit their column are JSON in `_rescued_data`."
+    let mut rescued = if matches!(config.format, Format::Parquet(_)) {
+        "\n# Fields that did not fit their column are JSON in `_rescued_data`.".to_string()
     } else {
-        ""
+        String::new()
     };
+    let columns = config.partition_by.columns().join("`/`");
+    let time = match &config.time_source {
+        TimeSource::Record => "the first record's Kafka timestamp of each file".to_string(),
+        TimeSource::Ingestion => "when each file's first record arrived".to_string(),
+        TimeSource::Field(f) => format!(
+            "each record's own `{}` (records without it: their Kafka timestamp)",
+            f.path.join(".")
+        ),
+    };
+    rescued.push_str(&format!("\n# `{columns}` are UTC, from {time}."));
     format!(
         r#"# Databricks Auto Loader for topic `{topic}`: {what}.
 # Reads only {root}/{topic}/ : {beside} sit beside it, outside the path.
@@ -160,6 +177,28 @@ mod tests {
         ]));
         assert!(meta.contains("*.ndjson.gz") && meta.contains("offset BIGINT"));
         assert!(meta.contains(r#".load("s3://b/p/orders/")"#));
+    }
+
+    #[test]
+    fn the_layout_chosen_gives_the_partition_columns() {
+        let hourly = snippet(&config(&[("INGEST_STORAGE_URL", "s3://b/p")]));
+        assert!(hourly.contains(r#""cloudFiles.partitionColumns", "dt,hour""#));
+        assert!(hourly.contains("dt DATE, hour INT"), "{hourly}");
+        let daily = snippet(&config(&[
+            ("INGEST_STORAGE_URL", "s3://b/p"),
+            ("INGEST_PARTITION_BY", "day"),
+            ("INGEST_TIME_SOURCE", "field"),
+            ("INGEST_TIME_FIELD", "order.placed_at"),
+        ]));
+        assert!(
+            daily.contains(r#""cloudFiles.partitionColumns", "dt")"#),
+            "{daily}"
+        );
+        assert!(!daily.contains("hour INT"), "{daily}");
+        assert!(
+            daily.contains("each record's own `order.placed_at`"),
+            "{daily}"
+        );
     }
 
     #[test]

@@ -94,6 +94,11 @@ fn hint(schema_path: &str, instance: &Value, message: &str) -> Option<String> {
             "{instance} is not a string: quote it (Helm would print large numbers as 1e+06)"
         ))
     } else if let Some(rule) = schema_path.strip_prefix("/allOf/") {
+        if rule.starts_with("2/") {
+            return Some(
+                "INGEST_TIME_FIELD is not set: INGEST_TIME_SOURCE=field reads each record's time from it; add it under env (e.g. placed_at)".into(),
+            );
+        }
         let var = match rule.split('/').next() {
             Some("0") => "INGEST_KAFKA_BOOTSTRAP_SERVERS",
             _ => "INGEST_STORAGE_URL",

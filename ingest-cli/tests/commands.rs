@@ -155,6 +155,21 @@ fn validate_accepts_good_values_and_names_each_problem_in_one_line() {
             "INGEST_STORAGE_URL: \"ftp://x\"",
             "INGEST_STORAGE_URL=\"ftp://x/\" is invalid",
         ),
+        (
+            "INGEST_FLUSH_MAX_AGE_MS: \"300000\"",
+            "INGEST_TIME_SOURCE: \"field\"",
+            "INGEST_TIME_FIELD is not set: INGEST_TIME_SOURCE=field",
+        ),
+        (
+            "INGEST_FLUSH_MAX_AGE_MS: \"300000\"",
+            "INGEST_PARTITION_BY: \"minute\"",
+            "/env/INGEST_PARTITION_BY",
+        ),
+        (
+            "INGEST_FLUSH_MAX_AGE_MS: \"300000\"",
+            "INGEST_TIME_SOURCE: \"field\"\n  INGEST_TIME_FIELD: \"placed_at\"\n  INGEST_TIME_FORMAT: \"%H\"",
+            "INGEST_TIME_FORMAT=\"%H\" is invalid",
+        ),
         ("topic: \"good\"", "topic: \"no good\"", "/topic"),
         ("replicas: 1", "replica: 1", "replica"),
     ] {

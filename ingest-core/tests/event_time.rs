@@ -197,9 +197,17 @@ fn sigkill_between_the_uploads_of_one_batchs_files_then_restart_lands_each_recor
     .spawn()
     .unwrap();
     let rx = lines(first.stderr.take().unwrap());
+    let addr = endpoint_addr(&rx);
     wait_line(&rx, "the fault", |l| {
         l.starts_with("FAULT: hanging before commit")
     });
+    // The records without the field were counted when the batch was claimed.
+    let metrics = parse_metrics(&http_get(&addr, "/metrics").1);
+    assert_eq!(
+        metrics.get("ingest_time_fallbacks_total"),
+        Some(&6.0),
+        "{metrics:?}"
+    );
     signal(&first, "-KILL");
     assert_eq!(first.wait().unwrap().code(), None, "killed by a signal");
     let landed_at_crash = landed_files(dir.path(), &topic);

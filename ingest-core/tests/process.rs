@@ -193,6 +193,30 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
             2,
         ),
         (
+            vec![("INGEST_TIME_SOURCE", "field")],
+            "INGEST_TIME_FIELD is not set",
+            2,
+        ),
+        (
+            vec![
+                ("INGEST_TIME_SOURCE", "field"),
+                ("INGEST_TIME_FIELD", "placed_at"),
+                ("INGEST_TIME_FORMAT", "%H:%M"),
+            ],
+            "INGEST_TIME_FORMAT=\"%H:%M\" is invalid",
+            2,
+        ),
+        (
+            vec![("INGEST_TIME_FIELD", "placed_at")],
+            "unless INGEST_TIME_SOURCE=field",
+            2,
+        ),
+        (
+            vec![("INGEST_PARTITION_BY", "minute")],
+            "INGEST_PARTITION_BY=\"minute\" is invalid",
+            2,
+        ),
+        (
             vec![("INGEST_TOPIC", "absent")],
             "topic absent does not exist",
             1,
