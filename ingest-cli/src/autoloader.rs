@@ -6,7 +6,8 @@
 //! are never overwritten (`cloudFiles.allowOverwrites=false`), and the time directories
 //! (`dt`/`hour`, or `dt` by day) are columns.
 
-use ingest::config::{Compression, Envelope, Format, Granularity, TimeSource};
+use ingest::config::layout::Part;
+use ingest::config::{Compression, Envelope, Format, Layout, TimeSource};
 use ingest::Config;
 
 /// Where Spark reads the storage root named by `INGEST_STORAGE_URL`.
@@ -35,6 +36,30 @@ pub fn spark_root(config: &Config) -> String {
     }
 }
 
+/// Types for the partition columns: a date, an hour, else text (a field such as a zip code
+/// must not be read as a number).
+fn partition_hints(layout: &Layout) -> Vec<String> {
+    match layout {
+        Layout::Time(g) => g
+            .columns()
+            .iter()
+            .map(|c| format!("{c} {}", if *c == "dt" { "DATE" } else { "INT" }))
+            .collect(),
+        Layout::Template(t) => t
+            .segments
+            .iter()
+            .map(|s| {
+                let kind = match s.parts.as_slice() {
+                    [Part::Date] => "DATE",
+                    [Part::Hour | Part::Year | Part::Month | Part::Day] => "INT",
+                    _ => "STRING",
+                };
+                format!("{} {kind}", s.name)
+            })
+            .collect(),
+    }
+}
+
 /// The PySpark snippet for `config`'s topic: one stream over `<root>/<topic>/`, its options
 /// depending on the format.
 pub fn snippet(config: &Config) -> String {
@@ -56,19 +81,19 @@ pub fn snippet(config: &Config) -> String {
             "cloudFiles.format \"json\" with",
         ),
         Format::Ndjson => {
-            let mut hints = vec!["dt DATE"];
-            if config.partition_by == Granularity::Hour {
-                hints.push("hour INT");
-            }
+            let mut hints = partition_hints(&config.layout);
             if config.envelope == Envelope::Metadata {
-                hints.extend([
-                    "topic STRING",
-                    "partition INT",
-                    "offset BIGINT",
-                    "timestamp BIGINT",
-                    "key STRING",
-                    "headers ARRAY<STRUCT<key: STRING, value: STRING>>",
-                ]);
+                hints.extend(
+                    [
+                        "topic STRING",
+                        "partition INT",
+                        "offset BIGINT",
+                        "timestamp BIGINT",
+                        "key STRING",
+                        "headers ARRAY<STRUCT<key: STRING, value: STRING>>",
+                    ]
+                    .map(String::from),
+                );
             }
             let glob = match config.compression {
                 Compression::Gzip { .. } => "*.ndjson.gz",
@@ -91,7 +116,7 @@ pub fn snippet(config: &Config) -> String {
     let mut options = format_options;
     options.push((
         "cloudFiles.partitionColumns",
-        config.partition_by.columns().join(","),
+        config.layout.columns().join(","),
     ));
     options.push(("cloudFiles.allowOverwrites", "false".into()));
     options.push(("pathGlobFilter", glob.into()));
@@ -104,7 +129,7 @@ pub fn snippet(config: &Config) -> String {
     } else {
         String::new()
     };
-    let columns = config.partition_by.columns().join("`/`");
+    let columns = config.layout.columns().join("`/`");
     let time = match &config.time_source {
         TimeSource::Record => "the first record's Kafka timestamp of each file".to_string(),
         TimeSource::Ingestion => "when each file's first record arrived".to_string(),
@@ -199,6 +224,22 @@ mod tests {
             daily.contains("each record's own `order.placed_at`"),
             "{daily}"
         );
+    }
+
+    #[test]
+    fn a_path_template_gives_its_columns_and_their_types() {
+        let s = snippet(&config(&[
+            ("INGEST_STORAGE_URL", "s3://b/p"),
+            (
+                "INGEST_PATH_TEMPLATE",
+                "{topic}/region={record.region}/dt={date}/hour={hour}",
+            ),
+        ]));
+        assert!(
+            s.contains(r#""cloudFiles.partitionColumns", "region,dt,hour""#),
+            "{s}"
+        );
+        assert!(s.contains("region STRING, dt DATE, hour INT"), "{s}");
     }
 
     #[test]

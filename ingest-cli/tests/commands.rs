@@ -170,6 +170,16 @@ fn validate_accepts_good_values_and_names_each_problem_in_one_line() {
             "INGEST_TIME_SOURCE: \"field\"\n  INGEST_TIME_FIELD: \"placed_at\"\n  INGEST_TIME_FORMAT: \"%H\"",
             "INGEST_TIME_FORMAT=\"%H\" is invalid",
         ),
+        (
+            "INGEST_FLUSH_MAX_AGE_MS: \"300000\"",
+            "INGEST_PATH_TEMPLATE: \"{topic}/region={record.region}/when={bogus}\"",
+            "INGEST_PATH_TEMPLATE=",
+        ),
+        (
+            "INGEST_FLUSH_MAX_AGE_MS: \"300000\"",
+            "INGEST_PATH_TEMPLATE: \"region={record.region}\"",
+            "/env/INGEST_PATH_TEMPLATE",
+        ),
         ("topic: \"good\"", "topic: \"no good\"", "/topic"),
         ("replicas: 1", "replica: 1", "replica"),
     ] {

@@ -263,3 +263,96 @@ fn sigkill_between_the_uploads_of_one_batchs_files_then_restart_lands_each_recor
         "one file per hour"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_template_with_a_field_lands_each_record_under_its_value_and_duckdb_reads_the_column(
+) {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("evtmpl", 2);
+    let region = |n: usize| match n % 4 {
+        0 => Some("eu"),
+        1 => Some("us/east 1"),
+        2 => Some("ünï"),
+        _ => None,
+    };
+    for p in 0..2 {
+        let values: Vec<Vec<u8>> = (0..200)
+            .map(|n| match region(n) {
+                Some(r) => format!(r#"{{"n":{n},"region":"{r}"}}"#),
+                None => format!(r#"{{"n":{n}}}"#),
+            })
+            .map(String::into_bytes)
+            .collect();
+        produce_to(&broker.brokers, &topic, p, &values);
+    }
+    let high = high_watermarks(&broker.brokers, &topic, 2);
+    let (token, mut progress, handle) = start(config(
+        &vars,
+        &[
+            (
+                "INGEST_PATH_TEMPLATE",
+                "{topic}/region={record.region}/dt={date}",
+            ),
+            ("INGEST_ENVELOPE", "metadata"),
+            ("INGEST_FLUSH_MAX_RECORDS", "120"),
+        ],
+    ));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 400);
+    assert_exactly_once(dir.path(), &topic, &high);
+
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let dirs: BTreeSet<String> = lines_by_dir(dir.path(), &topic)
+        .into_iter()
+        .map(|(d, line)| {
+            let n = line["value"]["n"].as_u64().unwrap() as usize;
+            let expected = match region(n) {
+                Some("eu") => "region=eu",
+                Some("us/east 1") => "region=us%2Feast%201",
+                Some(_) => "region=ünï",
+                None => "region=__HIVE_DEFAULT_PARTITION__",
+            };
+            assert!(d.starts_with(&format!("{expected}/dt=")), "{d} for n={n}");
+            d
+        })
+        .collect();
+    assert_eq!(dirs.len(), 4, "{dirs:?}");
+    assert!(dirs.iter().all(|d| d.ends_with(&format!("dt={today}"))
+        || d.ends_with(&format!(
+            "dt={}",
+            (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d")
+        ))));
+
+    if !python_module("duckdb", "pip install duckdb") {
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/read_hive.py"
+        ))
+        .args([dir.path().to_str().unwrap(), &topic, "region", "dt"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "DuckDB: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 400);
+    for row in &rows {
+        // The column is the record's own field, decoded; a missing field reads as null.
+        assert_eq!(row["region"], row["value"]["region"], "{row}");
+    }
+}

@@ -212,6 +212,16 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
             2,
         ),
         (
+            vec![("INGEST_PATH_TEMPLATE", "{topic}/{date}")],
+            "INGEST_PATH_TEMPLATE=\"{topic}/{date}\" is invalid: expected directories of the form name=value",
+            2,
+        ),
+        (
+            vec![("INGEST_PATH_TEMPLATE", "{topic}/r={record.region}/x={bogus}")],
+            "not {bogus}",
+            2,
+        ),
+        (
             vec![("INGEST_PARTITION_BY", "minute")],
             "INGEST_PARTITION_BY=\"minute\" is invalid",
             2,

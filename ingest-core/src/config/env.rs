@@ -44,6 +44,7 @@ pub struct RawEnv {
     pub time_field: Option<String>,
     pub time_format: Option<String>,
     pub partition_by: Option<String>,
+    pub path_template: Option<String>,
     pub shutdown_timeout_ms: Option<String>,
     pub log_format: Option<String>,
     pub http_addr: Option<String>,
@@ -94,6 +95,7 @@ const TYPED: &[&str] = &[
     "TIME_FIELD",
     "TIME_FORMAT",
     "PARTITION_BY",
+    "PATH_TEMPLATE",
     "SHUTDOWN_TIMEOUT_MS",
     "LOG_FORMAT",
     "HTTP_ADDR",
@@ -261,7 +263,7 @@ impl RawEnv {
         let dead_letter_prefix = encoding::dead_letter_prefix(self.dead_letter_prefix, &topic)?;
         let time_source =
             super::time::time_source(self.time_source, self.time_field, self.time_format)?;
-        let partition_by = super::time::granularity(self.partition_by)?;
+        let layout = super::layout::layout(self.partition_by, self.path_template)?;
         let shutdown_timeout = Duration::from_millis(positive(
             "SHUTDOWN_TIMEOUT_MS",
             self.shutdown_timeout_ms,
@@ -317,7 +319,7 @@ impl RawEnv {
             invalid,
             dead_letter_prefix,
             time_source,
-            partition_by,
+            layout,
             shutdown_timeout,
             claim_completion_timeout,
             log_format,

@@ -20,6 +20,7 @@ pub mod eventhubs;
 pub mod flush;
 pub mod format;
 pub mod kafka;
+pub mod layout;
 pub mod ops;
 mod parse;
 pub mod storage;
@@ -33,6 +34,7 @@ use eventhubs::EventHubsConfig;
 pub use flush::FlushPolicy;
 pub use format::{Format, ParquetCompression, ParquetSettings};
 pub use kafka::{validate_topic, KafkaConfig, Property};
+pub use layout::{Layout, PathTemplate};
 pub use ops::{Fault, LogFormat};
 pub use parse::ConfigError;
 pub use storage::{is_azure, redact_url, MultipartPolicy};
@@ -96,8 +98,8 @@ pub struct Config {
     pub dead_letter_prefix: String,
     /// `INGEST_TIME_SOURCE`, with `INGEST_TIME_FIELD` and `INGEST_TIME_FORMAT`.
     pub time_source: TimeSource,
-    /// `INGEST_PARTITION_BY`: hour or day directories.
-    pub partition_by: Granularity,
+    /// `INGEST_PARTITION_BY` (hour or day directories) or `INGEST_PATH_TEMPLATE`.
+    pub layout: Layout,
     /// `INGEST_SHUTDOWN_TIMEOUT_MS`.
     pub shutdown_timeout: Duration,
     /// `INGEST_CLAIM_COMPLETION_TIMEOUT_MS` (default 10 min): how long a partition may wait for
@@ -151,7 +153,7 @@ impl fmt::Debug for Config {
             .field("invalid", &self.invalid)
             .field("dead_letter_prefix", &self.dead_letter_prefix)
             .field("time_source", &self.time_source)
-            .field("partition_by", &self.partition_by)
+            .field("layout", &self.layout)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("claim_completion_timeout", &self.claim_completion_timeout)
             .field("log_format", &self.log_format)

@@ -1,5 +1,6 @@
-//! Which time picks a file's `dt=`/`hour=` directory: `INGEST_TIME_SOURCE`, `INGEST_TIME_FIELD`,
-//! `INGEST_TIME_FORMAT` and `INGEST_PARTITION_BY`; and how a field's value is read as a time.
+//! Which time picks a file's `dt=`/`hour=` directory: `INGEST_TIME_SOURCE`, `INGEST_TIME_FIELD`
+//! and `INGEST_TIME_FORMAT`; the granularity of `INGEST_PARTITION_BY`; and how a field's value
+//! is read as a time.
 //!
 //! Pure. Invariant: a format accepted here reads back the times it writes (checked at start on
 //! a sample), so a record's directory never depends on a format that cannot tell the date.
@@ -235,16 +236,6 @@ pub fn field_path(field: &str) -> Result<Vec<String>, String> {
     Ok(parts)
 }
 
-/// `INGEST_PARTITION_BY` (default hour).
-pub(super) fn granularity(value: Option<String>) -> Result<Granularity, ConfigError> {
-    choice(
-        "PARTITION_BY",
-        value,
-        &[("hour", Granularity::Hour), ("day", Granularity::Day)],
-        Granularity::Hour,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,7 +330,5 @@ mod tests {
                 .starts_with("INGEST_TIME_FORMAT=\"%H\" is invalid"),
             "{e}"
         );
-        assert_eq!(granularity(some("day")), Ok(Granularity::Day));
-        assert!(granularity(some("minute")).is_err());
     }
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::recovery::Claim;
 use crate::config::{
-    defaults, Compression, Envelope, Format, Granularity, ParquetCompression, ParquetSettings,
-    TimeField, TimeFormat,
+    defaults, Compression, Envelope, Format, Layout, ParquetCompression, ParquetSettings,
+    TimeField, TimeFormat, TimeSource,
 };
 
 /// A claimed file's encoding, in words that stay stable across releases.
@@ -27,43 +27,63 @@ pub struct ClaimedEncoding {
     pub format: Option<String>,
 }
 
-/// How a claim of several files placed its records: the time field, its format and the
-/// directories' granularity, in the words of the settings.
+/// How a claim of several files placed its records: the time source (with its field and
+/// format) and the layout, in the words of the settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimedTime {
-    /// The dotted path (`INGEST_TIME_FIELD`).
-    pub field: String,
-    /// `INGEST_TIME_FORMAT`.
-    pub format: String,
-    /// `hour` or `day` (`INGEST_PARTITION_BY`).
-    pub partition_by: String,
+pub struct ClaimedPlacement {
+    /// `record`, `ingestion` or `field` (`INGEST_TIME_SOURCE`).
+    pub time_source: String,
+    /// The dotted path (`INGEST_TIME_FIELD`), by field time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `INGEST_TIME_FORMAT`, by field time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// `hour`, `day` (`INGEST_PARTITION_BY`) or the path template (`INGEST_PATH_TEMPLATE`).
+    pub layout: String,
 }
 
-impl ClaimedTime {
-    pub fn new(field: &TimeField, granularity: Granularity) -> ClaimedTime {
-        ClaimedTime {
-            field: field.path.join("."),
-            format: field.format.name().to_string(),
-            partition_by: match granularity {
-                Granularity::Hour => "hour",
-                Granularity::Day => "day",
-            }
-            .into(),
+impl ClaimedPlacement {
+    pub fn new(source: &TimeSource, layout: &Layout) -> ClaimedPlacement {
+        let (time_source, field, format) = match source {
+            TimeSource::Record => ("record", None, None),
+            TimeSource::Ingestion => ("ingestion", None, None),
+            TimeSource::Field(f) => (
+                "field",
+                Some(f.path.join(".")),
+                Some(f.format.name().to_string()),
+            ),
+        };
+        ClaimedPlacement {
+            time_source: time_source.into(),
+            field,
+            format,
+            layout: layout.name().to_string(),
         }
     }
 
     /// The settings back; `Err` says which word is not one.
-    pub fn settings(&self) -> Result<(TimeField, Granularity), String> {
-        let path = crate::config::time::field_path(&self.field)
-            .map_err(|e| format!("its time field {:?} is not {e}", self.field))?;
-        let format = TimeFormat::parse(&self.format)
-            .map_err(|e| format!("its time format {:?} is not {e}", self.format))?;
-        let granularity = match self.partition_by.as_str() {
-            "hour" => Granularity::Hour,
-            "day" => Granularity::Day,
-            other => return Err(format!("its partition_by {other:?} is not hour or day")),
+    pub fn settings(&self) -> Result<(TimeSource, Layout), String> {
+        let source = match (self.time_source.as_str(), &self.field) {
+            ("record", _) => TimeSource::Record,
+            ("ingestion", _) => TimeSource::Ingestion,
+            ("field", Some(field)) => {
+                let path = crate::config::time::field_path(field)
+                    .map_err(|e| format!("its time field {field:?} is not {e}"))?;
+                let format = self.format.as_deref().unwrap_or("rfc3339");
+                let format = TimeFormat::parse(format)
+                    .map_err(|e| format!("its time format {format:?} is not {e}"))?;
+                TimeSource::Field(TimeField { path, format })
+            }
+            (other, _) => {
+                return Err(format!(
+                    "its time source {other:?} is not record, ingestion or field (with a field)"
+                ))
+            }
         };
-        Ok((TimeField { path, format }, granularity))
+        let layout = Layout::named(&self.layout)
+            .map_err(|e| format!("its layout {:?} is not {e}", self.layout))?;
+        Ok((source, layout))
     }
 }
 

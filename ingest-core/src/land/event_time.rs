@@ -1,100 +1,136 @@
-//! Event time from a record field (`INGEST_TIME_SOURCE=field`): the time each record of a batch
-//! carries, and the files the batch therefore lands as, one per time directory.
+//! Placing records one by one: the directory each record of a batch belongs in (its time from
+//! a field, `INGEST_TIME_SOURCE=field`, and its fields in a path template), and the files the
+//! batch therefore lands as, one per directory.
 //!
-//! Pure. Invariant: the plan is a function of the records, the settings and the fallback time
-//! alone, so the claim's files are found again from the same records by whoever completes the
-//! claim (it passes the claim's settings and `claimed_at_ms`); each record is in exactly one
-//! file, and a file's name is its first record's offset, so names never collide.
+//! Pure. Invariant: the plan is a function of the records, the placement settings and the
+//! fallback time alone, so the claim's files are found again from the same records by whoever
+//! completes the claim (it passes the claim's settings and `claimed_at_ms`); each record is in
+//! exactly one file, and a file's name is its first record's offset, so names never collide.
 
+use std::borrow::Cow;
+
+use super::naming::Namer;
 use crate::batch::{Attachment, Batch, StoredRecord};
-use crate::config::{Granularity, TimeField};
+use crate::config::{TimeField, TimeSource};
 use crate::encode::parquet::walk::{self, Kind, Step};
 
-/// The most files one batch lands as: past it the batch is cut, and the rest is the next
-/// claim's (late events spread over weeks must not turn one batch into thousands of files).
+/// The most files one batch lands as (the bound on the directories one partition's batch
+/// spans): past it the batch is cut, and the rest is the next claim's, so late events spread
+/// over weeks, or a field with a million values, never turn one batch into thousands of files.
 pub const MAX_FILES_PER_BATCH: usize = 64;
 
 /// One file of a planned batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedFile {
     /// Its first record's offset (what names it).
     pub first_offset: i64,
-    /// The start of its time directory, ms since the epoch.
-    pub dir_ms: i64,
+    /// Its directories under `<topic>/`.
+    pub dir: String,
     pub records: usize,
 }
 
-/// How a batch lands by field time.
+/// How a batch lands when each record picks its directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The file (an index into `files`) of each record the plan covers, in batch order.
     pub file_of: Vec<u16>,
     /// In order of their first offsets.
     pub files: Vec<PlannedFile>,
-    /// Records whose field was missing or not a time in the format: placed by their Kafka
-    /// timestamp (the Event Hubs enqueued time), else by the fallback.
+    /// Records whose time field was missing or not a time in the format: placed by their
+    /// Kafka timestamp (the Event Hubs enqueued time), else by the fallback.
     pub fallbacks: usize,
     /// The last offset the plan covers: the batch's, or the one before the record that would
-    /// have opened file `MAX_FILES_PER_BATCH + 1`.
+    /// have opened file `max_files + 1`.
     pub through: i64,
 }
 
-/// The time `field` gives in a record's value; `None` when the value is not a JSON object, the
-/// field is missing, or it is not a time in the field's format.
-pub fn field_time_ms(value: Option<&[u8]>, field: &TimeField) -> Option<i64> {
-    let v = value?;
+/// The value at `path` in a record's JSON value (its start and end), if the value is an object
+/// that has it.
+fn lookup<'v>(v: &'v [u8], path: &[impl AsRef<str>]) -> Option<(Kind, &'v [u8])> {
     let mut at = walk::ws(v, 0);
-    for name in &field.path {
+    for name in path {
         if walk::head(v, at).0 != Kind::Object {
             return None;
         }
         let mut step = walk::first_member(v, at);
         at = loop {
             match step {
-                Step::Member(m) if m.is(name) => break m.value,
+                Step::Member(m) if m.is(name.as_ref()) => break m.value,
                 Step::Member(m) => step = walk::next_member(v, walk::skip(v, m.value)),
                 _ => return None,
             }
         };
     }
     let (kind, end) = walk::head(v, at);
-    let bytes = v.get(at..end)?;
-    match kind {
-        Kind::Str => field.format.read_ms(&walk::text(bytes).ok()?, false),
-        Kind::Int | Kind::Float => field.format.read_ms(std::str::from_utf8(bytes).ok()?, true),
+    Some((kind, v.get(at..end)?))
+}
+
+/// The time `field` gives in a record's value; `None` when the value is not a JSON object, the
+/// field is missing, or it is not a time in the field's format.
+pub fn field_time_ms(value: Option<&[u8]>, field: &TimeField) -> Option<i64> {
+    match lookup(value?, &field.path)? {
+        (Kind::Str, bytes) => field.format.read_ms(&walk::text(bytes).ok()?, false),
+        (Kind::Int | Kind::Float, bytes) => {
+            field.format.read_ms(std::str::from_utf8(bytes).ok()?, true)
+        }
         _ => None,
     }
 }
 
-/// The time a record lands by: its field's, else its own timestamp, else `fallback_ms`; and
-/// whether it fell back.
-pub fn record_time_ms(
-    record: &StoredRecord<'_>,
-    field: &TimeField,
-    fallback_ms: i64,
-) -> (i64, bool) {
-    match field_time_ms(record.value(), field) {
-        Some(t) => (t, false),
-        None => (
-            record
-                .timestamp_ms()
-                .filter(|t| *t >= 0)
-                .unwrap_or(fallback_ms),
-            true,
-        ),
+/// A top-level field of a record's value as a path template shows it: a string's text, a
+/// number's or a boolean's JSON; `None` for anything else (missing, null, objects, arrays).
+pub fn field_text<'v>(value: Option<&'v [u8]>, name: &str) -> Option<Cow<'v, str>> {
+    match lookup(value?, &[name])? {
+        (Kind::Str, bytes) => walk::text(bytes).ok(),
+        (Kind::Int | Kind::Float | Kind::Bool, bytes) => {
+            std::str::from_utf8(bytes).ok().map(Cow::Borrowed)
+        }
+        _ => None,
     }
 }
 
-/// Plans the files of `batch`: records by the directory of their time, at most `max_files`
-/// files (the batch is cut before the record that would open one more).
+/// The time a record lands by, and whether it fell back: by field time its field's, else its
+/// own timestamp, else `fallback_ms` (the claim's time); by record time its timestamp, else
+/// `fallback_ms`; by ingestion time `fallback_ms`.
+pub fn record_time_ms(
+    record: &StoredRecord<'_>,
+    source: &TimeSource,
+    fallback_ms: i64,
+) -> (i64, bool) {
+    let own = || record.timestamp_ms().filter(|t| *t >= 0);
+    match source {
+        TimeSource::Field(field) => match field_time_ms(record.value(), field) {
+            Some(t) => (t, false),
+            None => (own().unwrap_or(fallback_ms), true),
+        },
+        TimeSource::Record => (own().unwrap_or(fallback_ms), false),
+        TimeSource::Ingestion => (fallback_ms, false),
+    }
+}
+
+/// Writes the directories (under `<topic>/`) of `record` into `out`; tells whether its time
+/// fell back.
+pub fn record_dir(
+    namer: &Namer,
+    record: &StoredRecord<'_>,
+    fallback_ms: i64,
+    out: &mut String,
+) -> bool {
+    let (t, fell_back) = record_time_ms(record, &namer.time_source, fallback_ms);
+    out.clear();
+    let value = record.value();
+    namer.write_dir(t, |name| field_text(value, name), out);
+    fell_back
+}
+
+/// Plans the files of `batch`: records by their directory, at most `max_files` files (the
+/// batch is cut before the record that would open one more).
 pub fn plan<A: Attachment>(
     batch: &Batch<A>,
-    field: &TimeField,
-    granularity: Granularity,
+    namer: &Namer,
     fallback_ms: i64,
     max_files: usize,
 ) -> Plan {
-    let span = granularity.span_ms();
     let max_files = max_files.clamp(1, usize::from(u16::MAX));
     let mut plan = Plan {
         file_of: Vec::with_capacity(batch.len()),
@@ -102,21 +138,21 @@ pub fn plan<A: Attachment>(
         fallbacks: 0,
         through: batch.first_offset().unwrap_or(0),
     };
-    // Most records fall in the directory of the record before: look there first.
+    let mut dir = String::new();
+    // Most records go where the record before went: look there first.
     let mut last = 0;
     for r in batch.records() {
-        let (t, fell_back) = record_time_ms(&r, field, fallback_ms);
-        let dir_ms = t.div_euclid(span) * span;
-        let file = if plan.files.get(last).is_some_and(|f| f.dir_ms == dir_ms) {
+        let fell_back = record_dir(namer, &r, fallback_ms, &mut dir);
+        let file = if plan.files.get(last).is_some_and(|f| f.dir == dir) {
             last
-        } else if let Some(i) = plan.files.iter().position(|f| f.dir_ms == dir_ms) {
+        } else if let Some(i) = plan.files.iter().position(|f| f.dir == dir) {
             i
         } else if plan.files.len() == max_files {
             break;
         } else {
             plan.files.push(PlannedFile {
                 first_offset: r.offset(),
-                dir_ms,
+                dir: dir.clone(),
                 records: 0,
             });
             plan.files.len() - 1
@@ -134,9 +170,31 @@ pub fn plan<A: Attachment>(
 mod tests {
     use super::*;
     use crate::batch::RecordRef;
-    use crate::config::TimeFormat;
+    use crate::config::{Compression, Format, Granularity, Layout, TimeFormat};
 
     const HOUR: i64 = 3_600_000;
+
+    fn namer(time_source: TimeSource, layout: Layout) -> Namer {
+        Namer {
+            topic: "t".into(),
+            dead_letter_prefix: "_dead_letters".into(),
+            compression: Compression::None,
+            format: Format::Ndjson,
+            time_source,
+            layout,
+        }
+    }
+
+    fn by_field(path: &str, granularity: Granularity) -> Namer {
+        namer(
+            TimeSource::Field(field(path, TimeFormat::UnixMs)),
+            Layout::Time(granularity),
+        )
+    }
+
+    fn hour_of(dir: &str) -> i64 {
+        dir.rsplit("hour=").next().unwrap().parse().unwrap()
+    }
 
     fn field(path: &str, format: TimeFormat) -> TimeField {
         TimeField {
@@ -207,22 +265,23 @@ mod tests {
             (r#"{"t":3600000}"#, None), // hour 1
             (r#"{"t":10}"#, None),      // hour 0
         ]);
-        let p = plan(
-            &b,
-            &field("t", TimeFormat::UnixMs),
-            Granularity::Hour,
-            0,
-            64,
-        );
+        let p = plan(&b, &by_field("t", Granularity::Hour), 0, 64);
         assert_eq!(p.file_of, vec![0, 1, 0, 2, 1]);
         let files: Vec<_> = p
             .files
             .iter()
-            .map(|f| (f.first_offset, f.dir_ms, f.records))
+            .map(|f| (f.first_offset, f.dir.as_str(), f.records))
             .collect();
-        assert_eq!(files, vec![(100, 2 * HOUR, 2), (101, 0, 2), (103, HOUR, 1)]);
+        assert_eq!(
+            files,
+            vec![
+                (100, "dt=1970-01-01/hour=02", 2),
+                (101, "dt=1970-01-01/hour=00", 2),
+                (103, "dt=1970-01-01/hour=01", 1)
+            ]
+        );
         assert_eq!((p.through, p.fallbacks), (104, 0));
-        let by_day = plan(&b, &field("t", TimeFormat::UnixMs), Granularity::Day, 0, 64);
+        let by_day = plan(&b, &by_field("t", Granularity::Day), 0, 64);
         assert_eq!(by_day.files.len(), 1, "all on one day");
         assert_eq!(by_day.files[0].records, 5);
     }
@@ -234,14 +293,8 @@ mod tests {
             (r#"{}"#, None),
             (r#"{"t":1}"#, Some(9 * HOUR)),
         ]);
-        let p = plan(
-            &b,
-            &field("t", TimeFormat::UnixMs),
-            Granularity::Hour,
-            7 * HOUR + 1,
-            64,
-        );
-        let dirs: Vec<_> = p.files.iter().map(|f| f.dir_ms / HOUR).collect();
+        let p = plan(&b, &by_field("t", Granularity::Hour), 7 * HOUR + 1, 64);
+        let dirs: Vec<_> = p.files.iter().map(|f| hour_of(&f.dir)).collect();
         assert_eq!(
             dirs,
             vec![5, 7, 0],
@@ -262,14 +315,41 @@ mod tests {
                 .map(|v| (v.as_str(), None))
                 .collect::<Vec<_>>(),
         );
-        let p = plan(&b, &field("t", TimeFormat::UnixMs), Granularity::Hour, 0, 3);
+        let p = plan(&b, &by_field("t", Granularity::Hour), 0, 3);
         assert_eq!(p.files.len(), 3);
         assert_eq!(
             p.through, 104,
             "the hour-3 record at 105 starts the next claim"
         );
         assert_eq!(p.file_of.len(), 5);
-        let same = plan(&b, &field("t", TimeFormat::UnixMs), Granularity::Hour, 0, 3);
+        let same = plan(&b, &by_field("t", Granularity::Hour), 0, 3);
         assert_eq!(p, same, "a plan is a function of its inputs");
+    }
+
+    #[test]
+    fn a_template_places_records_by_their_fields_and_their_own_kafka_time() {
+        let t =
+            crate::config::PathTemplate::parse("{topic}/region={record.region}/dt={date}").unwrap();
+        let n = namer(TimeSource::Record, Layout::Template(t));
+        let b = batch(&[
+            (r#"{"region":"eu"}"#, Some(0)),
+            (r#"{"region":"us/east"}"#, Some(0)),
+            (r#"{"region":"eu"}"#, Some(25 * HOUR)),
+            (r#"{"region":null}"#, Some(0)),
+            (r#"{"region":7}"#, None),
+        ]);
+        let p = plan(&b, &n, 0, 64);
+        let dirs: Vec<_> = p.files.iter().map(|f| f.dir.as_str()).collect();
+        assert_eq!(
+            dirs,
+            [
+                "region=eu/dt=1970-01-01",
+                "region=us%2Feast/dt=1970-01-01",
+                "region=eu/dt=1970-01-02",
+                "region=__HIVE_DEFAULT_PARTITION__/dt=1970-01-01",
+                "region=7/dt=1970-01-01",
+            ]
+        );
+        assert_eq!(p.fallbacks, 0, "only a time field falls back");
     }
 }

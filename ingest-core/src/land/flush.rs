@@ -18,11 +18,11 @@ use tracing::Instrument;
 use super::event_time::MAX_FILES_PER_BATCH;
 use super::naming::Namer;
 use super::recovery::{
-    decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, ClaimedFile, ClaimedTime,
+    decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, ClaimedFile, ClaimedPlacement,
     Recovery,
 };
 use crate::clock::now_ms;
-use crate::config::{Fault, TimeSource};
+use crate::config::Fault;
 use crate::encode::{Ahead, EncodeOptions};
 use crate::error::Error;
 use crate::ops::health::Health;
@@ -186,29 +186,27 @@ impl Flusher {
                 }
             }
             let claimed_at_ms = now_ms();
-            // By field time, a batch lands as one file per directory its records' times fall
-            // in, at most MAX_FILES_PER_BATCH (the rest is the next claim's).
+            // Placed record by record (a time field, record fields in the path template), a
+            // batch lands as one file per directory its records fall in, at most
+            // MAX_FILES_PER_BATCH (the rest is the next claim's).
             let mut plan = None;
-            if let TimeSource::Field(field) = &self.namer.time_source {
+            if self.namer.per_record() {
+                let namer = self.namer.clone();
                 let (returned, p) = self
-                    .plan(
-                        batch,
-                        field.clone(),
-                        self.namer.partition_by,
-                        claimed_at_ms,
-                        MAX_FILES_PER_BATCH,
-                    )
+                    .plan(batch, namer, claimed_at_ms, MAX_FILES_PER_BATCH)
                     .await?;
                 batch = returned;
                 plan = Some(p);
             }
-            let dir_ms = match &plan {
-                Some(p) => p.files.first().map(|f| f.dir_ms),
-                None => batch.first_timestamp_ms(),
+            let names = match plan.as_ref().and_then(|p| p.files.first()) {
+                Some(f) => self.namer.batch_in(partition, first, &f.dir),
+                None => self.namer.batch(
+                    partition,
+                    first,
+                    batch.first_timestamp_ms(),
+                    batch.opened_at_ms(),
+                ),
             };
-            let names = self
-                .namer
-                .batch(partition, first, dir_ms, batch.opened_at_ms());
             let fallbacks = plan.as_ref().map(|p| p.fallbacks as u64);
             let several = plan.filter(|p| p.files.len() > 1 || p.through < last);
             let through = several.as_ref().map_or(last, |p| p.through);
@@ -216,7 +214,7 @@ impl Flusher {
                 p.files
                     .iter()
                     .map(|f| ClaimedFile {
-                        data: self.namer.data_file(partition, f.first_offset, f.dir_ms),
+                        data: self.namer.data_file(partition, f.first_offset, &f.dir),
                         first_offset: f.first_offset,
                         records: f.records,
                     })
@@ -227,12 +225,8 @@ impl Flusher {
                 .next()
                 .map(|r| record_digest(&r))
                 .unwrap_or_default();
-            let placed_by = match &self.namer.time_source {
-                TimeSource::Field(field) if !files.is_empty() => {
-                    Some(ClaimedTime::new(field, self.namer.partition_by))
-                }
-                _ => None,
-            };
+            let placed_by = (!files.is_empty())
+                .then(|| ClaimedPlacement::new(&self.namer.time_source, &self.namer.layout));
             let claim = Claim {
                 version: if files.is_empty() {
                     Claim::ONE_FILE

@@ -4,7 +4,9 @@
 //! directory also of the batch's UTC hour), zero-padded so names sort in offset order, and every
 //! object that is not finished data lives outside `<topic>/`, the path readers watch.
 
-use crate::config::{Compression, Format, Granularity, TimeSource};
+use std::borrow::Cow;
+
+use crate::config::{Compression, Format, Granularity, Layout, TimeSource};
 pub use crate::storage::STATE_PREFIX;
 
 /// Where the objects of one batch go. All paths are relative to the storage root.
@@ -23,7 +25,7 @@ pub struct Namer {
     pub compression: Compression,
     pub format: Format,
     pub time_source: TimeSource,
-    pub partition_by: Granularity,
+    pub layout: Layout,
 }
 
 impl Namer {
@@ -53,17 +55,22 @@ impl Namer {
         ingested_ms: i64,
     ) -> BatchNames {
         let ts = match self.time_source {
-            // A batch by field time is planned file by file (`event_time`); these names are
-            // its first record's by its Kafka timestamp until then.
+            // A batch placed record by record is planned file by file (`event_time`); these
+            // names are its first record's by its Kafka timestamp until then.
             TimeSource::Record | TimeSource::Field(_) => {
                 record_ts_ms.filter(|t| *t >= 0).unwrap_or(ingested_ms)
             }
             TimeSource::Ingestion => ingested_ms,
         };
-        let dir = self.dir(ts);
+        self.batch_in(partition, first_offset, &self.dir(ts))
+    }
+
+    /// Names for a batch whose first record has `first_offset` and belongs in `dir` (under
+    /// `<topic>/`): its data file, its dead letters in the same directories, its claim.
+    pub fn batch_in(&self, partition: i32, first_offset: i64, dir: &str) -> BatchNames {
         let file = |ext: &str| format!("{}+{partition}+{first_offset:020}.{ext}", self.topic);
         BatchNames {
-            data: self.data_file(partition, first_offset, ts),
+            data: self.data_file(partition, first_offset, dir),
             dead_letters: format!(
                 "{}/{}/{dir}/{}",
                 self.dead_letter_prefix,
@@ -74,20 +81,40 @@ impl Namer {
         }
     }
 
-    /// The directory (`dt=.../hour=...`, or `dt=...` by day) of a time in ms since the epoch.
+    /// Whether a record's directory depends on the record itself (its time field, or its fields
+    /// in the path template): a batch is then planned file by file ([`super::event_time`]).
+    pub fn per_record(&self) -> bool {
+        matches!(self.time_source, TimeSource::Field(_)) || self.layout.reads_fields()
+    }
+
+    /// The directories under `<topic>/` of a time in ms since the epoch (`dt=.../hour=...`,
+    /// `dt=...` by day, or the template's, its fields missing).
     pub fn dir(&self, ts_ms: i64) -> String {
-        match self.partition_by {
-            Granularity::Hour => hive_dir(ts_ms),
-            Granularity::Day => hive_day(ts_ms),
+        let mut out = String::new();
+        self.write_dir(ts_ms, |_| None, &mut out);
+        out
+    }
+
+    /// Appends the directories under `<topic>/` for time `ts_ms`, with `field` giving a
+    /// top-level field of the record as text (a template's `{record.<name>}`).
+    pub fn write_dir<'a>(
+        &self,
+        ts_ms: i64,
+        field: impl FnMut(&str) -> Option<Cow<'a, str>>,
+        out: &mut String,
+    ) {
+        match &self.layout {
+            Layout::Time(Granularity::Hour) => out.push_str(&hive_dir(ts_ms)),
+            Layout::Time(Granularity::Day) => out.push_str(&hive_day(ts_ms)),
+            Layout::Template(t) => t.render(ts_ms, field, out),
         }
     }
 
-    /// The data file of `partition` starting at `first_offset` in the directory of `ts_ms`.
-    pub fn data_file(&self, partition: i32, first_offset: i64, ts_ms: i64) -> String {
+    /// The data file of `partition` starting at `first_offset` in `dir` (under `<topic>/`).
+    pub fn data_file(&self, partition: i32, first_offset: i64, dir: &str) -> String {
         format!(
             "{topic}/{dir}/{topic}+{partition}+{first_offset:020}.{ext}",
             topic = self.topic,
-            dir = self.dir(ts_ms),
             ext = self.extension()
         )
     }
@@ -164,7 +191,7 @@ mod tests {
             compression,
             format: Format::Ndjson,
             time_source,
-            partition_by: Granularity::Hour,
+            layout: Layout::Time(Granularity::Hour),
         }
     }
 
@@ -243,7 +270,7 @@ mod tests {
     #[test]
     fn by_day_there_is_no_hour_directory() {
         let mut n = namer(TimeSource::Record, Compression::None);
-        n.partition_by = Granularity::Day;
+        n.layout = Layout::Time(Granularity::Day);
         assert_eq!(
             n.batch(1, 7, Some(1_709_251_199_999), 0).data,
             "orders/dt=2024-02-29/orders+1+00000000000000000007.ndjson"

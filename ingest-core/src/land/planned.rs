@@ -1,4 +1,4 @@
-//! Landing a batch as several files (by field time, one per directory): planning them off the
+//! Landing a batch as several files (placed record by record, one per directory): planning them off the
 //! runtime, encoding each, writing those not in storage yet, and completing such a claim.
 //!
 //! Invariant: a claim of several files is completed only when its records, placed with the
@@ -10,25 +10,24 @@ use std::sync::Arc;
 
 use super::event_time::{self, Plan};
 use super::flush::{Batch, Flusher};
+use super::naming::Namer;
 use super::recovery::{same_files, Claim};
-use crate::config::{Granularity, TimeField};
 use crate::encode::{EncodeOptions, Encoded};
 use crate::error::Error;
 use crate::storage::StorageError;
 
 impl Flusher {
-    /// Plans the files of `batch` ([`event_time::plan`]) on a blocking thread (a batch is up
-    /// to tens of MB to walk).
+    /// Plans the files of `batch` placed by `namer` ([`event_time::plan`]) on a blocking
+    /// thread (a batch is up to tens of MB to walk).
     pub(super) async fn plan(
         &self,
         batch: Batch,
-        field: TimeField,
-        granularity: Granularity,
+        namer: Namer,
         fallback_ms: i64,
         max_files: usize,
     ) -> Result<(Batch, Plan), Error> {
         tokio::task::spawn_blocking(move || {
-            let plan = event_time::plan(&batch, &field, granularity, fallback_ms, max_files);
+            let plan = event_time::plan(&batch, &namer, fallback_ms, max_files);
             (batch, plan)
         })
         .await
@@ -96,9 +95,14 @@ impl Flusher {
                 "it lists several files but not how their records were placed (placed_by)".into(),
             ));
         };
-        let (field, granularity) = placed.settings().map_err(corrupt)?;
+        let (time_source, layout) = placed.settings().map_err(corrupt)?;
+        let namer = Namer {
+            time_source,
+            layout,
+            ..self.namer.clone()
+        };
         let (head, plan) = self
-            .plan(head, field, granularity, claim.claimed_at_ms, usize::MAX)
+            .plan(head, namer, claim.claimed_at_ms, usize::MAX)
             .await?;
         let planned: Vec<i64> = plan.files.iter().map(|f| f.first_offset).collect();
         same_files(claim, &planned).map_err(|e| corrupt(e.to_string()))?;

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::claimed::{ClaimedEncoding, ClaimedTime};
+pub use super::claimed::{ClaimedEncoding, ClaimedPlacement};
 use crate::batch::StoredRecord;
 
 /// Contents of `_ingest/claims/<topic>/<partition>/<first offset>.json`.
@@ -42,7 +42,7 @@ pub struct Claim {
     /// How records were placed in `files`, so completing the claim places them the same way
     /// whatever the settings are now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub placed_by: Option<ClaimedTime>,
+    pub placed_by: Option<ClaimedPlacement>,
 }
 
 /// One data file of a claim that lands as several.
@@ -157,7 +157,7 @@ pub enum ClaimMismatch {
     #[error("its first record has digest {claimed}, the record at that offset now {found}")]
     OtherRecords { claimed: String, found: String },
     /// A claim of several files whose records, placed as it says, make other files.
-    #[error("it lists {claimed} files, but its records placed by its time field make {planned} others; the records at its offsets changed, or the claim was edited")]
+    #[error("it lists {claimed} files, but its records placed as it says make {planned} others; the records at its offsets changed, or the claim was edited")]
     OtherFiles { claimed: usize, planned: usize },
 }
 

@@ -14,7 +14,7 @@ use super::flushes::max_flushes;
 use super::Loop;
 use crate::batch::{Flaw, RecordRef};
 use crate::clock::now_ms;
-use crate::config::{Compression, Envelope, Format, TimeSource};
+use crate::config::{Compression, Envelope, Format};
 use crate::encode::{ahead, Encoder};
 use crate::error::Error;
 use crate::land::{encoders, Flusher};
@@ -230,10 +230,9 @@ impl Loop {
             self.seal_headroom = self.seal_headroom.saturating_sub(grown);
             // A new chunk means the last one froze: maybe enough to compress ahead (NDJSON
             // only: a Parquet file's columns need the whole batch).
-            // Nor by field time: a batch is then several files, planned when it is sealed.
-            if grown > 0
-                && self.config.format == Format::Ndjson
-                && !matches!(self.config.time_source, TimeSource::Field(_))
+            // Nor when records are placed one by one: a batch is then several files,
+            // planned when it is sealed.
+            if grown > 0 && self.config.format == Format::Ndjson && !self.flusher.namer.per_record()
             {
                 if let Compression::Gzip { .. } = self.config.compression {
                     let opts = &self.flusher.encode;

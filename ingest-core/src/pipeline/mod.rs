@@ -134,7 +134,7 @@ impl Pipeline {
                 compression: config.compression,
                 format: config.format,
                 time_source: config.time_source.clone(),
-                partition_by: config.partition_by,
+                layout: config.layout.clone(),
             },
             encode: EncodeOptions {
                 topic: config.topic.clone(),

@@ -1,7 +1,6 @@
 //! Listing names under a directory, for the claim search ([`crate::land::cover`]).
 
 use futures::TryStreamExt as _;
-use object_store::path::Path;
 
 use super::{Kind, Storage, StorageError};
 
@@ -15,11 +14,11 @@ impl Storage {
         after: Option<&str>,
         until: &str,
     ) -> Result<Vec<String>, StorageError> {
-        let prefix = Path::from(dir.trim_end_matches('/'));
+        let prefix = super::key(dir.trim_end_matches('/'));
         let mut listed = match after {
             Some(after) => self
                 .store
-                .list_with_offset(Some(&prefix), &Path::from(after)),
+                .list_with_offset(Some(&prefix), &super::key(after)),
             None => self.store.list(Some(&prefix)),
         };
         let in_order = self.lists_in_order();

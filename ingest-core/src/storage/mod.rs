@@ -88,6 +88,14 @@ fn refused(e: &object_store::Error) -> bool {
     )
 }
 
+/// The object at `path`, a name this service made (already safe for object keys: a path
+/// template's values are percent-encoded where needed, `config::layout`), taken as it is:
+/// `Path::from` would encode it again (`%` as `%25`, UTF-8 as `%XX`), and readers would see
+/// other names than the ones the README describes.
+pub fn key(path: &str) -> Path {
+    Path::parse(path).unwrap_or_else(|_| Path::from(path))
+}
+
 fn staging_path() -> Path {
     Path::from(format!("{STATE_PREFIX}/staging/{}", unique_name()))
 }
@@ -139,7 +147,7 @@ impl Storage {
     /// in flight (and Azure for other conflicts). Unless the object is really there, the refusal
     /// is an error to retry, never a reason to skip or commit.
     pub async fn create(&self, path: &str, bytes: Bytes) -> Result<Created, StorageError> {
-        let location = Path::from(path);
+        let location = key(path);
         let n = self.creates.fetch_add(1, Ordering::Relaxed);
         let result = if n < 64 && self.conflict_creates & (1 << n) != 0 {
             Err(object_store::Error::AlreadyExists {
@@ -248,7 +256,7 @@ impl Storage {
 
     /// Reads a whole object; `None` when it does not exist.
     pub async fn get(&self, path: &str) -> Result<Option<Bytes>, StorageError> {
-        match self.store.get(&Path::from(path)).await {
+        match self.store.get(&key(path)).await {
             Ok(r) => r
                 .bytes()
                 .await
@@ -262,7 +270,7 @@ impl Storage {
     /// Deletes an object (the service only ever deletes its own claim of a moment ago and its
     /// staging objects); one that is not there is fine.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
-        match self.store.delete(&Path::from(path)).await {
+        match self.store.delete(&key(path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("delete", path, e)),
         }
@@ -270,7 +278,7 @@ impl Storage {
 
     /// Whether an object exists.
     pub async fn exists(&self, path: &str) -> Result<bool, StorageError> {
-        match self.store.head(&Path::from(path)).await {
+        match self.store.head(&key(path)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.error("check", path, e)),
@@ -376,5 +384,25 @@ impl Storage {
     /// The store URL without secrets, for logs.
     pub fn label(&self) -> &str {
         &self.label
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_keys_as_they_are() {
+        // A template's escaped value and UTF-8 stay what the README says readers see.
+        for name in [
+            "t/r=us%2Feast%201/f.ndjson.gz",
+            "t/r=ünï/f",
+            "_ingest/claims/t/0/1.json",
+        ] {
+            assert_eq!(super::key(name).as_ref(), name);
+        }
+        assert_eq!(
+            object_store::path::Path::from("t/r=us%2Feast").as_ref(),
+            "t/r=us%252Feast",
+            "what Path::from would have made of it"
+        );
     }
 }
