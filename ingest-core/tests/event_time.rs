@@ -356,3 +356,35 @@ async fn a_path_template_with_a_field_lands_each_record_under_its_value_and_duck
         assert_eq!(row["region"], row["value"]["region"], "{row}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_files_split_by_event_time_hold_each_record_once_in_its_own_hour() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("evparquet", 1);
+    let values: Vec<Vec<u8>> = (0..300).map(order).collect();
+    produce_to(&broker.brokers, &topic, 0, &values);
+    let high = high_watermarks(&broker.brokers, &topic, 1);
+    let mut extra = field_vars().to_vec();
+    extra.extend([
+        ("INGEST_FORMAT", "parquet"),
+        ("INGEST_FLUSH_MAX_RECORDS", "150"),
+    ]);
+    let (token, mut progress, handle) = start(config(&vars, &extra));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 300);
+    assert_exactly_once(dir.path(), &topic, &high);
+    let files = landed_files(dir.path(), &topic);
+    assert_eq!(files.len(), 6, "two batches of three hours");
+    for (d, row) in lines_by_dir(dir.path(), &topic) {
+        assert!(files
+            .iter()
+            .all(|(p, _)| p.extension().unwrap() == "parquet"));
+        assert_eq!(d, own_dir(&row), "{row}");
+    }
+}
