@@ -355,3 +355,85 @@ async fn a_round_reads_only_the_ownership_records_that_changed() {
     );
     assert_eq!(count.gets.load(Ordering::SeqCst), 4);
 }
+
+#[tokio::test]
+async fn on_azure_a_round_is_one_listing_that_carries_the_owners() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (container, mine) = store(&azurite);
+    let other = CheckpointStore::from_config(&settings(&azurite, &container))
+        .unwrap()
+        .unwrap();
+    let sent = |s: &CheckpointStore| s.metadata_listings().expect("lists with metadata on Azure");
+    for p in 0..8 {
+        let claim = Claim {
+            partition: p.to_string(),
+            etag: None,
+        };
+        let (store, owner) = if p < 4 {
+            (&mine, "me")
+        } else {
+            (&other, "them")
+        };
+        store.claim(&claim, owner).await.unwrap().unwrap();
+    }
+    let owners = |listed: &[ingest::source::eventhubs::balance::Ownership]| {
+        let mut o: Vec<(String, String)> = listed
+            .iter()
+            .map(|r| (r.partition.clone(), r.owner.clone().unwrap_or_default()))
+            .collect();
+        o.sort();
+        o
+    };
+    let before = sent(&mine);
+    let first = mine.ownerships().await.unwrap();
+    assert_eq!(sent(&mine), before + 1, "one request for eight partitions");
+    let expected: Vec<(String, String)> = (0..8)
+        .map(|p| (p.to_string(), if p < 4 { "me" } else { "them" }.to_string()))
+        .collect();
+    assert_eq!(owners(&first), expected);
+
+    // The other replica renews all of its own and takes partition 1: still one request, and
+    // every change is seen.
+    let listed = other.ownerships().await.unwrap();
+    for r in listed
+        .iter()
+        .filter(|r| r.partition == "1" || r.owner.as_deref() == Some("them"))
+    {
+        let claim = Claim {
+            partition: r.partition.clone(),
+            etag: Some(r.etag.clone()),
+        };
+        other
+            .claim(&claim, "them")
+            .await
+            .unwrap()
+            .expect("the listed ETag is current");
+    }
+    let before = sent(&mine);
+    let after = mine.ownerships().await.unwrap();
+    assert_eq!(sent(&mine), before + 1);
+    let mut expected = expected;
+    expected[1].1 = "them".into();
+    assert_eq!(owners(&after), expected);
+    // A listed ETag is the one a conditional write needs; a stale one loses.
+    let zero = after.iter().find(|r| r.partition == "0").unwrap();
+    let renew = Claim {
+        partition: "0".into(),
+        etag: Some(zero.etag.clone()),
+    };
+    assert!(mine.claim(&renew, "me").await.unwrap().is_some());
+    assert!(
+        mine.claim(&renew, "me").await.unwrap().is_none(),
+        "the old ETag is stale now"
+    );
+    // Released blobs (an empty owner) are listed as unowned.
+    let one = after.iter().find(|r| r.partition == "1").unwrap();
+    assert!(other.release("1", &one.etag).await.unwrap());
+    let released = mine.ownerships().await.unwrap();
+    assert_eq!(
+        released.iter().find(|r| r.partition == "1").unwrap().owner,
+        None
+    );
+}

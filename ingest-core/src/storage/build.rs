@@ -156,6 +156,18 @@ fn azure(config: &Config, holds: Holds) -> MicrosoftAzureBuilder {
     b
 }
 
+/// The Azure store for `url` itself (not behind a prefix), with the checkpoint store's
+/// settings: what signs the requests object_store does not make (a listing with metadata).
+pub fn azure_store(
+    config: &Config,
+    url: &Url,
+) -> Result<object_store::azure::MicrosoftAzure, String> {
+    azure(config, Holds::Checkpoints)
+        .with_url(url.as_str())
+        .build()
+        .map_err(|e| one_line(&e))
+}
+
 fn with_prefix(store: impl ObjectStore, url: &Url) -> Arc<dyn ObjectStore> {
     // For az://container/prefix, abfss://container@account.dfs.../prefix and
     // s3://bucket/prefix, the URL path is the prefix inside the container or bucket.

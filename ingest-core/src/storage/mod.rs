@@ -26,7 +26,7 @@ mod explain;
 mod listing;
 mod multipart;
 
-pub use build::{one_line, store_at, Holds, Kind};
+pub use build::{azure_store, one_line, store_at, Holds, Kind};
 
 pub use crate::config::storage::STATE_PREFIX;
 

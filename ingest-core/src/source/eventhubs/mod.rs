@@ -30,6 +30,7 @@ mod context;
 pub mod credit;
 pub mod identity;
 pub mod layout;
+pub mod listing;
 mod ownership;
 mod partition;
 pub mod receiver;

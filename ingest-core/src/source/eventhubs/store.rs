@@ -7,8 +7,13 @@
 //! (the store never moves one on its own); a blob whose metadata cannot be read is an error,
 //! never "no checkpoint" (which would re-read the partition from the start); an owner remembered
 //! from an earlier read or write is used only while the listing shows the ETag it was seen with.
+//!
+//! On Azure a round is one request: the ownership blobs are listed with their metadata
+//! ([`super::listing`]); elsewhere, or when that listing is refused, a listing plus a read of
+//! each blob whose ETag changed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
@@ -20,6 +25,7 @@ use object_store::{
 
 use super::balance::{Claim, Ownership};
 use super::layout::{owner_from_metadata, Address, BadMetadata, Checkpoint, OWNER_ID};
+use super::listing::{ListError, Lister};
 use super::receiver::lock;
 use crate::config::{redact_url, Config};
 
@@ -53,6 +59,9 @@ pub struct CheckpointStore {
     /// The owner each ownership blob named at the ETag it was last seen (read or written) with:
     /// listings carry ETags but not metadata, so only a blob whose ETag changed is read again.
     owners: Arc<Mutex<HashMap<String, Seen>>>,
+    /// Lists ownership with metadata in one request (Azure), until the service refuses it.
+    lister: Option<Arc<Lister>>,
+    lister_refused: Arc<AtomicBool>,
 }
 
 /// An ownership blob as last seen.
@@ -93,7 +102,17 @@ impl CheckpointStore {
             address,
             label: label.into(),
             owners: Arc::default(),
+            lister: None,
+            lister_refused: Arc::default(),
         }
+    }
+
+    /// Requests the listing with metadata has sent; `None` when this store lists without it.
+    pub fn metadata_listings(&self) -> Option<u64> {
+        self.lister
+            .as_ref()
+            .filter(|_| !self.lister_refused.load(Ordering::Relaxed))
+            .map(|l| l.requests.load(Ordering::Relaxed))
     }
 
     /// The store at `INGEST_EVENTHUBS_CHECKPOINT_URL`, with the storage credentials. `None`
@@ -112,11 +131,11 @@ impl CheckpointStore {
             event_hub: eh.event_hub.clone(),
             consumer_group: eh.consumer_group.clone(),
         };
-        Ok(Some(Self::new(
-            store,
-            address,
-            &redact_url(&eh.checkpoint_url),
-        )))
+        let mut this = Self::new(store, address, &redact_url(&eh.checkpoint_url));
+        if crate::config::is_azure(&eh.checkpoint_url) {
+            this.lister = Lister::new(config, &eh.checkpoint_url);
+        }
+        Ok(Some(this))
     }
 
     pub fn address(&self) -> &Address {
@@ -196,6 +215,30 @@ impl CheckpointStore {
     /// carry metadata).
     pub async fn ownerships(&self) -> Result<Vec<Ownership>, StoreError> {
         let prefix = self.address.ownership_prefix();
+        if let Some(lister) = self
+            .lister
+            .as_ref()
+            .filter(|_| !self.lister_refused.load(Ordering::Relaxed))
+        {
+            match lister.list(&prefix).await {
+                Ok(listed) => return Ok(self.listed_with_metadata(listed)),
+                Err(ListError::Failed(e)) => {
+                    return Err(self.error(
+                        "list with metadata",
+                        &prefix,
+                        object_store::Error::Generic {
+                            store: "MicrosoftAzure",
+                            source: e.into(),
+                        },
+                    ))
+                }
+                Err(ListError::Refused(e)) => {
+                    self.lister_refused.store(true, Ordering::Relaxed);
+                    tracing::warn!(store = %self.label, error = %e,
+                        "listing ownership with metadata was refused; listing and reading changed blobs instead (a few more requests per round)");
+                }
+            }
+        }
         let listed: Vec<_> = self
             .store
             .list(Some(&Path::from(prefix.as_str())))
@@ -240,6 +283,40 @@ impl CheckpointStore {
         }
         lock(&self.owners).retain(|path, _| listed.iter().any(|m| m.location.as_ref() == path));
         Ok(records)
+    }
+
+    /// The ownership records of a listing that carried metadata; what they say is remembered
+    /// as if read, should a later round list without metadata.
+    fn listed_with_metadata(&self, listed: Vec<super::listing::Listed>) -> Vec<Ownership> {
+        let mut owners = lock(&self.owners);
+        owners.clear();
+        let mut records = Vec::with_capacity(listed.len());
+        for blob in listed {
+            let Some(partition) = super::layout::partition_of(&blob.name) else {
+                continue;
+            };
+            // Listings give the bare ETag; `If-Match` takes it as headers carry it, quoted.
+            let etag = if blob.etag.starts_with('"') {
+                blob.etag.clone()
+            } else {
+                format!("\"{}\"", blob.etag)
+            };
+            let owner = owner_from_metadata(&blob.metadata);
+            owners.insert(
+                blob.name.clone(),
+                Seen {
+                    etag: etag.clone(),
+                    owner: owner.clone(),
+                },
+            );
+            records.push(Ownership {
+                partition: partition.to_string(),
+                owner,
+                last_modified_ms: blob.last_modified_ms,
+                etag,
+            });
+        }
+        records
     }
 
     /// Writes `owner` into the ownership blob of `claim.partition` if it still has the ETag
