@@ -298,6 +298,53 @@ async fn latest_skips_what_was_there_and_lands_what_comes_after() {
     }
 }
 
+/// The SDK's management link pairs an answer with the next request that reads one, so a request
+/// given up between its send and its answer (a round's timeout) would hand its answer to the next
+/// caller: another partition's last sequence number, written as this one's `latest` checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_answers_slower_than_a_round_each_reach_their_own_request() {
+    let Some(s) = setup(2) else { return };
+    s.publish(&["0"], 10);
+    s.publish(&["1"], 3);
+    // Slower than the round's 300 ms wait for the partition list and the lag reads.
+    s.server.delay_management(Duration::from_millis(700));
+    let (token, mut progress, handle) = start(config(
+        &s.vars,
+        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
+    ));
+    until_checkpointed(&s.store(), &[("0", 9), ("1", 2)].into()).await;
+    s.publish(&["0", "1"], 5);
+    let wait =
+        progress.wait_for(|p| p.committed.get(&0) == Some(&14) && p.committed.get(&1) == Some(&7));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 10);
+    let landed = landed_offsets(s.landed().await.path(), HUB);
+    assert_eq!(landed[&0], (10..15).collect::<Vec<i64>>());
+    assert_eq!(landed[&1], (3..8).collect::<Vec<i64>>());
+}
+
+/// The SDK sets no deadline on a management request: one whose answer never comes would hold
+/// every later one (a partition's start among them) on that connection for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_management_answer_that_never_comes_holds_nothing_up_for_good() {
+    let Some(s) = setup(2) else { return };
+    s.publish(&["0", "1"], 4);
+    // The first after the start-up's partition list.
+    s.server.lose_management_answers(&[2]);
+    let (token, mut progress, handle) = start(config(
+        &s.vars,
+        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
+    ));
+    until_checkpointed(&s.store(), &[("0", 3), ("1", 3)].into()).await;
+    s.publish(&["0", "1"], 2);
+    let wait =
+        progress.wait_for(|p| p.committed.get(&0) == Some(&5) && p.committed.get(&1) == Some(&5));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
     let Some(s) = setup(2) else { return };

@@ -438,6 +438,19 @@ pub fn config(vars: &[(String, String)], extra: &[(&str, &str)]) -> ingest::Conf
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// The service's logs, captured with the test's output (shown when it fails): `info` unless
+/// `INGEST_TEST_LOG` names another filter.
+fn test_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("INGEST_TEST_LOG").unwrap_or_else(|_| "ingest=info".into());
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .try_init();
+    });
+}
+
 /// Runs a pipeline in the background; returns its shutdown token, progress and handle.
 pub fn start(
     config: ingest::Config,
@@ -446,6 +459,7 @@ pub fn start(
     tokio::sync::watch::Receiver<Progress>,
     tokio::task::JoinHandle<Result<Progress, ingest::Error>>,
 ) {
+    test_logs();
     let pipeline = Pipeline::new(config);
     let progress = pipeline.progress();
     let token = CancellationToken::new();

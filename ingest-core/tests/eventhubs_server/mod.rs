@@ -199,6 +199,18 @@ impl EventHubServer {
         partitions.len()
     }
 
+    /// Holds back every later `$management` answer by `delay`, in order (requests on one link
+    /// are answered one after another, as the service does).
+    pub fn delay_management(&self, delay: Duration) {
+        *self.hub.management_delay.lock().unwrap() = delay;
+    }
+
+    /// Never answers the `$management` requests numbered `numbers` (from 1, over every
+    /// connection), as a namespace that lost them: their clients wait on.
+    pub fn lose_management_answers(&self, numbers: &[usize]) {
+        self.hub.lost_answers.lock().unwrap().extend(numbers);
+    }
+
     /// Every event of `partition`, in order.
     pub fn events(&self, partition: &str) -> Vec<Event> {
         let partition = self.hub.partition(partition).expect("known partition");
@@ -248,6 +260,11 @@ struct Hub {
     /// The number of receiver attaches recorded.
     attached: watch::Sender<usize>,
     owners: partition_link::Owners,
+    /// How long each `$management` answer is held back (a slow or loaded namespace).
+    management_delay: Mutex<Duration>,
+    /// `$management` requests answered so far, and the numbers (from 1) of those never answered.
+    management_requests: std::sync::atomic::AtomicUsize,
+    lost_answers: Mutex<Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -275,6 +292,9 @@ impl Hub {
             records: Mutex::default(),
             attached: watch::Sender::new(0),
             owners: partition_link::Owners::default(),
+            management_delay: Mutex::new(Duration::ZERO),
+            management_requests: Default::default(),
+            lost_answers: Mutex::default(),
         }
     }
 

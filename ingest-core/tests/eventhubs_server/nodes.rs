@@ -129,6 +129,19 @@ pub(super) async fn request_link(
             Node::Cbs => put_token(&client, &request),
             Node::Management => read(&client.hub, &request),
         };
+        if node == Node::Management {
+            let delay = *client.hub.management_delay.lock().unwrap();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let number = 1 + client
+                .hub
+                .management_requests
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if client.hub.lost_answers.lock().unwrap().contains(&number) {
+                continue;
+            }
+        }
         let properties = request.properties.as_ref();
         let reply_to = properties.and_then(|p| p.reply_to.clone());
         let correlation_id = properties.and_then(|p| p.message_id.clone());

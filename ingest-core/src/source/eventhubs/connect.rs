@@ -68,6 +68,7 @@ pub async fn open(
     let context = Arc::new(Context {
         stop: stop.clone(),
         client: client.clone(),
+        management: super::management::Management::new(client.clone(), reconnect(config, cloud)),
         store: store.clone(),
         shared: shared.clone(),
         tx,
@@ -94,6 +95,16 @@ pub async fn open(
         },
         count,
     ))
+}
+
+/// Opens another client like the first (for management requests, once the first client's
+/// management link stopped answering).
+fn reconnect(config: &EventHubsConfig, cloud: &CloudEnv) -> super::management::Connector {
+    let (config, cloud) = (Arc::new(config.clone()), Arc::new(cloud.clone()));
+    Arc::new(move || {
+        let (config, cloud) = (config.clone(), cloud.clone());
+        Box::pin(async move { connect(&config, &cloud).await })
+    })
 }
 
 async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerClient, String> {

@@ -18,6 +18,8 @@ pub(super) struct Context {
     /// Cancelled when the pipeline ends: stops the balancer and every receiver.
     pub(super) stop: CancellationToken,
     pub(super) client: Arc<ConsumerClient>,
+    /// The client's management requests, in turn (never abandoned mid-request).
+    pub(super) management: super::management::Management,
     pub(super) store: CheckpointStore,
     pub(super) shared: Arc<Shared>,
     pub(super) tx: mpsc::Sender<Delivery>,

@@ -31,6 +31,7 @@ pub mod credit;
 pub mod identity;
 pub mod layout;
 pub mod listing;
+mod management;
 mod ownership;
 mod partition;
 pub mod receiver;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::balance;
 use super::context::{random, Context};
+use super::management::Urgency;
 use super::partition::receive;
 use super::receiver::{lock, Delivery, Held};
 
@@ -146,21 +147,15 @@ async fn report_lag(cx: &Context) {
     let held: Vec<String> = lock(&cx.shared.held).keys().cloned().collect();
     for id in held {
         let Ok(p) = id.parse::<i32>() else { continue };
-        let read = tokio::time::timeout(
-            management_timeout(cx),
-            cx.client.get_partition_properties(&id),
-        );
-        match read.await {
-            Err(_) => {
-                tracing::debug!(
-                    partition = p,
-                    "no answer for the partition's properties; its lag is read next round"
-                );
+        let read = cx
+            .management
+            .partition(&id, Urgency::IfIdle, management_timeout(cx))
+            .await;
+        match read {
+            Err(e) => {
+                tracing::debug!(partition = p, error = %e, "cannot read the partition's properties for its lag; read next round")
             }
-            Ok(Err(e)) => {
-                tracing::debug!(partition = p, error = %crate::storage::one_line(&e), "cannot read the partition's properties for its lag")
-            }
-            Ok(Ok(props)) => {
+            Ok(props) => {
                 let landed = lock(&cx.shared.landed).get(&p).copied();
                 let lag = super::layout::lag(
                     props.is_empty,
@@ -180,15 +175,11 @@ async fn report_lag(cx: &Context) {
 /// Reads the hub's partitions again for the next round (partitions added to the hub are then
 /// balanced and received); the last list read stays when the read fails.
 async fn refresh_partitions(cx: &Context) {
-    let read =
-        match tokio::time::timeout(management_timeout(cx), cx.client.get_eventhub_properties())
-            .await
-        {
-            Ok(read) => read
-                .map_err(|e| crate::storage::one_line(&e))
-                .and_then(|p| super::connect::numbered(&cx.event_hub, p.partition_ids)),
-            Err(_) => Err(format!("no answer in {:?}", management_timeout(cx))),
-        };
+    let read = cx
+        .management
+        .hub(Urgency::IfIdle, management_timeout(cx))
+        .await
+        .and_then(|p| super::connect::numbered(&cx.event_hub, p.partition_ids));
     let mut known = lock(&cx.partition_ids);
     match read {
         Ok(ids) if ids != *known => {

@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::{Context, BACKOFF_MAX, BACKOFF_START};
 use super::layout::{self, Checkpoint, Start};
+use super::management::Urgency;
+
+/// The longest a partition's start waits for its properties (then it retries).
+const START_WAIT: Duration = Duration::from_secs(30);
 use super::receiver::{Delivery, Event};
 
 fn sdk_position(start: &Start) -> StartPosition {
@@ -56,8 +60,8 @@ async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, Strin
         return Ok(start);
     }
     let props = cx
-        .client
-        .get_partition_properties(partition_id)
+        .management
+        .partition(partition_id, Urgency::Wait, START_WAIT)
         .await
         .map_err(|e| format!("cannot read partition {partition_id}'s properties: {e}"))?;
     if props.is_empty {
