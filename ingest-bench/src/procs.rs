@@ -59,8 +59,13 @@ impl Drop for BrokerProcess {
     }
 }
 
-/// The sink under test: `ingest::run()` in its own process, configured only by `vars` (any
-/// `INGEST_*` of the caller's environment is removed so defaults are really defaults).
+/// The environment the service's image sets for the process itself (the Dockerfile's `ENV`,
+/// checked by a test), so the sink runs as deployed; `--set` overrides it.
+pub const IMAGE_ENV: &[(&str, &str)] = &[("MALLOC_ARENA_MAX", "2")];
+
+/// The sink under test: `ingest::run()` in its own process, configured only by `IMAGE_ENV` and
+/// `vars` (any `INGEST_*` of the caller's environment is removed so defaults are really
+/// defaults).
 pub struct SinkProcess {
     child: Child,
     /// SIGTERM was sent (a second one would make it exit at once, code 130).
@@ -77,6 +82,7 @@ impl SinkProcess {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("INGEST_")) {
             cmd.env_remove(k);
         }
+        cmd.envs(IMAGE_ENV.iter().copied());
         cmd.envs(vars.iter().map(|(k, v)| (k, v)));
         Ok(SinkProcess {
             child: cmd.spawn().context("cannot start the sink process")?,
@@ -231,4 +237,33 @@ pub fn scrape(port: u16, metric: &str) -> Option<f64> {
             })
             .unwrap_or(0.0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IMAGE_ENV;
+
+    #[test]
+    fn the_sink_runs_with_the_environment_the_image_sets() {
+        let dockerfile = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"),
+        )
+        .unwrap();
+        let runtime = dockerfile.rsplit("FROM ").next().unwrap();
+        let set: Vec<&str> = runtime
+            .lines()
+            .map(|l| {
+                l.trim()
+                    .trim_start_matches("ENV ")
+                    .trim_end_matches('\\')
+                    .trim()
+            })
+            .collect();
+        for (k, v) in IMAGE_ENV {
+            assert!(
+                set.contains(&format!("{k}={v}").as_str()),
+                "the runtime image sets {k}={v}, as the benchmark's sink runs"
+            );
+        }
+    }
 }
