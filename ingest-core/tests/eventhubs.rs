@@ -346,6 +346,25 @@ async fn a_management_answer_that_never_comes_holds_nothing_up_for_good() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_whose_partition_list_never_comes_fails_in_one_line_instead_of_hanging() {
+    let Some(s) = setup(1) else { return };
+    // The start-up's own request for the hub's partitions.
+    s.server.lose_management_answers(&[1]);
+    let config = config(&s.vars, &[]);
+    let err = tokio::time::timeout(WAIT, ingest::Pipeline::new(config).run(Default::default()))
+        .await
+        .expect("fails in time, not hangs")
+        .expect_err("cannot start without the partition list");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no answer")
+            && msg.contains("INGEST_EVENTHUBS_EVENT_HUB")
+            && !msg.contains('\n'),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
     let Some(s) = setup(2) else { return };
     let parts = ["0", "1"];

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::{random, Context};
 use super::credit::Ahead;
+use super::management::Urgency;
 use super::ownership::balance_loop;
 use super::receiver::{Control, Receiver, Shared};
 use super::store::CheckpointStore;
@@ -28,15 +29,21 @@ pub async fn open(
     ahead: Ahead,
     stop: CancellationToken,
 ) -> Result<(Receiver, Control, usize), String> {
-    let client = connect(config, cloud).await?;
-    let properties = client.get_eventhub_properties().await.map_err(|e| {
-        format!(
-            "cannot read event hub {} on {} ({}); check INGEST_EVENTHUBS_EVENT_HUB and INGEST_EVENTHUBS_CONNECTION_STRING (its policy needs Listen)",
-            config.event_hub,
-            config.fully_qualified_namespace,
-            one_line(&e)
-        )
-    })?;
+    let client = Arc::new(connect(config, cloud).await?);
+    let management = super::management::Management::new(client.clone(), reconnect(config, cloud));
+    // Through `management`, so an answer that never comes ends the start-up with this error
+    // instead of hanging it.
+    let properties = management
+        .hub(Urgency::Wait, super::partition::START_WAIT)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read event hub {} on {} ({}); check INGEST_EVENTHUBS_EVENT_HUB and INGEST_EVENTHUBS_CONNECTION_STRING (its policy needs Listen)",
+                config.event_hub,
+                config.fully_qualified_namespace,
+                e
+            )
+        })?;
     let partition_ids = numbered(&config.event_hub, properties.partition_ids)?;
     let count = partition_ids.len();
     let owner_id = config.owner_id.clone().unwrap_or_else(unique_owner_id);
@@ -62,13 +69,12 @@ pub async fn open(
             ""
         }
     );
-    let client = Arc::new(client);
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel(ahead.channel());
     let context = Arc::new(Context {
         stop: stop.clone(),
         client: client.clone(),
-        management: super::management::Management::new(client.clone(), reconnect(config, cloud)),
+        management,
         store: store.clone(),
         shared: shared.clone(),
         tx,

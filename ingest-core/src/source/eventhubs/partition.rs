@@ -16,8 +16,9 @@ use super::context::{Context, BACKOFF_MAX, BACKOFF_START};
 use super::layout::{self, Checkpoint, Start};
 use super::management::Urgency;
 
-/// The longest a partition's start waits for its properties (then it retries).
-const START_WAIT: Duration = Duration::from_secs(30);
+/// The longest a partition's start waits for its properties (then it retries), and the
+/// service's start for the hub's (then it fails).
+pub(super) const START_WAIT: Duration = Duration::from_secs(30);
 use super::receiver::{Delivery, Event};
 
 fn sdk_position(start: &Start) -> StartPosition {
