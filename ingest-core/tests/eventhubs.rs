@@ -19,6 +19,30 @@ use common::{
 use eventhubs_server::EventHubServer;
 use ingest::source::eventhubs::store::CheckpointStore;
 
+/// Waits until the service's commits reach `next` (partition, next sequence number) for every
+/// partition listed.
+async fn until_committed(
+    progress: &mut tokio::sync::watch::Receiver<ingest::Progress>,
+    next: &[(i32, i64)],
+) {
+    let wait = progress.wait_for(|p| next.iter().all(|(k, v)| p.committed.get(k) == Some(v)));
+    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+}
+
+/// A pipeline on `s` starting at the latest event where nothing is checkpointed.
+fn start_at_latest(
+    s: &Setup,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::sync::watch::Receiver<ingest::Progress>,
+    tokio::task::JoinHandle<Result<ingest::Progress, ingest::Error>>,
+) {
+    start(config(
+        &s.vars,
+        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
+    ))
+}
+
 const NAMESPACE: &str = "ingest-test.servicebus.windows.net";
 const HUB: &str = "orders";
 
@@ -274,17 +298,12 @@ async fn latest_skips_what_was_there_and_lands_what_comes_after() {
     let Some(s) = setup(2) else { return };
     let parts = ["0", "1"];
     s.publish(&parts, 10);
-    let (token, mut progress, handle) = start(config(
-        &s.vars,
-        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
-    ));
+    let (token, mut progress, handle) = start_at_latest(&s);
     // Starting at the latest event is written down as a checkpoint at once, so a restart
     // before anything arrives does not go back to the earliest.
     until_checkpointed(&s.store(), &[("0", 9), ("1", 9)].into()).await;
     s.publish(&parts, 5);
-    let wait =
-        progress.wait_for(|p| p.committed.get(&0) == Some(&14) && p.committed.get(&1) == Some(&14));
-    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    until_committed(&mut progress, &[(0, 14), (1, 14)]).await;
     token.cancel();
     assert_eq!(
         handle.await.unwrap().unwrap().records,
@@ -308,15 +327,10 @@ async fn management_answers_slower_than_a_round_each_reach_their_own_request() {
     s.publish(&["1"], 3);
     // Slower than the round's 300 ms wait for the partition list and the lag reads.
     s.server.delay_management(Duration::from_millis(700));
-    let (token, mut progress, handle) = start(config(
-        &s.vars,
-        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
-    ));
+    let (token, mut progress, handle) = start_at_latest(&s);
     until_checkpointed(&s.store(), &[("0", 9), ("1", 2)].into()).await;
     s.publish(&["0", "1"], 5);
-    let wait =
-        progress.wait_for(|p| p.committed.get(&0) == Some(&14) && p.committed.get(&1) == Some(&7));
-    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    until_committed(&mut progress, &[(0, 14), (1, 7)]).await;
     token.cancel();
     assert_eq!(handle.await.unwrap().unwrap().records, 10);
     let landed = landed_offsets(s.landed().await.path(), HUB);
@@ -332,15 +346,10 @@ async fn a_management_answer_that_never_comes_holds_nothing_up_for_good() {
     s.publish(&["0", "1"], 4);
     // The first after the start-up's partition list.
     s.server.lose_management_answers(&[2]);
-    let (token, mut progress, handle) = start(config(
-        &s.vars,
-        &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
-    ));
+    let (token, mut progress, handle) = start_at_latest(&s);
     until_checkpointed(&s.store(), &[("0", 3), ("1", 3)].into()).await;
     s.publish(&["0", "1"], 2);
-    let wait =
-        progress.wait_for(|p| p.committed.get(&0) == Some(&5) && p.committed.get(&1) == Some(&5));
-    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    until_committed(&mut progress, &[(0, 5), (1, 5)]).await;
     token.cancel();
     assert_eq!(handle.await.unwrap().unwrap().records, 4);
 }
@@ -451,9 +460,7 @@ async fn resumes_from_a_checkpoint_an_azure_sdk_wrote() {
     ));
 
     let (token, mut progress, handle) = start(config(&s.vars, &[]));
-    let wait =
-        progress.wait_for(|p| p.committed.get(&0) == Some(&19) && p.committed.get(&1) == Some(&19));
-    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    until_committed(&mut progress, &[(0, 19), (1, 19)]).await;
     token.cancel();
     handle.await.unwrap().expect("clean shutdown");
 
@@ -594,9 +601,7 @@ async fn a_partition_added_to_the_hub_while_running_lands_its_events() {
     let Some(s) = setup(2) else { return };
     s.publish(&["0", "1"], 10);
     let (token, mut progress, handle) = start(config(&s.vars, &[]));
-    let wait =
-        progress.wait_for(|p| p.committed.get(&0) == Some(&9) && p.committed.get(&1) == Some(&9));
-    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
+    until_committed(&mut progress, &[(0, 9), (1, 9)]).await;
 
     // The hub is scaled out to three partitions; the new one is read without a restart.
     assert_eq!(s.server.add_partitions(1), 3);

@@ -126,6 +126,16 @@ impl ObjectStore for Counting {
 }
 
 /// The SDKs' blob name for `kind` (`checkpoint` or `ownership`) of partition `p`.
+/// (partition, owner) of each record, in partition order.
+fn owners(listed: &[ingest::source::eventhubs::balance::Ownership]) -> Vec<(String, String)> {
+    let mut o: Vec<(String, String)> = listed
+        .iter()
+        .map(|r| (r.partition.clone(), r.owner.clone().unwrap_or_default()))
+        .collect();
+    o.sort();
+    o
+}
+
 fn sdk_name(kind: &str, p: &str) -> String {
     format!("mynamespace.servicebus.windows.net/orders/$default/{kind}/{p}")
 }
@@ -289,14 +299,6 @@ async fn a_round_reads_only_the_ownership_records_that_changed() {
             .unwrap()
             .unwrap();
     }
-    let owners = |listed: &[ingest::source::eventhubs::balance::Ownership]| {
-        let mut o: Vec<(String, String)> = listed
-            .iter()
-            .map(|r| (r.partition.clone(), r.owner.clone().unwrap_or_default()))
-            .collect();
-        o.sort();
-        o
-    };
     let first = mine.ownerships().await.unwrap();
     assert_eq!(
         owners(&first),
@@ -378,14 +380,6 @@ async fn on_azure_a_round_is_one_listing_that_carries_the_owners() {
         };
         store.claim(&claim, owner).await.unwrap().unwrap();
     }
-    let owners = |listed: &[ingest::source::eventhubs::balance::Ownership]| {
-        let mut o: Vec<(String, String)> = listed
-            .iter()
-            .map(|r| (r.partition.clone(), r.owner.clone().unwrap_or_default()))
-            .collect();
-        o.sort();
-        o
-    };
     let before = sent(&mine);
     let first = mine.ownerships().await.unwrap();
     assert_eq!(sent(&mine), before + 1, "one request for eight partitions");
