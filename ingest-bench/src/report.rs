@@ -48,10 +48,12 @@ pub struct Row {
     pub cpu_seconds_per_gb: f64,
     /// gzip's CPU per byte (one core) over the sink's: the share of the sink's CPU that the
     /// ceiling would spend anyway, robust to other load on the machine.
-    pub cpu_of_gzip: f64,
+    /// `None` for the three ceiling figures when no NDJSON landed to time gzip on (a Parquet
+    /// run on its own).
+    pub cpu_of_gzip: Option<f64>,
     /// The sink's CPU per GB over gzip alone's on the same bytes at the same level (one core):
     /// what a user pays over the compressor.
-    pub overhead_factor: f64,
+    pub overhead_factor: Option<f64>,
     pub records_per_cpu_second: f64,
     /// Minor page faults and context switches per million records.
     pub page_faults_per_m_records: f64,
@@ -60,7 +62,7 @@ pub struct Row {
     pub peak_rss_mb: f64,
     pub compression_ratio: f64,
     /// MB/s over the all-core gzip ceiling.
-    pub of_ceiling: f64,
+    pub of_ceiling: Option<f64>,
     /// `INGEST_MAX_BUFFER_BYTES` in MB, for the memory target.
     pub cap_mb: f64,
 }
@@ -77,6 +79,7 @@ impl Row {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let measured = ceiling.one_core > 0.0 && ceiling.all_cores > 0.0;
         let gzip_cpu_per_gb = 1000.0 / (ceiling.one_core / MB);
         let cpu_per_gb = run.cpu_seconds / (mb / 1000.0);
         Row {
@@ -90,8 +93,8 @@ impl Row {
             seconds: run.seconds,
             startup_seconds: run.startup_seconds,
             cpu_seconds_per_gb: cpu_per_gb,
-            cpu_of_gzip: gzip_cpu_per_gb / cpu_per_gb,
-            overhead_factor: cpu_per_gb / gzip_cpu_per_gb,
+            cpu_of_gzip: measured.then(|| gzip_cpu_per_gb / cpu_per_gb),
+            overhead_factor: measured.then(|| cpu_per_gb / gzip_cpu_per_gb),
             records_per_cpu_second: run.records as f64 / run.cpu_seconds,
             page_faults_per_m_records: run.page_faults as f64 / (run.records.max(1) as f64 / 1e6),
             context_switches_per_m_records: run.context_switches as f64
@@ -99,10 +102,15 @@ impl Row {
             broker_cpu_seconds: run.broker_cpu_seconds,
             peak_rss_mb: run.peak_rss_bytes as f64 / MB,
             compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
-            of_ceiling: mb / run.seconds / (ceiling.all_cores / MB),
+            of_ceiling: measured.then(|| mb / run.seconds / (ceiling.all_cores / MB)),
             cap_mb: cap_bytes as f64 / MB,
         }
     }
+}
+
+/// `0.56` as `56 %`; a figure with no ceiling to measure it against as `n/a`.
+fn percent(share: Option<f64>) -> String {
+    share.map_or("n/a".into(), |v| format!("{:.0} %", v * 100.0))
 }
 
 impl Report {
@@ -117,10 +125,11 @@ impl Report {
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.0} % | {:.1} ({:.0} %) | {:.2} | {:.0} | {:.0} / {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
+                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {:.1} ({}) | {} | {:.0} | {:.0} / {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
                 r.mode, r.kind, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
-                r.mb_per_s, r.of_ceiling * 100.0, r.cpu_seconds_per_gb, r.cpu_of_gzip * 100.0,
-                r.overhead_factor, r.records_per_cpu_second,
+                r.mb_per_s, percent(r.of_ceiling), r.cpu_seconds_per_gb, percent(r.cpu_of_gzip),
+                r.overhead_factor.map_or("n/a".into(), |f| format!("{f:.2}")),
+                r.records_per_cpu_second,
                 r.page_faults_per_m_records, r.context_switches_per_m_records,
                 r.broker_cpu_seconds, r.peak_rss_mb, r.cap_mb, r.compression_ratio
             );
