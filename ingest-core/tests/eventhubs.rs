@@ -14,29 +14,13 @@ use common::process::*;
 use common::servers::*;
 use common::{
     assert_exactly_once, break_storage, config, landed_files, landed_offsets, restore_storage,
-    start, unique, WAIT,
+    start, unique, until_committed, Running, WAIT,
 };
 use eventhubs_server::EventHubServer;
 use ingest::source::eventhubs::store::CheckpointStore;
 
-/// Waits until the service's commits reach `next` (partition, next sequence number) for every
-/// partition listed.
-async fn until_committed(
-    progress: &mut tokio::sync::watch::Receiver<ingest::Progress>,
-    next: &[(i32, i64)],
-) {
-    let wait = progress.wait_for(|p| next.iter().all(|(k, v)| p.committed.get(k) == Some(v)));
-    tokio::time::timeout(WAIT, wait).await.unwrap().unwrap();
-}
-
 /// A pipeline on `s` starting at the latest event where nothing is checkpointed.
-fn start_at_latest(
-    s: &Setup,
-) -> (
-    tokio_util::sync::CancellationToken,
-    tokio::sync::watch::Receiver<ingest::Progress>,
-    tokio::task::JoinHandle<Result<ingest::Progress, ingest::Error>>,
-) {
+fn start_at_latest(s: &Setup) -> Running {
     start(config(
         &s.vars,
         &[("INGEST_EVENTHUBS_START_POSITION", "latest")],
@@ -303,7 +287,7 @@ async fn latest_skips_what_was_there_and_lands_what_comes_after() {
     // before anything arrives does not go back to the earliest.
     until_checkpointed(&s.store(), &[("0", 9), ("1", 9)].into()).await;
     s.publish(&parts, 5);
-    until_committed(&mut progress, &[(0, 14), (1, 14)]).await;
+    until_committed(&mut progress, &[(0, 14), (1, 14)].into()).await;
     token.cancel();
     assert_eq!(
         handle.await.unwrap().unwrap().records,
@@ -330,7 +314,7 @@ async fn management_answers_slower_than_a_round_each_reach_their_own_request() {
     let (token, mut progress, handle) = start_at_latest(&s);
     until_checkpointed(&s.store(), &[("0", 9), ("1", 2)].into()).await;
     s.publish(&["0", "1"], 5);
-    until_committed(&mut progress, &[(0, 14), (1, 7)]).await;
+    until_committed(&mut progress, &[(0, 14), (1, 7)].into()).await;
     token.cancel();
     assert_eq!(handle.await.unwrap().unwrap().records, 10);
     let landed = landed_offsets(s.landed().await.path(), HUB);
@@ -349,7 +333,7 @@ async fn a_management_answer_that_never_comes_holds_nothing_up_for_good() {
     let (token, mut progress, handle) = start_at_latest(&s);
     until_checkpointed(&s.store(), &[("0", 3), ("1", 3)].into()).await;
     s.publish(&["0", "1"], 2);
-    until_committed(&mut progress, &[(0, 5), (1, 5)]).await;
+    until_committed(&mut progress, &[(0, 5), (1, 5)].into()).await;
     token.cancel();
     assert_eq!(handle.await.unwrap().unwrap().records, 4);
 }
@@ -460,7 +444,7 @@ async fn resumes_from_a_checkpoint_an_azure_sdk_wrote() {
     ));
 
     let (token, mut progress, handle) = start(config(&s.vars, &[]));
-    until_committed(&mut progress, &[(0, 19), (1, 19)]).await;
+    until_committed(&mut progress, &[(0, 19), (1, 19)].into()).await;
     token.cancel();
     handle.await.unwrap().expect("clean shutdown");
 
@@ -601,7 +585,7 @@ async fn a_partition_added_to_the_hub_while_running_lands_its_events() {
     let Some(s) = setup(2) else { return };
     s.publish(&["0", "1"], 10);
     let (token, mut progress, handle) = start(config(&s.vars, &[]));
-    until_committed(&mut progress, &[(0, 9), (1, 9)]).await;
+    until_committed(&mut progress, &[(0, 9), (1, 9)].into()).await;
 
     // The hub is scaled out to three partitions; the new one is read without a restart.
     assert_eq!(s.server.add_partitions(1), 3);

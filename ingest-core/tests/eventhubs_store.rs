@@ -125,7 +125,6 @@ impl ObjectStore for Counting {
     }
 }
 
-/// The SDKs' blob name for `kind` (`checkpoint` or `ownership`) of partition `p`.
 /// (partition, owner) of each record, in partition order.
 fn owners(listed: &[ingest::source::eventhubs::balance::Ownership]) -> Vec<(String, String)> {
     let mut o: Vec<(String, String)> = listed
@@ -136,6 +135,7 @@ fn owners(listed: &[ingest::source::eventhubs::balance::Ownership]) -> Vec<(Stri
     o
 }
 
+/// The SDKs' blob name for `kind` (`checkpoint` or `ownership`) of partition `p`.
 fn sdk_name(kind: &str, p: &str) -> String {
     format!("mynamespace.servicebus.windows.net/orders/$default/{kind}/{p}")
 }

@@ -451,14 +451,15 @@ fn test_logs() {
     });
 }
 
-/// Runs a pipeline in the background; returns its shutdown token, progress and handle.
-pub fn start(
-    config: ingest::Config,
-) -> (
+/// A pipeline running in the background: its shutdown token, progress and handle.
+pub type Running = (
     CancellationToken,
     tokio::sync::watch::Receiver<Progress>,
     tokio::task::JoinHandle<Result<Progress, ingest::Error>>,
-) {
+);
+
+/// Runs a pipeline in the background.
+pub fn start(config: ingest::Config) -> Running {
     test_logs();
     let pipeline = Pipeline::new(config);
     let progress = pipeline.progress();

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::{random, Context};
 use super::credit::Ahead;
-use super::management::Urgency;
+use super::management::{Urgency, START_WAIT};
 use super::ownership::balance_loop;
 use super::receiver::{Control, Receiver, Shared};
 use super::store::CheckpointStore;
@@ -34,7 +34,7 @@ pub async fn open(
     // Through `management`, so an answer that never comes ends the start-up with this error
     // instead of hanging it.
     let properties = management
-        .hub(Urgency::Wait, super::partition::START_WAIT)
+        .hub(Urgency::Wait, START_WAIT)
         .await
         .map_err(|e| {
             format!(

@@ -30,6 +30,10 @@ const QUEUED_MAX: usize = 16;
 /// A request in flight this long without an answer will never have one.
 pub(super) const STUCK_AFTER: Duration = Duration::from_secs(20);
 
+/// The longest a start waits for its answer: a partition's (then it retries) and the service's,
+/// for the partition list (then it fails).
+pub(super) const START_WAIT: Duration = Duration::from_secs(30);
+
 /// Opens a new client for management requests.
 pub(super) type Connector = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<ConsumerClient, String>> + Send>> + Send + Sync,
@@ -45,7 +49,7 @@ pub(super) struct Management {
 struct Link {
     client: Arc<ConsumerClient>,
     /// Held by the request in flight.
-    turn: Arc<Mutex<()>>,
+    turn: Mutex<()>,
     /// One permit per request started and not yet answered.
     queued: Arc<Semaphore>,
     /// When the request in flight was sent.
@@ -58,7 +62,7 @@ impl Link {
     fn new(client: Arc<ConsumerClient>) -> Arc<Link> {
         Arc::new(Link {
             client,
-            turn: Arc::new(Mutex::new(())),
+            turn: Mutex::new(()),
             queued: Arc::new(Semaphore::new(QUEUED_MAX)),
             sent: std::sync::Mutex::new(None),
             closed: CancellationToken::new(),
@@ -133,13 +137,13 @@ impl Management {
         tracing::warn!(
             "an Event Hubs management request has had no answer for {STUCK_AFTER:?}; opening a new connection for them"
         );
-        let client = Arc::new((self.connect)().await?);
-        let fresh = Link::new(client);
-        let old = std::mem::replace(
-            &mut *self.link.lock().unwrap_or_else(|e| e.into_inner()),
-            fresh.clone(),
-        );
-        old.closed.cancel();
+        let fresh = Link::new(Arc::new((self.connect)().await?));
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&link, &current) {
+            // Another caller replaced it meanwhile: use theirs, ours is dropped unused.
+            return Ok(link.clone());
+        }
+        std::mem::replace(&mut *link, fresh.clone()).closed.cancel();
         Ok(fresh)
     }
 
@@ -165,7 +169,7 @@ impl Management {
         let task = tokio::spawn(async move {
             let on = link.clone();
             let answer = async move {
-                let _turn = on.turn.clone().lock_owned().await;
+                let _turn = on.turn.lock().await;
                 *on.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 let answer = request(on.client.clone()).await;
                 *on.sent.lock().unwrap_or_else(|e| e.into_inner()) = None;

@@ -14,11 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::{Context, BACKOFF_MAX, BACKOFF_START};
 use super::layout::{self, Checkpoint, Start};
-use super::management::Urgency;
-
-/// The longest a partition's start waits for its properties (then it retries), and the
-/// service's start for the hub's (then it fails).
-pub(super) const START_WAIT: Duration = Duration::from_secs(30);
+use super::management::{Urgency, START_WAIT};
 use super::receiver::{Delivery, Event};
 
 fn sdk_position(start: &Start) -> StartPosition {
