@@ -35,7 +35,7 @@ use self::shape::{Columns, Shape};
 use super::encoder::{EncodeOptions, Encoded, InvalidRecord, Rejects};
 use super::ndjson::{check_json, check_size};
 use crate::batch::{Attachment, Batch, StoredRecord};
-use crate::config::{Envelope, ParquetCompression, ParquetSettings};
+use crate::config::{Envelope, InvalidRecordPolicy, ParquetCompression, ParquetSettings};
 
 /// Names the service writes itself; a record field of the same name is rescued.
 pub const RESERVED: [&str; 7] = [
@@ -194,7 +194,11 @@ pub fn encode<A: Attachment>(
 }
 
 /// As [`encode`], for the records `batch` yields (each call yields the same ones: the
-/// encoder reads them twice).
+/// encoder may read them twice).
+///
+/// Once the topic has a running schema, most batches add nothing to it: they are encoded in
+/// one pass against it, and only a batch with a value that would grow it (a new field, or a
+/// new nested one) is learned first, in a pass of its own. Both give the same file.
 pub fn encode_records<'a, I: Iterator<Item = StoredRecord<'a>>>(
     batch: impl Fn() -> I,
     partition: i32,
@@ -202,14 +206,77 @@ pub fn encode_records<'a, I: Iterator<Item = StoredRecord<'a>>>(
     settings: &ParquetSettings,
     running: &Columns,
 ) -> Result<Encoded, InvalidRecord> {
-    let invalid = |offset, reason| InvalidRecord {
-        topic: opts.topic.clone(),
-        partition,
-        offset,
-        reason,
-    };
+    if !running.fields.is_empty() {
+        if let Some(encoded) = one_pass(batch(), partition, opts, settings, running)? {
+            return Ok(encoded);
+        }
+    }
+    two_passes(batch, partition, opts, settings, running)
+}
+
+/// The batch's records checked and written against the `running` columns as they are, in one
+/// pass; `None` (nothing logged or kept) as soon as a record would grow them.
+fn one_pass<'a>(
+    records: impl Iterator<Item = StoredRecord<'a>>,
+    partition: i32,
+    opts: &EncodeOptions,
+    settings: &ParquetSettings,
+    running: &Columns,
+) -> Result<Option<Encoded>, InvalidRecord> {
+    let columns = Columns::from_running(running).typed();
+    let mut records = records.peekable();
+    let first = records.peek().map_or(0, |r| r.offset());
+    let mut file = File::new(opts, settings, &columns, partition, first)?;
+    // Invalid records are handled (logged, dead-lettered) only once the pass completes;
+    // failing on the first is what the two passes would do too.
+    let mut invalid = Vec::new();
+    let mut filtered = 0;
+    for r in records {
+        let row = row(&r, opts, false).and_then(|row| match row {
+            Some(Row::Json(json)) => shape::object(&json).map(|_| Some(Some(json))),
+            Some(Row::Tombstone) => Ok(Some(None)),
+            None => Ok(None),
+        });
+        let json = match row {
+            Ok(Some(json)) => json,
+            Ok(None) => {
+                filtered += 1;
+                continue;
+            }
+            Err(reason) if opts.invalid == InvalidRecordPolicy::Fail => {
+                return Err(InvalidRecord {
+                    topic: opts.topic.clone(),
+                    partition,
+                    offset: r.offset(),
+                    reason,
+                })
+            }
+            Err(reason) => {
+                invalid.push((r, reason));
+                continue;
+            }
+        };
+        if !file.push(&r, json.as_deref(), true)? {
+            return Ok(None);
+        }
+    }
+    let mut rejects = Rejects::default();
+    for (r, reason) in invalid {
+        rejects.reject(opts, partition, &r, reason)?;
+    }
+    file.finish(rejects, filtered, columns.clone()).map(Some)
+}
+
+/// Pass 1 checks every record and learns the columns; pass 2 writes the rows.
+fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
+    batch: impl Fn() -> I,
+    partition: i32,
+    opts: &EncodeOptions,
+    settings: &ParquetSettings,
+    running: &Columns,
+) -> Result<Encoded, InvalidRecord> {
     // Pass 1: check every record, learn the columns.
-    let (mut records, mut filtered) = (0, 0);
+    let mut filtered = 0;
     let mut rejects = Rejects::default();
     let mut valid = Vec::with_capacity(batch().size_hint().0);
     let mut columns = Columns::from_running(running);
@@ -234,57 +301,157 @@ pub fn encode_records<'a, I: Iterator<Item = StoredRecord<'a>>>(
     // Parquet cannot write a column without a type (or a struct without fields): such fields
     // get none yet (their nulls need none; empty lists and objects are rescued).
     let columns = columns.typed();
-    let schema = schema(opts.envelope, &columns);
-    let internal = |e: String| {
-        invalid(
-            batch().next().map_or(0, |r| r.offset()),
-            format!("writing Parquet failed: {e}"),
-        )
-    };
-    let props = properties(settings).map_err(internal)?;
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-        .map_err(|e| internal(e.to_string()))?;
+    let first = batch().next().map_or(0, |r| r.offset());
+    let mut file = File::new(opts, settings, &columns, partition, first)?;
     // Pass 2: rows, in chunks.
-    let mut chunk = Chunk::new(&columns);
-    let mut uncompressed = 0;
     for (r, ok) in batch().zip(valid) {
         if !ok {
             continue;
         }
-        let json = match row(&r, opts, true).map_err(|e| invalid(r.offset(), e))? {
+        let json = match row(&r, opts, true).map_err(|e| invalid(opts, partition, r.offset(), e))? {
             Some(Row::Json(json)) => Some(json),
             Some(Row::Tombstone) => None,
             None => continue,
         };
-        uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
-        chunk
-            .push(&opts.topic, partition, &r, &columns, json.as_deref())
-            .map_err(internal)?;
-        records += 1;
-        if chunk.rows >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES {
-            let rows = chunk.take(opts.envelope, &schema).map_err(internal)?;
-            writer.write(&rows).map_err(|e| internal(e.to_string()))?;
-            if writer.in_progress_size() >= settings.row_group_bytes {
-                writer.flush().map_err(|e| internal(e.to_string()))?;
+        file.push(&r, json.as_deref(), false)?;
+    }
+    file.finish(rejects, filtered, columns.clone())
+}
+
+fn invalid(opts: &EncodeOptions, partition: i32, offset: i64, reason: String) -> InvalidRecord {
+    InvalidRecord {
+        topic: opts.topic.clone(),
+        partition,
+        offset,
+        reason,
+    }
+}
+
+/// A Parquet file being written: its writer, the chunk of rows being built, and counts.
+struct File<'c> {
+    writer: ArrowWriter<Vec<u8>>,
+    chunk: Chunk,
+    schema: SchemaRef,
+    columns: &'c Columns,
+    opts: &'c EncodeOptions,
+    row_group_bytes: usize,
+    partition: i32,
+    /// Where an internal error is reported: the batch's first record.
+    first: i64,
+    records: usize,
+    uncompressed: usize,
+}
+
+impl<'c> File<'c> {
+    fn new(
+        opts: &'c EncodeOptions,
+        settings: &ParquetSettings,
+        columns: &'c Columns,
+        partition: i32,
+        first: i64,
+    ) -> Result<File<'c>, InvalidRecord> {
+        let internal = |e: String| {
+            invalid(
+                opts,
+                partition,
+                first,
+                format!("writing Parquet failed: {e}"),
+            )
+        };
+        let schema = schema(opts.envelope, columns);
+        let props = properties(settings).map_err(internal)?;
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(File {
+            writer,
+            chunk: Chunk::new(columns),
+            schema,
+            columns,
+            opts,
+            row_group_bytes: settings.row_group_bytes,
+            partition,
+            first,
+            records: 0,
+            uncompressed: 0,
+        })
+    }
+
+    fn internal(&self, e: impl std::fmt::Display) -> InvalidRecord {
+        invalid(
+            self.opts,
+            self.partition,
+            self.first,
+            format!("writing Parquet failed: {e}"),
+        )
+    }
+
+    /// Adds record `r`'s row (`json`: its value, `None` for a tombstone); `Ok(false)`: the
+    /// value would grow the columns (`fixed`, see [`Chunk::push`]).
+    fn push(
+        &mut self,
+        r: &StoredRecord<'_>,
+        json: Option<&[u8]>,
+        fixed: bool,
+    ) -> Result<bool, InvalidRecord> {
+        let pushed = self
+            .chunk
+            .push(
+                &self.opts.topic,
+                self.partition,
+                r,
+                self.columns,
+                json,
+                fixed,
+            )
+            .map_err(|e| self.internal(e))?;
+        if !pushed {
+            return Ok(false);
+        }
+        self.uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
+        self.records += 1;
+        if self.chunk.rows >= CHUNK_ROWS || self.chunk.bytes >= CHUNK_BYTES {
+            self.write_chunk()?;
+            if self.writer.in_progress_size() >= self.row_group_bytes {
+                self.writer.flush().map_err(|e| self.internal(e))?;
             }
         }
+        Ok(true)
     }
-    if chunk.rows > 0 {
-        let rows = chunk.take(opts.envelope, &schema).map_err(internal)?;
-        writer.write(&rows).map_err(|e| internal(e.to_string()))?;
+
+    fn write_chunk(&mut self) -> Result<(), InvalidRecord> {
+        let rows = self
+            .chunk
+            .take(self.opts.envelope, &self.schema)
+            .map_err(|e| self.internal(e))?;
+        self.writer.write(&rows).map_err(|e| self.internal(e))
     }
-    let data = writer.into_inner().map_err(|e| internal(e.to_string()))?;
-    let (dead_lettered, skipped) = (rejects.dead_lettered, rejects.skipped);
-    Ok(Encoded {
-        data,
-        dead_letters: rejects.dead_letters(opts.compression),
-        records,
-        dead_lettered,
-        skipped,
-        filtered,
-        uncompressed_bytes: uncompressed,
-        columns: Some(columns),
-    })
+
+    fn finish(
+        mut self,
+        rejects: Rejects,
+        filtered: usize,
+        columns: Columns,
+    ) -> Result<Encoded, InvalidRecord> {
+        if self.chunk.rows > 0 {
+            self.write_chunk()?;
+        }
+        let internal = self.internal("");
+        let data = self.writer.into_inner().map_err(|e| InvalidRecord {
+            reason: format!("{}{e}", internal.reason),
+            ..internal
+        })?;
+        let (dead_lettered, skipped) = (rejects.dead_lettered, rejects.skipped);
+        Ok(Encoded {
+            data,
+            dead_letters: rejects.dead_letters(self.opts.compression),
+            records: self.records,
+            dead_lettered,
+            skipped,
+            filtered,
+            uncompressed_bytes: self.uncompressed,
+            columns: Some(columns),
+        })
+    }
 }
 
 #[cfg(test)]

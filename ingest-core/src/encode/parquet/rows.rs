@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::arrays::Column;
-use super::shape::{find, Columns};
+use super::shape::{find, Columns, Shape};
 use super::walk::{self, Kind, Step};
 use super::{header_fields, RESERVED};
 use crate::batch::StoredRecord;
@@ -54,6 +54,11 @@ impl Chunk {
 
     /// Adds one record's row: its value's fields that fit `columns` (the chunk's), none for a
     /// tombstone; the rest in `_rescued_data`; its coordinates.
+    ///
+    /// `fixed`: `columns` are the running schema's and nothing learned them from this batch
+    /// (one pass). Then a value that would grow them (a new field, or a new nested one, with a
+    /// type) is not rescued: `Ok(false)` says so, the chunk is left part-way through the row,
+    /// and the batch must be learned first (two passes).
     pub(super) fn push(
         &mut self,
         topic: &str,
@@ -61,10 +66,13 @@ impl Chunk {
         r: &StoredRecord<'_>,
         columns: &Columns,
         value: Option<&[u8]>,
-    ) -> Result<(), String> {
+        fixed: bool,
+    ) -> Result<bool, String> {
         self.rescued_json.clear();
         if let Some(v) = value {
-            self.fields(columns, v)?;
+            if !self.fields(columns, v, fixed)? {
+                return Ok(false);
+            }
             self.bytes += v.len();
         }
         for column in self.values.iter_mut().filter(|c| c.len() == self.rows) {
@@ -95,7 +103,7 @@ impl Chunk {
             self.rescued
                 .append_value(String::from_utf8_lossy(&self.rescued_json));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Appends the top-level fields of `v` (a checked JSON object, as [`Columns::observe`] saw
@@ -103,7 +111,9 @@ impl Chunk {
     /// [`RESERVED`], and values that do not fit. A null whose field has no column is left out (it
     /// reads back as the same null). A key repeated after its value went in its column rescues
     /// the whole record: a row holds one value per column.
-    fn fields(&mut self, columns: &Columns, v: &[u8]) -> Result<(), String> {
+    ///
+    /// `fixed` (see [`Chunk::push`]): `Ok(false)` when a value would grow `columns`.
+    fn fields(&mut self, columns: &Columns, v: &[u8], fixed: bool) -> Result<bool, String> {
         let open = walk::ws(v, 0);
         let mut step = walk::first_member(v, open);
         let mut hint = 0;
@@ -114,22 +124,30 @@ impl Chunk {
                 .flatten();
             let (kept, end) = match field {
                 Some(at) if self.values[at].len() > self.rows => {
+                    if fixed && columns.grow_with(v, &RESERVED) {
+                        return Ok(false);
+                    }
                     for column in &mut self.values {
                         column.truncate(self.rows);
                     }
                     self.rescued_json.clear();
                     compact_into(&mut self.rescued_json, &v[open..]);
-                    return Ok(());
+                    return Ok(true);
                 }
                 Some(at) => {
-                    let (fits, end) = self.values[at].append(&columns.fields[at].1, v, m.value)?;
+                    let shape = &columns.fields[at].1;
+                    let (fits, end) = self.values[at].append(shape, v, m.value)?;
                     if !fits {
+                        if fixed && shape.grows_with(v, m.value) {
+                            return Ok(false);
+                        }
                         self.values[at].truncate(self.rows);
                     }
                     (fits, end)
                 }
                 None => match walk::head(v, m.value) {
                     (Kind::Null, end) if !reserved => (true, end),
+                    _ if fixed && !reserved && Shape::makes_column(v, m.value) => return Ok(false),
                     _ => (false, walk::skip(v, m.value)),
                 },
             };
@@ -147,7 +165,7 @@ impl Chunk {
         if !self.rescued_json.is_empty() {
             self.rescued_json.push(b'}');
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The chunk's rows as one record batch of `schema`; the chunk is empty after.

@@ -16,6 +16,8 @@
 
 mod learn;
 
+pub(super) use learn::object;
+
 use serde::{Deserialize, Serialize};
 
 use super::walk::Member;

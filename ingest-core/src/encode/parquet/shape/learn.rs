@@ -133,6 +133,19 @@ impl Shape {
         (verdict, end)
     }
 
+    /// Whether a fixed (running-schema) column of this shape would grow to hold the value at
+    /// `i` of `v` (a nested field it does not have yet). Errs on the side of yes: a new nested
+    /// field seen only as null adds no column, but counts.
+    pub(in crate::encode::parquet) fn grows_with(&self, v: &[u8], i: usize) -> bool {
+        self.check(v, i, true).0 == Verdict::Grows
+    }
+
+    /// Whether the value at `i` of `v`, for a field without a column, would give it one: it
+    /// has a single shape, and a type.
+    pub(in crate::encode::parquet) fn makes_column(v: &[u8], i: usize) -> bool {
+        Shape::of(v, i).0.and_then(|s| s.typed()).is_some()
+    }
+
     /// Grows this shape to hold the value at `i`, which [checked](Shape::check) as one that
     /// grows it; allocates only for what is new. Returns the index after the value.
     pub(super) fn absorb(&mut self, v: &[u8], i: usize) -> usize {
@@ -186,11 +199,7 @@ impl Columns {
     /// record is written). Names in `reserved` are never columns (the coordinates). A value
     /// that is not an object has no fields to be columns: the error says so.
     pub fn observe(&mut self, v: &[u8], reserved: &[&str]) -> Result<(), String> {
-        let i = walk::ws(v, 0);
-        match walk::head(v, i).0 {
-            Kind::Object => {}
-            other => return Err(not_an_object(other)),
-        }
+        let i = object(v)?;
         let mut step = walk::first_member(v, i);
         let mut hint = 0;
         while let Step::Member(m) = step {
@@ -217,6 +226,40 @@ impl Columns {
             step = walk::next_member(v, end);
         }
         Ok(())
+    }
+}
+
+impl Columns {
+    /// Whether [`observe`](Columns::observe) would grow these columns, as a running schema's
+    /// (fixed), for the record `v` (a checked JSON object): a field or nested field with a type
+    /// that they do not have. Errs on the side of yes, as [`Shape::grows_with`] does.
+    pub(in crate::encode::parquet) fn grow_with(&self, v: &[u8], reserved: &[&str]) -> bool {
+        let i = walk::ws(v, 0);
+        let mut step = walk::first_member(v, i);
+        let mut hint = 0;
+        while let Step::Member(m) = step {
+            if !reserved.iter().any(|r| m.is(r)) {
+                let grows = match find(&self.fields, &m, &mut hint) {
+                    Some(at) => self.fields[at].1.grows_with(v, m.value),
+                    None => Shape::makes_column(v, m.value),
+                };
+                if grows {
+                    return true;
+                }
+            }
+            step = walk::next_member(v, walk::skip(v, m.value));
+        }
+        false
+    }
+}
+
+/// The index where the JSON object `v` (checked JSON) opens; an error naming what it is
+/// instead (Parquet columns are an object's fields).
+pub fn object(v: &[u8]) -> Result<usize, String> {
+    let i = walk::ws(v, 0);
+    match walk::head(v, i).0 {
+        Kind::Object => Ok(i),
+        other => Err(not_an_object(other)),
     }
 }
 

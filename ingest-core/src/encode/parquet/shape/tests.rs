@@ -37,7 +37,7 @@ fn write(c: &Columns, record: &str) -> (Vec<String>, Option<String>) {
     });
     let mut chunk = Chunk::new(c);
     let r = b.records().next().unwrap();
-    chunk.push("t", 0, &r, c, r.value()).unwrap();
+    assert!(chunk.push("t", 0, &r, c, r.value(), false).unwrap());
     let row = chunk
         .take(Envelope::Raw, &schema(Envelope::Raw, c))
         .unwrap();
