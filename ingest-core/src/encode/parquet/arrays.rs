@@ -109,12 +109,15 @@ impl Column {
     }
 
     /// Entries so far.
+    #[inline]
     pub(super) fn len(&self) -> usize {
+        // From the values where they have one entry per row (a `Vec`'s length is inlined; the
+        // null builder's, from another crate, is a call).
         match self {
-            Column::Bool(_, nulls) | Column::Int(_, nulls) | Column::Float(_, nulls) => nulls.len(),
-            Column::Str { nulls, .. }
-            | Column::List { nulls, .. }
-            | Column::Struct { nulls, .. } => nulls.len(),
+            Column::Int(values, _) => values.len(),
+            Column::Float(values, _) => values.len(),
+            Column::Str { offsets, .. } | Column::List { offsets, .. } => offsets.len() - 1,
+            Column::Bool(_, nulls) | Column::Struct { nulls, .. } => nulls.len(),
         }
     }
 
@@ -187,7 +190,7 @@ impl Column {
                 end
             }
             (Column::Int(values, nulls), _, Kind::Int) => {
-                values.push(number(v, i, end)?);
+                values.push(integer(v, i, end)?);
                 nulls.append_non_null();
                 end
             }
@@ -205,7 +208,7 @@ impl Column {
                 _,
                 Kind::Str,
             ) => {
-                data.extend_from_slice(walk::text(&v[i..end])?.as_bytes());
+                data.extend_from_slice(&walk::text_bytes(&v[i..end])?);
                 offsets.push(offset(data.len())?);
                 nulls.append_non_null();
                 end
@@ -325,6 +328,31 @@ impl Column {
             }
         })
     }
+}
+
+/// The integer at `i..end` (one [`walk::head`] read as [`Kind::Int`]: it fits an i64), read
+/// from its digits.
+fn integer(v: &[u8], i: usize, end: usize) -> Result<i64, String> {
+    let digits = v.get(i..end).unwrap_or_default();
+    let (negative, digits) = match digits.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, digits),
+    };
+    let mut n: i64 = 0;
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        n = match (d < 10).then(|| n.checked_mul(10)).flatten() {
+            // Negative numbers accumulate downwards: i64::MIN has no positive twin.
+            Some(n) if negative => n.checked_sub(i64::from(d)),
+            Some(n) => n.checked_add(i64::from(d)),
+            None => None,
+        }
+        .ok_or_else(|| "a number its column could not hold (internal)".to_string())?;
+    }
+    if digits.is_empty() {
+        return Err("a number its column could not hold (internal)".to_string());
+    }
+    Ok(n)
 }
 
 fn number<T: std::str::FromStr>(v: &[u8], i: usize, end: usize) -> Result<T, String> {

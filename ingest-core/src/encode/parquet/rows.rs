@@ -118,7 +118,7 @@ impl Chunk {
         let mut step = walk::first_member(v, open);
         let mut hint = 0;
         while let Step::Member(m) = step {
-            let reserved = RESERVED.iter().any(|r| m.is(r));
+            let reserved = m.is_any(&RESERVED);
             let field = (!reserved)
                 .then(|| find(&columns.fields, &m, &mut hint))
                 .flatten();

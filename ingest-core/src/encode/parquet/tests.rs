@@ -395,3 +395,45 @@ fn one_pass_stops_at_a_value_that_grows_the_schema() {
         assert_eq!(encoded.columns.as_ref(), Some(&running), "{fits}");
     }
 }
+
+/// Integers are read from their digits exactly, to the ends of an i64 (one beyond, in an
+/// integer column, is rescued), and text has its escapes decoded and its other bytes as written.
+#[test]
+fn integers_and_strings_are_read_exactly() {
+    let ints = [
+        i64::MIN,
+        i64::MIN + 1,
+        -1,
+        0,
+        7,
+        1_234_567_890_123,
+        i64::MAX,
+    ];
+    let records: Vec<String> = ints
+        .iter()
+        .map(|i| format!(r#"{{"i":{i},"s":"a\"\\\u00e9é😀"}}"#))
+        .collect();
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    let e = first_file(&batch(&refs), 0, Envelope::Raw, InvalidRecordPolicy::Fail).unwrap();
+    let running = e.columns.clone().unwrap();
+    let rows = read(e.data);
+    let i = rows
+        .column_by_name("i")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(i.values().as_ref(), &ints);
+    let s = rows.column_by_name("s").unwrap().as_string::<i32>();
+    assert!(s.iter().all(|s| s == Some("a\"\\éé😀")), "{s:?}");
+    let o = opts(Envelope::Raw, InvalidRecordPolicy::Fail);
+    let beyond = batch(&[r#"{"i":9223372036854775808,"s":""}"#]);
+    let rows = read(encode(&beyond, 0, &o, &SETTINGS, &running).unwrap().data);
+    let rescued = rows.column_by_name(RESCUED).unwrap().as_string::<i32>();
+    assert_eq!(rescued.value(0), r#"{"i":9223372036854775808}"#);
+    assert_eq!(
+        rows.column_by_name("s")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        ""
+    );
+}

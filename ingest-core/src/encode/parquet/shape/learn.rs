@@ -203,7 +203,7 @@ impl Columns {
         let mut step = walk::first_member(v, i);
         let mut hint = 0;
         while let Step::Member(m) = step {
-            let end = if reserved.iter().any(|r| m.is(r)) {
+            let end = if m.is_any(reserved) {
                 walk::skip(v, m.value)
             } else {
                 match find(&self.fields, &m, &mut hint) {
@@ -238,7 +238,7 @@ impl Columns {
         let mut step = walk::first_member(v, i);
         let mut hint = 0;
         while let Step::Member(m) = step {
-            if !reserved.iter().any(|r| m.is(r)) {
+            if !m.is_any(reserved) {
                 let grows = match find(&self.fields, &m, &mut hint) {
                     Some(at) => self.fields[at].1.grows_with(v, m.value),
                     None => Shape::makes_column(v, m.value),
