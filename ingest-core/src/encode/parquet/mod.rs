@@ -2,11 +2,13 @@
 //! batch ([`shape`]) and nothing dropped.
 //!
 //! Pure and CPU-bound, like the NDJSON encoder. Records are read as bytes and never built as
-//! JSON values ([`walk`]). Two passes over the batch: the first checks every record (as NDJSON
-//! does; a value that is not a JSON object is invalid too, since its fields are the columns) and
-//! learns the columns; the second appends each record's fields that fit their column to that
-//! column's Arrow array ([`arrays`]), in chunks of rows, and keeps the others, verbatim, as JSON
-//! in `_rescued_data` (Auto Loader's name for it). Under the metadata envelope the record's
+//! JSON values ([`walk`]). Each record is checked (as NDJSON does; a value that is not a JSON
+//! object is invalid too, since its fields are the columns), and its fields that fit their
+//! column are appended to that column's Arrow array ([`arrays`]), in chunks of rows; the others
+//! are kept, verbatim, as JSON in `_rescued_data` (Auto Loader's name for it). The columns are
+//! the topic's running schema's when the batch adds nothing to them (one pass, the usual case
+//! once a topic has files); a batch with a value that would grow them is learned first, in a
+//! pass of its own, and written in a second. Under the metadata envelope the record's
 //! coordinates are columns too, as Spark's Kafka source names them with a leading underscore:
 //! `_topic`, `_partition`, `_offset`, `_timestamp` (UTC, microseconds: Spark and Databricks
 //! cannot read nanoseconds), `_key` (binary) and `_headers` (a list of key and binary value).
