@@ -231,7 +231,7 @@ fn one_pass<'a>(
     let mut file = File::new(opts, settings, &columns, partition, first)?;
     // Invalid records are handled (logged, dead-lettered) only once the pass completes;
     // failing on the first is what the two passes would do too.
-    let mut invalid = Vec::new();
+    let mut rejected = Vec::new();
     let mut filtered = 0;
     for r in records {
         let row = row(&r, opts, false).and_then(|row| match row {
@@ -246,15 +246,10 @@ fn one_pass<'a>(
                 continue;
             }
             Err(reason) if opts.invalid == InvalidRecordPolicy::Fail => {
-                return Err(InvalidRecord {
-                    topic: opts.topic.clone(),
-                    partition,
-                    offset: r.offset(),
-                    reason,
-                })
+                return Err(invalid(opts, partition, r.offset(), reason))
             }
             Err(reason) => {
-                invalid.push((r, reason));
+                rejected.push((r, reason));
                 continue;
             }
         };
@@ -263,7 +258,7 @@ fn one_pass<'a>(
         }
     }
     let mut rejects = Rejects::default();
-    for (r, reason) in invalid {
+    for (r, reason) in rejected {
         rejects.reject(opts, partition, &r, reason)?;
     }
     file.finish(rejects, filtered, columns.clone()).map(Some)
