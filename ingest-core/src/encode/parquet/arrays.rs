@@ -16,9 +16,9 @@ use arrow_array::{
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{FieldRef, Fields};
 
+use super::file::{item_field, struct_fields};
 use super::shape::{find, Shape};
 use super::walk::{self, Kind, Step};
-use super::{item_field, struct_fields};
 
 /// One column's values on their way into an Arrow array.
 pub(super) enum Column {
@@ -338,6 +338,10 @@ fn integer(v: &[u8], i: usize, end: usize) -> Result<i64, String> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, digits),
     };
+    let unreadable = || "a number its column could not hold (internal)".to_string();
+    if digits.is_empty() {
+        return Err(unreadable());
+    }
     let mut n: i64 = 0;
     for &d in digits {
         let d = d.wrapping_sub(b'0');
@@ -347,10 +351,7 @@ fn integer(v: &[u8], i: usize, end: usize) -> Result<i64, String> {
             Some(n) => n.checked_add(i64::from(d)),
             None => None,
         }
-        .ok_or_else(|| "a number its column could not hold (internal)".to_string())?;
-    }
-    if digits.is_empty() {
-        return Err("a number its column could not hold (internal)".to_string());
+        .ok_or_else(unreadable)?;
     }
     Ok(n)
 }

@@ -20,24 +20,21 @@
 //! or in `_rescued_data`.
 
 mod arrays;
+mod file;
 mod rows;
 pub mod shape;
 pub(crate) mod walk;
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-
-use self::rows::Chunk;
-use self::shape::{Columns, Shape};
+use self::file::File;
+#[cfg(test)]
+use self::file::{schema, struct_fields, CHUNK_ROWS};
+use self::shape::Columns;
 use super::encoder::{EncodeOptions, Encoded, InvalidRecord, Rejects};
 use super::ndjson::{check_json, check_size};
 use crate::batch::{Attachment, Batch, StoredRecord};
-use crate::config::{Envelope, InvalidRecordPolicy, ParquetCompression, ParquetSettings};
+use crate::config::{Envelope, InvalidRecordPolicy, ParquetSettings};
 
 /// Names the service writes itself; a record field of the same name is rescued.
 pub const RESERVED: [&str; 7] = [
@@ -51,17 +48,6 @@ pub const RESERVED: [&str; 7] = [
 ];
 /// The column holding, as a JSON object, a record's fields that do not fit their column.
 pub const RESCUED: &str = "_rescued_data";
-/// Rows built and written at a time, at most (and at most about [`CHUNK_BYTES`] of values).
-const CHUNK_ROWS: usize = 16384;
-/// A column's dictionary stops growing here and its later values are written plain: columns
-/// of few values (a status, a city, a currency) keep their dictionary, while an id column falls
-/// back early, which zstd then compresses better than dictionary indices (measured with
-/// `ingest-bench encode`: files 0.86x -> 0.72x the NDJSON+gzip-6 ones at 4 MiB batches, 0.73x ->
-/// 0.61x at 64 MiB, for less CPU; parquet's default is 1 MiB).
-const DICTIONARY_PAGE_BYTES: usize = 32 * 1024;
-/// Record bytes per chunk, at most about: keeps a chunk's text within Arrow's 32-bit offsets.
-const CHUNK_BYTES: usize = 64 << 20;
-
 /// A record's value as the columns see it: its JSON (transformed, if the topic has a
 /// transform), or none (a tombstone under metadata).
 enum Row<'a> {
@@ -95,91 +81,6 @@ fn row<'a>(
             Ok(Some(Row::Json(Cow::Borrowed(v))))
         }
     }
-}
-
-fn data_type(shape: &Shape) -> DataType {
-    match shape {
-        Shape::Unknown => DataType::Utf8,
-        Shape::Bool => DataType::Boolean,
-        Shape::Int => DataType::Int64,
-        Shape::Float => DataType::Float64,
-        Shape::Str => DataType::Utf8,
-        Shape::List(elem) => DataType::List(item_field(elem)),
-        Shape::Struct(fields) => DataType::Struct(struct_fields(fields)),
-    }
-}
-
-/// The field of a list column's items.
-fn item_field(elem: &Shape) -> FieldRef {
-    Arc::new(Field::new("item", data_type(elem), true))
-}
-
-fn struct_fields(fields: &[(String, Shape)]) -> Fields {
-    fields
-        .iter()
-        .map(|(name, s)| Field::new(name, data_type(s), true))
-        .collect()
-}
-
-pub(super) fn header_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("key", DataType::Utf8, true),
-        Field::new("value", DataType::Binary, true),
-    ])
-}
-
-/// The file's schema: coordinates (metadata envelope), the value's columns, `_rescued_data`.
-fn schema(envelope: Envelope, columns: &Columns) -> SchemaRef {
-    let mut all = Vec::new();
-    if envelope == Envelope::Metadata {
-        all.extend([
-            Field::new("_topic", DataType::Utf8, false),
-            Field::new("_partition", DataType::Int32, false),
-            Field::new("_offset", DataType::Int64, false),
-            Field::new(
-                "_timestamp",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
-            Field::new("_key", DataType::Binary, true),
-            Field::new(
-                "_headers",
-                DataType::List(Arc::new(Field::new(
-                    "item",
-                    DataType::Struct(header_fields()),
-                    true,
-                ))),
-                true,
-            ),
-        ]);
-    }
-    all.extend(
-        struct_fields(&columns.fields)
-            .iter()
-            .map(|f| Field::clone(f)),
-    );
-    all.push(Field::new(RESCUED, DataType::Utf8, true));
-    Arc::new(Schema::new(all))
-}
-
-fn properties(p: &ParquetSettings) -> Result<WriterProperties, String> {
-    let codec = match p.compression {
-        ParquetCompression::Zstd { level } => {
-            Codec::ZSTD(ZstdLevel::try_new(level).map_err(|e| e.to_string())?)
-        }
-        ParquetCompression::Gzip { level } => {
-            Codec::GZIP(GzipLevel::try_new(level).map_err(|e| e.to_string())?)
-        }
-        ParquetCompression::Snappy => Codec::SNAPPY,
-        ParquetCompression::None => Codec::UNCOMPRESSED,
-    };
-    Ok(WriterProperties::builder()
-        .set_compression(codec)
-        .set_dictionary_enabled(true)
-        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(concat!("ingest ", env!("CARGO_PKG_VERSION")).into())
-        .build())
 }
 
 /// Encodes `batch` as one Parquet file (dead letters as NDJSON, compressed as
@@ -228,7 +129,7 @@ fn one_pass<'a>(
     let columns = Columns::from_running(running).typed();
     let mut records = records.peekable();
     let first = records.peek().map_or(0, |r| r.offset());
-    let mut file = File::new(opts, settings, &columns, partition, first)?;
+    let mut file = File::new(opts, settings, columns, partition, first)?;
     // Invalid records are handled (logged, dead-lettered) only once the pass completes;
     // failing on the first is what the two passes would do too.
     let mut rejected = Vec::new();
@@ -261,7 +162,7 @@ fn one_pass<'a>(
     for (r, reason) in rejected {
         rejects.reject(opts, partition, &r, reason)?;
     }
-    file.finish(rejects, filtered, columns.clone()).map(Some)
+    file.finish(rejects, filtered).map(Some)
 }
 
 /// Pass 1 checks every record and learns the columns; pass 2 writes the rows.
@@ -299,7 +200,7 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
     // get none yet (their nulls need none; empty lists and objects are rescued).
     let columns = columns.typed();
     let first = batch().next().map_or(0, |r| r.offset());
-    let mut file = File::new(opts, settings, &columns, partition, first)?;
+    let mut file = File::new(opts, settings, columns, partition, first)?;
     // Pass 2: rows, in chunks.
     for (r, ok) in batch().zip(valid) {
         if !ok {
@@ -312,142 +213,20 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
         };
         file.push(&r, json.as_deref(), false)?;
     }
-    file.finish(rejects, filtered, columns.clone())
+    file.finish(rejects, filtered)
 }
 
-fn invalid(opts: &EncodeOptions, partition: i32, offset: i64, reason: String) -> InvalidRecord {
+pub(super) fn invalid(
+    opts: &EncodeOptions,
+    partition: i32,
+    offset: i64,
+    reason: String,
+) -> InvalidRecord {
     InvalidRecord {
         topic: opts.topic.clone(),
         partition,
         offset,
         reason,
-    }
-}
-
-/// A Parquet file being written: its writer, the chunk of rows being built, and counts.
-struct File<'c> {
-    writer: ArrowWriter<Vec<u8>>,
-    chunk: Chunk,
-    schema: SchemaRef,
-    columns: &'c Columns,
-    opts: &'c EncodeOptions,
-    row_group_bytes: usize,
-    partition: i32,
-    /// Where an internal error is reported: the batch's first record.
-    first: i64,
-    records: usize,
-    uncompressed: usize,
-}
-
-impl<'c> File<'c> {
-    fn new(
-        opts: &'c EncodeOptions,
-        settings: &ParquetSettings,
-        columns: &'c Columns,
-        partition: i32,
-        first: i64,
-    ) -> Result<File<'c>, InvalidRecord> {
-        let internal = |e: String| {
-            invalid(
-                opts,
-                partition,
-                first,
-                format!("writing Parquet failed: {e}"),
-            )
-        };
-        let schema = schema(opts.envelope, columns);
-        let props = properties(settings).map_err(internal)?;
-        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-            .map_err(|e| internal(e.to_string()))?;
-        Ok(File {
-            writer,
-            chunk: Chunk::new(columns),
-            schema,
-            columns,
-            opts,
-            row_group_bytes: settings.row_group_bytes,
-            partition,
-            first,
-            records: 0,
-            uncompressed: 0,
-        })
-    }
-
-    fn internal(&self, e: impl std::fmt::Display) -> InvalidRecord {
-        invalid(
-            self.opts,
-            self.partition,
-            self.first,
-            format!("writing Parquet failed: {e}"),
-        )
-    }
-
-    /// Adds record `r`'s row (`json`: its value, `None` for a tombstone); `Ok(false)`: the
-    /// value would grow the columns (`fixed`, see [`Chunk::push`]).
-    fn push(
-        &mut self,
-        r: &StoredRecord<'_>,
-        json: Option<&[u8]>,
-        fixed: bool,
-    ) -> Result<bool, InvalidRecord> {
-        let pushed = self
-            .chunk
-            .push(
-                &self.opts.topic,
-                self.partition,
-                r,
-                self.columns,
-                json,
-                fixed,
-            )
-            .map_err(|e| self.internal(e))?;
-        if !pushed {
-            return Ok(false);
-        }
-        self.uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
-        self.records += 1;
-        if self.chunk.rows >= CHUNK_ROWS || self.chunk.bytes >= CHUNK_BYTES {
-            self.write_chunk()?;
-            if self.writer.in_progress_size() >= self.row_group_bytes {
-                self.writer.flush().map_err(|e| self.internal(e))?;
-            }
-        }
-        Ok(true)
-    }
-
-    fn write_chunk(&mut self) -> Result<(), InvalidRecord> {
-        let rows = self
-            .chunk
-            .take(self.opts.envelope, &self.schema)
-            .map_err(|e| self.internal(e))?;
-        self.writer.write(&rows).map_err(|e| self.internal(e))
-    }
-
-    fn finish(
-        mut self,
-        rejects: Rejects,
-        filtered: usize,
-        columns: Columns,
-    ) -> Result<Encoded, InvalidRecord> {
-        if self.chunk.rows > 0 {
-            self.write_chunk()?;
-        }
-        let internal = self.internal("");
-        let data = self.writer.into_inner().map_err(|e| InvalidRecord {
-            reason: format!("{}{e}", internal.reason),
-            ..internal
-        })?;
-        let (dead_lettered, skipped) = (rejects.dead_lettered, rejects.skipped);
-        Ok(Encoded {
-            data,
-            dead_letters: rejects.dead_letters(self.opts.compression),
-            records: self.records,
-            dead_lettered,
-            skipped,
-            filtered,
-            uncompressed_bytes: self.uncompressed,
-            columns: Some(columns),
-        })
     }
 }
 

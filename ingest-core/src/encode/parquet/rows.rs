@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use super::arrays::Column;
+use super::file::header_fields;
 use super::shape::{find, Columns, Shape};
 use super::walk::{self, Kind, Step};
-use super::{header_fields, RESERVED};
+use super::RESERVED;
 use crate::batch::StoredRecord;
 use crate::config::Envelope;
 use crate::encode::compact_into;

@@ -227,9 +227,7 @@ impl Columns {
         }
         Ok(())
     }
-}
 
-impl Columns {
     /// Whether [`observe`](Columns::observe) would grow these columns, as a running schema's
     /// (fixed), for the record `v` (a checked JSON object): a field or nested field with a type
     /// that they do not have. Errs on the side of yes, as [`Shape::grows_with`] does.

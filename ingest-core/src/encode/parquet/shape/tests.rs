@@ -10,8 +10,8 @@ use super::*;
 use crate::batch::{Batch, RecordRef};
 use crate::config::Envelope;
 use crate::encode::parquet::arrays::Column;
+use crate::encode::parquet::file::schema;
 use crate::encode::parquet::rows::Chunk;
-use crate::encode::parquet::schema;
 
 fn of(v: &Value) -> Option<Shape> {
     Shape::of(&serde_json::to_vec(v).unwrap(), 0).0
