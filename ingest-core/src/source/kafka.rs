@@ -166,24 +166,40 @@ pub fn prefetch_kbytes(max_buffer_bytes: usize) -> usize {
     (max_buffer_bytes / 32 / 1024).clamp(1024, 8 * 1024)
 }
 
-/// What librdkafka may hold for a prefetch bound of `kbytes`: the queue, the fetch response
-/// being read (`fetch.max.bytes`, which librdkafka lowers to the bound), and since queued
-/// records keep their whole response buffer alive and each carries an op of a few hundred
-/// bytes, about as much again (measured: 38 MiB for a 16 MiB bound with 600-byte records).
-pub fn prefetch_held_bytes(kbytes: usize) -> usize {
-    3 * kbytes * 1024
+/// What librdkafka allocates for each message it queues besides the payload: an op of 304
+/// bytes (`rd_kafka_op_t` up to its union, plus the fetch member; librdkafka 2.12), 320 with
+/// malloc's header.
+pub const QUEUED_MESSAGE_BYTES: usize = 320;
+
+/// librdkafka's bound on the messages it prefetches (`queued.min.messages`; with a consumer
+/// group, like the byte bound, it counts the one consumer queue): one per 512 bytes of the byte
+/// bound, so the ops of small records hold at most 5/8 of the bound. The byte bound counts
+/// payloads only: without this, 8 MiB of 170-byte records queued 49,000 ops (16 MB) and the
+/// process peaked at the cap + 55 MB.
+pub fn prefetch_messages(kbytes: usize) -> usize {
+    kbytes * 1024 / 512
+}
+
+/// What librdkafka may hold for a prefetch bound of `kbytes` and `messages`: the queued
+/// payloads, the fetch response being read (`fetch.max.bytes`, which librdkafka lowers to the
+/// bound; queued records keep their whole response buffer alive), and the queued messages' ops,
+/// counted as one bound more at least (measured: 38 MiB for a 16 MiB bound with 600-byte
+/// records).
+pub fn prefetch_held_bytes(kbytes: usize, messages: usize) -> usize {
+    let bound = kbytes * 1024;
+    2 * bound + bound.max(messages * QUEUED_MESSAGE_BYTES)
 }
 
 /// What batches and encoded files may hold: `INGEST_MAX_BUFFER_BYTES` less what librdkafka may
-/// hold ([`prefetch_held_bytes`]), so the cap bounds the records in the whole process. A cap too
-/// small for that keeps half of it for batches.
+/// hold ([`prefetch_held_bytes`], for the bounds set, ours or the user's), so the cap bounds the
+/// records in the whole process. A cap too small for that keeps half of it for batches.
 pub fn batch_budget(config: &Config) -> usize {
     let cap = config.max_buffer_bytes;
-    let kbytes = client_config(config)
-        .get("queued.max.messages.kbytes")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or_else(|| prefetch_kbytes(cap));
-    cap - prefetch_held_bytes(kbytes).min(cap / 2)
+    let client = client_config(config);
+    let setting = |name| client.get(name).and_then(|v| v.parse::<usize>().ok());
+    let kbytes = setting("queued.max.messages.kbytes").unwrap_or_else(|| prefetch_kbytes(cap));
+    let messages = setting("queued.min.messages").unwrap_or_else(|| prefetch_messages(kbytes));
+    cap - prefetch_held_bytes(kbytes, messages).min(cap / 2)
 }
 
 /// The librdkafka configuration the service runs with; user properties first, ours last.
@@ -206,6 +222,14 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("client.id", format!("ingest-{}", config.topic));
     for p in &config.kafka.properties {
         c.set(&p.name, &p.value);
+    }
+    // After the user's: follows their byte bound unless they set this one too.
+    if c.get("queued.min.messages").is_none() {
+        let kbytes = c
+            .get("queued.max.messages.kbytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| prefetch_kbytes(config.max_buffer_bytes));
+        c.set("queued.min.messages", prefetch_messages(kbytes).to_string());
     }
     c.set("bootstrap.servers", &config.kafka.bootstrap_servers)
         .set("group.id", &config.kafka.group_id)
