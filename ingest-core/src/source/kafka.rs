@@ -202,7 +202,9 @@ pub fn batch_budget(config: &Config) -> usize {
     cap - prefetch_held_bytes(kbytes, messages).min(cap / 2)
 }
 
-/// The librdkafka configuration the service runs with; user properties first, ours last.
+/// The librdkafka configuration the service runs with: our defaults, then the user's properties
+/// (which override them), then the settings the service needs (brokers, group, no auto-commit), which
+/// they cannot.
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("partition.assignment.strategy", "cooperative-sticky")
