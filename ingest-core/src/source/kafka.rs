@@ -203,8 +203,8 @@ pub fn batch_budget(config: &Config) -> usize {
 }
 
 /// The librdkafka configuration the service runs with: our defaults, then the user's properties
-/// (which override them), then the settings the service needs (brokers, group, no auto-commit), which
-/// they cannot.
+/// (which override them), then the settings the service needs (brokers, group, no
+/// auto-commit), which they cannot.
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("partition.assignment.strategy", "cooperative-sticky")
