@@ -196,10 +196,20 @@ pub fn prefetch_held_bytes(kbytes: usize, messages: usize) -> usize {
 pub fn batch_budget(config: &Config) -> usize {
     let cap = config.max_buffer_bytes;
     let client = client_config(config);
-    let setting = |name| client.get(name).and_then(|v| v.parse::<usize>().ok());
-    let kbytes = setting("queued.max.messages.kbytes").unwrap_or_else(|| prefetch_kbytes(cap));
-    let messages = setting("queued.min.messages").unwrap_or_else(|| prefetch_messages(kbytes));
+    let kbytes = prefetch_kbytes_set(&client, cap);
+    let messages = client
+        .get("queued.min.messages")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| prefetch_messages(kbytes));
     cap - prefetch_held_bytes(kbytes, messages).min(cap / 2)
+}
+
+/// The prefetch byte bound a configuration sets: the user's, else ours for the cap.
+fn prefetch_kbytes_set(client: &ClientConfig, cap: usize) -> usize {
+    client
+        .get("queued.max.messages.kbytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| prefetch_kbytes(cap))
 }
 
 /// The librdkafka configuration the service runs with: our defaults, then the user's properties
@@ -227,10 +237,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
     }
     // After the user's: follows their byte bound unless they set this one too.
     if c.get("queued.min.messages").is_none() {
-        let kbytes = c
-            .get("queued.max.messages.kbytes")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| prefetch_kbytes(config.max_buffer_bytes));
+        let kbytes = prefetch_kbytes_set(&c, config.max_buffer_bytes);
         c.set("queued.min.messages", prefetch_messages(kbytes).to_string());
     }
     c.set("bootstrap.servers", &config.kafka.bootstrap_servers)
