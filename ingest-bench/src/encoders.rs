@@ -81,7 +81,8 @@ fn time(name: &str, f: impl FnOnce() -> anyhow::Result<usize>) -> anyhow::Result
 }
 
 /// Encodes `records` bench records in batches of `batch_bytes` with NDJSON + gzip at `level`,
-/// gzip alone over the same lines, and Parquet (zstd at `zstd_level`) under both envelopes (`only`: the
+/// gzip alone over the same lines, NDJSON without compression (the JSON check and the lines),
+/// and Parquet (zstd at `zstd_level`) under both envelopes (`only`: the
 /// encoders whose name contains it); prints a table.
 pub fn run(
     records: u64,
@@ -120,6 +121,13 @@ pub fn run(
     })?];
     for (name, envelope, compression, format) in [
         ("NDJSON + gzip, raw", Envelope::Raw, gzip, Format::Ndjson),
+        // The JSON check and the lines without the compressor: what NDJSON adds to it.
+        (
+            "NDJSON uncompressed, raw",
+            Envelope::Raw,
+            Compression::None,
+            Format::Ndjson,
+        ),
         ("Parquet, raw", Envelope::Raw, gzip, parquet),
         ("Parquet, metadata", Envelope::Metadata, gzip, parquet),
     ] {

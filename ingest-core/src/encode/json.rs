@@ -31,13 +31,34 @@ pub const MAX_NESTING: usize = 128;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// High bit set in each byte of `w` that is `"`, `\` or below 0x20; the lowest one is exact.
+/// High bit set in each byte of `w` that is `"`, `\`, below 0x20 or beyond ASCII; the lowest
+/// one is exact.
 #[inline(always)]
 fn specials(w: u64) -> u64 {
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     zero(w ^ (ONES * u64::from(b'"')))
         | zero(w ^ (ONES * u64::from(b'\\')))
-        | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
+        // Below 0x20 the subtraction wraps; beyond ASCII the high bit is already set.
+        | ((w.wrapping_sub(ONES * 0x20) | w) & HIGHS)
+}
+
+/// The index after the UTF-8 character that starts at `i` (a byte beyond ASCII), if it is one:
+/// the well-formed sequences of the Unicode standard (table 3-7), so no overlong form, no
+/// surrogate, nothing past U+10FFFF.
+#[inline(always)]
+fn utf8_char_end(v: &[u8], i: usize) -> Option<usize> {
+    let next = |k: usize, lo: u8, hi: u8| v.get(i + k).is_some_and(|b| (lo..=hi).contains(b));
+    let len = match v[i] {
+        0xC2..=0xDF => 2,
+        0xE0 if next(1, 0xA0, 0xBF) => 3,
+        0xE1..=0xEC | 0xEE..=0xEF => 3,
+        0xED if next(1, 0x80, 0x9F) => 3,
+        0xF0 if next(1, 0x90, 0xBF) => 4,
+        0xF1..=0xF3 => 4,
+        0xF4 if next(1, 0x80, 0x8F) => 4,
+        _ => return None,
+    };
+    (1..len).all(|k| next(k, 0x80, 0xBF)).then_some(i + len)
 }
 
 /// The code unit of the `\uXXXX` escape at `i` (the backslash), if its digits are hex.
@@ -62,14 +83,15 @@ fn unicode_escape_end(v: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// The index after the string whose opening quote is before `i`. Bytes with the high bit set
-/// (UTF-8 beyond ASCII, or not UTF-8 at all) are noted in `high`.
+/// The index after the string whose opening quote is before `i`, if every reader can read it:
+/// each byte beyond ASCII must start a UTF-8 character. Only strings can hold such bytes (the
+/// grammar stops at one anywhere else), so this checks the whole value's UTF-8 without a pass
+/// over its ASCII.
 #[inline(always)]
-fn string_end(v: &[u8], mut i: usize, high: &mut u64) -> Option<usize> {
+fn string_end(v: &[u8], mut i: usize) -> Option<usize> {
     loop {
         if let Some(chunk) = v.get(i..i + 8) {
             let w = u64::from_le_bytes(chunk.try_into().ok()?);
-            *high |= w & HIGHS;
             let found = specials(w);
             if found == 0 {
                 i += 8;
@@ -87,10 +109,8 @@ fn string_end(v: &[u8], mut i: usize, high: &mut u64) -> Option<usize> {
                 }
             }
             0..0x20 => return None,
-            b => {
-                *high |= u64::from(b & 0x80);
-                i += 1;
-            }
+            0x80.. => i = utf8_char_end(v, i)?,
+            _ => i += 1,
         }
     }
 }
@@ -156,27 +176,22 @@ fn skip_ws(v: &[u8], mut i: usize, line_break: &mut bool) -> usize {
 
 /// After `{` or `,` in an object: the key, whitespace and the colon.
 #[inline(always)]
-fn key_end(v: &[u8], i: usize, line_break: &mut bool, high: &mut u64) -> Option<usize> {
+fn key_end(v: &[u8], i: usize, line_break: &mut bool) -> Option<usize> {
     let i = skip_ws(v, i, line_break);
     if v.get(i) != Some(&b'"') {
         return None;
     }
-    let i = skip_ws(v, string_end(v, i + 1, high)?, line_break);
+    let i = skip_ws(v, string_end(v, i + 1)?, line_break);
     (v.get(i) == Some(&b':')).then_some(i + 1)
 }
 
 /// Checks that `v` is exactly one JSON value (with whitespace around it) that [`strict`]
 /// accepts too.
 pub fn scan(v: &[u8]) -> Scan {
-    let mut high = 0;
-    match check(v, &mut high) {
-        // Beyond ASCII: the bytes must be UTF-8 (outside strings only ASCII got this far).
-        Some(scan) if high == 0 || std::str::from_utf8(v).is_ok() => scan,
-        _ => Scan::Unsure,
-    }
+    check(v).unwrap_or(Scan::Unsure)
 }
 
-fn check(v: &[u8], high: &mut u64) -> Option<Scan> {
+fn check(v: &[u8]) -> Option<Scan> {
     let mut line_break = false;
     // Open containers: bit d set when the container at depth d is an object.
     let (mut depth, mut objects) = (0u32, 0u64);
@@ -184,7 +199,7 @@ fn check(v: &[u8], high: &mut u64) -> Option<Scan> {
     'value: loop {
         i = skip_ws(v, i, &mut line_break);
         match *v.get(i)? {
-            b'"' => i = string_end(v, i + 1, high)?,
+            b'"' => i = string_end(v, i + 1)?,
             b'-' | b'0'..=b'9' => i = number_end(v, i)?,
             b't' if v.get(i..i + 4) == Some(&b"true"[..]) => i += 4,
             b'f' if v.get(i..i + 5) == Some(&b"false"[..]) => i += 5,
@@ -203,7 +218,7 @@ fn check(v: &[u8], high: &mut u64) -> Option<Scan> {
                     i = inner + 1;
                 } else {
                     i = if object {
-                        key_end(v, inner, &mut line_break, high)?
+                        key_end(v, inner, &mut line_break)?
                     } else {
                         inner
                     };
@@ -232,7 +247,7 @@ fn check(v: &[u8], high: &mut u64) -> Option<Scan> {
                     continue 'value;
                 }
                 (b',', true) => {
-                    i = key_end(v, i + 1, &mut line_break, high)?;
+                    i = key_end(v, i + 1, &mut line_break)?;
                     continue 'value;
                 }
                 (b']', false) | (b'}', true) => {

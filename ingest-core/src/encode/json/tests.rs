@@ -111,6 +111,15 @@ fn agrees_with_serde_json_on_every_case() {
         b"[\"\xc3\"]",
         b"\"\xed\xa0\x80\"",
         "\"\u{e9}\"".as_bytes(),
+        // Each string is checked on its own: past a word boundary, across one, and a string
+        // whose word reads into the next one's bytes.
+        b"\"0123456789\xc3\"",
+        b"\"01234\xc3\xa9789\"",
+        "\"0123456\u{e9}89\u{1f600}\"".as_bytes(),
+        b"[\"ab\",\"\xff\"]",
+        b"[\"ab\",\"\xc3\xa9\"]",
+        b"[\"\xc3\",\"\xa9\"]",
+        b"{\"k\xc3\":\"\xa9\"}",
     ] {
         assert_eq!(valid(v), reference(v), "{v:?}");
         assert_eq!(reference(v), decodes(v), "{v:?}");
@@ -122,6 +131,30 @@ fn agrees_with_serde_json_on_every_case() {
     assert!(strict(b"\"ok\xff\"")
         .unwrap_err()
         .contains("UTF-8 at byte 3"));
+}
+
+#[test]
+fn a_character_beyond_ascii_is_accepted_exactly_when_std_takes_it_as_utf8() {
+    // Every lead and second byte; the later bytes at the edges of every range they may take.
+    let edges = [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF];
+    let (mut accepted, mut checked) = (0, 0);
+    for lead in 0x80..=0xFFu8 {
+        for second in 0..=0xFFu8 {
+            for third in edges {
+                for fourth in edges {
+                    let v = [lead, second, third, fourth];
+                    let std_len = (1..=4).find(|&n| std::str::from_utf8(&v[..n]).is_ok());
+                    assert_eq!(utf8_char_end(&v, 0), std_len, "{v:x?}");
+                    accepted += usize::from(std_len.is_some());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(accepted > 1000 && checked - accepted > 1000, "{accepted} of {checked}");
+    // A character cut short by the end of the value.
+    assert_eq!(utf8_char_end(&[0xE2, 0x82], 0), None);
+    assert_eq!(utf8_char_end(&[0xC3], 0), None);
 }
 
 #[test]
