@@ -13,6 +13,8 @@ use ingest::config::format::{Format, ParquetCompression, ParquetSettings, ROW_GR
 use ingest::encode::parquet::shape::Columns;
 use ingest::encode::EncodeOptions;
 
+use crate::procs;
+
 /// One encoder's figures over all batches.
 struct Measured {
     name: String,
@@ -58,24 +60,12 @@ fn options(envelope: Envelope, compression: Compression, format: Format) -> Enco
     }
 }
 
-/// The CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`, nanoseconds):
-/// unlike the wall clock, it does not count the time a shared or virtual core spent elsewhere.
-fn thread_cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-    let ns: u64 = stat
-        .split_whitespace()
-        .next()
-        .and_then(|f| f.parse().ok())
-        .context("malformed /proc/thread-self/schedstat")?;
-    Ok(ns as f64 / 1e9)
-}
-
 fn time(name: &str, f: impl FnOnce() -> anyhow::Result<usize>) -> anyhow::Result<Measured> {
-    let started = thread_cpu_seconds()?;
+    let started = procs::thread_cpu_seconds()?;
     let output = f()?;
     Ok(Measured {
         name: name.to_string(),
-        seconds: thread_cpu_seconds()? - started,
+        seconds: procs::thread_cpu_seconds()? - started,
         output,
     })
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{bail, Context as _};
+use serde::Serialize;
 
 /// A broker process; stops when dropped (its stdin closes, then it is killed).
 pub struct BrokerProcess {
@@ -164,14 +165,82 @@ pub fn kernel_counts(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((minflt, switches))
 }
 
+/// A process's CPU seconds by what its threads do, read off each live thread's
+/// `/proc/<pid>/task/<tid>/stat`; threads that already ended are in neither.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ThreadCpu {
+    /// The main thread: the service's loop (intake into the batches, starting flushes).
+    pub main_loop: f64,
+    /// librdkafka's own threads (`rdk:*`: fetching and parsing, the group).
+    pub librdkafka: f64,
+    /// tokio's workers and blocking threads (`tokio-rt-worker`: encoding, compressing, uploads).
+    pub workers: f64,
+    /// Any other live thread.
+    pub other: f64,
+}
+
+pub fn thread_cpu(pid: u32) -> anyhow::Result<ThreadCpu> {
+    let ticks = clock_ticks();
+    let mut cpu = ThreadCpu::default();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let task = task?;
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (Some((head, rest)), Some(tid)) = (
+            stat.rsplit_once(") "),
+            task.file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u32>().ok()),
+        ) else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("", |(_, n)| n);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let Some(seconds) = fields
+            .get(11..13)
+            .and_then(|f| Some(f[0].parse::<u64>().ok()? + f[1].parse::<u64>().ok()?))
+            .map(|t| t as f64 / ticks)
+        else {
+            continue;
+        };
+        let slot = if tid == pid {
+            &mut cpu.main_loop
+        } else if name.starts_with("rdk:") {
+            &mut cpu.librdkafka
+        } else if name == "tokio-rt-worker" {
+            &mut cpu.workers
+        } else {
+            &mut cpu.other
+        };
+        *slot += seconds;
+    }
+    Ok(cpu)
+}
+
+/// The CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`, nanoseconds):
+/// unlike the wall clock, it does not count the time a shared or virtual core spent elsewhere.
+pub fn thread_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    let ns: u64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .context("malformed /proc/thread-self/schedstat")?;
+    Ok(ns as f64 / 1e9)
+}
+
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// A `/proc/<pid>/status` field in bytes (`VmHWM` peak RSS, `VmRSS` current).
@@ -242,6 +311,34 @@ pub fn scrape(port: u16, metric: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::IMAGE_ENV;
+
+    #[test]
+    fn a_thread_counts_by_its_name() {
+        // Two busy threads named as librdkafka's and tokio's are, each until it has run 0.2 s,
+        // then parked while the process is read.
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+        let (ready, busy) = std::sync::mpsc::channel();
+        for name in ["rdk:busy", "tokio-rt-worker"] {
+            let (ready, wait) = (ready.clone(), std::sync::Arc::clone(&wait));
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    while super::thread_cpu_seconds().unwrap() < 0.2 {}
+                    ready.send(()).unwrap();
+                    let _ = wait.lock().unwrap().recv();
+                })
+                .unwrap();
+        }
+        busy.recv().unwrap();
+        busy.recv().unwrap();
+        let cpu = super::thread_cpu(std::process::id()).unwrap();
+        drop(done);
+        assert!(cpu.librdkafka >= 0.15, "{cpu:?}");
+        assert!(cpu.workers >= 0.15, "{cpu:?}");
+        // The test itself runs on a thread of the harness, not the main one.
+        assert!(cpu.librdkafka < 1.0 && cpu.workers < 1.0, "{cpu:?}");
+    }
 
     #[test]
     fn the_sink_runs_with_the_environment_the_image_sets() {

@@ -58,6 +58,12 @@ pub struct Row {
     /// Minor page faults and context switches per million records.
     pub page_faults_per_m_records: f64,
     pub context_switches_per_m_records: f64,
+    /// Shares of the sink's CPU spent by its loop, librdkafka's threads and tokio's workers
+    /// (see `procs::ThreadCpu`).
+    pub cpu_split: [f64; 3],
+    /// The workers' CPU per GB over gzip alone's: the part of the overhead factor spent where
+    /// the compressing happens.
+    pub workers_factor: Option<f64>,
     pub broker_cpu_seconds: f64,
     pub peak_rss_mb: f64,
     pub compression_ratio: f64,
@@ -99,6 +105,13 @@ impl Row {
             page_faults_per_m_records: run.page_faults as f64 / (run.records.max(1) as f64 / 1e6),
             context_switches_per_m_records: run.context_switches as f64
                 / (run.records.max(1) as f64 / 1e6),
+            cpu_split: [
+                run.threads.main_loop,
+                run.threads.librdkafka,
+                run.threads.workers,
+            ]
+            .map(|t| t / run.cpu_seconds.max(f64::MIN_POSITIVE)),
+            workers_factor: measured.then(|| run.threads.workers / (mb / 1000.0) / gzip_cpu_per_gb),
             broker_cpu_seconds: run.broker_cpu_seconds,
             peak_rss_mb: run.peak_rss_bytes as f64 / MB,
             compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
@@ -117,18 +130,22 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
-        let _ = writeln!(s, "| mode | record kind | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(s, "| mode | record kind | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor (workers') | CPU by thread: loop / librdkafka / workers | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
         let _ = writeln!(
             s,
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {:.1} ({}) | {} | {:.0} | {:.0} / {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
+                "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {:.1} ({}) | {} | {} | {:.0} | {:.0} / {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
                 r.mode, r.kind, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
                 r.mb_per_s, percent(r.of_ceiling), r.cpu_seconds_per_gb, percent(r.cpu_of_gzip),
-                r.overhead_factor.map_or("n/a".into(), |f| format!("{f:.2}")),
+                match (r.overhead_factor, r.workers_factor) {
+                    (Some(f), Some(w)) => format!("{f:.2} ({w:.2})"),
+                    _ => "n/a".into(),
+                },
+                r.cpu_split.map(|x| format!("{:.0}", x * 100.0)).join(" / ") + " %",
                 r.records_per_cpu_second,
                 r.page_faults_per_m_records, r.context_switches_per_m_records,
                 r.broker_cpu_seconds, r.peak_rss_mb, r.cap_mb, r.compression_ratio
@@ -136,7 +153,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread) spends on the same NDJSON in this run.",
+            "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread, its CPU time) spends on the same NDJSON in this run; in brackets, the same for the sink's tokio workers alone (encoding, compressing, uploads). CPU by thread: the service's loop (intake), librdkafka's threads (fetching), the workers.",
             self.level
         );
         for c in &self.ceilings {

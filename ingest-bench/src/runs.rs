@@ -50,6 +50,8 @@ pub struct Backlog {
     /// Minor page faults and context switches of the sink (see [`procs::kernel_counts`]).
     pub page_faults: u64,
     pub context_switches: u64,
+    /// The sink's CPU by thread role, read with the kernel counts (so late, not at exit).
+    pub threads: procs::ThreadCpu,
     pub samples: Vec<Sample>,
     #[serde(skip)]
     pub ndjson: Vec<u8>,
@@ -104,6 +106,7 @@ pub fn backlog(
     let (mut first_consumed, mut terminated) = (None::<Instant>, false);
     let (mut cpu_seconds, mut peak_rss_bytes) = (0.0, 0);
     let (mut page_faults, mut context_switches) = (0, 0);
+    let mut threads = procs::ThreadCpu::default();
     loop {
         if !terminated {
             sink.check_running(&log)?;
@@ -138,6 +141,9 @@ pub fn backlog(
         if sample_due || terminated {
             if let Ok(counts) = procs::kernel_counts(pid) {
                 (page_faults, context_switches) = counts;
+            }
+            if let Ok(cpu) = procs::thread_cpu(pid) {
+                threads = cpu;
             }
         }
         if let Some(t0) = first_consumed {
@@ -193,6 +199,7 @@ pub fn backlog(
         peak_rss_bytes,
         page_faults,
         context_switches,
+        threads,
         samples,
         ndjson,
     })

@@ -31,6 +31,7 @@ fn smoke_benchmark_completes_and_reports_parseable_results() {
         "compression_ratio",
         "of_ceiling",
         "overhead_factor",
+        "workers_factor",
         "records_per_cpu_second",
         "page_faults_per_m_records",
     ] {
@@ -39,6 +40,14 @@ fn smoke_benchmark_completes_and_reports_parseable_results() {
             "{field} in {run}"
         );
     }
+    // The CPU by thread role: shares of the process's CPU, so together at most all of it.
+    let split: Vec<f64> = run["cpu_split"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    assert_eq!(split.len(), 3, "loop, librdkafka, workers: {run}");
+    let total: f64 = split.iter().sum();
+    assert!(total > 0.0 && total <= 1.0 + 1e-9, "{split:?}");
     let clicks = &report["runs"][1];
     assert_eq!(
         (clicks["mode"].as_str(), clicks["kind"].as_str()),

@@ -151,7 +151,10 @@ fn a_character_beyond_ascii_is_accepted_exactly_when_std_takes_it_as_utf8() {
             }
         }
     }
-    assert!(accepted > 1000 && checked - accepted > 1000, "{accepted} of {checked}");
+    assert!(
+        accepted > 1000 && checked - accepted > 1000,
+        "{accepted} of {checked}"
+    );
     // A character cut short by the end of the value.
     assert_eq!(utf8_char_end(&[0xE2, 0x82], 0), None);
     assert_eq!(utf8_char_end(&[0xC3], 0), None);
