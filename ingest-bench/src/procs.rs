@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_thread_counts_by_its_name() {
-        // Two busy threads named as librdkafka's and tokio's are, each until it has run 0.2 s,
+        // Two busy threads named as librdkafka's and tokio's are, each until it has run 0.5 s,
         // then parked while the process is read.
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
@@ -324,7 +324,7 @@ mod tests {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
-                    while super::thread_cpu_seconds().unwrap() < 0.2 {}
+                    while super::thread_cpu_seconds().unwrap() < 0.5 {}
                     ready.send(()).unwrap();
                     let _ = wait.lock().unwrap().recv();
                 })
@@ -334,10 +334,10 @@ mod tests {
         busy.recv().unwrap();
         let cpu = super::thread_cpu(std::process::id()).unwrap();
         drop(done);
-        assert!(cpu.librdkafka >= 0.15, "{cpu:?}");
-        assert!(cpu.workers >= 0.15, "{cpu:?}");
+        assert!(cpu.librdkafka >= 0.3, "{cpu:?}");
+        assert!(cpu.workers >= 0.3, "{cpu:?}");
         // The test itself runs on a thread of the harness, not the main one.
-        assert!(cpu.librdkafka < 1.0 && cpu.workers < 1.0, "{cpu:?}");
+        assert!(cpu.librdkafka < 2.0 && cpu.workers < 2.0, "{cpu:?}");
     }
 
     #[test]
