@@ -6,12 +6,26 @@ use std::time::Instant;
 
 use flate2::write::GzEncoder;
 
+/// How often gzip alone is timed on one thread: the median is the overhead factor's
+/// denominator, the fastest and slowest bound how much that factor moves with the machine.
+pub const ONE_CORE_TIMINGS: usize = 3;
+
 /// Compression throughput in bytes per second.
 #[derive(Debug, Clone, Copy)]
 pub struct Ceiling {
+    /// The median of [`ONE_CORE_TIMINGS`] timings on one thread, by its CPU time.
     pub one_core: f64,
+    /// The slowest and the fastest of those timings.
+    pub one_core_range: (f64, f64),
     pub all_cores: f64,
     pub threads: usize,
+}
+
+/// The median and the (slowest, fastest) of throughputs (none empty).
+fn median_and_range(mut speeds: Vec<f64>) -> (f64, (f64, f64)) {
+    speeds.sort_by(f64::total_cmp);
+    let median = speeds[speeds.len() / 2];
+    (median, (speeds[0], speeds[speeds.len() - 1]))
 }
 
 /// Compresses `data` like the encoder does (256 KiB writes into one encoder per file).
@@ -87,9 +101,15 @@ fn thread_cpu() -> f64 {
 pub fn measure(data: &[u8], level: u32) -> Ceiling {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     // CPU time, as the sink's is: a wall clock would count the time a shared core ran others.
-    let started = thread_cpu();
-    std::hint::black_box(gzip(data, level));
-    let one_core = data.len() as f64 / (thread_cpu() - started);
+    // Timed more than once: on shared cores one timing moves by a fifth from minute to minute.
+    let speeds = (0..ONE_CORE_TIMINGS)
+        .map(|_| {
+            let started = thread_cpu();
+            std::hint::black_box(gzip(data, level));
+            data.len() as f64 / (thread_cpu() - started)
+        })
+        .collect();
+    let (one_core, one_core_range) = median_and_range(speeds);
     let started = Instant::now();
     std::thread::scope(|s| {
         for piece in pieces(data, threads) {
@@ -99,6 +119,7 @@ pub fn measure(data: &[u8], level: u32) -> Ceiling {
     let all_cores = data.len() as f64 / started.elapsed().as_secs_f64();
     Ceiling {
         one_core,
+        one_core_range,
         all_cores,
         threads,
     }
@@ -106,6 +127,15 @@ pub fn measure(data: &[u8], level: u32) -> Ceiling {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_median_and_the_range_of_the_timings() {
+        assert_eq!(
+            super::median_and_range(vec![3.0, 1.0, 2.0]),
+            (2.0, (1.0, 3.0))
+        );
+        assert_eq!(super::median_and_range(vec![5.0]), (5.0, (5.0, 5.0)));
+    }
+
     #[test]
     fn pieces_cover_the_data_at_line_ends() {
         let data = b"a\nbb\nccc\ndddd\n";

@@ -261,6 +261,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|(kind, c)| report::KindCeiling {
                 kind: kind.to_string(),
                 one_core_mb_s: c.one_core / 1e6,
+                one_core_range_mb_s: [c.one_core_range.0 / 1e6, c.one_core_range.1 / 1e6],
                 all_cores_mb_s: c.all_cores / 1e6,
             })
             .collect(),

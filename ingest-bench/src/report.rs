@@ -29,7 +29,9 @@ pub struct Report {
 #[derive(Serialize)]
 pub struct KindCeiling {
     pub kind: String,
+    /// The median of the one-thread timings, and their slowest and fastest.
     pub one_core_mb_s: f64,
+    pub one_core_range_mb_s: [f64; 2],
     pub all_cores_mb_s: f64,
 }
 
@@ -54,6 +56,9 @@ pub struct Row {
     /// The sink's CPU per GB over gzip alone's on the same bytes at the same level (one core):
     /// what a user pays over the compressor.
     pub overhead_factor: Option<f64>,
+    /// The same over the slowest and over the fastest timing of gzip alone: how far the factor
+    /// moves with the machine alone.
+    pub overhead_factor_range: Option<[f64; 2]>,
     pub records_per_cpu_second: f64,
     /// Minor page faults and context switches per million records.
     pub page_faults_per_m_records: f64,
@@ -86,8 +91,11 @@ impl Row {
                 .join(" ")
         };
         let measured = ceiling.one_core > 0.0 && ceiling.all_cores > 0.0;
-        let gzip_cpu_per_gb = 1000.0 / (ceiling.one_core / MB);
+        // gzip alone's CPU-seconds per GB at a one-thread speed in bytes per second.
+        let gzip_cpu_per_gb_at = |speed: f64| 1000.0 / (speed / MB);
+        let gzip_cpu_per_gb = gzip_cpu_per_gb_at(ceiling.one_core);
         let cpu_per_gb = run.cpu_seconds / (mb / 1000.0);
+        let (slowest, fastest) = ceiling.one_core_range;
         Row {
             mode: run.mode.clone(),
             kind: run.kind.to_string(),
@@ -101,6 +109,8 @@ impl Row {
             cpu_seconds_per_gb: cpu_per_gb,
             cpu_of_gzip: measured.then(|| gzip_cpu_per_gb / cpu_per_gb),
             overhead_factor: measured.then(|| cpu_per_gb / gzip_cpu_per_gb),
+            overhead_factor_range: measured
+                .then(|| [slowest, fastest].map(|speed| cpu_per_gb / gzip_cpu_per_gb_at(speed))),
             records_per_cpu_second: run.records as f64 / run.cpu_seconds,
             page_faults_per_m_records: run.page_faults as f64 / (run.records.max(1) as f64 / 1e6),
             context_switches_per_m_records: run.context_switches as f64
@@ -130,7 +140,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}. gzip level {}.\n", self.machine, self.level);
-        let _ = writeln!(s, "| mode | record kind | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor (workers') | CPU by thread: loop / librdkafka / workers | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
+        let _ = writeln!(s, "| mode | record kind | settings (else defaults) | partitions | records | seconds | records/s | MB/s | of all-core ceiling | CPU s/GB (gzip's share) | overhead factor [range] (workers') | CPU by thread: loop / librdkafka / workers | records per CPU-s | page faults / ctx switches per M records | broker CPU s | peak RSS MB (cap) | gz ratio |");
         let _ = writeln!(
             s,
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -141,8 +151,8 @@ impl Report {
                 "| {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {} | {:.1} ({}) | {} | {} | {:.0} | {:.0} / {:.0} | {:.1} | {:.0} ({:.0}) | {:.3} |",
                 r.mode, r.kind, r.settings, r.partitions, r.records, r.seconds, r.records_per_s,
                 r.mb_per_s, percent(r.of_ceiling), r.cpu_seconds_per_gb, percent(r.cpu_of_gzip),
-                match (r.overhead_factor, r.workers_factor) {
-                    (Some(f), Some(w)) => format!("{f:.2} ({w:.2})"),
+                match (r.overhead_factor, r.overhead_factor_range, r.workers_factor) {
+                    (Some(f), Some([lo, hi]), Some(w)) => format!("{f:.2} [{lo:.2}–{hi:.2}] ({w:.2})"),
                     _ => "n/a".into(),
                 },
                 r.cpu_split.map(|x| format!("{:.0}", x * 100.0)).join(" / ") + " %",
@@ -153,14 +163,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread, its CPU time) spends on the same NDJSON in this run; in brackets, the same for the sink's tokio workers alone (encoding, compressing, uploads). CPU by thread: the service's loop (intake), librdkafka's threads (fetching), the workers.",
-            self.level
+            "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread, its CPU time) spends on the same NDJSON in this run, timed {} times right after the sinks' runs: over the median, and in square brackets over the slowest and the fastest timing; in round brackets, the same for the sink's tokio workers alone (encoding, compressing, uploads). CPU by thread: the service's loop (intake), librdkafka's threads (fetching), the workers.",
+            self.level, crate::ceiling::ONE_CORE_TIMINGS
         );
         for c in &self.ceilings {
             let _ = writeln!(
                 s,
-                "\ngzip-only ceiling on the {} NDJSON: {:.1} MB/s on one core, {:.1} MB/s on {} threads.",
-                c.kind, c.one_core_mb_s, c.all_cores_mb_s, self.threads
+                "\ngzip-only ceiling on the {} NDJSON: {:.1} MB/s on one core (median; {:.1}–{:.1}), {:.1} MB/s on {} threads.",
+                c.kind, c.one_core_mb_s, c.one_core_range_mb_s[0], c.one_core_range_mb_s[1],
+                c.all_cores_mb_s, self.threads
             );
         }
         if !self.levels.is_empty() {

@@ -55,6 +55,18 @@ fn smoke_benchmark_completes_and_reports_parseable_results() {
         "the small-record run, {clicks}"
     );
     assert!(clicks["overhead_factor"].as_f64().is_some_and(|x| x > 0.0));
+    // The factor over the slowest and the fastest timing of gzip alone hold the median's.
+    for r in [run, clicks] {
+        let f = r["overhead_factor"].as_f64().unwrap();
+        let range: Vec<f64> = r["overhead_factor_range"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default();
+        assert!(
+            range.len() == 2 && range[0] <= f && f <= range[1],
+            "{f} outside {range:?}"
+        );
+    }
     assert_eq!(
         report["ceilings"].as_array().map(Vec::len),
         Some(2),
