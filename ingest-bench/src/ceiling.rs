@@ -82,20 +82,25 @@ pub fn levels(data: &[u8], levels: &[u32], sample: usize) -> Vec<Level> {
     levels
         .iter()
         .map(|&level| {
-            let started = thread_cpu();
-            let out = std::hint::black_box(gzip(data, level));
+            let (seconds, out) = timed_gzip(data, level);
             Level {
                 level,
-                cpu_seconds_per_gb: (thread_cpu() - started) / (data.len() as f64 / 1e9),
+                cpu_seconds_per_gb: seconds / (data.len() as f64 / 1e9),
                 ratio: out as f64 / data.len().max(1) as f64,
             }
         })
         .collect()
 }
 
-/// This thread's CPU seconds so far.
-fn thread_cpu() -> f64 {
-    crate::procs::thread_cpu_seconds().expect("/proc/thread-self/schedstat is readable on Linux")
+/// [`gzip`] of `data` at `level` on this thread: its CPU seconds and the compressed size.
+fn timed_gzip(data: &[u8], level: u32) -> (f64, usize) {
+    let cpu = || {
+        crate::procs::thread_cpu_seconds()
+            .expect("/proc/thread-self/schedstat is readable on Linux")
+    };
+    let started = cpu();
+    let out = std::hint::black_box(gzip(data, level));
+    (cpu() - started, out)
 }
 
 pub fn measure(data: &[u8], level: u32) -> Ceiling {
@@ -103,11 +108,7 @@ pub fn measure(data: &[u8], level: u32) -> Ceiling {
     // CPU time, as the sink's is: a wall clock would count the time a shared core ran others.
     // Timed more than once: on shared cores one timing moves by a fifth from minute to minute.
     let speeds = (0..ONE_CORE_TIMINGS)
-        .map(|_| {
-            let started = thread_cpu();
-            std::hint::black_box(gzip(data, level));
-            data.len() as f64 / (thread_cpu() - started)
-        })
+        .map(|_| data.len() as f64 / timed_gzip(data, level).0)
         .collect();
     let (one_core, one_core_range) = median_and_range(speeds);
     let started = Instant::now();
