@@ -19,12 +19,13 @@
 //!
 //! Dependencies point one way: `pipeline` uses every stage; `land` uses `encode`, `batch`,
 //! `storage` and `source`'s commit handle; `encode` uses `batch`; `batch`, `storage` and `source`
-//! use only `config` (and `clock`). The pure stages (`batch`, `encode`, naming and recovery in
+//! use only `config` (and `clock`, `cores`). The pure stages (`batch`, `encode`, naming and recovery in
 //! `land`) do no I/O and are unit-tested on their own.
 
 pub mod batch;
 mod clock;
 pub mod config;
+mod cores;
 pub mod encode;
 mod error;
 pub mod land;

@@ -83,7 +83,7 @@ fn take_text_buffer() -> Vec<u8> {
 
 fn give_back_text_buffer(mut buffer: Vec<u8>) {
     let mut spare = SPARE_TEXT.lock().unwrap_or_else(|e| e.into_inner());
-    if spare.len() < std::thread::available_parallelism().map_or(2, usize::from) {
+    if spare.len() < crate::cores::available() {
         buffer.clear();
         spare.push(buffer);
     }

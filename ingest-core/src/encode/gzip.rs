@@ -99,7 +99,7 @@ fn take_deflate(level: u32) -> Compress {
 
 fn give_back(level: u32, mut deflate: Compress) {
     let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
-    if spare.len() < std::thread::available_parallelism().map_or(2, usize::from) {
+    if spare.len() < crate::cores::available() {
         deflate.reset();
         spare.push((level, deflate));
     }

@@ -161,7 +161,5 @@ fn encoding_of(o: &EncodeOptions) -> Encoding {
 /// served).
 pub fn encoders() -> &'static tokio::sync::Semaphore {
     static ENCODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    ENCODERS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
-    })
+    ENCODERS.get_or_init(|| tokio::sync::Semaphore::new(crate::cores::available()))
 }

@@ -121,6 +121,6 @@ impl Loop {
 /// Uploads mostly wait on storage, but every local-disk write holds a blocking thread, and a
 /// thread per partition at once (at shutdown, say) costs memory for nothing.
 pub(super) fn max_flushes() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let cores = crate::cores::available();
     (4 * cores).max(16)
 }
