@@ -14,6 +14,7 @@ use ingest::encode::parquet::shape::Columns;
 use ingest::encode::EncodeOptions;
 
 use crate::procs;
+use crate::records::Records;
 
 /// One encoder's figures over all batches.
 struct Measured {
@@ -22,12 +23,12 @@ struct Measured {
     output: usize,
 }
 
-fn batches(records: u64, batch_bytes: usize) -> (Vec<Batch>, usize) {
+fn batches(kind: Records, records: u64, batch_bytes: usize) -> (Vec<Batch>, usize) {
     let now = Instant::now();
     let (mut out, mut bytes) = (Vec::new(), 0);
     let mut batch = Batch::new(now, 0);
     for n in 0..records {
-        let value = ingest_cli::sample::order_event(n);
+        let value = kind.event(n);
         bytes += value.len() + 1;
         batch.push(&RecordRef {
             offset: n as i64,
@@ -75,13 +76,14 @@ fn time(name: &str, f: impl FnOnce() -> anyhow::Result<usize>) -> anyhow::Result
 /// and Parquet (zstd at `zstd_level`) under both envelopes (`only`: the
 /// encoders whose name contains it); prints a table.
 pub fn run(
+    kind: Records,
     records: u64,
     batch_bytes: usize,
     level: u32,
     zstd_level: i32,
     only: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (batches, ndjson_bytes) = batches(records, batch_bytes);
+    let (batches, ndjson_bytes) = batches(kind, records, batch_bytes);
     let lines: Vec<Vec<u8>> = batches
         .iter()
         .map(|b| {
@@ -109,6 +111,25 @@ pub fn run(
         }
         Ok(total)
     })?];
+    // The JSON check on its own (what every record costs before any line is written).
+    if only.is_none_or(|o| "JSON check alone".contains(o)) {
+        rows.push(time("JSON check alone", || {
+            let mut valid = 0;
+            for b in &batches {
+                for r in b.records() {
+                    let v = r.value().unwrap_or_default();
+                    if matches!(
+                        ingest::encode::json::scan(v),
+                        ingest::encode::json::Scan::Valid { .. }
+                    ) {
+                        valid += v.len() + 1;
+                    }
+                }
+            }
+            anyhow::ensure!(valid == ndjson_bytes, "the check refused a bench record");
+            Ok(0)
+        })?);
+    }
     for (name, envelope, compression, format) in [
         ("NDJSON + gzip, raw", Envelope::Raw, gzip, Format::Ndjson),
         // The JSON check and the lines without the compressor: what NDJSON adds to it.
@@ -149,8 +170,9 @@ pub fn run(
     }
     let gb = ndjson_bytes as f64 / 1e9;
     println!(
-        "{records} records, {:.0} MB of NDJSON in {} batches of about {} MiB, one thread; \
+        "{records} {} records, {:.0} MB of NDJSON in {} batches of about {} MiB, one thread; \
          Parquet with zstd {zstd_level}\n",
+        kind.name(),
         ndjson_bytes as f64 / 1e6,
         batches.len(),
         batch_bytes >> 20

@@ -48,6 +48,9 @@ enum Command {
     Encode {
         #[arg(long, default_value_t = 200_000)]
         records: u64,
+        /// Which bench records: `orders` (0.5-1 KB) or `clicks` (150-200 B).
+        #[arg(long, value_parser = ["orders", "clicks"], default_value = "orders")]
+        kind: String,
         /// Batch size in MiB.
         #[arg(long, default_value_t = 64)]
         batch_mib: usize,
@@ -76,6 +79,10 @@ struct RunArgs {
     /// Only the memory run (its NDJSON then feeds the ceiling).
     #[arg(long, conflicts_with = "throughput_only")]
     memory_only: bool,
+    /// Only the throughput run of this record kind (`orders` or `clicks`), e.g. to compare two
+    /// builds in alternated runs.
+    #[arg(long, value_parser = ["orders", "clicks"], conflicts_with_all = ["memory_only", "smoke"])]
+    only: Option<String>,
     /// Extra sink setting for every run, e.g. `--set INGEST_COMPRESSION_LEVEL=1` (shown in the
     /// table's settings column).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -101,11 +108,17 @@ fn main() -> ExitCode {
         Command::Run(args) => report_err(run(args)),
         Command::Encode {
             records,
+            kind,
             batch_mib,
             level,
             zstd_level,
             only,
         } => report_err(encoders::run(
+            if kind == "clicks" {
+                Records::Clicks
+            } else {
+                Records::Orders
+            },
             records,
             batch_mib << 20,
             level,
@@ -155,7 +168,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let mut done: Vec<(runs::Backlog, u64)> = Vec::new();
-    if !args.memory_only {
+    let wanted = |kind: &str| args.only.as_deref().is_none_or(|only| only == kind);
+    if !args.memory_only && wanted("orders") {
         let run = runs::backlog(
             "throughput",
             Records::Orders,
@@ -165,6 +179,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             work,
         )?;
         done.push((run, default_cap));
+    }
+    if !args.memory_only && wanted("clicks") {
         // The same bytes in small records: the per-record cost shows.
         let click_mean = Records::Clicks.mean_bytes();
         let clicks = if args.smoke {
@@ -182,7 +198,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         )?;
         done.push((run, default_cap));
     }
-    if !args.smoke && !args.throughput_only && !args.memory_only {
+    let all = !args.smoke && !args.throughput_only && args.only.is_none();
+    if all && !args.memory_only {
         // The same records as Parquet: CPU per GB and output size against NDJSON + gzip.
         let mut run = runs::backlog(
             "parquet",
@@ -195,7 +212,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         run.uncompressed_bytes = done[0].0.uncompressed_bytes;
         done.push((run, default_cap));
     }
-    if !args.smoke && !args.throughput_only {
+    if all || args.memory_only {
         let backlog = MEMORY_CAP_BYTES as f64 * 10.5;
         let run = runs::backlog(
             "memory",
@@ -224,7 +241,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             ndjson.len() as f64 / 1e6
         );
         ceilings.push((kind, ceiling::measure(&ndjson, level)));
-        if !args.smoke {
+        if !args.smoke && args.only.is_none() {
             eprintln!("[ceiling] gzip levels 1, 3, 6 and 9 over {kind}");
             levels.push((
                 kind.to_string(),
@@ -244,7 +261,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(run, cap)| report::Row::new(run, &ceiling_of(run.kind), *cap))
         .collect();
-    let latency = if args.smoke || args.throughput_only || args.memory_only {
+    let latency = if !all || args.memory_only {
         None
     } else {
         Some(runs::latency(2_000, 20, 8, 1_000, &extra, work)?)

@@ -47,6 +47,8 @@ pub struct Row {
     pub mb_per_s: f64,
     pub seconds: f64,
     pub startup_seconds: f64,
+    /// CPU-seconds the sink spent before its first record (in `cpu_seconds_per_gb` too).
+    pub startup_cpu_seconds: f64,
     pub cpu_seconds_per_gb: f64,
     /// gzip's CPU per byte (one core) over the sink's: the share of the sink's CPU that the
     /// ceiling would spend anyway, robust to other load on the machine.
@@ -106,6 +108,7 @@ impl Row {
             mb_per_s: mb / run.seconds,
             seconds: run.seconds,
             startup_seconds: run.startup_seconds,
+            startup_cpu_seconds: run.startup_cpu_seconds,
             cpu_seconds_per_gb: cpu_per_gb,
             cpu_of_gzip: measured.then(|| gzip_cpu_per_gb / cpu_per_gb),
             overhead_factor: measured.then(|| cpu_per_gb / gzip_cpu_per_gb),

@@ -46,6 +46,9 @@ pub struct Backlog {
     pub uncompressed_bytes: u64,
     pub compressed_bytes: u64,
     pub cpu_seconds: f64,
+    /// Of `cpu_seconds`, what the sink had used by its first consumed record (start-up, group
+    /// join): paid once per process, not per GB, yet counted in the factor.
+    pub startup_cpu_seconds: f64,
     /// CPU the broker process used meanwhile (it shares the machine with the sink).
     pub broker_cpu_seconds: f64,
     pub peak_rss_bytes: u64,
@@ -107,6 +110,7 @@ pub fn backlog(
     let mut next_sample = Duration::ZERO;
     let (mut first_consumed, mut terminated) = (None::<Instant>, false);
     let (mut cpu_seconds, mut peak_rss_bytes) = (0.0, 0);
+    let mut startup_cpu_seconds = 0.0;
     let (mut page_faults, mut context_switches) = (0, 0);
     let mut threads = procs::ThreadCpu::default();
     let mut last_scrape = Instant::now();
@@ -136,6 +140,7 @@ pub fn backlog(
             let consumed = procs::scrape(port, "ingest_records_consumed_total").unwrap_or(0.0);
             if consumed > 0.0 && first_consumed.is_none() {
                 first_consumed = Some(Instant::now());
+                startup_cpu_seconds = procs::cpu_seconds(pid).unwrap_or(cpu_seconds);
             }
             if consumed >= records as f64 {
                 sink.terminate()?;
@@ -202,6 +207,7 @@ pub fn backlog(
         },
         compressed_bytes,
         cpu_seconds,
+        startup_cpu_seconds,
         broker_cpu_seconds,
         peak_rss_bytes,
         page_faults,
