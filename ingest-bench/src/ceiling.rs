@@ -22,7 +22,7 @@ pub struct Ceiling {
 }
 
 /// The median and the (slowest, fastest) of throughputs (none empty).
-fn median_and_range(mut speeds: Vec<f64>) -> (f64, (f64, f64)) {
+pub fn median_and_range(mut speeds: Vec<f64>) -> (f64, (f64, f64)) {
     speeds.sort_by(f64::total_cmp);
     let median = speeds[speeds.len() / 2];
     (median, (speeds[0], speeds[speeds.len() - 1]))

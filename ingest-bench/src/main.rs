@@ -83,6 +83,11 @@ struct RunArgs {
     /// builds in alternated runs.
     #[arg(long, value_parser = ["orders", "clicks"], conflicts_with_all = ["memory_only", "smoke"])]
     only: Option<String>,
+    /// Runs each throughput run this many times in all (each extra run with its own gzip
+    /// timing right after it) and reports the factor's median and range over the runs: one run
+    /// moves by a tenth on shared cores.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15), conflicts_with_all = ["memory_only", "smoke"])]
+    repeat: u32,
     /// Extra sink setting for every run, e.g. `--set INGEST_COMPRESSION_LEVEL=1` (shown in the
     /// table's settings column).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -169,33 +174,41 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut done: Vec<(runs::Backlog, u64)> = Vec::new();
     let wanted = |kind: &str| args.only.as_deref().is_none_or(|only| only == kind);
-    if !args.memory_only && wanted("orders") {
-        let run = runs::backlog(
+    // The throughput runs: the orders, then the same bytes in small records, where the
+    // per-record cost shows.
+    let click_mean = Records::Clicks.mean_bytes();
+    let clicks = if args.smoke {
+        records
+    } else {
+        (records as f64 * mean / click_mean).ceil() as u64
+    };
+    let throughput: Vec<(&str, Records, u64, i32)> = [
+        (
             "throughput",
             Records::Orders,
             records,
-            partitions_for(records as f64 * mean),
-            &with_extra(&[]),
-            work,
-        )?;
-        done.push((run, default_cap));
-    }
-    if !args.memory_only && wanted("clicks") {
-        // The same bytes in small records: the per-record cost shows.
-        let click_mean = Records::Clicks.mean_bytes();
-        let clicks = if args.smoke {
-            records
-        } else {
-            (records as f64 * mean / click_mean).ceil() as u64
-        };
-        let run = runs::backlog(
+            records as f64 * mean,
+        ),
+        (
             "clicks",
             Records::Clicks,
             clicks,
-            partitions_for(clicks as f64 * click_mean),
-            &with_extra(&[]),
-            work,
-        )?;
+            clicks as f64 * click_mean,
+        ),
+    ]
+    .into_iter()
+    .filter(|(mode, ..)| {
+        !args.memory_only
+            && wanted(if *mode == "clicks" {
+                "clicks"
+            } else {
+                "orders"
+            })
+    })
+    .map(|(mode, kind, n, bytes)| (mode, kind, n, partitions_for(bytes)))
+    .collect();
+    for &(mode, kind, n, partitions) in &throughput {
+        let run = runs::backlog(mode, kind, n, partitions, &with_extra(&[]), work)?;
         done.push((run, default_cap));
     }
     let all = !args.smoke && !args.throughput_only && args.only.is_none();
@@ -257,10 +270,32 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .expect("every kind's ceiling was measured")
     };
     let ceiling = ceilings.first().context("no run selected")?.1;
-    let rows = done
+    let mut rows: Vec<report::Row> = done
         .iter()
         .map(|(run, cap)| report::Row::new(run, &ceiling_of(run.kind), *cap))
         .collect();
+    // Further runs of each throughput run, each against gzip timed right after it.
+    let mut repeated = Vec::new();
+    for &(mode, kind, n, partitions) in throughput.iter().filter(|_| args.repeat > 1) {
+        let first = rows.iter().find(|r| r.mode == mode);
+        let mut factors: Vec<f64> = first.and_then(|r| r.overhead_factor).into_iter().collect();
+        for k in 2..=args.repeat {
+            let mut run = runs::backlog(mode, kind, n, partitions, &with_extra(&[]), work)?;
+            let ndjson = std::mem::take(&mut run.ndjson);
+            eprintln!("[ceiling] gzip level {level} after {mode} run {k}");
+            let mut row = report::Row::new(&run, &ceiling::measure(&ndjson, level), default_cap);
+            row.mode = format!("{mode} #{k}");
+            factors.extend(row.overhead_factor);
+            rows.push(row);
+        }
+        let (median, (lowest, highest)) = ceiling::median_and_range(factors.clone());
+        repeated.push(report::Repeated {
+            kind: kind.name().to_string(),
+            factors,
+            median,
+            range: [lowest, highest],
+        });
+    }
     let latency = if !all || args.memory_only {
         None
     } else {
@@ -283,6 +318,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             })
             .collect(),
         runs: rows,
+        repeated,
         latency,
         levels,
     };

@@ -21,9 +21,20 @@ pub struct Report {
     /// Each record kind's gzip-alone ceiling on its own landed NDJSON.
     pub ceilings: Vec<KindCeiling>,
     pub runs: Vec<Row>,
+    /// With `--repeat`: each throughput run's factors over all its runs.
+    pub repeated: Vec<Repeated>,
     pub latency: Option<Latency>,
     /// gzip alone at other levels, per record kind.
     pub levels: Vec<(String, Vec<Level>)>,
+}
+
+/// One record kind's overhead factor over repeated runs.
+#[derive(Serialize)]
+pub struct Repeated {
+    pub kind: String,
+    pub factors: Vec<f64>,
+    pub median: f64,
+    pub range: [f64; 2],
 }
 
 #[derive(Serialize)]
@@ -169,6 +180,13 @@ impl Report {
             "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread, its CPU time) spends on the same NDJSON in this run, timed {} times right after the sinks' runs: over the median, and in square brackets over the slowest and the fastest timing; in round brackets, the same for the sink's tokio workers alone (encoding, compressing, uploads). CPU by thread: the service's loop (intake), librdkafka's threads (fetching), the workers.",
             self.level, crate::ceiling::ONE_CORE_TIMINGS
         );
+        for r in &self.repeated {
+            let _ = writeln!(
+                s,
+                "\nOverhead factor of the {} over {} runs (each against gzip timed right after it): median {:.2}, range {:.2}–{:.2}.",
+                r.kind, r.factors.len(), r.median, r.range[0], r.range[1]
+            );
+        }
         for c in &self.ceilings {
             let _ = writeln!(
                 s,
