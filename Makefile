@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-encoders bench-smoke chaos
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-smoke chaos
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -18,10 +18,13 @@ test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB, Azu
 	set -o pipefail; $(CARGO) test --workspace --all-targets --no-fail-fast -- --test-threads=2 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
 
-bench: ## Benchmark throughput, memory and latency against the gzip ceiling; writes bench/ (about a minute)
+bench: ## Benchmark throughput, memory and latency against the gzip ceiling; writes bench/ (about four minutes)
 	$(CARGO) run --release --quiet -p ingest-bench -- run --results bench
 	@if python3 -c 'import matplotlib' 2>/dev/null; then python3 bench/plot.py bench/throughput.csv bench/throughput.png && echo "wrote bench/throughput.png"; \
 	else echo "matplotlib not installed (pip install matplotlib): bench/throughput.png not redrawn"; fi
+
+bench-factor: ## The overhead factor of both record kinds: median and range over 5 runs each, each against gzip timed right after it (about 8 minutes)
+	$(CARGO) run --release --quiet -p ingest-bench -- run --throughput-only --repeat 5
 
 bench-encoders: ## The encoders alone (NDJSON+gzip, Parquet) on one thread against gzip alone on the same records (seconds)
 	$(CARGO) run --release --quiet -p ingest-bench -- encode
