@@ -49,8 +49,8 @@ enum Command {
         #[arg(long, default_value_t = 200_000)]
         records: u64,
         /// Which bench records: `orders` (0.5-1 KB) or `clicks` (150-200 B).
-        #[arg(long, value_parser = ["orders", "clicks"], default_value = "orders")]
-        kind: String,
+        #[arg(long, value_enum, default_value_t = Records::Orders)]
+        kind: Records,
         /// Batch size in MiB.
         #[arg(long, default_value_t = 64)]
         batch_mib: usize,
@@ -81,12 +81,12 @@ struct RunArgs {
     memory_only: bool,
     /// Only the throughput run of this record kind (`orders` or `clicks`), e.g. to compare two
     /// builds in alternated runs.
-    #[arg(long, value_parser = ["orders", "clicks"], conflicts_with_all = ["memory_only", "smoke"])]
-    only: Option<String>,
+    #[arg(long, value_enum, conflicts_with = "memory_only")]
+    only: Option<Records>,
     /// Runs each throughput run this many times in all (each extra run with its own gzip
     /// timing right after it) and reports the factor's median and range over the runs: one run
     /// moves by a tenth on shared cores.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15), conflicts_with_all = ["memory_only", "smoke"])]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15), conflicts_with = "memory_only")]
     repeat: u32,
     /// Extra sink setting for every run, e.g. `--set INGEST_COMPRESSION_LEVEL=1` (shown in the
     /// table's settings column).
@@ -119,11 +119,7 @@ fn main() -> ExitCode {
             zstd_level,
             only,
         } => report_err(encoders::run(
-            if kind == "clicks" {
-                Records::Clicks
-            } else {
-                Records::Orders
-            },
+            kind,
             records,
             batch_mib << 20,
             level,
@@ -173,7 +169,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let mut done: Vec<(runs::Backlog, u64)> = Vec::new();
-    let wanted = |kind: &str| args.only.as_deref().is_none_or(|only| only == kind);
     // The throughput runs: the orders, then the same bytes in small records, where the
     // per-record cost shows.
     let click_mean = Records::Clicks.mean_bytes();
@@ -197,14 +192,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     ]
     .into_iter()
-    .filter(|(mode, ..)| {
-        !args.memory_only
-            && wanted(if *mode == "clicks" {
-                "clicks"
-            } else {
-                "orders"
-            })
-    })
+    .filter(|(_, kind, ..)| !args.memory_only && args.only.is_none_or(|only| only == *kind))
     .map(|(mode, kind, n, bytes)| (mode, kind, n, partitions_for(bytes)))
     .collect();
     for &(mode, kind, n, partitions) in &throughput {

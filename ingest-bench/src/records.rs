@@ -4,7 +4,8 @@
 use ingest_cli::sample::mix;
 use serde_json::json;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Also the value of `--only` and `encode --kind` (`orders`, `clicks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Records {
     Orders,
     Clicks,

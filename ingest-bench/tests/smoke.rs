@@ -3,23 +3,30 @@
 
 use std::process::Command;
 
-#[test]
-fn smoke_benchmark_completes_and_reports_parseable_results() {
+/// Runs `ingest-bench run <args>`; its stdout and the parsed `BENCH_JSON` line.
+fn bench(args: &[&str]) -> (String, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_ingest-bench"))
-        .args(["run", "--smoke"])
+        .arg("run")
+        .args(args)
         .output()
         .expect("run ingest-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "ingest-bench run --smoke failed:\n{stdout}\n{}",
+        "ingest-bench run {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let json = stdout
         .lines()
         .find_map(|l| l.strip_prefix("BENCH_JSON "))
         .expect("a BENCH_JSON line");
-    let report: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    let report = serde_json::from_str(json).expect("valid JSON");
+    (stdout, report)
+}
+
+#[test]
+fn smoke_benchmark_completes_and_reports_parseable_results() {
+    let (stdout, report) = bench(&["--smoke"]);
     let run = &report["runs"][0];
     assert_eq!(run["mode"], "throughput");
     assert_eq!(run["records"], 3000);
@@ -76,4 +83,43 @@ fn smoke_benchmark_completes_and_reports_parseable_results() {
         assert!(report[field].as_f64().is_some_and(|x| x > 0.0), "{field}");
     }
     assert!(stdout.contains("| throughput |"), "the table is printed");
+}
+
+#[test]
+fn repeated_runs_of_one_kind_report_the_median_and_range_of_their_factors() {
+    let (stdout, report) = bench(&["--smoke", "--only", "clicks", "--repeat", "2"]);
+    let modes: Vec<&str> = report["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["mode"].as_str())
+        .collect();
+    assert_eq!(modes, ["clicks", "clicks #2"], "only the clicks, twice");
+    let repeated = &report["repeated"][0];
+    let factors: Vec<f64> = repeated["factors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    let runs: Vec<f64> = report["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["overhead_factor"].as_f64())
+        .collect();
+    assert_eq!(factors, runs, "one factor per run, in order: {repeated}");
+    let (median, lo, hi) = (
+        repeated["median"].as_f64().unwrap(),
+        repeated["range"][0].as_f64().unwrap(),
+        repeated["range"][1].as_f64().unwrap(),
+    );
+    let (min, max) = (runs[0].min(runs[1]), runs[0].max(runs[1]));
+    assert_eq!((lo, hi), (min, max), "the range is the runs' {repeated}");
+    assert!(
+        factors.contains(&median),
+        "the median is one of the runs: {repeated}"
+    );
+    assert!(
+        stdout.contains("over 2 runs"),
+        "the summary line is printed"
+    );
 }

@@ -19,8 +19,9 @@
 //!
 //! Dependencies point one way: `pipeline` uses every stage; `land` uses `encode`, `batch`,
 //! `storage` and `source`'s commit handle; `encode` uses `batch`; `batch`, `storage` and `source`
-//! use only `config` (and `clock`, `cores`). The pure stages (`batch`, `encode`, naming and recovery in
-//! `land`) do no I/O and are unit-tested on their own.
+//! use only `config` (and `clock`). `cores` (the cores this process may use, read once) is a leaf
+//! like `clock`. The pure stages (`batch`, `encode`, naming and recovery in `land`) do no I/O and
+//! are unit-tested on their own.
 
 pub mod batch;
 mod clock;
