@@ -59,6 +59,24 @@ pub enum Error {
         through: i64,
         resumed_at: i64,
     },
+    /// The claim chain in storage cannot be this partition's (a recreated topic, another
+    /// cluster, claims deleted): nothing was consumed, skipped or committed.
+    #[error("partition {partition} of {topic} cannot start: {reason}; nothing was consumed or committed. If the topic was recreated or another cluster lands here, land it under a new INGEST_STORAGE_URL prefix (or move {topic}/ and _ingest/claims/{topic}/ aside); if claims were deleted, put them back, and keep claims as long as their files")]
+    ChainRefused {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
+    /// The record at the end of the claim chain is not the one the claim was made for.
+    #[error("partition {partition} of {topic} cannot start: the record at offset {offset} is not the one claim {path} landed there (digest {claimed}, now {found}): the topic was recreated or another cluster lands here; nothing was consumed or committed. Land it under a new INGEST_STORAGE_URL prefix, or move {topic}/ and _ingest/claims/{topic}/ aside first")]
+    ChainMismatch {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        path: String,
+        claimed: String,
+        found: String,
+    },
     /// Graceful shutdown did not finish within `INGEST_SHUTDOWN_TIMEOUT_MS`.
     #[error("shutdown did not finish within {timeout:?} (partitions still flushing: {pending:?}); nothing unlanded was committed, raise INGEST_SHUTDOWN_TIMEOUT_MS")]
     ShutdownTimeout {

@@ -1,14 +1,16 @@
 //! Claims under what deployments meet over months, in process against real Kafka-protocol
-//! brokers (librdkafka's mock cluster over TCP) and the local filesystem: a topic recreated
-//! (offsets start again at 0 over old claims) and a claim completed after the encoding settings
-//! changed.
+//! brokers (librdkafka's mock cluster over TCP) and the local filesystem: another cluster (or a
+//! recreated topic: offsets start again at 0 under an old claim chain), a claim completed after
+//! the encoding settings changed, files found at claimed names.
 
 mod common;
+
+use std::time::Duration;
 
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recreated_topic_stops_at_the_old_claims_instead_of_skipping_its_records() {
+async fn another_cluster_under_an_old_chain_stops_instead_of_skipping_its_records() {
     let Fixture {
         topic,
         broker,
@@ -23,10 +25,10 @@ async fn a_recreated_topic_stops_at_the_old_claims_instead_of_skipping_its_recor
     assert_eq!(handle.await.unwrap().unwrap().records, 30);
     let landed = snapshot(dir.path());
 
-    // The topic is deleted and created again (here: the same name on a new cluster): its offsets
-    // start at 0 again, at the names of the old claims, with other records.
+    // The same topic name on another cluster (a migration, a disaster-recovery cluster): its
+    // offsets start at 0 again under the old claim chain, with other records; a new group.
     let recreated = Broker::with_topic(&topic, 1);
-    produce_json(&recreated.brokers, &topic, 1, 30, 1_000);
+    produce_json(&recreated.brokers, &topic, 1, 40, 1_000);
     let group = unique("group");
     let vars = env(&recreated.brokers, &topic, &group, dir.path());
     let (_token, _progress, handle) = start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "10")]));
@@ -37,11 +39,12 @@ async fn a_recreated_topic_stops_at_the_old_claims_instead_of_skipping_its_recor
     let error = stopped.expect_err("the old claims do not stand for the new records");
     let line = error.to_string();
     assert!(
-        matches!(error, ingest::Error::ForeignClaim { offset: 0, .. }) && !error.is_retryable(),
+        matches!(error, ingest::Error::ChainRefused { partition: 0, .. }) && !error.is_retryable(),
         "{line}"
     );
     assert!(
-        line.contains(&ingest::land::naming::claim_path(&topic, 0, 0))
+        line.contains(&ingest::land::naming::claim_path(&topic, 0, 20))
+            && line.contains("cluster")
             && line.contains("recreated")
             && line.contains("INGEST_STORAGE_URL")
             && !line.contains('\n'),
@@ -137,7 +140,7 @@ async fn a_write_conflict_is_retried_not_taken_for_an_existing_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_whose_end_never_arrives_stops_the_service_after_the_deadline() {
+async fn a_chain_ending_past_the_partitions_end_stops_the_service_at_once() {
     let Fixture {
         topic,
         group,
@@ -146,8 +149,8 @@ async fn a_claim_whose_end_never_arrives_stops_the_service_after_the_deadline() 
         vars,
     } = Fixture::new("unreachable", 1);
     produce_json(&broker.brokers, &topic, 1, 20, 0);
-    // An earlier incarnation claimed 0..=100, but offsets 20 and later no longer come (removed,
-    // or hidden by isolation.level): the claim can never be completed.
+    // A claim of 0..=100 on a partition whose next offset is 20: those records were never
+    // this partition's (a recreated topic; an earlier release's claim names no cluster).
     let data = format!(
         "{topic}/dt=2020-01-01/hour=00/{topic}+0+{:020}.ndjson.gz",
         0
@@ -157,19 +160,20 @@ async fn a_claim_whose_end_never_arrives_stops_the_service_after_the_deadline() 
         &vars,
         &[("INGEST_CLAIM_COMPLETION_TIMEOUT_MS", "2000")],
     ));
-    let stopped = tokio::time::timeout(WAIT, handle)
+    let stopped = tokio::time::timeout(Duration::from_secs(10), handle)
         .await
-        .expect("the service gives up instead of waiting forever")
+        .expect("the service stops at the start instead of waiting")
         .unwrap();
-    let error = stopped.expect_err("an incomplete claim stops the service");
+    let error = stopped.expect_err("a chain past the partition's end stops the service");
     let line = error.to_string();
     assert!(
-        matches!(error, ingest::Error::ClaimIncomplete { through: 100, .. }),
+        matches!(error, ingest::Error::ChainRefused { partition: 0, .. }),
         "{line}"
     );
     assert!(
         line.contains(&ingest::land::naming::claim_path(&topic, 0, 0))
-            && line.contains("INGEST_CLAIM_COMPLETION_TIMEOUT_MS"),
+            && line.contains("ends at offset 100")
+            && line.contains("next offset is 20"),
         "{line}"
     );
     assert!(
@@ -200,11 +204,27 @@ async fn a_data_file_whose_claim_is_gone_is_never_committed_past() {
     let claims = dir.path().join("_ingest/claims").join(&topic);
     std::fs::remove_dir_all(&claims).unwrap();
     let landed = snapshot(dir.path());
+    // Cut the same way, the batches encode to the very bytes of the files: those are ours, and
+    // the chain is claimed again over them, nothing rewritten.
+    let group = unique("replay");
+    let same_cut = [
+        ("INGEST_FLUSH_MAX_RECORDS", "10"),
+        ("INGEST_KAFKA_GROUP_ID", group.as_str()),
+    ];
+    let (token, mut progress, handle) = start(config(&vars, &same_cut));
+    until_committed(&mut progress, &high_watermarks(&broker.brokers, &topic, 1)).await;
+    token.cancel();
+    let again = handle.await.unwrap().unwrap();
+    assert_eq!(again.files, 3, "{again:?}");
+    assert_nothing_rewritten(&landed, dir.path());
+    assert_eq!(landed_files(dir.path(), &topic).len(), 3, "no file added");
+    // Cut otherwise, the first batch meets a file of unknown extent at its name.
+    std::fs::remove_dir_all(&claims).unwrap();
     let group = unique("replay");
     let (_token, _progress, handle) = start(config(
         &vars,
         &[
-            ("INGEST_FLUSH_MAX_RECORDS", "10"),
+            ("INGEST_FLUSH_MAX_RECORDS", "7"),
             ("INGEST_KAFKA_GROUP_ID", &group),
         ],
     ));

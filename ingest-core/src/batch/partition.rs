@@ -31,6 +31,8 @@ pub struct PartitionState<A: Attachment = ()> {
     skip_through: Option<i64>,
     /// The open batch must end exactly at this offset (completing someone else's claim).
     cut_at: Option<i64>,
+    /// The consumer reached the partition's end and no record came since.
+    at_end: bool,
 }
 
 impl<A: Attachment> Default for PartitionState<A> {
@@ -41,6 +43,7 @@ impl<A: Attachment> Default for PartitionState<A> {
             in_flight_bytes: None,
             skip_through: None,
             cut_at: None,
+            at_end: false,
         }
     }
 }
@@ -58,6 +61,7 @@ impl<A: Attachment> PartitionState<A> {
         if self.skip_through.is_some_and(|s| r.offset <= s) {
             return None;
         }
+        self.at_end = false;
         if let Some(cut) = self.cut_at {
             let open = self.open.get_or_insert_with(|| Batch::new(now, now_ms));
             let before = open.held_bytes();
@@ -86,17 +90,48 @@ impl<A: Attachment> PartitionState<A> {
     }
 
     fn cut_open(&mut self, cut: i64) {
+        self.cut_open_for(cut, FlushReason::Recovery);
+    }
+
+    fn cut_open_for(&mut self, cut: i64, reason: FlushReason) {
         if let Some(open) = self.open.take() {
             let (head, tail) = open.split_after(cut);
             if !head.is_empty() {
                 self.sealed.push_back(Sealed {
                     batch: head,
-                    reason: FlushReason::Recovery,
+                    reason,
                 });
             }
             self.open = (!tail.is_empty()).then_some(tail);
         }
         self.cut_at = None;
+    }
+
+    /// The partition starts after the end of its claim chain: offsets through `through` are
+    /// landed, and records at or below it (re-read to check the chain's last one) are dropped.
+    pub fn start_after(&mut self, through: i64) {
+        self.skip_through = Some(self.skip_through.map_or(through, |s| s.max(through)));
+    }
+
+    /// The partition starts by completing the chain's last claim, which ends at `through`: the
+    /// open batch is cut exactly there.
+    pub fn complete_first(&mut self, through: i64) {
+        self.cut_at = Some(through);
+    }
+
+    /// The consumer reached the partition's end: if a claim is being completed, nothing more in
+    /// its range will come (its records existed when it was made, and the log only grows), so
+    /// what is buffered of it is sealed to complete it. Returns whether anything was sealed.
+    pub fn end_of_log(&mut self) -> bool {
+        self.at_end = true;
+        let Some(cut) = self.cut_at else {
+            return false;
+        };
+        // With nothing of it buffered, there is nothing to complete: the next batch meets the
+        // claim and finds its records gone.
+        let before = self.sealed.len();
+        self.cut_open_for(cut, FlushReason::EndOfLog);
+        self.sealed.len() > before
     }
 
     /// Seals the open batch if its age trigger fired by `now` (the wall-clock timer).
@@ -180,6 +215,8 @@ impl<A: Attachment> PartitionState<A> {
             .is_some_and(|l| l >= through)
         {
             self.cut_open(through);
+        } else if self.at_end {
+            self.end_of_log();
         }
     }
 

@@ -25,16 +25,20 @@ pub enum FlushReason {
     Shutdown,
     /// The batch ends where an earlier incarnation's claimed file ends (crash recovery).
     Recovery,
+    /// The batch completes an earlier claim with what the log still has: the consumer reached
+    /// the partition's end before an offset at or past the claim's end (compaction removed it).
+    EndOfLog,
 }
 
 impl FlushReason {
-    pub const ALL: [FlushReason; 6] = [
+    pub const ALL: [FlushReason; 7] = [
         FlushReason::Records,
         FlushReason::Bytes,
         FlushReason::Age,
         FlushReason::MemoryPressure,
         FlushReason::Shutdown,
         FlushReason::Recovery,
+        FlushReason::EndOfLog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl FlushReason {
             FlushReason::MemoryPressure => "memory_pressure",
             FlushReason::Shutdown => "shutdown",
             FlushReason::Recovery => "recovery",
+            FlushReason::EndOfLog => "end_of_log",
         }
     }
 }

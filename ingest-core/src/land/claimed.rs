@@ -206,6 +206,9 @@ mod tests {
             dead_letters: format!("_dead_letters/{data}"),
             claimed_at_ms: 0,
             first_record: None,
+            first_record_offset: None,
+            last_record: None,
+            cluster: None,
             encoding,
         }
     }

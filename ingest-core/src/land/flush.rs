@@ -19,8 +19,9 @@ use super::event_time::MAX_FILES_PER_BATCH;
 use super::naming::Namer;
 use super::recovery::{
     decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, ClaimedFile, ClaimedPlacement,
-    Recovery,
+    Meeting, Recovery,
 };
+use crate::batch::FlushReason;
 use crate::clock::now_ms;
 use crate::config::Fault;
 use crate::encode::{Ahead, EncodeOptions};
@@ -65,6 +66,19 @@ pub struct Flusher {
     pub health: Arc<Health>,
     /// The topic's running Parquet schema as last read or published ([`super::schemas`]).
     pub schema: tokio::sync::Mutex<Option<super::schemas::Versioned>>,
+    /// The Kafka cluster id records are read from, written into each claim.
+    pub cluster: Option<String>,
+}
+
+/// Where a flush's batch stands in its partition's claim chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The offset the batch's claim starts at: the one after the chain's last claim (`None`: the
+    /// partition has no chain yet, and the claim starts at the batch's first record).
+    pub chain_next: Option<i64>,
+    /// The partition's start was not decided from the store ([`super::start`]; Event Hubs for
+    /// now): the first batch of an ownership looks for a claim it starts inside.
+    pub check_cover: bool,
 }
 
 enum Step {
@@ -77,17 +91,16 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 impl Flusher {
-    /// Flushes `sealed` for `partition`, retrying through storage outages until it lands, the
-    /// partition is revoked (`owner` cancelled), or a fatal error stops the service.
-    ///
-    /// `first_of_ownership`: the partition's first batch since it was assigned, which may start
-    /// inside a landed range ([`super::cover`]).
+    /// Flushes `sealed` for `partition` at `position` in its claim chain, retrying through
+    /// storage outages until it lands, the partition is revoked (`owner` cancelled), or a fatal
+    /// error stops the service. A flush that fails after its partition was revoked reports it
+    /// revoked: the new owner meets whatever it left.
     pub async fn flush(
         self: Arc<Self>,
         partition: i32,
         sealed: Sealed,
         owner: CancellationToken,
-        first_of_ownership: bool,
+        position: Position,
     ) -> Result<Outcome, Error> {
         let span = tracing::info_span!(
             "flush",
@@ -101,12 +114,21 @@ impl Flusher {
         );
         metrics::counter!("ingest_flushes_total", "reason" => sealed.reason.as_str()).increment(1);
         let mut batch = sealed.batch;
+        let end_of_log = sealed.reason == FlushReason::EndOfLog;
         let mut backoff = BACKOFF_START;
         loop {
-            let (step, returned) = self
-                .attempt(partition, batch, &owner, first_of_ownership)
+            let attempt = self
+                .attempt(partition, batch, &owner, position, end_of_log)
                 .instrument(span.clone())
-                .await?;
+                .await;
+            let (step, returned) = match attempt {
+                Err(e) if owner.is_cancelled() => {
+                    tracing::warn!(parent: &span, error = %e,
+                        "the partition was revoked while its flush failed; its new owner meets what this flush left");
+                    return Ok(Outcome::Revoked);
+                }
+                other => other?,
+            };
             match step {
                 Step::Done(outcome) => {
                     self.health.update(|f| f.storage_error = None);
@@ -154,7 +176,8 @@ impl Flusher {
         partition: i32,
         batch: Batch,
         owner: &CancellationToken,
-        first_of_ownership: bool,
+        position: Position,
+        end_of_log: bool,
     ) -> Result<(Step, Option<Batch>), Error> {
         let mut batch = batch;
         // What the checkpoint of the batch's last record names besides its offset (Event Hubs).
@@ -165,8 +188,11 @@ impl Flusher {
                 .filter(|(o, _)| *o == through)
                 .map(|(_, c)| c.as_str())
         };
-        let mut check_cover = first_of_ownership;
+        let mut check_cover = position.check_cover;
+        let mut chain_next = position.chain_next;
         let mut landed: Option<i64> = None;
+        // The first offset of the last claim landed (named in the commit, a hint for the start).
+        let mut landed_claim: Option<i64> = None;
         // On a storage error, hand back what is not landed yet; landed parts stay claimed.
         macro_rules! storage {
             ($e:expr, $batch:expr) => {
@@ -185,6 +211,8 @@ impl Flusher {
                     continue;
                 }
             }
+            // The claim starts where the chain left off, whatever the batch's first offset.
+            let at = chain_next.unwrap_or(first);
             let claimed_at_ms = now_ms();
             // Placed record by record (a time field, record fields in the path template), a
             // batch lands as one file per directory its records fall in, at most
@@ -199,10 +227,10 @@ impl Flusher {
                 plan = Some(p);
             }
             let names = match plan.as_ref().and_then(|p| p.files.first()) {
-                Some(f) => self.namer.batch_in(partition, first, &f.dir),
+                Some(f) => self.namer.batch_in(partition, at, &f.dir),
                 None => self.namer.batch(
                     partition,
-                    first,
+                    at,
                     batch.first_timestamp_ms(),
                     batch.opened_at_ms(),
                 ),
@@ -210,11 +238,17 @@ impl Flusher {
             let fallbacks = plan.as_ref().map(|p| p.fallbacks as u64);
             let several = plan.filter(|p| p.files.len() > 1 || p.through < last);
             let through = several.as_ref().map_or(last, |p| p.through);
+            // The first file is named by the claim's start, the others by their first records.
             let files: Vec<ClaimedFile> = several.as_ref().map_or_else(Vec::new, |p| {
                 p.files
                     .iter()
-                    .map(|f| ClaimedFile {
-                        data: self.namer.data_file(partition, f.first_offset, &f.dir),
+                    .enumerate()
+                    .map(|(i, f)| ClaimedFile {
+                        data: if i == 0 {
+                            names.data.clone()
+                        } else {
+                            self.namer.data_file(partition, f.first_offset, &f.dir)
+                        },
                         first_offset: f.first_offset,
                         records: f.records,
                     })
@@ -235,12 +269,15 @@ impl Flusher {
                 },
                 topic: self.namer.topic.clone(),
                 partition,
-                first_offset: first,
+                first_offset: at,
                 last_offset: through,
                 data: names.data,
                 dead_letters: names.dead_letters,
                 claimed_at_ms,
                 first_record: Some(first_record.clone()),
+                first_record_offset: Some(first),
+                last_record: digest_at(&batch, through),
+                cluster: self.cluster.clone(),
                 encoding: Some(ClaimedEncoding::new(&self.encoding())),
                 files,
                 placed_by,
@@ -266,9 +303,11 @@ impl Flusher {
                             .await?;
                         batch = returned;
                         if let Some(found) = storage!(written, batch) {
-                            return Err(self.unclaimed_file(&names.claim, &found).await);
+                            return Err(self.unclaimed_file(&names.claim, &found, owner).await);
                         }
                         landed = Some(through);
+                        landed_claim = Some(at);
+                        chain_next = Some(through + 1);
                         batch = batch.split_after(through).1;
                         continue;
                     }
@@ -280,9 +319,10 @@ impl Flusher {
                     let encoded = storage!(encoded, batch);
                     let data = storage!(self.write_files(&claim, encoded).await, batch);
                     if data == Created::AlreadyExists {
-                        return Err(self.unclaimed_file(&names.claim, &claim.data).await);
+                        return Err(self.unclaimed_file(&names.claim, &claim.data, owner).await);
                     }
                     landed = Some(last);
+                    landed_claim = Some(at);
                     break;
                 }
                 Created::AlreadyExists => {
@@ -297,11 +337,17 @@ impl Flusher {
                     let data_exists = present.iter().all(|p| *p);
                     // A recreated topic, or another cluster, reuses offsets: its claims must not
                     // stand for ours, so the decision checks whose records the claim covers.
+                    let meeting = Meeting {
+                        first,
+                        last,
+                        first_record: &first_record,
+                        end_of_log,
+                    };
                     let decision = decide(
                         &self.namer.topic,
                         partition,
-                        (first, last),
-                        &first_record,
+                        at,
+                        meeting,
                         &existing,
                         data_exists,
                     )
@@ -323,6 +369,18 @@ impl Flusher {
                     match decision {
                         Recovery::AlreadyLanded { through } => {
                             landed = Some(through);
+                            landed_claim = Some(at);
+                            chain_next = Some(through + 1);
+                            batch = batch.split_after(through).1;
+                        }
+                        Recovery::Gone { through } => {
+                            tracing::warn!(claim = %names.claim, through,
+                                "the claim's file never landed and the log no longer holds its records (retention): they are gone; the partition continues after it");
+                            metrics::counter!("ingest_offsets_gone_total")
+                                .increment((through + 1 - at).max(0) as u64);
+                            landed = Some(through);
+                            landed_claim = Some(at);
+                            chain_next = Some(through + 1);
                             batch = batch.split_after(through).1;
                         }
                         Recovery::Complete { through } => {
@@ -355,11 +413,13 @@ impl Flusher {
                                 return Ok((Step::Retry(e), Some(head)));
                             }
                             landed = Some(through);
+                            landed_claim = Some(at);
+                            chain_next = Some(through + 1);
                             batch = tail;
                         }
                         Recovery::NeedMore { through } => {
-                            if let Some(l) = landed {
-                                self.commit(partition, l, cursor_at(l), owner).await;
+                            if let (Some(l), Some(c)) = (landed, landed_claim) {
+                                self.commit(partition, (c, l), cursor_at(l), owner).await;
                             }
                             return Ok((
                                 Step::Done(Outcome::NeedMore {
@@ -375,8 +435,18 @@ impl Flusher {
             }
         }
         let through = landed.expect("a non-empty batch lands somewhere");
-        self.commit(partition, through, cursor_at(through), owner)
+        // A first batch found landed by the cover check alone names no claim of its own.
+        let claim = landed_claim.unwrap_or(through);
+        self.commit(partition, (claim, through), cursor_at(through), owner)
             .await;
         Ok((Step::Done(Outcome::Landed { through }), None))
     }
+}
+
+/// The [`record_digest`] of the record at `offset` in `batch`, if it holds one.
+fn digest_at(batch: &Batch, offset: i64) -> Option<String> {
+    batch
+        .records()
+        .find(|r| r.offset() == offset)
+        .map(|r| record_digest(&r))
 }

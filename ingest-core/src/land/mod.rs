@@ -1,7 +1,8 @@
-//! Landing: the delivery protocol that puts each sealed batch in storage exactly once. A claim
-//! names the batch's extent before any file is written ([`recovery`]); files are named by topic,
-//! partition and first offset ([`naming`]); the flush claims, encodes, uploads create-only and only
-//! then commits ([`flush`]).
+//! Landing: the delivery protocol that puts each sealed batch in storage exactly once. Where a
+//! partition starts is the end of its claim chain in storage ([`start`], read by `chain`); a
+//! claim names the batch's extent before any file is written ([`recovery`]), at the offset after
+//! the previous claim's end; files are named by topic, partition and that offset ([`naming`]);
+//! the flush claims, encodes, uploads create-only and only then commits ([`flush`]).
 //!
 //! Invariants (the README's "How exactly-once works" says why each exists): the claim is written
 //! before any file; nothing is committed before its file landed, and never for a partition no
@@ -9,6 +10,7 @@
 //! always honoured (its file is skipped or completed exactly as claimed); a storage outage pauses
 //! the partition with backoff and loses nothing.
 
+mod chain;
 pub mod claimed;
 pub mod cover;
 mod encoding;
@@ -20,6 +22,7 @@ mod publish;
 pub mod recovery;
 mod resume;
 pub mod schemas;
+pub mod start;
 
 pub use encoding::encoders;
 pub use flush::{Flusher, Outcome};

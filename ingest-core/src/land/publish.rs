@@ -2,8 +2,9 @@
 //! data file) and the commit after them, retried through a rebalance while the partition is
 //! owned.
 //!
-//! Invariant: a commit follows only a data file that is in storage, never a file found at our
-//! name without its claim (that stops the service, [`Flusher::unclaimed_file`]).
+//! Invariant: a commit follows only a data file that is in storage; a file found at a name we
+//! write is ours only when its bytes are the ones we wrote (a create retried after its first
+//! attempt wrote it), and otherwise is reported, never overwritten or counted as ours.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,13 +20,21 @@ use crate::error::Error;
 use crate::storage::{Created, StorageError};
 
 impl Flusher {
-    /// A data file was found at the name of a claim we just made: it was there before its claim
-    /// (deleted by a lifecycle rule, say), so what it holds is unknown. Nothing is skipped or
-    /// committed past it; our claim is removed again, so a restart meets the same question
-    /// instead of trusting a claim that does not describe the file.
-    pub(super) async fn unclaimed_file(&self, claim: &str, data: &str) -> Error {
-        if let Err(e) = self.storage.delete(claim).await {
-            tracing::warn!(claim, error = %e, "could not remove the claim just made for a file it does not describe; remove it by hand");
+    /// A data file with other bytes than ours was found at the name of a claim we just made:
+    /// it was there before its claim (claims deleted by a lifecycle rule, say), so what it holds
+    /// is unknown. Nothing is skipped or committed past it. The claim, which does not describe
+    /// that file, is removed again while the partition is ours, so a restart meets the same
+    /// question instead of trusting it; a revoked owner leaves it to the new one.
+    pub(super) async fn unclaimed_file(
+        &self,
+        claim: &str,
+        data: &str,
+        owner: &CancellationToken,
+    ) -> Error {
+        if !owner.is_cancelled() {
+            if let Err(e) = self.storage.delete(claim).await {
+                tracing::warn!(claim, error = %e, "could not remove the claim just made for a file it does not describe; remove it by hand");
+            }
         }
         Error::UnclaimedFile {
             path: data.to_string(),
@@ -109,7 +118,17 @@ impl Flusher {
         }
         let started = Instant::now();
         let size = encoded.data.len();
-        let created = self.storage.create(data, Bytes::from(encoded.data)).await?;
+        let bytes = Bytes::from(encoded.data);
+        let mut created = self.storage.create(data, bytes.clone()).await?;
+        if created == Created::AlreadyExists
+            && self.storage.get(data).await?.as_ref() == Some(&bytes)
+        {
+            // Our own bytes: a create the client retried after its first attempt had written
+            // the object (a timeout, a 5xx from a proxy), or another owner writing the same
+            // claim's records identically. Landed either way.
+            tracing::info!(path = %data, "the file at our name holds exactly our bytes (a retried write): landed");
+            created = Created::New;
+        }
         metrics::histogram!("ingest_upload_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         if created == Created::New {
@@ -151,7 +170,7 @@ impl Flusher {
     pub(super) async fn commit(
         &self,
         partition: i32,
-        through: i64,
+        (claim, through): (i64, i64),
         cursor: Option<&str>,
         owner: &CancellationToken,
     ) {
@@ -165,7 +184,11 @@ impl Flusher {
                 );
                 return;
             }
-            match self.source.commit(partition, through, cursor).await {
+            match self
+                .source
+                .commit(partition, (claim, through), cursor)
+                .await
+            {
                 Ok(()) => {
                     let position = self.source.committed_position(through);
                     tracing::debug!(partition, through, position, attempt, "committed");

@@ -30,6 +30,18 @@ pub struct Claim {
     /// topic's, or another cluster's, at the same offset. Absent in claims of earlier releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_record: Option<String>,
+    /// The offset of that first record: `first_offset` is where the claim starts in the chain
+    /// (the offset after the previous claim), and the first record may come later (offsets
+    /// removed by compaction, transaction markers). Absent: `first_offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_record_offset: Option<i64>,
+    /// [`record_digest`] of the record at `last_offset`: checked when a partition starts after
+    /// the chain's end ([`super::start`]). Absent in claims of earlier releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_record: Option<String>,
+    /// The Kafka cluster id the records were read from, when the broker gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// How the data file is encoded, so completing the claim writes what its name says whatever
     /// the settings are now. Absent in claims of earlier releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +103,11 @@ pub fn same_files(claim: &Claim, planned: &[i64]) -> Result<(), ClaimMismatch> {
 /// across releases and machines, so a claim's first record can be checked against the record
 /// at its offset now.
 pub fn record_digest(record: &StoredRecord<'_>) -> String {
+    digest_of(record.timestamp_ms(), record.key(), record.value())
+}
+
+/// [`record_digest`] of a record given by its parts, as a source delivers it.
+pub fn digest_of(timestamp_ms: Option<i64>, key: Option<&[u8]>, value: Option<&[u8]>) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for &b in bytes {
@@ -98,8 +115,8 @@ pub fn record_digest(record: &StoredRecord<'_>) -> String {
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
-    feed(&record.timestamp_ms().unwrap_or(i64::MIN).to_le_bytes());
-    for part in [record.key(), record.value()] {
+    feed(&timestamp_ms.unwrap_or(i64::MIN).to_le_bytes());
+    for part in [key, value] {
         match part {
             Some(b) => {
                 feed(&(b.len() as u64).to_le_bytes());
@@ -111,13 +128,22 @@ pub fn record_digest(record: &StoredRecord<'_>) -> String {
     format!("{hash:016x}")
 }
 
-/// Checks that `claim` covers the records buffered now: its first record's digest, when it has
-/// one, must be `first_record`'s (the digest of the record at its first offset now).
-pub fn same_records(claim: &Claim, first_record: &str) -> Result<(), ClaimMismatch> {
+/// Checks that `claim` covers the records buffered now, whose first record is at offset
+/// `first` with digest `first_record`: at the claim's first record's offset, the digests must
+/// match; a first record after it means the claimed one is gone (compaction, retention), and
+/// nothing is left to compare; one before it was not among the claimed records at all.
+pub fn same_records(claim: &Claim, first: i64, first_record: &str) -> Result<(), ClaimMismatch> {
+    let claimed_at = claim.first_record_offset.unwrap_or(claim.first_offset);
     match &claim.first_record {
-        Some(claimed) if claimed != first_record => Err(ClaimMismatch::OtherRecords {
-            claimed: claimed.clone(),
-            found: first_record.into(),
+        Some(claimed) if first == claimed_at && claimed != first_record => {
+            Err(ClaimMismatch::OtherRecords {
+                claimed: claimed.clone(),
+                found: first_record.into(),
+            })
+        }
+        Some(claimed) if first < claimed_at => Err(ClaimMismatch::OtherRecords {
+            claimed: format!("{claimed} at offset {claimed_at}"),
+            found: format!("a record at offset {first} before it"),
         }),
         _ => Ok(()),
     }
@@ -134,6 +160,22 @@ pub enum Recovery {
     Complete { through: i64 },
     /// As `Complete`, but the buffer does not reach `through` yet: keep consuming until it does.
     NeedMore { through: i64 },
+    /// The claim's file is not in storage and the log holds none of its records any more
+    /// (retention): they cannot land. Drop buffered records up to `through`, counted as gone.
+    Gone { through: i64 },
+}
+
+/// The batch a flush holds when it meets an existing claim at its chain position.
+#[derive(Debug, Clone, Copy)]
+pub struct Meeting<'a> {
+    /// Its first and last record's offsets.
+    pub first: i64,
+    pub last: i64,
+    /// [`record_digest`] of its first record.
+    pub first_record: &'a str,
+    /// The log holds nothing more up to the claim's end than what the batch has (the consumer
+    /// reached the partition's end): a claim is completed with what is left.
+    pub end_of_log: bool,
 }
 
 /// Why an existing claim cannot be used.
@@ -193,23 +235,28 @@ pub fn check_claim(
     Ok(())
 }
 
-/// Decides how to continue with a batch of `topic`/`partition` covering `first..=last` whose
-/// claim already exists; `first_record` is the [`record_digest`] of the batch's first record.
-/// `data_exists` tells whether the claimed data file is in storage.
+/// Decides how to continue with `batch` of `topic`/`partition` whose claim, at chain position
+/// `at`, already exists. `data_exists` tells whether the claimed data files are in storage.
 pub fn decide(
     topic: &str,
     partition: i32,
-    (first, last): (i64, i64),
-    first_record: &str,
+    at: i64,
+    batch: Meeting<'_>,
     claim: &Claim,
     data_exists: bool,
 ) -> Result<Recovery, ClaimMismatch> {
-    check_claim(claim, topic, partition, first, |found| found == first)?;
-    same_records(claim, first_record)?;
+    check_claim(claim, topic, partition, at, |found| found == at)?;
     let through = claim.last_offset;
-    Ok(if data_exists {
-        Recovery::AlreadyLanded { through }
-    } else if last >= through {
+    if batch.first <= through {
+        same_records(claim, batch.first, batch.first_record)?;
+    }
+    if data_exists {
+        return Ok(Recovery::AlreadyLanded { through });
+    }
+    if batch.first > through {
+        return Ok(Recovery::Gone { through });
+    }
+    Ok(if batch.last >= through || batch.end_of_log {
         Recovery::Complete { through }
     } else {
         Recovery::NeedMore { through }
@@ -232,10 +279,72 @@ pub(crate) mod tests {
             dead_letters: "_dead_letters/t/x".into(),
             claimed_at_ms: 0,
             first_record: None,
+            first_record_offset: None,
+            last_record: None,
+            cluster: None,
             encoding: None,
             files: Vec::new(),
             placed_by: None,
         }
+    }
+
+    fn meet(first: i64, last: i64) -> Meeting<'static> {
+        Meeting {
+            first,
+            last,
+            first_record: "",
+            end_of_log: false,
+        }
+    }
+
+    #[test]
+    fn a_claim_whose_records_the_log_lost_is_gone_or_completed_with_what_is_left() {
+        // Chain position 10, claim 10..=20; retention left our batch starting at 25.
+        assert_eq!(
+            decide("t", 2, 10, meet(25, 40), &claim(10, 20), false),
+            Ok(Recovery::Gone { through: 20 })
+        );
+        // Its last records were compacted away and the consumer reached the log's end.
+        let at_end = Meeting {
+            end_of_log: true,
+            ..meet(12, 15)
+        };
+        assert_eq!(
+            decide("t", 2, 10, at_end, &claim(10, 20), false),
+            Ok(Recovery::Complete { through: 20 })
+        );
+    }
+
+    #[test]
+    fn the_first_record_is_compared_only_at_its_claimed_offset() {
+        let mut c = claim(10, 20);
+        c.first_record = Some("00000000000000aa".into());
+        c.first_record_offset = Some(12);
+        let with = |first, digest| Meeting {
+            first_record: digest,
+            ..meet(first, 30)
+        };
+        let d = |m| decide("t", 2, 10, m, &c, false);
+        assert_eq!(
+            d(with(12, "00000000000000aa")),
+            Ok(Recovery::Complete { through: 20 })
+        );
+        assert!(matches!(
+            d(with(12, "00000000000000bb")),
+            Err(ClaimMismatch::OtherRecords { .. })
+        ));
+        assert_eq!(
+            d(with(14, "00000000000000bb")),
+            Ok(Recovery::Complete { through: 20 }),
+            "the claimed record was compacted away"
+        );
+        assert!(
+            matches!(
+                d(with(11, "00000000000000bb")),
+                Err(ClaimMismatch::OtherRecords { .. })
+            ),
+            "a record the claimant never saw"
+        );
     }
 
     #[test]
@@ -243,7 +352,7 @@ pub(crate) mod tests {
         // Our batch may be shorter, equal or longer than the landed file; only the claim counts.
         for our_last in [12, 20, 35] {
             assert_eq!(
-                decide("t", 2, (10, our_last), "", &claim(10, 20), true),
+                decide("t", 2, 10, meet(10, our_last), &claim(10, 20), true),
                 Ok(Recovery::AlreadyLanded { through: 20 })
             );
         }
@@ -252,15 +361,15 @@ pub(crate) mod tests {
     #[test]
     fn a_claim_without_its_file_is_completed_at_the_claimed_end() {
         assert_eq!(
-            decide("t", 2, (10, 20), "", &claim(10, 20), false),
+            decide("t", 2, 10, meet(10, 20), &claim(10, 20), false),
             Ok(Recovery::Complete { through: 20 })
         );
         assert_eq!(
-            decide("t", 2, (10, 99), "", &claim(10, 20), false),
+            decide("t", 2, 10, meet(10, 99), &claim(10, 20), false),
             Ok(Recovery::Complete { through: 20 })
         );
         assert_eq!(
-            decide("t", 2, (10, 15), "", &claim(10, 20), false),
+            decide("t", 2, 10, meet(10, 15), &claim(10, 20), false),
             Ok(Recovery::NeedMore { through: 20 })
         );
     }
@@ -269,7 +378,7 @@ pub(crate) mod tests {
     fn gaps_in_offsets_do_not_matter_because_nothing_is_counted() {
         // A claim over 10..=1000 may hold three records (compaction); the decision is the same.
         assert_eq!(
-            decide("t", 2, (10, 10), "", &claim(10, 1000), true),
+            decide("t", 2, 10, meet(10, 10), &claim(10, 1000), true),
             Ok(Recovery::AlreadyLanded { through: 1000 })
         );
     }
@@ -277,17 +386,17 @@ pub(crate) mod tests {
     #[test]
     fn claims_for_another_batch_or_from_the_future_are_refused() {
         assert!(matches!(
-            decide("t", 3, (10, 20), "", &claim(10, 20), true),
+            decide("t", 3, 10, meet(10, 20), &claim(10, 20), true),
             Err(ClaimMismatch::WrongBatch { .. })
         ));
         assert!(matches!(
-            decide("t", 2, (10, 20), "", &claim(10, 5), true),
+            decide("t", 2, 10, meet(10, 20), &claim(10, 5), true),
             Err(ClaimMismatch::Inverted { .. })
         ));
         let mut newer = claim(10, 20);
         newer.version = 3;
         assert_eq!(
-            decide("t", 2, (10, 20), "", &newer, true),
+            decide("t", 2, 10, meet(10, 20), &newer, true),
             Err(ClaimMismatch::Version(3))
         );
     }
@@ -340,14 +449,14 @@ pub(crate) mod tests {
         }
         let mut c = claim(10, 20);
         assert_eq!(
-            same_records(&c, &ours),
+            same_records(&c, 10, &ours),
             Ok(()),
             "an earlier release's claim has no digest"
         );
         c.first_record = Some(ours.clone());
-        assert_eq!(same_records(&c, &ours), Ok(()));
+        assert_eq!(same_records(&c, 10, &ours), Ok(()));
         assert!(matches!(
-            same_records(&c, "0000000000000000"),
+            same_records(&c, 10, "0000000000000000"),
             Err(ClaimMismatch::OtherRecords { .. })
         ));
     }

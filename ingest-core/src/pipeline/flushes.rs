@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::{Completing, Joined, Loop};
 use crate::error::Error;
+use crate::land::flush::Position;
 use crate::land::naming::claim_path;
 use crate::land::Outcome;
 
@@ -49,7 +50,10 @@ impl Loop {
             return Ok(()); // revoked meanwhile: the state it would update is gone
         };
         match outcome {
-            Outcome::Landed { through } => owned.state.landed(through),
+            Outcome::Landed { through } => {
+                owned.state.landed(through);
+                owned.chain_next = Some(through + 1);
+            }
             Outcome::NeedMore {
                 batch,
                 through,
@@ -57,6 +61,7 @@ impl Loop {
             } => {
                 if let Some(l) = landed {
                     owned.state.landed(l);
+                    owned.chain_next = Some(l + 1);
                 }
                 let first = batch.first_offset().unwrap_or(through);
                 owned.state.need_more(*batch, through);
@@ -95,8 +100,13 @@ impl Loop {
                 let (flusher, owner, epoch) =
                     (self.flusher.clone(), owned.owner.clone(), owned.epoch);
                 let first = !std::mem::replace(&mut owned.flushed, true);
-                self.tasks
-                    .spawn(async move { (p, epoch, flusher.flush(p, sealed, owner, first).await) });
+                let position = Position {
+                    chain_next: owned.chain_next,
+                    check_cover: first && !self.source.starts_from_store(),
+                };
+                self.tasks.spawn(async move {
+                    (p, epoch, flusher.flush(p, sealed, owner, position).await)
+                });
                 self.last_started = p;
             }
         }

@@ -131,6 +131,9 @@ impl Loop {
                     return Err(Error::Internal("the source stopped delivering".into()));
                 }
             };
+            if self.fatal.is_some() {
+                break true;
+            }
             if attention || burst.records >= BURST_MAX {
                 break attention;
             }
@@ -140,6 +143,9 @@ impl Loop {
             }
         };
         self.consumed.add(&burst);
+        if let Some(e) = self.fatal.take() {
+            return Err(e);
+        }
         Ok(attention)
     }
 
@@ -215,7 +221,7 @@ impl Loop {
     /// Buffers a record. Returns whether the loop must rescan partitions: a batch was sealed
     /// or opened (uploads, deadlines) or the buffer cap was reached.
     fn on_record(&mut self, partition: i32, record: &RecordRef<'_>, burst: &mut Burst) -> bool {
-        if self.draining {
+        if self.draining || !self.admit(partition, record) {
             return false;
         }
         let Some(owned) = self.partitions.get_mut(&partition) else {
@@ -255,8 +261,14 @@ impl Loop {
             || self.buffered >= self.cap
     }
 
-    fn on_caught_up(&self, partition: i32) {
-        if let Some(owned) = self.partitions.get(&partition) {
+    fn on_caught_up(&mut self, partition: i32) {
+        if let Some(owned) = self.partitions.get_mut(&partition) {
+            if owned.state.end_of_log() {
+                tracing::info!(
+                    partition,
+                    "reached the partition's end while completing a claim: it is completed with the records the log still has"
+                );
+            }
             tracing::debug!(
                 partition,
                 next_offset = owned.next_offset,

@@ -17,6 +17,7 @@ mod flushes;
 mod intake;
 mod memory;
 mod rebalance;
+mod start;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -113,6 +114,7 @@ impl Pipeline {
             control,
             partitions: partition_count,
             label,
+            cluster: opened_cluster,
         } = opened;
         // What `ingest_buffered_bytes` is held under: the cap less librdkafka's share.
         let cap = control.batch_budget(&config);
@@ -151,6 +153,7 @@ impl Pipeline {
             progress: self.progress.clone(),
             health: Arc::clone(&health),
             schema: tokio::sync::Mutex::new(None),
+            cluster: opened_cluster,
         });
         let mut lp = Loop {
             cap,
@@ -159,6 +162,8 @@ impl Pipeline {
             flusher,
             partitions: BTreeMap::new(),
             tasks: JoinSet::new(),
+            starts: JoinSet::new(),
+            fatal: None,
             last_started: -1,
             next_epoch: 0,
             paused: BTreeSet::new(),
@@ -204,6 +209,7 @@ impl Pipeline {
                     return Err(Error::ShutdownTimeout { timeout: lp.config.shutdown_timeout, pending });
                 }
                 Some(joined) = lp.tasks.join_next(), if !lp.tasks.is_empty() => lp.on_flushed(joined)?,
+                Some(joined) = lp.starts.join_next(), if !lp.starts.is_empty() => lp.on_started(joined)?,
                 _ = heartbeat.tick() => {
                     lp.health.update(|f| f.heartbeat_ms = now_ms());
                     lp.check_completions(Instant::now())?;
@@ -238,8 +244,21 @@ impl Pipeline {
     }
 }
 
+/// How far a partition's start is ([`start`]).
+enum Starting {
+    /// Being read from the store: the partition is paused and its records are dropped.
+    Deciding,
+    /// Fetching from the chain's last record, which is compared before anything is taken.
+    Verifying(crate::land::start::Verify),
+    Started,
+}
+
 /// A partition this consumer owns. `epoch` tells a flush of an earlier ownership apart.
 struct Owned {
+    starting: Starting,
+    /// Where the partition's next claim starts (the offset after its chain's last claim);
+    /// `None` until the chain has one.
+    chain_next: Option<i64>,
     state: PartitionState<Ahead>,
     /// Offset after the last record received (for the caught-up log).
     next_offset: Option<i64>,
@@ -272,6 +291,10 @@ struct Loop {
     flusher: Arc<Flusher>,
     partitions: BTreeMap<i32, Owned>,
     tasks: JoinSet<(i32, u64, Result<Outcome, Error>)>,
+    /// Partitions' starts being decided ([`start`]).
+    starts: JoinSet<start::Started>,
+    /// An error found while taking records, returned once the burst ends.
+    fatal: Option<Error>,
     /// The partition whose flush started last (flushes start in turn).
     last_started: i32,
     next_epoch: u64,

@@ -7,7 +7,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Loop, Owned};
+use super::{Loop, Owned, Starting};
 use crate::batch::PartitionState;
 use crate::source::RebalanceEvent;
 
@@ -15,22 +15,43 @@ impl Loop {
     pub(super) fn on_rebalance(&mut self, event: RebalanceEvent) {
         match event {
             RebalanceEvent::Assigned(partitions) => {
+                let gated = self.source.starts_from_store();
                 for p in &partitions {
                     self.next_epoch += 1;
                     // Assigned again without a revoke between: the earlier ownership ends here,
                     // as a revoke would end it (its flush must not commit under the new one).
                     self.forget(*p, "partition assigned again while owned; its unlanded records are dropped uncommitted and re-read");
+                    let owner = CancellationToken::new();
                     self.partitions.insert(
                         *p,
                         Owned {
+                            starting: if gated {
+                                Starting::Deciding
+                            } else {
+                                Starting::Started
+                            },
+                            chain_next: None,
                             state: PartitionState::default(),
                             next_offset: None,
-                            owner: CancellationToken::new(),
+                            owner: owner.clone(),
                             epoch: self.next_epoch,
                             completing: None,
                             flushed: false,
                         },
                     );
+                    if gated {
+                        self.begin_start(*p, self.next_epoch, owner);
+                    }
+                }
+                if gated {
+                    tracing::info!(
+                        ?partitions,
+                        "partitions assigned; reading where each starts from the store"
+                    );
+                    let owned = self.partitions.len();
+                    self.health.update(|f| f.assigned = owned);
+                    metrics::gauge!("ingest_assigned_partitions").set(owned as f64);
+                    return;
                 }
                 // A pause the loop asked for after librdkafka reassigned a partition but before
                 // the loop saw its revoke would otherwise outlive the reassignment (the loop

@@ -106,9 +106,16 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Assigned partitions are paused at once: where each starts is read from the store
+    /// ([`crate::land::start`]) before the loop seeks it there and resumes it.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let added = partitions_of(&self.topic, tpl);
+            if let Err(e) = consumer.pause(tpl) {
+                // The loop drops records of a partition still starting: nothing is lost, the
+                // records are fetched again from where it starts.
+                tracing::warn!(error = %e, partitions = ?added, "could not pause partitions while they start");
+            }
             self.assigned().extend(added.iter().copied());
             let _ = self.events.send(RebalanceEvent::Assigned(added));
         }
@@ -228,6 +235,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
         // was full, which caps throughput near one queue per second.
         .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
         // Reaching the end of a partition is logged ("caught up") at debug level.
+        // (and tells a partition completing a claim that nothing more of it will come).
         .set("enable.partition.eof", "true")
         // Statistics feed the per-partition lag gauge.
         .set("statistics.interval.ms", "10000")
@@ -241,6 +249,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
         c.set("queued.min.messages", prefetch_messages(kbytes).to_string());
     }
     c.set("bootstrap.servers", &config.kafka.bootstrap_servers)
+        .set("enable.partition.eof", "true")
         .set("group.id", &config.kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
@@ -301,12 +310,13 @@ pub fn config_error(e: &rdkafka::error::KafkaError, config: &Config) -> String {
     format!("{var} is not a valid Kafka setting ({description}); {hint}")
 }
 
-/// Checks, blocking up to `timeout`, that the brokers answer and the topic exists.
+/// Checks, blocking up to `timeout`, that the brokers answer and the topic exists; returns its
+/// partition count and the cluster id, when the broker gives one.
 pub fn check_topic(
     consumer: &KafkaConsumer,
     config: &Config,
     timeout: Duration,
-) -> Result<usize, String> {
+) -> Result<(usize, Option<String>), String> {
     let metadata = consumer.fetch_metadata(Some(&config.topic), timeout).map_err(|e| {
         format!(
             "cannot reach Kafka at {} within {}s ({e}); check INGEST_KAFKA_BOOTSTRAP_SERVERS and the security settings",
@@ -316,7 +326,10 @@ pub fn check_topic(
     })?;
     let topic = metadata.topics().iter().find(|t| t.name() == config.topic);
     match topic {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len()),
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok((
+            t.partitions().len(),
+            consumer.client().fetch_cluster_id(timeout),
+        )),
         _ => Err(format!(
             "topic {} does not exist on {}; create it or fix INGEST_TOPIC",
             config.topic, config.kafka.bootstrap_servers
@@ -325,41 +338,94 @@ pub fn check_topic(
 }
 
 /// The metadata of every offset this service commits: it marks the offset as the one after a
-/// landed file (a claim boundary), unlike offsets set by `kafka-consumer-groups --reset-offsets`.
+/// landed file, unlike offsets set by `kafka-consumer-groups --reset-offsets`, and names the
+/// claim that file landed under ([`commit_metadata`]), so a restart finds the end of the claim
+/// chain without listing.
 pub const COMMIT_MARK: &str = "ingest:landed";
 
-/// Commits `next_offset` (last landed offset + 1) for one partition, synchronously, with
-/// [`COMMIT_MARK`]. Blocking: call from a blocking thread.
+/// The metadata committed after the claim starting at `claim` landed: `ingest:landed claim=N`.
+pub fn commit_metadata(claim: i64) -> String {
+    format!("{COMMIT_MARK} claim={claim}")
+}
+
+/// What a committed offset's metadata says, if this service wrote it: the claim it names
+/// (`None` in an earlier release's mark, [`COMMIT_MARK`] alone).
+pub fn parse_commit_metadata(metadata: &str) -> Option<Option<i64>> {
+    let rest = metadata.strip_prefix(COMMIT_MARK)?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    rest.strip_prefix(" claim=")?.parse().ok().map(Some)
+}
+
+/// Commits `next_offset` (last landed offset + 1) for one partition, synchronously, with the
+/// metadata naming the claim (first offset `claim`) that landed through it. Blocking: call from
+/// a blocking thread.
 pub fn commit(
     consumer: &KafkaConsumer,
     topic: &str,
     partition: i32,
-    next_offset: i64,
+    (claim, next_offset): (i64, i64),
 ) -> KafkaResult<()> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(next_offset))?;
     if let Some(mut e) = tpl.find_partition(topic, partition) {
-        e.set_metadata(COMMIT_MARK);
+        e.set_metadata(commit_metadata(claim));
     }
     consumer.commit(&tpl, CommitMode::Sync)
 }
 
-/// The group's committed offset for `partition` if this service committed it (it carries
-/// [`COMMIT_MARK`]); `None` when there is none, another tool set it, or the broker does not
-/// answer within `timeout`. Blocking: call from a blocking thread.
-pub fn committed_by_us(
+/// What the broker says of `partition` when it starts: its first and next offsets and the
+/// group's committed offset when this service committed it (a hint for finding the chain's
+/// end). Blocking: call from a blocking thread.
+pub fn partition_facts(
     consumer: &KafkaConsumer,
     topic: &str,
     partition: i32,
     timeout: Duration,
-) -> Option<i64> {
+) -> Result<crate::land::start::Partition, String> {
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .map_err(|e| format!("cannot read the offsets of {topic}/{partition}: {e}"))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
-    let got = consumer.committed_offsets(tpl, timeout).ok()?;
-    let e = got.find_partition(topic, partition)?;
-    match e.offset() {
-        Offset::Offset(o) if e.metadata() == COMMIT_MARK => Some(o),
-        _ => None,
+    let got = consumer
+        .committed_offsets(tpl, timeout)
+        .map_err(|e| format!("cannot read the committed offset of {topic}/{partition}: {e}"))?;
+    // A metadata string that is not UTF-8 panics in rdkafka: treated as not ours.
+    let hint = got.find_partition(topic, partition).and_then(|e| {
+        let Offset::Offset(next) = e.offset() else {
+            return None;
+        };
+        let metadata = std::panic::catch_unwind(|| e.metadata().to_string()).ok()?;
+        parse_commit_metadata(&metadata).map(|claim| crate::land::start::Hint { next, claim })
+    });
+    Ok(crate::land::start::Partition {
+        low,
+        high,
+        cluster: None,
+        hint,
+    })
+}
+
+/// Seeks `partition` to `offset` (it was paused while its start was decided) and, if `resume`,
+/// starts fetching there.
+pub fn start_at(consumer: &KafkaConsumer, topic: &str, partition: i32, offset: i64, resume: bool) {
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .is_err()
+    {
+        return;
+    }
+    // Seek first (the partition is paused, so nothing is fetched from elsewhere), then resume.
+    if let Err(e) = consumer.seek_partitions(tpl.clone(), Duration::from_secs(10)) {
+        tracing::warn!(partition, offset, error = %e, "could not seek the partition to its start");
+    }
+    if resume {
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::warn!(partition, error = %e, "could not resume fetching");
+        }
     }
 }
 

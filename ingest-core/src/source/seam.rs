@@ -138,19 +138,20 @@ pub enum Control {
 }
 
 impl Control {
-    /// Records that everything in `partition` through `last` has landed; `cursor` is that
-    /// record's [`crate::batch::RecordRef::cursor`] when known (Event Hubs' offset).
+    /// Records that everything in `partition` through `last` has landed, the last of it under
+    /// the claim starting at `claim`; `cursor` is that record's
+    /// [`crate::batch::RecordRef::cursor`] when known (Event Hubs' offset).
     pub async fn commit(
         &self,
         partition: i32,
-        last: i64,
+        (claim, last): (i64, i64),
         cursor: Option<&str>,
     ) -> Result<(), String> {
         match self {
             Control::Kafka { consumer, topic } => {
                 let (consumer, topic) = (consumer.clone(), topic.clone());
                 tokio::task::spawn_blocking(move || {
-                    kafka::commit(&consumer, &topic, partition, last + 1)
+                    kafka::commit(&consumer, &topic, partition, (claim, last + 1))
                 })
                 .await
                 .map_err(|e| format!("commit task failed: {e}"))?
@@ -160,23 +161,59 @@ impl Control {
         }
     }
 
-    /// Where `partition` resumes if this service recorded it: Kafka's committed offset when we
-    /// committed it, the sequence number after Event Hubs' checkpoint. `None` otherwise (none
-    /// recorded, set by another tool, or not readable now): the first batch is then checked
-    /// against the claims before it.
+    /// Where `partition` resumes after Event Hubs' checkpoint (the sequence number after it):
+    /// the first batch is checked against the claims before it when it starts elsewhere. Kafka
+    /// partitions start where the store says ([`Control::starts_from_store`]): `None`.
     pub async fn resumed_at(&self, partition: i32) -> Option<i64> {
+        match self {
+            Control::Kafka { .. } => None,
+            Control::EventHubs(c) => c.resumed_at(partition).await,
+        }
+    }
+
+    /// Whether assigned partitions wait, paused, for their start to be read from the store
+    /// ([`crate::land::start`]) and then start there ([`Control::start_at`]). Kafka does; Event
+    /// Hubs receivers start after their checkpoint for now.
+    pub fn starts_from_store(&self) -> bool {
+        matches!(self, Control::Kafka { .. })
+    }
+
+    /// What the broker says of `partition` for deciding where it starts: its offsets, the
+    /// cluster, the group's committed offset when this service committed it.
+    pub async fn partition_facts(
+        &self,
+        partition: i32,
+        cluster: Option<String>,
+    ) -> Result<crate::land::start::Partition, String> {
         match self {
             Control::Kafka { consumer, topic } => {
                 let (consumer, topic) = (consumer.clone(), topic.clone());
-                // A metadata string that is not UTF-8 panics in rdkafka: treated as not ours.
-                tokio::task::spawn_blocking(move || {
-                    kafka::committed_by_us(&consumer, &topic, partition, Duration::from_secs(10))
+                let facts = tokio::task::spawn_blocking(move || {
+                    kafka::partition_facts(&consumer, &topic, partition, Duration::from_secs(10))
                 })
                 .await
-                .ok()
-                .flatten()
+                .map_err(|e| format!("reading the partition's offsets failed: {e}"))??;
+                Ok(crate::land::start::Partition { cluster, ..facts })
             }
-            Control::EventHubs(c) => c.resumed_at(partition).await,
+            Control::EventHubs(_) => {
+                Err("Event Hubs partitions start after their checkpoint".into())
+            }
+        }
+    }
+
+    /// Starts fetching a partition that waited for its start, at `offset` (`None`: where the
+    /// consumer group would, its committed offset or `auto.offset.reset`). `paused`: the loop
+    /// paused it meanwhile (memory, shutdown): it is sought there and stays paused.
+    pub fn start_at(&self, partition: i32, offset: Option<i64>, paused: bool) {
+        match (self, offset) {
+            (Control::Kafka { consumer, topic }, Some(offset)) => {
+                kafka::start_at(consumer, topic, partition, offset, !paused)
+            }
+            (Control::Kafka { consumer, topic }, None) if !paused => {
+                kafka::resume(consumer, topic, &[(partition, None)])
+            }
+            (Control::Kafka { .. }, None) => {}
+            (Control::EventHubs(c), _) => c.set_paused(&[partition], paused),
         }
     }
 
@@ -235,6 +272,8 @@ pub struct Opened {
     pub partitions: usize,
     /// For the start-up log: the consumer group or owner.
     pub label: String,
+    /// The Kafka cluster id, when the broker gives one (written into claims).
+    pub cluster: Option<String>,
 }
 
 /// Connects the configured source and checks that what it reads exists.
@@ -254,6 +293,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
             control: Control::EventHubs(control),
             partitions,
             label: format!("{}/{}", eh.event_hub, eh.consumer_group),
+            cluster: None,
         });
     }
     let (consumer, rebalances) = kafka::subscribe(config)?;
@@ -261,7 +301,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         let (c, cfg) = (consumer.clone(), config.clone());
         tokio::task::spawn_blocking(move || kafka::check_topic(&c, &cfg, Duration::from_secs(15)))
     };
-    let partitions = check
+    let (partitions, cluster) = check
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(Error::Kafka)?;
@@ -276,5 +316,6 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         },
         partitions,
         label: config.kafka.group_id.clone(),
+        cluster,
     })
 }

@@ -1,0 +1,214 @@
+//! Reading a partition's claim chain from the store: its last claim, found from the group's
+//! committed hint (a GET of the claim it names and one of the name after its end: no listing on
+//! a normal restart) or, without a usable hint, by listing the partition's claims back from its
+//! high watermark. What the chain means for the start is [`super::start`]'s to decide.
+//!
+//! Invariant: nothing here writes; a store that refuses the listing stops the service with the
+//! permission to grant, never a silent stall.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::cover::{claim_first_offset, greatest_before, search_from};
+use super::flush::Flusher;
+use super::naming::{claim_path, claims_dir};
+use super::recovery::Claim;
+use super::start::{decide_start, Found, Last, Partition, Start};
+use crate::error::Error;
+use crate::storage::StorageError;
+
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A claim read from the store, with its path.
+type Read = Result<Result<Option<(String, Claim)>, StorageError>, Error>;
+
+impl Flusher {
+    /// Where `partition` starts, retrying through broker and storage outages with backoff (the
+    /// error on `/readyz`) until it is decided, the partition is revoked (`None`), or the chain
+    /// cannot be this partition's.
+    pub async fn start(
+        self: Arc<Self>,
+        partition: i32,
+        owner: CancellationToken,
+    ) -> Result<Option<Start>, Error> {
+        let mut backoff = BACKOFF_START;
+        loop {
+            let failed = match self
+                .source
+                .partition_facts(partition, self.cluster.clone())
+                .await
+            {
+                Err(e) => e,
+                Ok(facts) => match self.find_start(partition, &facts).await? {
+                    Ok(start) => {
+                        self.health.update(|f| f.storage_error = None);
+                        tracing::debug!(partition, ?facts, ?start, "start decided");
+                        return Ok(Some(start));
+                    }
+                    Err(e) => {
+                        metrics::counter!("ingest_storage_errors_total").increment(1);
+                        let line = crate::storage::one_line(&e);
+                        self.health.update(|f| f.storage_error = Some(line.clone()));
+                        line
+                    }
+                },
+            };
+            tracing::warn!(partition, error = %failed, retry_in_ms = backoff.as_millis() as u64,
+                "cannot read where the partition starts yet; it waits, and nothing is consumed");
+            tokio::select! {
+                _ = owner.cancelled() => return Ok(None),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Where `partition` starts, given what the source says of it. The inner error is storage
+    /// failing (the caller retries); a chain that cannot be this partition's stops the service.
+    pub async fn find_start(
+        &self,
+        partition: i32,
+        source: &Partition,
+    ) -> Result<Result<Start, StorageError>, Error> {
+        let found = match self.chain_end(partition, source).await? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let topic = &self.namer.topic;
+        decide_start(topic, partition, source, &found, |f| {
+            claim_path(topic, partition, f)
+        })
+        .map(Ok)
+        .map_err(|refused| Error::ChainRefused {
+            topic: topic.clone(),
+            partition,
+            reason: refused.to_string(),
+        })
+    }
+
+    async fn chain_end(
+        &self,
+        partition: i32,
+        source: &Partition,
+    ) -> Result<Result<Found, StorageError>, Error> {
+        macro_rules! storage {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                }
+            };
+        }
+        let topic = &self.namer.topic;
+        let mut last = None;
+        if let Some((next, first)) = source.hint.and_then(|h| h.claim.map(|c| (h.next, c))) {
+            let named = storage!(self.claim_at(claim_path(topic, partition, first)).await?);
+            last = named.filter(|(_, c)| c.last_offset + 1 == next);
+        }
+        if last.is_none() {
+            let (beyond_high, greatest) = storage!(self.list_chain(partition, source.high).await?);
+            if beyond_high.is_some() {
+                return Ok(Ok(Found {
+                    last: None,
+                    beyond_high,
+                }));
+            }
+            if let Some(path) = greatest {
+                last = storage!(self.claim_at(path).await?);
+            }
+        }
+        let Some((mut path, mut claim)) = last else {
+            return Ok(Ok(Found::default()));
+        };
+        // Claims made after the last commit (a crash between landing and committing, or a
+        // commit refused): each starts at the offset after the one before.
+        while let Some((p, c)) = storage!(
+            self.claim_at(claim_path(topic, partition, claim.last_offset + 1))
+                .await?
+        ) {
+            if c.last_offset < c.first_offset {
+                break; // check_claim refuses it with its reason
+            }
+            (path, claim) = (p, c);
+        }
+        let committed_past = source.hint.is_some_and(|h| h.next > claim.last_offset);
+        let files_present =
+            committed_past || storage!(self.present(&claim).await).iter().all(|p| *p);
+        Ok(Ok(Found {
+            last: Some(Last {
+                path,
+                claim,
+                files_present,
+            }),
+            beyond_high: None,
+        }))
+    }
+
+    async fn claim_at(&self, path: String) -> Read {
+        Ok(self
+            .read_claim(&path)
+            .await?
+            .map(|c| c.map(|claim| (path, claim))))
+    }
+
+    /// Lists the partition's claims: any named at or past `high` (a chain this log cannot have
+    /// written), else the greatest before it, searching back in widening windows on stores that
+    /// list in order (one full listing on local disk). A refused listing stops the service.
+    async fn list_chain(
+        &self,
+        partition: i32,
+        high: i64,
+    ) -> Result<Result<(Option<String>, Option<String>), StorageError>, Error> {
+        let topic = &self.namer.topic;
+        let dir = claims_dir(topic, partition);
+        let end = format!("{dir}~");
+        let from_high = (high > 0).then(|| claim_path(topic, partition, high - 1));
+        let listed = self
+            .storage
+            .names_between(&dir, from_high.as_deref(), &end)
+            .await;
+        let names = match listed {
+            Ok(names) => names,
+            Err(e) => return refused_listing(e, &dir),
+        };
+        if let Some(name) = names.into_iter().find(|n| claim_first_offset(n).is_some()) {
+            return Ok(Ok((Some(name), None)));
+        }
+        let until = claim_path(topic, partition, high);
+        let in_order = self.storage.lists_in_order();
+        for from in search_from(high).filter(|f| in_order || f.is_none()) {
+            // Listings start after a name: the one just before `from` includes a claim at it.
+            let after = from.map(|f| claim_path(topic, partition, f - 1));
+            let names = match self
+                .storage
+                .names_between(&dir, after.as_deref(), &until)
+                .await
+            {
+                Ok(names) => names,
+                Err(e) => return refused_listing(e, &dir),
+            };
+            if let Some((_, name)) = greatest_before(names.iter().map(String::as_str), high) {
+                return Ok(Ok((None, Some(name.to_string()))));
+            }
+        }
+        Ok(Ok((None, None)))
+    }
+}
+
+/// A listing that failed: permission errors stop the service with what to grant; anything
+/// else is storage failing, retried.
+fn refused_listing<T>(e: StorageError, dir: &str) -> Result<Result<T, StorageError>, Error> {
+    match e.source {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => Err(Error::Storage(format!(
+            "listing {dir} in {} was refused ({}): a partition whose committed offset names no claim (a new consumer group, expired offsets, an upgrade) is found by listing its claims; grant list permission on the {} prefix (S3: s3:ListBucket; Azure: Storage Blob Data Reader, or a SAS with 'l')",
+            e.store,
+            crate::storage::one_line(&e),
+            crate::storage::STATE_PREFIX
+        ))),
+        _ => Ok(Err(e)),
+    }
+}

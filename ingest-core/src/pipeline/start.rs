@@ -1,0 +1,141 @@
+//! Partitions starting: an assigned partition waits, paused, while its start is read from the
+//! store ([`crate::land::start`]); then it is sought there and fetches.
+//!
+//! Invariant: no record of a partition is buffered before its start is decided; the first
+//! record after a start whose chain's last record is to be checked is compared before anything
+//! else of the partition is taken, and a mismatch stops the service with nothing committed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Completing, Loop, Starting};
+use crate::batch::RecordRef;
+use crate::error::Error;
+use crate::land::recovery::digest_of;
+use crate::land::start::Start;
+use crate::land::Flusher;
+
+/// What a start task reports: the partition, its ownership's epoch, where it starts (`None`:
+/// revoked meanwhile).
+pub(super) type Started = (i32, u64, Result<Option<Start>, Error>);
+
+impl Loop {
+    /// Begins deciding where `partition` (just assigned, paused) starts.
+    pub(super) fn begin_start(&mut self, partition: i32, epoch: u64, owner: CancellationToken) {
+        let flusher: Arc<Flusher> = Arc::clone(&self.flusher);
+        self.starts
+            .spawn(async move { (partition, epoch, flusher.start(partition, owner).await) });
+    }
+
+    /// Applies a decided start: the partition's chain position, what it skips or completes,
+    /// and the seek.
+    pub(super) fn on_started(
+        &mut self,
+        joined: Result<Started, tokio::task::JoinError>,
+    ) -> Result<(), Error> {
+        let (partition, epoch, result) =
+            joined.map_err(|e| Error::Internal(format!("start task failed: {e}")))?;
+        let Some(owned) = self
+            .partitions
+            .get_mut(&partition)
+            .filter(|o| o.epoch == epoch)
+        else {
+            return Ok(()); // revoked meanwhile
+        };
+        let Some(start) = result? else {
+            return Ok(());
+        };
+        owned.chain_next = start.chain_next();
+        let seek = match &start {
+            Start::New => None,
+            Start::After {
+                seek,
+                chain_next,
+                gone,
+                verify,
+            } => {
+                owned.state.start_after(chain_next - 1);
+                if *gone > 0 {
+                    gone_offsets(partition, *chain_next, *gone);
+                }
+                if let Some(v) = verify {
+                    owned.starting = Starting::Verifying(v.clone());
+                }
+                Some(*seek)
+            }
+            Start::Complete {
+                seek, claim, gone, ..
+            } => {
+                owned.state.complete_first(claim.last_offset);
+                owned.completing = Some(Completing {
+                    since: Instant::now(),
+                    first: claim.first_offset,
+                    through: claim.last_offset,
+                });
+                if *gone > 0 {
+                    gone_offsets(partition, claim.first_offset, *gone);
+                }
+                Some(*seek)
+            }
+        };
+        if !matches!(owned.starting, Starting::Verifying(_)) {
+            owned.starting = Starting::Started;
+        }
+        tracing::info!(
+            partition,
+            ?seek,
+            chain_next = owned.chain_next,
+            "partition starts where its claim chain ends"
+        );
+        let paused = self.paused.contains(&partition);
+        self.source.start_at(partition, seek, paused);
+        Ok(())
+    }
+
+    /// Whether a record of a starting partition may be buffered: not while its start is being
+    /// decided; the one checked against the chain's last claim is compared first.
+    pub(super) fn admit(&mut self, partition: i32, record: &RecordRef<'_>) -> bool {
+        let Some(owned) = self.partitions.get_mut(&partition) else {
+            return false;
+        };
+        let verify = match &owned.starting {
+            Starting::Started => return true,
+            Starting::Deciding => return false,
+            Starting::Verifying(v) => v.clone(),
+        };
+        if record.offset < verify.offset {
+            return false; // fetched before the seek
+        }
+        if record.offset == verify.offset {
+            let found = digest_of(record.timestamp_ms, record.key, record.value);
+            if found != verify.digest {
+                self.fatal.get_or_insert(Error::ChainMismatch {
+                    topic: self.config.topic.clone(),
+                    partition,
+                    offset: verify.offset,
+                    path: verify.path,
+                    claimed: verify.digest,
+                    found,
+                });
+                return false;
+            }
+            tracing::debug!(
+                partition,
+                offset = verify.offset,
+                "the chain's last record is the one claimed"
+            );
+        } else {
+            tracing::info!(partition, offset = verify.offset, "the chain's last record is gone from the log (compaction, retention): nothing to compare");
+        }
+        owned.starting = Starting::Started;
+        true
+    }
+}
+
+fn gone_offsets(partition: i32, from: i64, gone: i64) {
+    tracing::warn!(partition, from, gone,
+        "offsets after the claim chain's end are no longer in the log (retention, compaction): they never landed and cannot");
+    metrics::counter!("ingest_offsets_gone_total").increment(gone as u64);
+}
