@@ -1,7 +1,7 @@
 //! The Helm chart without Helm: every committed service's values (over the chart's defaults,
 //! as Helm merges them) pass `values.schema.json`, bad values are rejected, and every
-//! `.Values.*` the templates use has a default. With `helm` on PATH, `helm lint` and
-//! `helm template` run too.
+//! `.Values.*` the templates use has a default; `helm lint` and `helm template` run too (a
+//! missing `helm` fails with how to install it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -264,13 +264,8 @@ fn chart_metadata_and_templates_are_in_place() {
 }
 
 #[test]
-fn helm_lint_and_template_when_helm_is_installed() {
-    if Command::new("helm").arg("version").output().is_err() {
-        println!(
-            "note: helm is not on PATH; skipped helm lint and helm template (schema checks ran)"
-        );
-        return;
-    }
+fn helm_lint_and_template_pass_for_every_committed_service() {
+    require_helm();
     let chart = chart();
     for values in committed_services() {
         for sub in [&["lint", "--strict"][..], &["template", "test-release"][..]] {
@@ -336,10 +331,7 @@ fn manifest<'a>(rendered: &'a str, kind: &str) -> Option<&'a str> {
 
 #[test]
 fn helm_renders_the_autoscaler_chosen_and_leaves_it_the_replica_count() {
-    if Command::new("helm").arg("version").output().is_err() {
-        println!("note: helm is not on PATH; skipped rendering the autoscalers");
-        return;
-    }
+    require_helm();
     let plain = render("replicas: 2\n").unwrap();
     assert!(
         manifest(&plain, "ScaledObject").is_none()
@@ -438,5 +430,38 @@ fn helm_renders_the_autoscaler_chosen_and_leaves_it_the_replica_count() {
     assert!(
         both.contains("autoscaling"),
         "the schema rejects both: {both}"
+    );
+}
+
+#[test]
+fn static_membership_names_each_member_after_its_pod_and_is_off_by_default() {
+    require_helm();
+    let plain = render("").unwrap();
+    assert!(
+        !manifest(&plain, "Deployment")
+            .unwrap()
+            .contains("INGEST_KAFKA_GROUP_INSTANCE_ID"),
+        "off by default: a static member holds its partitions after a rollout"
+    );
+    let on = render("staticMembership: true\n").unwrap();
+    let deployment = manifest(&on, "Deployment").unwrap();
+    assert!(
+        deployment.contains(
+            "- name: INGEST_KAFKA_GROUP_INSTANCE_ID\n              valueFrom:\n                fieldRef:\n                  fieldPath: metadata.name"
+        ),
+        "{deployment}"
+    );
+    assert!(
+        render("staticMembership: \"yes\"\n").is_err(),
+        "the schema wants a boolean"
+    );
+}
+
+/// Fails the test, with how to install it, when `helm` is not on PATH: a test never passes by
+/// skipping.
+fn require_helm() {
+    assert!(
+        Command::new("helm").arg("version").output().is_ok(),
+        "helm is not on PATH: install it with `bash .ci/install-deps`"
     );
 }

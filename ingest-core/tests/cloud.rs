@@ -34,9 +34,9 @@ fn data_files(listing: &BTreeMap<String, (Option<String>, i64, u64)>, topic: &st
         .count()
 }
 
-/// Lands, replays from the start under a new group (every batch meets its claim), then resumes
-/// the first group inside a landed file.
-async fn lands_exactly_once_and_a_replay_hits_every_claim(server: &dyn Server) {
+/// Lands, starts a new group (it starts after the claim chain's end: nothing is re-read or
+/// written), then resets the first group into a landed file.
+async fn lands_exactly_once_and_a_new_group_rewrites_nothing(server: &dyn Server) {
     let f = Fixture::new("cloud", 3);
     let bucket = container("land");
     server.create_container(&bucket);
@@ -63,8 +63,8 @@ async fn lands_exactly_once_and_a_replay_hits_every_claim(server: &dyn Server) {
         before.keys().collect::<Vec<_>>()
     );
 
-    // A second consumer group re-reads the topic from the start: every batch collides with a
-    // claim (create-only conflict), is recognised as landed, skipped and committed past.
+    // A second consumer group (as after expired group offsets): each partition starts after its
+    // claim chain's end, found by listing, and the group's offset is committed there.
     let replay = config(&vars, &[("INGEST_KAFKA_GROUP_ID", &unique("replay"))]);
     let (token, mut progress, handle) = start(replay);
     until_committed(&mut progress, &high).await;
@@ -83,8 +83,8 @@ async fn lands_exactly_once_and_a_replay_hits_every_claim(server: &dyn Server) {
         }
     }
 
-    // The first group is reset into partition 0's landed file: the claim before the resume
-    // position is found by listing (in name order on both stores) and skipped to its end.
+    // The first group is reset into partition 0's landed file: the reset offset is no hint, so
+    // the chain's end is found by listing (in name order on both stores) and started after.
     reset_group(&f.broker.brokers, &f.group, &f.topic, 0, 100);
     produce_json(&f.broker.brokers, &f.topic, 3, 50, 200);
     let high = high_watermarks(&f.broker.brokers, &f.topic, 3);
@@ -102,17 +102,15 @@ async fn lands_exactly_once_and_a_replay_hits_every_claim(server: &dyn Server) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azurite_lands_exactly_once_and_a_replay_hits_every_claim() {
-    let Some(azurite) = Azurite::start() else {
-        return;
-    };
-    lands_exactly_once_and_a_replay_hits_every_claim(&azurite).await;
+async fn azurite_lands_exactly_once_and_a_new_group_rewrites_nothing() {
+    let azurite = Azurite::start();
+    lands_exactly_once_and_a_new_group_rewrites_nothing(&azurite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_lands_exactly_once_and_a_replay_hits_every_claim() {
-    let Some(s3) = S3Fs::start() else { return };
-    lands_exactly_once_and_a_replay_hits_every_claim(&s3).await;
+async fn s3_lands_exactly_once_and_a_new_group_rewrites_nothing() {
+    let s3 = S3Fs::start();
+    lands_exactly_once_and_a_new_group_rewrites_nothing(&s3).await;
 }
 
 /// 24 MB of incompressible, deterministic bytes.
@@ -206,15 +204,13 @@ async fn large_files_land_create_only(server: &dyn Server, in_parts: bool) -> Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azurite_large_files_are_one_create_only_put_without_staging_or_copy() {
-    let Some(azurite) = Azurite::start() else {
-        return;
-    };
+    let azurite = Azurite::start();
     large_files_land_create_only(&azurite, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_large_files_go_through_multipart_create_only_and_failures_are_aborted() {
-    let Some(s3) = S3Fs::start() else { return };
+    let s3 = S3Fs::start();
     large_files_land_create_only(&s3, true).await;
     assert_eq!(
         s3.leftover_parts(),
@@ -245,9 +241,7 @@ fn with(vars: &[(String, String)], key: &str, value: &str) -> Vec<(String, Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azurite_start_up_check_names_a_missing_container_and_bad_credentials() {
-    let Some(azurite) = Azurite::start() else {
-        return;
-    };
+    let azurite = Azurite::start();
     let f = Fixture::new("probe", 1);
     let missing = cloud_vars(&f, &azurite, "no-such-container");
     let line = start_error(missing).await;
@@ -305,7 +299,7 @@ async fn azurite_start_up_check_names_a_missing_container_and_bad_credentials() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_start_up_check_names_a_missing_bucket_and_bad_credentials() {
-    let Some(s3) = S3Fs::start() else { return };
+    let s3 = S3Fs::start();
     let f = Fixture::new("probe", 1);
     let line = start_error(cloud_vars(&f, &s3, "no-such-bucket")).await;
     assert!(
@@ -364,15 +358,13 @@ async fn an_outage_pauses_and_loses_nothing(server: &mut dyn Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azurite_outage_pauses_and_loses_nothing() {
-    let Some(mut azurite) = Azurite::start() else {
-        return;
-    };
+    let mut azurite = Azurite::start();
     an_outage_pauses_and_loses_nothing(&mut azurite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_outage_pauses_and_loses_nothing() {
-    let Some(mut s3) = S3Fs::start() else { return };
+    let mut s3 = S3Fs::start();
     an_outage_pauses_and_loses_nothing(&mut s3).await;
 }
 
@@ -381,9 +373,7 @@ async fn s3_outage_pauses_and_loses_nothing() {
 /// every claim and rewrites nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_without_create_only_is_refused_unless_at_least_once_is_accepted() {
-    let Some(s3rver) = S3rver::start() else {
-        return;
-    };
+    let s3rver = S3rver::start();
     let bucket = container("nocas");
     s3rver.create_container(&bucket);
     let refused = [("INGEST_ACCEPT_AT_LEAST_ONCE", "false")];
@@ -418,5 +408,5 @@ async fn a_store_without_create_only_is_refused_unless_at_least_once_is_accepted
         get(&store, "x/one.json").await.unwrap(),
         Bytes::from_static(b"1\n")
     );
-    lands_exactly_once_and_a_replay_hits_every_claim(&s3rver).await;
+    lands_exactly_once_and_a_new_group_rewrites_nothing(&s3rver).await;
 }

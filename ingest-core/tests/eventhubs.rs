@@ -40,8 +40,8 @@ struct Setup {
 /// Azurite with a fresh container (files under `raw/`, checkpoints at its root, where the
 /// SDKs keep them) and a hub of `partitions` partitions. `None` when Azurite is not installed
 /// (and the run does not require servers).
-fn setup(partitions: usize) -> Option<Setup> {
-    let azurite = Azurite::start()?;
+fn setup(partitions: usize) -> Setup {
+    let azurite = Azurite::start();
     let server = EventHubServer::start(NAMESPACE, HUB, partitions);
     let container = unique("eh").to_ascii_lowercase().replace('_', "-");
     azurite.create_container(&container);
@@ -68,12 +68,12 @@ fn setup(partitions: usize) -> Option<Setup> {
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
-    Some(Setup {
+    Setup {
         azurite,
         server,
         container,
         vars,
-    })
+    }
 }
 
 impl Setup {
@@ -186,7 +186,7 @@ fn counts(partitions: &[&str], n: i64) -> BTreeMap<i32, i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_over_partitions_land_exactly_once_with_sdk_checkpoints() {
-    let Some(s) = setup(3) else { return };
+    let s = setup(3);
     let parts = ["0", "1", "2"];
     let offsets = s.publish(&parts, 60);
 
@@ -254,7 +254,7 @@ async fn events_over_partitions_land_exactly_once_with_sdk_checkpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_land_as_parquet_too() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let parts = ["0", "1"];
     s.publish(&parts, 30);
     let (token, _progress, handle) = start(config(&s.vars, &[("INGEST_FORMAT", "parquet")]));
@@ -279,7 +279,7 @@ async fn events_land_as_parquet_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_skips_what_was_there_and_lands_what_comes_after() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let parts = ["0", "1"];
     s.publish(&parts, 10);
     let (token, mut progress, handle) = start_at_latest(&s);
@@ -306,7 +306,7 @@ async fn latest_skips_what_was_there_and_lands_what_comes_after() {
 /// caller: another partition's last sequence number, written as this one's `latest` checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_answers_slower_than_a_round_each_reach_their_own_request() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     s.publish(&["0"], 10);
     s.publish(&["1"], 3);
     // Slower than the round's 300 ms wait for the partition list and the lag reads.
@@ -326,7 +326,7 @@ async fn management_answers_slower_than_a_round_each_reach_their_own_request() {
 /// every later one (a partition's start among them) on that connection for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_management_answer_that_never_comes_holds_nothing_up_for_good() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     s.publish(&["0", "1"], 4);
     // The first after the start-up's partition list.
     s.server.lose_management_answers(&[2]);
@@ -340,7 +340,7 @@ async fn a_management_answer_that_never_comes_holds_nothing_up_for_good() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_up_whose_partition_list_never_comes_fails_in_one_line_instead_of_hanging() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     // The start-up's own request for the hub's partitions.
     s.server.lose_management_answers(&[1]);
     let config = config(&s.vars, &[]);
@@ -359,7 +359,7 @@ async fn a_start_up_whose_partition_list_never_comes_fails_in_one_line_instead_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let parts = ["0", "1"];
     s.publish(&parts, 40);
 
@@ -401,7 +401,7 @@ async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_split_the_partitions_and_a_survivor_takes_over() {
-    let Some(s) = setup(4) else { return };
+    let s = setup(4);
     let parts = ["0", "1", "2", "3"];
     s.publish(&parts, 20);
     let store = s.store();
@@ -432,7 +432,7 @@ async fn two_replicas_split_the_partitions_and_a_survivor_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_from_a_checkpoint_an_azure_sdk_wrote() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let offsets = s.publish(&["0", "1"], 20);
     // An Azure SDK processor checkpointed partition 0 at sequence number 9 (an empty blob with
     // metadata, at the lowercased name); partition 1 has no checkpoint.
@@ -474,7 +474,7 @@ async fn resumes_from_a_checkpoint_an_azure_sdk_wrote() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_one_line_naming_the_connection_string() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let bad = s.server.connection_string_with_key("d3Jvbmcta2V5");
     let config = config(&s.vars, &[("INGEST_EVENTHUBS_CONNECTION_STRING", &bad)]);
     let err = tokio::time::timeout(WAIT, ingest::Pipeline::new(config).run(Default::default()))
@@ -494,7 +494,7 @@ async fn a_wrong_key_is_one_line_naming_the_connection_string() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_stall_at_the_cap_pauses_the_receivers_and_loses_nothing() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let parts = ["0", "1"];
     s.publish(&parts, 50);
     // Files on local disk (so storage can be broken); checkpoints stay in Azurite.
@@ -528,7 +528,7 @@ async fn a_storage_stall_at_the_cap_pauses_the_receivers_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_outage_longer_than_the_ownership_expiry_keeps_one_receiver_per_partition() {
-    let Some(mut s) = setup(2) else { return };
+    let mut s = setup(2);
     let parts = ["0", "1"];
     s.publish(&parts, 20);
     let (token, mut progress, handle) = start(config(&s.vars, &[]));
@@ -582,7 +582,7 @@ async fn a_storage_outage_longer_than_the_ownership_expiry_keeps_one_receiver_pe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_added_to_the_hub_while_running_lands_its_events() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     s.publish(&["0", "1"], 10);
     let (token, mut progress, handle) = start(config(&s.vars, &[]));
     until_committed(&mut progress, &[(0, 9), (1, 9)].into()).await;
@@ -607,7 +607,7 @@ async fn a_partition_added_to_the_hub_while_running_lands_its_events() {
 async fn bodies_other_producers_send_land_as_json_or_as_dead_letters_with_their_bytes() {
     use eventhubs_server::Body;
     use fe2o3_amqp::types::primitives::{Dec128, OrderedMap, Value};
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     s.server
         .publish("0", br#"{"kind":"data"}"#, &[("source", "sdk")]);
     s.server.publish_body(
@@ -678,7 +678,7 @@ async fn bodies_other_producers_send_land_as_json_or_as_dead_letters_with_their_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_lag_counts_events_enqueued_and_not_landed() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     s.publish(&["0", "1"], 30);
     let files = tempfile::tempdir().unwrap();
     let (mut child, rx) = s.service(&[("INGEST_STORAGE_URL", files.path().to_str().unwrap())]);
@@ -729,7 +729,7 @@ fn peak_rss(child: &Child) -> u64 {
 async fn a_backlog_ten_times_the_cap_over_eight_partitions_stays_within_the_cap_plus_50_mb() {
     const CAP: u64 = 16 << 20;
     const EVENT: usize = 256 << 10;
-    let Some(s) = setup(8) else { return };
+    let s = setup(8);
     let parts = ["0", "1", "2", "3", "4", "5", "6", "7"];
     // 640 events of 256 KiB: 160 MiB waiting, ten times the cap. Link credit and the channel
     // to the loop hold whole events, so with credit sized for small events they alone would

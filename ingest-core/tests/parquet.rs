@@ -58,9 +58,7 @@ fn normal(v: &Value) -> Value {
 }
 
 fn duckdb_rows(root: &std::path::Path, topic: &str) -> Option<Vec<Value>> {
-    if !python_module("duckdb", "pip install duckdb") {
-        return None;
-    }
+    python_module("duckdb", "pip install duckdb");
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -342,9 +340,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_reads_every_file_with_merge_schema_and_its_stream_reads_each_record_once() {
-    if !python_module("pyspark", "pip install 'pyspark==3.5.*'") {
-        return;
-    }
+    python_module("pyspark", "pip install 'pyspark==3.5.*'");
     let Fixture {
         topic,
         broker,

@@ -78,9 +78,10 @@ fn crash_between_upload_and_commit(settings: &[(&str, &str)]) {
     // Second incarnation: no fault. It must skip the landed-but-uncommitted file.
     let mut second = service(&vars, &[]).spawn().unwrap();
     let rx = lines(second.stderr.take().unwrap());
-    // The hung file's batch is found landed and skipped (other claims may be completed).
-    wait_line(&rx, "the hung file's recovery", |l| {
-        l.contains("existing claim") && l.contains("AlreadyLanded")
+    // The hung file's claim is past the committed offset: the start walks the chain through it
+    // (and completes any claim without its file).
+    wait_line(&rx, "the hung file's claim in the chain", |l| {
+        l.contains("a claim past the group's committed offset")
     });
     wait_committed(&broker.brokers, &group, &topic, 3, WAIT);
     signal(&second, "-TERM");

@@ -134,3 +134,45 @@ async fn a_last_claim_whose_file_never_landed_is_completed_whatever_the_group_sa
     );
     assert_exactly_once(dir.path(), &topic, &high);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_restart_finds_the_chain_end_without_listing() {
+    let fixture = Fixture::new("restart-cost", 1);
+    let landed = land_three_files(&fixture).await;
+    produce_json(&fixture.broker.brokers, &fixture.topic, 1, 50, 300);
+    let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
+    let (token, mut progress, handle) = start(config(
+        &fixture.vars,
+        &[("INGEST_FLUSH_MAX_RECORDS", "100")],
+    ));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    let run = handle.await.unwrap().unwrap();
+    assert_eq!(run.records, 50, "only the new records landed");
+    assert_eq!(run.chain_listings, 0, "no listing: {run:?}");
+    assert_eq!(
+        run.chain_reads, 2,
+        "the claim the commit names and the name after it: {run:?}"
+    );
+    assert_exactly_once(fixture.dir.path(), &fixture.topic, &high);
+    assert_nothing_rewritten(&landed, fixture.dir.path());
+
+    // A new group has no hint: the chain's end is found by listing.
+    let group = unique("group");
+    let vars = env(
+        &fixture.broker.brokers,
+        &fixture.topic,
+        &group,
+        fixture.dir.path(),
+    );
+    produce_json(&fixture.broker.brokers, &fixture.topic, 1, 10, 350);
+    let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
+    let (token, mut progress, handle) =
+        start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "100")]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    let run = handle.await.unwrap().unwrap();
+    assert_eq!(run.records, 10, "{run:?}");
+    assert!(run.chain_listings >= 1, "{run:?}");
+    assert_exactly_once(fixture.dir.path(), &fixture.topic, &high);
+}

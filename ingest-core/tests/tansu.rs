@@ -1,7 +1,7 @@
 //! End to end against a Kafka-protocol broker in its own process that is not librdkafka's
 //! mock: tansu with SQLite storage. The service runs as its own process too, and the landed
-//! files are read back by DuckDB. `.ci/run` installs both; locally, a missing `tansu` skips
-//! this test with a note (set `INGEST_REQUIRE_TANSU=1` or `CI` to make it fail instead).
+//! files are read back by DuckDB. `bash .ci/install-deps` installs both; a missing one fails
+//! the test with how to install it.
 
 mod common;
 
@@ -28,7 +28,8 @@ impl Drop for Tansu {
     }
 }
 
-fn tansu_binary() -> Option<String> {
+/// The tansu binary; a missing one fails the test with how to install it.
+fn tansu_binary() -> String {
     let candidate = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
     let found = Command::new(&candidate)
         .arg("--version")
@@ -36,17 +37,11 @@ fn tansu_binary() -> Option<String> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if found {
-        return Some(candidate);
-    }
-    let required =
-        std::env::var_os("CI").is_some() || std::env::var_os("INGEST_REQUIRE_TANSU").is_some();
     assert!(
-        !required,
-        "tansu is required here but `{candidate} --version` failed; run .ci/install-tansu"
+        found,
+        "tansu is required but `{candidate} --version` failed; install it with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` (or bash .ci/install-deps)"
     );
-    eprintln!("SKIPPED: tansu not found (cargo install tansu --features dynostore,libsql)");
-    None
+    candidate
 }
 
 fn start_tansu(bin: &str) -> Tansu {
@@ -140,7 +135,7 @@ fn run_service_until_committed(
 
 #[test]
 fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
-    let Some(bin) = tansu_binary() else { return };
+    let bin = tansu_binary();
     let tansu = start_tansu(&bin);
     let (topic, group) = (unique("tansu"), unique("group"));
     create_topic(&tansu.brokers, &topic, 3);

@@ -132,11 +132,16 @@ impl Flusher {
             if c.last_offset < c.first_offset {
                 break; // check_claim refuses it with its reason
             }
+            tracing::info!(partition, claim = %p, through = c.last_offset,
+                "a claim past the group's committed offset (a crash or a refused commit after it was made): the chain goes on through it");
             (path, claim) = (p, c);
         }
         let committed_past = source.hint.is_some_and(|h| h.next > claim.last_offset);
-        let files_present =
-            committed_past || storage!(self.present(&claim).await).iter().all(|p| *p);
+        let files_present = committed_past || {
+            self.progress
+                .send_modify(|p| p.chain_reads += claim.data_files().len() as u64);
+            storage!(self.present(&claim).await).iter().all(|p| *p)
+        };
         Ok(Ok(Found {
             last: Some(Last {
                 path,
@@ -148,6 +153,7 @@ impl Flusher {
     }
 
     async fn claim_at(&self, path: String) -> Read {
+        self.progress.send_modify(|p| p.chain_reads += 1);
         Ok(self
             .read_claim(&path)
             .await?
@@ -165,6 +171,11 @@ impl Flusher {
         let topic = &self.namer.topic;
         let dir = claims_dir(topic, partition);
         let end = format!("{dir}~");
+        let count = |n: u64| {
+            metrics::counter!("ingest_chain_listings_total").increment(n);
+            self.progress.send_modify(|p| p.chain_listings += n);
+        };
+        count(1);
         let from_high = (high > 0).then(|| claim_path(topic, partition, high - 1));
         let listed = self
             .storage
@@ -182,6 +193,7 @@ impl Flusher {
         for from in search_from(high).filter(|f| in_order || f.is_none()) {
             // Listings start after a name: the one just before `from` includes a claim at it.
             let after = from.map(|f| claim_path(topic, partition, f - 1));
+            count(1);
             let names = match self
                 .storage
                 .names_between(&dir, after.as_deref(), &until)

@@ -167,7 +167,7 @@ impl Flusher {
     /// is owned; otherwise a quiet partition would keep showing the landed file as lag until
     /// its next file. A commit that still fails is not fatal: the file is landed and claimed,
     /// so whoever reads from the older position skips it.
-    pub(super) async fn commit(
+    pub(crate) async fn commit(
         &self,
         partition: i32,
         (claim, through): (i64, i64),

@@ -70,6 +70,11 @@ pub enum Start {
         gone: i64,
         /// A record to check before trusting the chain: at `offset`, with this digest.
         verify: Option<Verify>,
+        /// What to commit once the start is trusted, when the group's offset is not already
+        /// there (a new group, a reset, a crash before the last commit): the chain's last
+        /// claim (its first offset) and its last offset, so lag tools read the truth and the
+        /// next restart needs no listing.
+        commit: Option<(i64, i64)>,
     },
     /// The chain's last claim has no file: consume from `seek` and complete it first.
     Complete {
@@ -185,6 +190,11 @@ pub fn decide_start(
                 digest,
                 path: last.path.clone(),
             });
+        let hinted = source.hint
+            == Some(Hint {
+                next: chain_next,
+                claim: Some(claim.first_offset),
+            });
         return Ok(Start::After {
             seek: if verify.is_some() {
                 claim.last_offset
@@ -194,6 +204,7 @@ pub fn decide_start(
             chain_next,
             gone: seek - chain_next,
             verify,
+            commit: (!hinted).then_some((claim.first_offset, claim.last_offset)),
         });
     }
     let seek = claim.first_offset.max(source.low);

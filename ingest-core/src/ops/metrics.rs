@@ -106,6 +106,16 @@ pub fn describe() {
             "Batches that started at an existing claim (restart, rebalance, retry).",
         ),
         (
+            "ingest_offsets_gone_total",
+            None,
+            "Offsets that left the log (retention, compaction) before they landed: never landed, and cannot.",
+        ),
+        (
+            "ingest_chain_listings_total",
+            None,
+            "Claim listings made to find where a partition starts (a new group, expired offsets; none on a normal restart).",
+        ),
+        (
             "ingest_multipart_uploads_total",
             None,
             "Files uploaded in parts.",

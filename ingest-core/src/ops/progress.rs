@@ -23,6 +23,11 @@ pub struct Progress {
     /// Commits that failed after their file landed (the file stays claimed, so a re-read skips
     /// it): a rebalance or a broker problem at that moment.
     pub commit_failures: u64,
+    /// Claim listings made to find where partitions start (none when the group's committed
+    /// offset names the chain's last claim: a normal restart).
+    pub chain_listings: u64,
+    /// Claim reads and existence checks made to find where partitions start.
+    pub chain_reads: u64,
     /// Where `/healthz`, `/readyz` and `/metrics` listen (the bound port when 0 was asked).
     pub http_addr: Option<std::net::SocketAddr>,
     /// Last committed next-offset per partition.

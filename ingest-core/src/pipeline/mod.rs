@@ -259,6 +259,8 @@ struct Owned {
     /// Where the partition's next claim starts (the offset after its chain's last claim);
     /// `None` until the chain has one.
     chain_next: Option<i64>,
+    /// What to commit once the start is trusted ([`crate::land::start::Start::After`]).
+    start_commit: Option<(i64, i64)>,
     state: PartitionState<Ahead>,
     /// Offset after the last record received (for the caught-up log).
     next_offset: Option<i64>,

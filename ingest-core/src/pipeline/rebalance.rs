@@ -31,6 +31,7 @@ impl Loop {
                                 Starting::Started
                             },
                             chain_next: None,
+                            start_commit: None,
                             state: PartitionState::default(),
                             next_offset: None,
                             owner: owner.clone(),

@@ -55,11 +55,13 @@ impl Loop {
                 chain_next,
                 gone,
                 verify,
+                commit,
             } => {
                 owned.state.start_after(chain_next - 1);
                 if *gone > 0 {
                     gone_offsets(partition, *chain_next, *gone);
                 }
+                owned.start_commit = *commit;
                 if let Some(v) = verify {
                     owned.starting = Starting::Verifying(v.clone());
                 }
@@ -89,8 +91,12 @@ impl Loop {
             chain_next = owned.chain_next,
             "partition starts where its claim chain ends"
         );
+        let verifying = matches!(owned.starting, Starting::Verifying(_));
         let paused = self.paused.contains(&partition);
         self.source.start_at(partition, seek, paused);
+        if !verifying {
+            self.commit_start(partition);
+        }
         Ok(())
     }
 
@@ -130,7 +136,31 @@ impl Loop {
             tracing::info!(partition, offset = verify.offset, "the chain's last record is gone from the log (compaction, retention): nothing to compare");
         }
         owned.starting = Starting::Started;
+        self.commit_start(partition);
         true
+    }
+
+    /// Commits a started partition's chain end when the group's offset was elsewhere (a new
+    /// group, a reset, a crash before the last commit), once the chain is trusted. A commit
+    /// that fails, or lands after a later one, only costs the next start a listing or a read.
+    fn commit_start(&mut self, partition: i32) {
+        let Some(owned) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        let Some((claim, through)) = owned.start_commit.take() else {
+            return;
+        };
+        let (flusher, owner) = (Arc::clone(&self.flusher), owned.owner.clone());
+        tracing::info!(
+            partition,
+            next_offset = through + 1,
+            "committing the claim chain's end as the group's offset"
+        );
+        tokio::spawn(async move {
+            flusher
+                .commit(partition, (claim, through), None, &owner)
+                .await
+        });
     }
 }
 

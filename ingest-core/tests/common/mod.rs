@@ -18,6 +18,7 @@ use serde_json::Value;
 use ingest::{CancellationToken, Pipeline, Progress};
 
 pub mod process;
+pub mod proxy;
 pub mod servers;
 
 /// A fresh, collision-free name for topics and groups.

@@ -1,7 +1,7 @@
 //! Real storage servers for integration tests, started and stopped by the tests themselves:
 //! Azurite (Azure Blob, from npm) and s3s-fs (S3 with signatures and conditional writes, from
-//! crates.io). `.ci/install-deps` installs both. Locally a missing binary skips the test with a
-//! note, unless `CI` or `INGEST_REQUIRE_SERVERS` is set, which makes it fail instead.
+//! crates.io). `bash .ci/install-deps` installs both; a missing binary fails the test with the
+//! command that installs it (a test never passes by skipping).
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
@@ -21,11 +21,6 @@ pub const AZURITE_KEY: &str =
 pub const S3_ACCESS_KEY: &str = "ingest-test-access";
 pub const S3_SECRET_KEY: &str = "ingest-test-secret-key";
 
-/// Whether a missing server binary should fail the test rather than skip it.
-pub fn servers_required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("INGEST_REQUIRE_SERVERS").is_some()
-}
-
 fn found(binary: &str) -> bool {
     Command::new(binary)
         .arg("--help")
@@ -35,34 +30,28 @@ fn found(binary: &str) -> bool {
         .is_ok()
 }
 
-/// `Some(binary)` if installed; `None` (after a note) when the test may be skipped.
-pub fn binary(name: &str, install: &str) -> Option<String> {
-    if found(name) {
-        return Some(name.to_string());
-    }
+/// The binary, when installed. A missing one fails the test with the command that installs
+/// it: a test never passes by skipping.
+pub fn binary(name: &str, install: &str) -> String {
     assert!(
-        !servers_required(),
-        "{name} is not installed; run `{install}` (or `make ci-deps`)"
+        found(name),
+        "{name} is not installed; run `{install}` (or `bash .ci/install-deps`)"
     );
-    eprintln!("note: {name} not found, skipping; install it with `{install}`");
-    None
+    name.to_string()
 }
 
-/// Whether Python can import `module`; `false` (after a note) when the test may be skipped.
+/// Checks that Python can import `module`; a missing one fails the test with the command that
+/// installs it.
 #[allow(dead_code)] // not every test binary reads files back with Python
-pub fn python_module(module: &str, install: &str) -> bool {
+pub fn python_module(module: &str, install: &str) {
     let found = Command::new("python3")
         .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            !servers_required(),
-            "Python's {module} is not installed; run `{install}` (or `make ci-deps`)"
-        );
-        eprintln!("note: Python's {module} not found, skipping; install it with `{install}`");
-    }
-    found
+    assert!(
+        found,
+        "Python's {module} is not installed; run `{install}` (or `bash .ci/install-deps`)"
+    );
 }
 
 pub fn free_port() -> u16 {
@@ -105,8 +94,8 @@ pub struct Azurite {
 }
 
 impl Azurite {
-    pub fn start() -> Option<Azurite> {
-        let binary = binary("azurite-blob", "npm install -g azurite@3.37.0")?;
+    pub fn start() -> Azurite {
+        let binary = binary("azurite-blob", "npm install -g azurite@3.37.0");
         let mut a = Azurite {
             child: None,
             port: free_port(),
@@ -114,7 +103,7 @@ impl Azurite {
             dir: tempfile::tempdir().unwrap(),
         };
         a.restart();
-        Some(a)
+        a
     }
 
     pub fn connection_string(&self) -> String {
@@ -207,7 +196,7 @@ impl Drop for Azurite {
 }
 
 /// The service's environment for an S3 server on `127.0.0.1:port` with static keys.
-fn s3_env(
+pub fn s3_env(
     bucket: &str,
     prefix: &str,
     port: u16,
@@ -236,11 +225,11 @@ pub struct S3Fs {
 }
 
 impl S3Fs {
-    pub fn start() -> Option<S3Fs> {
+    pub fn start() -> S3Fs {
         let binary = binary(
             "s3s-fs",
             "cargo install s3s-fs --version 0.14.1 --locked --features binary",
-        )?;
+        );
         let mut s = S3Fs {
             child: None,
             port: free_port(),
@@ -248,7 +237,7 @@ impl S3Fs {
             root: tempfile::tempdir().unwrap(),
         };
         s.restart();
-        Some(s)
+        s
     }
 
     pub fn endpoint(&self) -> String {
@@ -373,8 +362,8 @@ pub struct S3rver {
 }
 
 impl S3rver {
-    pub fn start() -> Option<S3rver> {
-        let binary = binary("s3rver", "npm install -g s3rver@3.7.1")?;
+    pub fn start() -> S3rver {
+        let binary = binary("s3rver", "npm install -g s3rver@3.7.1");
         let root = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut child = Command::new(binary)
@@ -388,11 +377,11 @@ impl S3rver {
             .spawn()
             .expect("s3rver starts");
         wait_listening(port, &mut child, "s3rver");
-        Some(S3rver {
+        S3rver {
             child: Some(child),
             port,
             root,
-        })
+        }
     }
 }
 

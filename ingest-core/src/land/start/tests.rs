@@ -63,6 +63,7 @@ fn a_landed_chain_continues_after_its_end_checking_its_last_record() {
                 digest: "00000000000000aa".into(),
                 path: path(200),
             }),
+            commit: Some((200, 299)),
         }
     );
     assert_eq!(start.chain_next(), Some(300));
@@ -97,6 +98,32 @@ fn a_chain_at_or_past_the_high_watermark_is_a_recreated_topic_or_another_cluster
         decide(&partition(0, 500, None), &found),
         Err(Refused::BeyondHigh { last: 700, .. })
     ));
+}
+
+#[test]
+fn the_group_offset_is_committed_at_the_chain_end_unless_it_is_there() {
+    let commit = |hint| match decide(&partition(0, 500, hint), &last(200, 299, true)) {
+        Ok(Start::After { commit, .. }) => commit,
+        other => panic!("{other:?}"),
+    };
+    let ours = Hint {
+        next: 300,
+        claim: Some(200),
+    };
+    assert_eq!(commit(Some(ours)), None, "a normal restart commits nothing");
+    for other in [
+        None,
+        Some(Hint {
+            next: 300,
+            claim: None,
+        }),
+        Some(Hint {
+            next: 150,
+            claim: Some(100),
+        }),
+    ] {
+        assert_eq!(commit(other), Some((200, 299)), "{other:?}");
+    }
 }
 
 #[test]
@@ -185,7 +212,8 @@ fn offsets_the_log_no_longer_has_are_gone_not_waited_for() {
             seek: 400,
             chain_next: 300,
             gone: 100,
-            verify: None
+            verify: None,
+            commit: Some((200, 299)),
         }
     );
     // A landed chain whose last record was removed: nothing to compare, start at the log.

@@ -1,0 +1,158 @@
+//! A small HTTP/1.1 proxy in front of a storage server, for requests that did their work but
+//! whose answer the client never sees as a success: a PUT forwarded and then answered with 503
+//! (a proxy's or a load balancer's timeout), or a PUT held back while the test makes something
+//! else happen (an owner revoked mid-upload). One request per connection (it asks the server to
+//! close after its answer), so every request passes through the rules.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// What the proxy does to the PUTs whose path contains `needle`.
+#[derive(Clone)]
+pub enum Rule {
+    /// The first such PUT is forwarded, and the client gets 503 instead of the server's answer.
+    UnavailableAfterForwarding(String),
+    /// Every such PUT waits until [`Proxy::release`], then goes through.
+    Hold(String),
+}
+
+pub struct Proxy {
+    pub port: u16,
+    fired: Arc<AtomicBool>,
+    held: Arc<AtomicUsize>,
+    release: Arc<Notify>,
+    released: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// Listens on a free port in front of `127.0.0.1:upstream`.
+    pub async fn start(upstream: u16, rule: Rule) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy {
+            port,
+            fired: Arc::default(),
+            held: Arc::default(),
+            release: Arc::default(),
+            released: Arc::default(),
+        };
+        let shared = (
+            Arc::clone(&proxy.fired),
+            Arc::clone(&proxy.held),
+            Arc::clone(&proxy.release),
+            Arc::clone(&proxy.released),
+        );
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (rule, shared) = (rule.clone(), shared.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, upstream, rule, shared).await;
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Whether the rule met its request (a 503 was answered after forwarding).
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// How many requests are held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets held requests (and later ones) through.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.release.notify_waiters();
+    }
+}
+
+type Shared = (
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    Arc<Notify>,
+    Arc<AtomicBool>,
+);
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: u16,
+    rule: Rule,
+    (fired, held, release, released): Shared,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        let mut chunk = [0u8; 8192];
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let mut length = 0usize;
+    let mut rewritten = format!("{request_line}\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if !lower.starts_with("connection:") {
+            rewritten.push_str(line);
+            rewritten.push_str("\r\n");
+        }
+    }
+    rewritten.push_str("connection: close\r\n\r\n");
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 65536];
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = &buf[head_end..head_end + length];
+    let mut parts = request_line.split(' ');
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let matches = |needle: &str| method == "PUT" && path.contains(needle);
+    let mut answer_unavailable = false;
+    match &rule {
+        Rule::UnavailableAfterForwarding(needle) if matches(needle) => {
+            answer_unavailable = !fired.swap(true, Ordering::SeqCst);
+        }
+        Rule::Hold(needle) if matches(needle) => {
+            held.fetch_add(1, Ordering::SeqCst);
+            let notified = release.notified();
+            if !released.load(Ordering::SeqCst) {
+                notified.await;
+            }
+            held.fetch_sub(1, Ordering::SeqCst);
+        }
+        _ => {}
+    }
+    let mut server = TcpStream::connect(("127.0.0.1", upstream)).await?;
+    server.write_all(rewritten.as_bytes()).await?;
+    server.write_all(body).await?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).await?;
+    if answer_unavailable {
+        client
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await?;
+    } else {
+        client.write_all(&response).await?;
+    }
+    client.shutdown().await
+}
