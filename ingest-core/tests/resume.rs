@@ -176,3 +176,94 @@ async fn a_normal_restart_finds_the_chain_end_without_listing() {
     assert!(run.chain_listings >= 1, "{run:?}");
     assert_exactly_once(fixture.dir.path(), &fixture.topic, &high);
 }
+
+/// Produces `count` records of about 1 KB to partition 0 (the mock keeps about 5 MB a
+/// partition: more moves the partition's first offset up, as retention does).
+fn produce_large(brokers: &str, topic: &str, count: usize) {
+    let pad = "x".repeat(1_000);
+    let values: Vec<Vec<u8>> = (0..count)
+        .map(|n| format!(r#"{{"n":{n},"pad":"{pad}"}}"#).into_bytes())
+        .collect();
+    produce_to(brokers, topic, 0, &values);
+}
+
+/// The first offset partition 0 still holds.
+fn low_watermark(brokers: &str, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    consumer.fetch_watermarks(topic, 0, WAIT).unwrap().0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranded_claim_whose_first_records_retention_removed_is_completed_with_the_rest() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("retained", 1);
+    produce_large(&broker.brokers, &topic, 8_000);
+    let low = low_watermark(&broker.brokers, &topic);
+    assert!(
+        low > 0 && low < 7_000,
+        "retention moved the start into the claim: {low}"
+    );
+    // A replica claimed 0..=6999 and died before uploading; retention removed its first
+    // records since (on the release before the chain, the service stopped here).
+    let data = format!(
+        "{topic}/dt=2020-01-01/hour=00/{topic}+0+{:020}.ndjson.gz",
+        0
+    );
+    write_claim(dir.path(), &topic, 6_999, &data);
+
+    let high = high_watermarks(&broker.brokers, &topic, 1);
+    let (token, mut progress, handle) =
+        start(config(&vars, &[("INGEST_FLUSH_MAX_RECORDS", "500")]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    let run = handle.await.unwrap().unwrap();
+    assert_eq!(run.offsets_gone, low as u64, "{run:?}");
+    let claimed: Vec<i64> = read_lines(&dir.path().join(&data))
+        .iter()
+        .map(|l| l["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        claimed,
+        (low..7_000).collect::<Vec<_>>(),
+        "what the log still had of it"
+    );
+    let landed = landed_offsets(dir.path(), &topic);
+    assert_eq!(
+        landed[&0],
+        (low..high[&0]).collect::<Vec<_>>(),
+        "every offset the log holds, once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_a_lifecycle_rule_deleted_is_never_written_again() {
+    let fixture = Fixture::new("lifecycle", 1);
+    land_three_files(&fixture).await;
+    // A lifecycle rule deleted the middle file (its claim stays); the group's offsets expire
+    // too, and a new group starts (on the release before the chain, the replay wrote it again).
+    let middle = landed_files(fixture.dir.path(), &fixture.topic)[1]
+        .0
+        .clone();
+    std::fs::remove_file(&middle).unwrap();
+    let before = snapshot(fixture.dir.path());
+    let group = unique("group");
+    let vars = env(
+        &fixture.broker.brokers,
+        &fixture.topic,
+        &group,
+        fixture.dir.path(),
+    );
+    let records = run_to_the_end(&fixture, &vars).await;
+    assert_eq!(records, 0, "nothing landed again");
+    assert!(!middle.exists(), "the deleted file stays deleted");
+    assert_eq!(snapshot(fixture.dir.path()), before, "nothing written");
+}

@@ -199,3 +199,93 @@ fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
         );
     }
 }
+
+fn delete_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt
+        .block_on(admin.delete_topics(&[topic], &AdminOptions::new()))
+        .unwrap();
+    assert!(result.iter().all(Result::is_ok), "{result:?}");
+}
+
+/// Runs the service in process until it stops on its own; returns its error.
+fn stops_with(vars: &[(String, String)]) -> ingest::Error {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_token, _progress, handle) = start(config(vars, &[]));
+        tokio::time::timeout(WAIT, handle)
+            .await
+            .expect("the service stops instead of skipping")
+            .unwrap()
+            .expect_err("the old chain does not stand for the new records")
+    })
+}
+
+#[test]
+fn a_topic_deleted_and_recreated_under_its_old_claims_stops_instead_of_skipping() {
+    let tansu = start_tansu(&tansu_binary());
+    let topic = unique("recreated");
+    create_topic(&tansu.brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = env(&tansu.brokers, &topic, &unique("group"), dir.path());
+    produce_json(&tansu.brokers, &topic, 1, 500, 0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (token, mut progress, handle) = start(config(&vars, &[]));
+        until_committed(&mut progress, &high_watermarks(&tansu.brokers, &topic, 1)).await;
+        token.cancel();
+        assert_eq!(handle.await.unwrap().unwrap().records, 500);
+    });
+    let landed = snapshot(dir.path());
+
+    // Deleted and created again: offsets start at 0 under the old chain (0..=499). A new group
+    // starting at `latest` (on the release before the chain, the next 300 records were skipped,
+    // offsets committed to 500 on a partition whose next offset was 300).
+    delete_topic(&tansu.brokers, &topic);
+    create_topic(&tansu.brokers, &topic, 1);
+    let group = unique("group");
+    let mut fresh = env(&tansu.brokers, &topic, &group, dir.path());
+    fresh.push(("INGEST_KAFKA_AUTO_OFFSET_RESET".into(), "latest".into()));
+    let error = stops_with(&fresh);
+    let line = error.to_string();
+    assert!(
+        matches!(error, ingest::Error::ChainRefused { partition: 0, .. }) && !error.is_retryable(),
+        "{line}"
+    );
+    assert!(
+        line.contains("ends at offset 499") && line.contains("next offset is 0"),
+        "{line}"
+    );
+
+    // With more records than the old chain, the chain's last record (offset 499) is another.
+    produce_json(&tansu.brokers, &topic, 1, 600, 1_000);
+    let error = stops_with(&fresh);
+    let line = error.to_string();
+    assert!(
+        matches!(error, ingest::Error::ChainMismatch { offset: 499, .. }),
+        "{line}"
+    );
+    assert!(line.contains("recreated") && !line.contains('\n'), "{line}");
+    let committed = committed(&tansu.brokers, &group, &topic, 1);
+    assert!(
+        committed.values().all(|o| *o < 0),
+        "nothing committed: {committed:?}"
+    );
+    assert_nothing_rewritten(&landed, dir.path());
+    assert_eq!(snapshot(dir.path()).len(), landed.len(), "no file added");
+}

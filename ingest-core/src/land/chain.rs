@@ -110,10 +110,13 @@ impl Flusher {
         }
         if last.is_none() {
             let (beyond_high, greatest) = storage!(self.list_chain(partition, source.high).await?);
-            if beyond_high.is_some() {
+            if let Some(path) = beyond_high {
+                // The greatest claim past the partition's end, read for the error's sake.
+                let read = storage!(self.claim_at(path.clone()).await?);
+                let end = read.map_or(source.high, |(_, c)| c.last_offset);
                 return Ok(Ok(Found {
                     last: None,
-                    beyond_high,
+                    beyond_high: Some((path, end)),
                 }));
             }
             if let Some(path) = greatest {
@@ -185,7 +188,11 @@ impl Flusher {
             Ok(names) => names,
             Err(e) => return refused_listing(e, &dir),
         };
-        if let Some(name) = names.into_iter().find(|n| claim_first_offset(n).is_some()) {
+        if let Some(name) = names
+            .into_iter()
+            .filter(|n| claim_first_offset(n).is_some())
+            .max()
+        {
             return Ok(Ok((Some(name), None)));
         }
         let until = claim_path(topic, partition, high);

@@ -51,8 +51,9 @@ pub struct Last {
 pub struct Found {
     /// The chain's last claim (`None`: the partition has no claim in this store).
     pub last: Option<Last>,
-    /// A claim named at or past the partition's high watermark, if the search met one.
-    pub beyond_high: Option<String>,
+    /// The greatest claim named at or past the partition's high watermark, if the search met
+    /// one, and its last offset.
+    pub beyond_high: Option<(String, i64)>,
 }
 
 /// Where a partition starts.
@@ -134,10 +135,10 @@ pub fn decide_start(
     found: &Found,
     claim_path: impl Fn(i64) -> String,
 ) -> Result<Start, Refused> {
-    if let Some(path) = &found.beyond_high {
+    if let Some((path, last)) = &found.beyond_high {
         return Err(Refused::BeyondHigh {
             path: path.clone(),
-            last: super::cover::claim_first_offset(path).unwrap_or(source.high),
+            last: *last,
             high: source.high,
         });
     }

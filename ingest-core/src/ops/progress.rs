@@ -28,6 +28,9 @@ pub struct Progress {
     pub chain_listings: u64,
     /// Claim reads and existence checks made to find where partitions start.
     pub chain_reads: u64,
+    /// Offsets that left the log before they landed (retention), counted when a partition
+    /// starts ([`crate::land::start`]).
+    pub offsets_gone: u64,
     /// Where `/healthz`, `/readyz` and `/metrics` listen (the bound port when 0 was asked).
     pub http_addr: Option<std::net::SocketAddr>,
     /// Last committed next-offset per partition.

@@ -59,7 +59,7 @@ impl Loop {
             } => {
                 owned.state.start_after(chain_next - 1);
                 if *gone > 0 {
-                    gone_offsets(partition, *chain_next, *gone);
+                    gone_offsets(&self.flusher, partition, *chain_next, *gone);
                 }
                 owned.start_commit = *commit;
                 if let Some(v) = verify {
@@ -77,7 +77,7 @@ impl Loop {
                     through: claim.last_offset,
                 });
                 if *gone > 0 {
-                    gone_offsets(partition, claim.first_offset, *gone);
+                    gone_offsets(&self.flusher, partition, claim.first_offset, *gone);
                 }
                 Some(*seek)
             }
@@ -164,7 +164,10 @@ impl Loop {
     }
 }
 
-fn gone_offsets(partition: i32, from: i64, gone: i64) {
+fn gone_offsets(flusher: &Flusher, partition: i32, from: i64, gone: i64) {
+    flusher
+        .progress
+        .send_modify(|p| p.offsets_gone += gone as u64);
     tracing::warn!(partition, from, gone,
         "offsets after the claim chain's end are no longer in the log (retention, compaction): they never landed and cannot");
     metrics::counter!("ingest_offsets_gone_total").increment(gone as u64);

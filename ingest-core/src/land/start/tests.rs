@@ -91,12 +91,12 @@ fn a_chain_at_or_past_the_high_watermark_is_a_recreated_topic_or_another_cluster
         );
     }
     let found = Found {
-        beyond_high: Some(path(700)),
+        beyond_high: Some((path(700), 799)),
         ..last(200, 299, true)
     };
     assert!(matches!(
         decide(&partition(0, 500, None), &found),
-        Err(Refused::BeyondHigh { last: 700, .. })
+        Err(Refused::BeyondHigh { last: 799, .. })
     ));
 }
 
