@@ -15,6 +15,9 @@ pub enum Error {
     /// Storage could not be set up or the start-up write probe failed.
     #[error("{0}")]
     Storage(String),
+    /// The store refused an operation the service needs (a permission or credential to grant).
+    #[error("{0}")]
+    StorageRefused(String),
     /// Kafka could not be reached, or the topic does not exist.
     #[error("{0}")]
     Kafka(String),

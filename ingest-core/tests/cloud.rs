@@ -410,3 +410,54 @@ async fn a_store_without_create_only_is_refused_unless_at_least_once_is_accepted
     );
     lands_exactly_once_and_a_new_group_rewrites_nothing(&s3rver).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_list_permission_a_restart_runs_and_a_new_group_stops_naming_the_permission() {
+    let azurite = Azurite::start();
+    let f = Fixture::new("nolist", 1);
+    let bucket = container("nolist");
+    azurite.create_container(&bucket);
+    let sas = |list| {
+        format!(
+            "BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};SharedAccessSignature={}",
+            azurite.port,
+            azurite.container_sas_listing(&bucket, list)
+        )
+    };
+    let vars = |list| {
+        with(
+            &cloud_vars(&f, &azurite, &bucket),
+            "AZURE_STORAGE_CONNECTION_STRING",
+            &sas(list),
+        )
+    };
+    produce_json(&f.broker.brokers, &f.topic, 1, 100, 0);
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 1);
+    let (token, mut progress, handle) = start(config(&vars(true), &[]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    // The documented minimum (no list): a restart of the group finds its chain's end from the
+    // claim its commit names, listing nothing.
+    produce_json(&f.broker.brokers, &f.topic, 1, 50, 100);
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 1);
+    let (token, mut progress, handle) = start(config(&vars(false), &[]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    let run = handle.await.unwrap().unwrap();
+    assert_eq!((run.records, run.chain_listings), (50, 0), "{run:?}");
+
+    // A new group has no hint: the listing is refused, and the service says what to grant
+    // (on the release before the chain, the flush retried for ever).
+    let group = unique("group");
+    let line = start_error(with(&vars(false), "INGEST_KAFKA_GROUP_ID", &group)).await;
+    assert!(
+        line.contains("grant list permission") && line.contains("_ingest") && !line.contains('\n'),
+        "{line}"
+    );
+    let store = reader(&cloud_vars(&f, &azurite, &bucket));
+    let landed = tempfile::tempdir().unwrap();
+    mirror(&store, &f.topic, landed.path()).await;
+    assert_exactly_once(landed.path(), &f.topic, &high);
+}

@@ -48,6 +48,15 @@ impl Flusher {
                         tracing::debug!(partition, ?facts, ?start, "start decided");
                         return Ok(Some(start));
                     }
+                    Err(e) if e.is_refused() => {
+                        return Err(Error::StorageRefused(format!(
+                            "{} {} in {} was refused (no permission or bad credentials): reading where partition {partition} starts needs read access to {}/; grant it and restart",
+                            e.op,
+                            e.path,
+                            e.store,
+                            crate::storage::STATE_PREFIX
+                        )));
+                    }
                     Err(e) => {
                         metrics::counter!("ingest_storage_errors_total").increment(1);
                         let line = crate::storage::one_line(&e);
@@ -220,14 +229,12 @@ impl Flusher {
 /// A listing that failed: permission errors stop the service with what to grant; anything
 /// else is storage failing, retried.
 fn refused_listing<T>(e: StorageError, dir: &str) -> Result<Result<T, StorageError>, Error> {
-    match e.source {
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => Err(Error::Storage(format!(
-            "listing {dir} in {} was refused ({}): a partition whose committed offset names no claim (a new consumer group, expired offsets, an upgrade) is found by listing its claims; grant list permission on the {} prefix (S3: s3:ListBucket; Azure: Storage Blob Data Reader, or a SAS with 'l')",
+    match e.is_refused() {
+        true => Err(Error::StorageRefused(format!(
+            "listing {dir} in {} was refused (no permission): a partition whose committed offset names no claim (a new consumer group, expired offsets, an upgrade) is found by listing its claims; grant list permission on the {} prefix (S3: s3:ListBucket; Azure: Storage Blob Data Reader, or a SAS with 'l') and restart",
             e.store,
-            crate::storage::one_line(&e),
             crate::storage::STATE_PREFIX
         ))),
-        _ => Ok(Err(e)),
+        false => Ok(Err(e)),
     }
 }

@@ -41,6 +41,18 @@ pub struct StorageError {
     pub source: object_store::Error,
 }
 
+impl StorageError {
+    /// Whether the store refused the operation for want of permission (or credentials), as
+    /// opposed to failing: retrying cannot help.
+    pub fn is_refused(&self) -> bool {
+        use explain::{diagnose, Category, Diagnosis};
+        matches!(
+            diagnose(Category::of(&self.source), &one_line(self)),
+            Diagnosis::NoPermission | Diagnosis::BadCredentials
+        )
+    }
+}
+
 /// Outcome of a create-only write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {

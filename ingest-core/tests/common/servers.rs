@@ -134,9 +134,15 @@ impl Azurite {
 
     /// A SAS token for one container with read, write, create, delete and list.
     pub fn container_sas(&self, container: &str) -> String {
+        self.container_sas_listing(container, true)
+    }
+
+    /// A SAS token for one container with read, write, create and delete, and list if `list`.
+    pub fn container_sas_listing(&self, container: &str, list: bool) -> String {
+        let list = if list { "True" } else { "False" };
         self.python(&format!(
             "print(generate_container_sas('{AZURITE_ACCOUNT}', '{container}', account_key='{AZURITE_KEY}', \
-             permission=ContainerSasPermissions(read=True, write=True, create=True, delete=True, list=True), \
+             permission=ContainerSasPermissions(read=True, write=True, create=True, delete=True, list={list}), \
              expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))"
         ))
     }
