@@ -32,8 +32,10 @@ bench-encoders: ## The encoders alone (NDJSON+gzip, Parquet) on one thread again
 bench-smoke: ## The benchmark on a few thousand records (seconds): checks that it works
 	$(CARGO) run --release --quiet -p ingest-bench -- run --smoke
 
-chaos: ## Two replicas killed and stopped at random for 5 min while producing, S3 going away; then verify (CHAOS_SECONDS=300)
-	CHAOS_SECONDS=$${CHAOS_SECONDS:-300} $(CARGO) test -p ingest-core --test chaos -- --nocapture
+chaos: ## Three replicas on tansu killed and stopped at random for 10 min while 1,000,000 records go to 64 partitions, S3 going away; then verify
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-600} CHAOS_RECORDS=$${CHAOS_RECORDS:-1000000} CHAOS_PARTITIONS=$${CHAOS_PARTITIONS:-64} \
+	CHAOS_REPLICAS=$${CHAOS_REPLICAS:-3} CHAOS_SETTLE_SECONDS=$${CHAOS_SETTLE_SECONDS:-900} \
+	$(CARGO) test --release -p ingest-core --test chaos -- --nocapture
 
 test-unit: ## Run only the pure unit tests
 	$(CARGO) test --workspace --lib

@@ -53,15 +53,6 @@ pub enum Error {
         through: i64,
         waited: Duration,
     },
-    /// A partition resumes inside a claimed range whose file never landed, and the records the
-    /// claim starts with cannot be read any more, so it cannot be completed.
-    #[error("partition resumes at offset {resumed_at}, inside claim {path} (offsets {first}..={through}), whose file is not in storage, and the offsets before {resumed_at} can no longer be read (retention, compaction or expired group offsets), so it cannot be completed; nothing was written or committed. If no replica is still writing it (see its claimed_at_ms), move the claim aside and restart: offsets {resumed_at}..={through} then land in a new file")]
-    ClaimStranded {
-        path: String,
-        first: i64,
-        through: i64,
-        resumed_at: i64,
-    },
     /// The claim chain in storage cannot be this partition's (a recreated topic, another
     /// cluster, claims deleted): nothing was consumed, skipped or committed.
     #[error("partition {partition} of {topic} cannot start: {reason}; nothing was consumed or committed. If the topic was recreated or another cluster lands here, land it under a new INGEST_STORAGE_URL prefix (or move {topic}/ and _ingest/claims/{topic}/ aside); if claims were deleted, put them back, and keep claims as long as their files")]

@@ -1,12 +1,13 @@
-//! Chaos: two replicas of the service (`ingest-sink` processes) in one consumer group, killed
+//! Chaos: replicas of the service (`ingest-sink` processes) in one consumer group, killed
 //! (SIGKILL) and stopped (SIGTERM) at random every few seconds while records are produced, with
 //! the S3 server (s3s-fs) stopped and started again now and then; then a settle phase until the
 //! group's commits reach the high watermarks, and a verifier that reads every landed file and
-//! reports lost, duplicated and rewritten records and files. The broker is librdkafka's mock
-//! cluster (in this process, over TCP), so it outlives every replica.
+//! reports lost, duplicated and rewritten records and files. The broker is tansu (SQLite
+//! storage) in a process of its own, which outlives every replica.
 //!
-//! `CHAOS_SECONDS` sets how long the chaos lasts (20 s by default, what CI runs; `make chaos`
-//! runs 300 s). A one-line summary is printed either way.
+//! Sized by `CHAOS_SECONDS` (20 by default, what CI runs), `CHAOS_RECORDS` (records produced,
+//! spread over the chaos: 20,000), `CHAOS_PARTITIONS` (8) and `CHAOS_REPLICAS` (3); `make chaos`
+//! runs 600 s, 1,000,000 records over 64 partitions. A one-line summary is printed either way.
 
 mod common;
 
@@ -19,9 +20,16 @@ use std::time::{Duration, Instant};
 
 use common::process::{service, signal};
 use common::servers::{listing, mirror, reader, S3Fs, Server};
+use common::tansu::{create_topic, Tansu};
 use common::*;
 
-const PARTITIONS: i32 = 6;
+/// A size from the environment, or its default.
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 /// A tiny deterministic generator for the schedule (seeded from the clock, printed).
 struct Rng(u64);
@@ -87,17 +95,19 @@ fn track(seen: &mut Seen, now: Seen, topic: &str, rewritten: &mut Vec<String>) {
 #[test]
 fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
     let mut s3 = S3Fs::start();
-    let chaos = Duration::from_secs(
-        std::env::var("CHAOS_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(20),
-    );
+    let chaos = Duration::from_secs(setting("CHAOS_SECONDS", 20));
+    let total = setting("CHAOS_RECORDS", 20_000);
+    let partitions = setting("CHAOS_PARTITIONS", 8) as i32;
+    let replica_count = setting("CHAOS_REPLICAS", 3) as usize;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fx = Fixture::new("chaos", PARTITIONS);
+    let tansu = Tansu::start();
+    let (topic, group) = (unique("chaos"), unique("group"));
+    create_topic(&tansu.brokers, &topic, partitions);
+    let dir = tempfile::tempdir().unwrap();
+    let fx_vars = env(&tansu.brokers, &topic, &group, dir.path());
     let bucket = unique("chaos").to_ascii_lowercase();
     s3.create_container(&bucket);
-    let mut vars = fx.vars.clone();
+    let mut vars = fx_vars.clone();
     vars.retain(|(k, _)| k != "INGEST_STORAGE_URL" && k != "INGEST_FLUSH_MAX_RECORDS");
     vars.extend(s3.env(&bucket, "raw"));
     for (k, v) in [
@@ -108,16 +118,45 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
     }
     let store = reader(&vars);
 
-    // Records are produced for the whole chaos phase.
+    // `total` records are produced, evenly over the chaos phase.
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
-        let (brokers, topic, stop) = (fx.broker.brokers.clone(), fx.topic.clone(), stop.clone());
+        let (brokers, topic, stop) = (tansu.brokers.clone(), topic.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                produce_json(&brokers, &topic, PARTITIONS, 50, n);
-                n += 50;
-                std::thread::sleep(Duration::from_millis(50));
+            use rdkafka::producer::{
+                BaseRecord, DefaultProducerContext, Producer, ThreadedProducer,
+            };
+            let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("linger.ms", "5")
+                .create()
+                .expect("producer");
+            let per_round = (total / partitions as u64 / 200).max(10) as usize;
+            let started = Instant::now();
+            let mut n = 0usize;
+            while (n * partitions as usize) < total as usize && !stop.load(Ordering::Relaxed) {
+                for i in n..n + per_round {
+                    for p in 0..partitions {
+                        let value = format!(r#"{{"p":{p},"n":{i},"text":"chaos {i}"}}"#);
+                        let key = format!("k{i}");
+                        let mut record = BaseRecord::to(&topic)
+                            .partition(p)
+                            .key(&key)
+                            .payload(&value);
+                        while let Err((_, r)) = producer.send(record) {
+                            producer.poll(Duration::from_millis(5));
+                            record = r;
+                        }
+                    }
+                }
+                producer
+                    .flush(Duration::from_secs(60))
+                    .expect("the broker takes the records");
+                n += per_round;
+                let due = chaos.mul_f64((n * partitions as usize) as f64 / total as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
         })
     };
@@ -128,13 +167,13 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
         .as_nanos() as u64
         | 1;
     let mut rng = Rng(seed);
-    let mut replicas = [spawn(&vars), spawn(&vars)];
+    let mut replicas: Vec<Child> = (0..replica_count).map(|_| spawn(&vars)).collect();
     let (mut kills, mut terms, mut outages) = (0, 0, 0);
     let (mut seen, mut rewritten) = (Seen::new(), Vec::new());
     let started = Instant::now();
     while started.elapsed() < chaos {
         std::thread::sleep(Duration::from_millis(1_000 + rng.below(2_000)));
-        let i = rng.below(2) as usize;
+        let i = rng.below(replica_count as u64) as usize;
         match rng.below(5) {
             0 | 1 => {
                 signal(&replicas[i], "-KILL");
@@ -158,26 +197,22 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
         track(
             &mut seen,
             runtime.block_on(listing(&store)),
-            &fx.topic,
+            &topic,
             &mut rewritten,
         );
     }
-    stop.store(true, Ordering::Relaxed);
+    // The producer finishes what it was to produce (it may lag a slow broker), then stops.
     producer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
 
     // Settle: the survivors land the rest.
     let settle = Instant::now();
     let high = wait_committed(
-        &fx.broker.brokers,
-        &fx.group,
-        &fx.topic,
-        PARTITIONS,
-        Duration::from_secs(
-            std::env::var("CHAOS_SETTLE_SECONDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(180),
-        ),
+        &tansu.brokers,
+        &group,
+        &topic,
+        partitions,
+        Duration::from_secs(setting("CHAOS_SETTLE_SECONDS", 300)),
     );
     let settled = settle.elapsed();
     for r in &mut replicas {
@@ -187,15 +222,15 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
     track(
         &mut seen,
         runtime.block_on(listing(&store)),
-        &fx.topic,
+        &topic,
         &mut rewritten,
     );
 
     // Verify: every landed line, counted by (partition, offset).
     let landed = tempfile::tempdir().unwrap();
-    runtime.block_on(mirror(&store, &fx.topic, landed.path()));
+    runtime.block_on(mirror(&store, &topic, landed.path()));
     let mut count: BTreeMap<(i32, i64), u32> = BTreeMap::new();
-    for (_, lines) in landed_files(landed.path(), &fx.topic) {
+    for (_, lines) in landed_files(landed.path(), &topic) {
         for line in lines {
             let p = line["partition"].as_i64().unwrap() as i32;
             *count
@@ -211,7 +246,7 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
         .count();
     let duplicated: u32 = count.values().map(|c| c - 1).sum();
     eprintln!(
-        "chaos: {records} records, {}s, {kills} kills, {terms} stops, {outages} storage outages, {} files; lost {lost}, duplicated {duplicated}, rewritten {}; settled in {:.1}s (seed {seed})",
+        "chaos: {records} records over {partitions} partitions, {replica_count} replicas, {}s, {kills} kills, {terms} stops, {outages} storage outages, {} files; lost {lost}, duplicated {duplicated}, rewritten {}; settled in {:.1}s (seed {seed})",
         chaos.as_secs(),
         seen.len(),
         rewritten.len(),

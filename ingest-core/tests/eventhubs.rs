@@ -233,17 +233,27 @@ async fn events_over_partitions_land_exactly_once_with_sdk_checkpoints() {
     assert_eq!(line["value"]["note"], "naïve café", "{line}");
 
     // Checkpoints as the Azure SDKs read them: the last landed event's sequence number and
-    // offset (the server's offsets differ from sequence numbers, so a mix-up shows).
+    // offset (the server's offsets differ from sequence numbers, so a mix-up shows), and the
+    // claim that event landed under, for this service's next start (SDKs ignore the key).
     for p in parts {
         let last = if p == "1" { 64 } else { 59 };
         let offset = offsets
             .get(&(p.to_string(), last))
             .or(later.get(&(p.to_string(), last)))
             .unwrap();
+        let checkpoint = s.sdk_checkpoint(p);
+        let (claim, sdk) = checkpoint
+            .strip_prefix("[('ingestclaim', '")
+            .and_then(|rest| rest.split_once("'), "))
+            .unwrap_or_else(|| panic!("partition {p}: {checkpoint}"));
         assert_eq!(
-            s.sdk_checkpoint(p),
-            format!("[('offset', '{offset}'), ('sequencenumber', '{last}')]"),
+            sdk,
+            format!("('offset', '{offset}'), ('sequencenumber', '{last}')]"),
             "partition {p}"
+        );
+        assert!(
+            claim.parse::<i64>().is_ok_and(|c| c <= last),
+            "partition {p}: {checkpoint}"
         );
     }
     // Shutdown released ownership (empty ownerid, as the SDKs do), so a successor starts at once.
@@ -385,8 +395,10 @@ async fn a_crash_between_upload_and_checkpoint_lands_each_event_once() {
 
     let (mut child, rx) = s.service(&[]);
     until_checkpointed(&s.store(), &[("0", 39), ("1", 39)].into()).await;
-    wait_line(&rx, "the recovery", |l| {
-        l.contains("batch starts at an existing claim")
+    // The partition whose file landed starts after it (its chain, found by listing: no
+    // checkpoint names it yet).
+    wait_line(&rx, "the start after the landed file", |l| {
+        l.contains("starts where its claim chain ends") && l.contains("chain_next=")
     });
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), 0);
@@ -763,4 +775,41 @@ async fn a_backlog_ten_times_the_cap_over_eight_partitions_stays_within_the_cap_
         peak >> 20,
         CAP >> 20
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_another_processor_wrote_inside_a_landed_claim_is_a_hint_not_a_boundary() {
+    let s = setup(1);
+    let offsets = s.publish(&["0"], 40);
+    let flush = [("INGEST_FLUSH_MAX_RECORDS", "20")];
+    let (token, mut progress, handle) = start(config(&s.vars, &flush));
+    until_committed(&mut progress, &[(0, 39)].into()).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean shutdown");
+    let store = reader(&s.vars);
+    let before = listing(&store).await;
+
+    // An Azure SDK processor (a blue/green move, the layout is shared on purpose) checkpointed
+    // at 29, inside the landed claim 20..=39 (on the release before the chain, the service
+    // resumed at 30 as if it were a claim boundary and landed 30..=39 again).
+    let offset29 = &offsets[&("0".to_string(), 29)];
+    s.azurite.python(&format!(
+        "BlobServiceClient.from_connection_string(cs).get_blob_client('{}', '{NAMESPACE}/{HUB}/$default/checkpoint/0')\
+         .upload_blob(b'', overwrite=True, metadata={{'sequencenumber': '29', 'offset': '{offset29}'}})",
+        s.container
+    ));
+    s.publish(&["0"], 10);
+    let (token, mut progress, handle) = start(config(&s.vars, &flush));
+    until_committed(&mut progress, &[(0, 49)].into()).await;
+    token.cancel();
+    let run = handle.await.unwrap().expect("clean shutdown");
+    assert_eq!(run.records, 10, "only the new events: {run:?}");
+    let after = listing(&store).await;
+    for (path, meta) in &before {
+        if path.starts_with(&format!("{HUB}/")) {
+            assert_eq!(after.get(path), Some(meta), "{path} was rewritten");
+        }
+    }
+    let dir = s.landed().await;
+    assert_exactly_once(dir.path(), HUB, &counts(&["0"], 50));
 }

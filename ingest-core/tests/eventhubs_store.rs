@@ -150,6 +150,7 @@ async fn checkpoints_round_trip_with_the_azure_sdks_layout() {
     let ours = Checkpoint {
         sequence_number: Some(41),
         offset: Some("8589934592".into()),
+        claim: None,
     };
     store.set_checkpoint("0", &ours).await.unwrap();
     let seen = azurite.python(&format!(
@@ -166,6 +167,7 @@ async fn checkpoints_round_trip_with_the_azure_sdks_layout() {
     let later = Checkpoint {
         sequence_number: Some(99),
         offset: Some("8589944592".into()),
+        claim: None,
     };
     store.set_checkpoint("0", &later).await.unwrap();
     assert_eq!(store.checkpoint("0").await.unwrap(), Some(later));
@@ -182,6 +184,7 @@ async fn checkpoints_round_trip_with_the_azure_sdks_layout() {
         Some(Checkpoint {
             sequence_number: Some(1234),
             offset: Some("12884901888".into()),
+            claim: None,
         })
     );
 
@@ -196,6 +199,7 @@ async fn checkpoints_round_trip_with_the_azure_sdks_layout() {
         Some(Checkpoint {
             sequence_number: Some(7),
             offset: Some("700".into()),
+            claim: None,
         })
     );
 

@@ -6,107 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::tansu::*;
 use common::*;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-
-struct Tansu {
-    child: Child,
-    brokers: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The tansu binary; a missing one fails the test with how to install it.
-fn tansu_binary() -> String {
-    let candidate = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
-    let found = Command::new(&candidate)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "tansu is required but `{candidate} --version` failed; install it with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` (or bash .ci/install-deps)"
-    );
-    candidate
-}
-
-fn start_tansu(bin: &str) -> Tansu {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let data = tempfile::tempdir().unwrap();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        // tansu reads `sqlite://<name>` as a path relative to its working directory.
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .current_dir(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tansu");
-    let brokers = format!("127.0.0.1:{port}");
-    // The broker is up when it answers a metadata request.
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(1))
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "tansu did not answer on {brokers}"
-        );
-    }
-    Tansu {
-        child,
-        brokers,
-        _data: data,
-    }
-}
-
-fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-        .unwrap();
-    assert!(result.iter().all(Result::is_ok), "{result:?}");
-}
 
 fn run_service_until_committed(
     vars: &[(String, String)],
@@ -135,8 +39,7 @@ fn run_service_until_committed(
 
 #[test]
 fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
-    let bin = tansu_binary();
-    let tansu = start_tansu(&bin);
+    let tansu = Tansu::start();
     let (topic, group) = (unique("tansu"), unique("group"));
     create_topic(&tansu.brokers, &topic, 3);
     let dir = tempfile::tempdir().unwrap();
@@ -200,21 +103,6 @@ fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
     }
 }
 
-fn delete_topic(brokers: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt
-        .block_on(admin.delete_topics(&[topic], &AdminOptions::new()))
-        .unwrap();
-    assert!(result.iter().all(Result::is_ok), "{result:?}");
-}
-
 /// Runs the service in process until it stops on its own; returns its error.
 fn stops_with(vars: &[(String, String)]) -> ingest::Error {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -234,7 +122,7 @@ fn stops_with(vars: &[(String, String)]) -> ingest::Error {
 
 #[test]
 fn a_topic_deleted_and_recreated_under_its_old_claims_stops_instead_of_skipping() {
-    let tansu = start_tansu(&tansu_binary());
+    let tansu = Tansu::start();
     let topic = unique("recreated");
     create_topic(&tansu.brokers, &topic, 1);
     let dir = tempfile::tempdir().unwrap();

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::cover::{claim_first_offset, greatest_before, search_from};
 use super::flush::Flusher;
 use super::naming::{claim_path, claims_dir};
 use super::recovery::Claim;
+use super::search::{claim_first_offset, greatest_before, search_from};
 use super::start::{decide_start, Found, Last, Partition, Start};
 use crate::error::Error;
 use crate::storage::StorageError;

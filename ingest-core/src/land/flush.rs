@@ -76,9 +76,6 @@ pub struct Position {
     /// The offset the batch's claim starts at: the one after the chain's last claim (`None`: the
     /// partition has no chain yet, and the claim starts at the batch's first record).
     pub chain_next: Option<i64>,
-    /// The partition's start was not decided from the store ([`super::start`]; Event Hubs for
-    /// now): the first batch of an ownership looks for a claim it starts inside.
-    pub check_cover: bool,
 }
 
 enum Step {
@@ -188,7 +185,6 @@ impl Flusher {
                 .filter(|(o, _)| *o == through)
                 .map(|(_, c)| c.as_str())
         };
-        let mut check_cover = position.check_cover;
         let mut chain_next = position.chain_next;
         let mut landed: Option<i64> = None;
         // The first offset of the last claim landed (named in the commit, a hint for the start).
@@ -203,14 +199,6 @@ impl Flusher {
             };
         }
         while let (Some(first), Some(last)) = (batch.first_offset(), batch.last_offset()) {
-            if std::mem::take(&mut check_cover) {
-                if let Some(through) = storage!(self.landed_before(partition, first).await?, batch)
-                {
-                    landed = Some(through);
-                    batch = batch.split_after(through).1;
-                    continue;
-                }
-            }
             // The claim starts where the chain left off, whatever the batch's first offset.
             let at = chain_next.unwrap_or(first);
             let claimed_at_ms = now_ms();
@@ -435,8 +423,7 @@ impl Flusher {
             }
         }
         let through = landed.expect("a non-empty batch lands somewhere");
-        // A first batch found landed by the cover check alone names no claim of its own.
-        let claim = landed_claim.unwrap_or(through);
+        let claim = landed_claim.expect("a landed batch landed under a claim");
         self.commit(partition, (claim, through), cursor_at(through), owner)
             .await;
         Ok((Step::Done(Outcome::Landed { through }), None))

@@ -12,7 +12,6 @@
 
 mod chain;
 pub mod claimed;
-pub mod cover;
 mod encoding;
 pub mod event_time;
 pub mod flush;
@@ -20,8 +19,8 @@ pub mod naming;
 mod planned;
 mod publish;
 pub mod recovery;
-mod resume;
 pub mod schemas;
+pub mod search;
 pub mod start;
 
 pub use encoding::encoders;

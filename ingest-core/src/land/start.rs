@@ -14,28 +14,7 @@
 //! and the partition's first offset are counted as gone, never waited for.
 
 use super::recovery::{check_claim, Claim};
-
-/// What the source says of a partition when it is assigned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Partition {
-    /// The first offset the log still holds (retention moves it up).
-    pub low: i64,
-    /// The offset the next record will get (the high watermark).
-    pub high: i64,
-    /// The broker's cluster id, when it gives one.
-    pub cluster: Option<String>,
-    /// The group's committed position when this service committed it.
-    pub hint: Option<Hint>,
-}
-
-/// A committed position this service wrote: the offset after a landed claim, and that claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hint {
-    /// The next offset to read (`last + 1` of the claim it names).
-    pub next: i64,
-    /// The first offset of the claim that ends at `next - 1` (absent in earlier releases' marks).
-    pub claim: Option<i64>,
-}
+pub use crate::source::{Hint, PartitionFacts as Partition};
 
 /// The chain's last claim as read from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,10 +99,8 @@ impl Loop {
             if let Some(sealed) = owned.state.start_next() {
                 let (flusher, owner, epoch) =
                     (self.flusher.clone(), owned.owner.clone(), owned.epoch);
-                let first = !std::mem::replace(&mut owned.flushed, true);
                 let position = Position {
                     chain_next: owned.chain_next,
-                    check_cover: first && !self.source.starts_from_store(),
                 };
                 self.tasks.spawn(async move {
                     (p, epoch, flusher.flush(p, sealed, owner, position).await)

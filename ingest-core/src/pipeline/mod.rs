@@ -269,9 +269,6 @@ struct Owned {
     /// Since when, and for which claim (first and last offset), the partition has been
     /// waiting for records to complete an earlier claim.
     completing: Option<Completing>,
-    /// A flush was started since the assignment: later batches follow the first one, which
-    /// is the one checked for starting inside a landed range.
-    flushed: bool,
 }
 
 /// A claim the partition waits to complete ([`flushes`] gives up after

@@ -1,5 +1,5 @@
-//! Rebalances: partitions assigned start empty under a new epoch and fetching; partitions
-//! revoked are forgotten at once.
+//! Rebalances: partitions assigned start empty under a new epoch, waiting for their start to be
+//! read from the store ([`super::start`]); partitions revoked are forgotten at once.
 //!
 //! Invariant (the README's "How exactly-once works", step 6): a revoked partition's buffers are
 //! dropped uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
@@ -15,7 +15,6 @@ impl Loop {
     pub(super) fn on_rebalance(&mut self, event: RebalanceEvent) {
         match event {
             RebalanceEvent::Assigned(partitions) => {
-                let gated = self.source.starts_from_store();
                 for p in &partitions {
                     self.next_epoch += 1;
                     // Assigned again without a revoke between: the earlier ownership ends here,
@@ -25,11 +24,7 @@ impl Loop {
                     self.partitions.insert(
                         *p,
                         Owned {
-                            starting: if gated {
-                                Starting::Deciding
-                            } else {
-                                Starting::Started
-                            },
+                            starting: Starting::Deciding,
                             chain_next: None,
                             start_commit: None,
                             state: PartitionState::default(),
@@ -37,34 +32,16 @@ impl Loop {
                             owner: owner.clone(),
                             epoch: self.next_epoch,
                             completing: None,
-                            flushed: false,
                         },
                     );
-                    if gated {
-                        self.begin_start(*p, self.next_epoch, owner);
-                    }
+                    self.begin_start(*p, self.next_epoch, owner);
                 }
-                if gated {
-                    tracing::info!(
-                        ?partitions,
-                        "partitions assigned; reading where each starts from the store"
-                    );
-                    let owned = self.partitions.len();
-                    self.health.update(|f| f.assigned = owned);
-                    metrics::gauge!("ingest_assigned_partitions").set(owned as f64);
-                    return;
-                }
-                // A pause the loop asked for after librdkafka reassigned a partition but before
-                // the loop saw its revoke would otherwise outlive the reassignment (the loop
-                // forgets a revoked partition's pause). Resuming here, in event order, undoes
-                // it; a partition not paused is unaffected.
-                let fetch: Vec<(i32, Option<i64>)> =
-                    partitions.iter().map(|p| (*p, None)).collect();
-                self.source.resume(&fetch);
                 tracing::info!(
                     ?partitions,
-                    "partitions assigned; resuming from their committed offsets"
+                    "partitions assigned; reading where each starts from the store"
                 );
+                // Each starts (sought and resumed) once its start is decided: a pause the loop
+                // asked for before it saw a revoke is undone then, since `forget` dropped it.
             }
             RebalanceEvent::Revoked(partitions) => {
                 for p in &partitions {

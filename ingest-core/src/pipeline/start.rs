@@ -107,7 +107,24 @@ impl Loop {
             return false;
         };
         let verify = match &owned.starting {
-            Starting::Started => return true,
+            Starting::Started => {
+                let Some(expected) = owned.next_offset.filter(|n| record.offset < *n) else {
+                    return true;
+                };
+                // Offsets only grow within an ownership: the source went back (librdkafka
+                // resets a partition whose log was truncated, an unclean leader election).
+                // The records now at those offsets may not be the landed ones: the partition
+                // starts again from the store, which checks the chain's last record.
+                tracing::warn!(
+                    partition,
+                    offset = record.offset,
+                    expected,
+                    "the source went back to an offset it had delivered (a truncated log?): the partition starts again from the store, which checks what the log holds now"
+                );
+                self.source.pause(&[partition]);
+                self.on_rebalance(crate::source::RebalanceEvent::Assigned(vec![partition]));
+                return false;
+            }
             Starting::Deciding => return false,
             Starting::Verifying(v) => v.clone(),
         };

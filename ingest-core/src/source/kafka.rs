@@ -383,7 +383,7 @@ pub fn partition_facts(
     topic: &str,
     partition: i32,
     timeout: Duration,
-) -> Result<crate::land::start::Partition, String> {
+) -> Result<super::PartitionFacts, String> {
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, timeout)
         .map_err(|e| format!("cannot read the offsets of {topic}/{partition}: {e}"))?;
@@ -398,9 +398,9 @@ pub fn partition_facts(
             return None;
         };
         let metadata = std::panic::catch_unwind(|| e.metadata().to_string()).ok()?;
-        parse_commit_metadata(&metadata).map(|claim| crate::land::start::Hint { next, claim })
+        parse_commit_metadata(&metadata).map(|claim| super::Hint { next, claim })
     });
-    Ok(crate::land::start::Partition {
+    Ok(super::PartitionFacts {
         low,
         high,
         cluster: None,

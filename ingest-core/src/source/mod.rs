@@ -11,9 +11,11 @@
 //! and [`Control`], and a branch in [`open`].
 
 pub mod eventhubs;
+mod facts;
 pub mod kafka;
 mod rebalance;
 mod seam;
 
+pub use facts::{Hint, PartitionFacts};
 pub use rebalance::RebalanceEvent;
 pub use seam::{open, Control, Next, Opened, Receiver, Source};

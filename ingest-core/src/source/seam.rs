@@ -157,34 +157,19 @@ impl Control {
                 .map_err(|e| format!("commit task failed: {e}"))?
                 .map_err(|e| e.to_string())
             }
-            Control::EventHubs(c) => c.commit(partition, last, cursor).await,
+            Control::EventHubs(c) => c.commit(partition, (claim, last), cursor).await,
         }
     }
 
-    /// Where `partition` resumes after Event Hubs' checkpoint (the sequence number after it):
-    /// the first batch is checked against the claims before it when it starts elsewhere. Kafka
-    /// partitions start where the store says ([`Control::starts_from_store`]): `None`.
-    pub async fn resumed_at(&self, partition: i32) -> Option<i64> {
-        match self {
-            Control::Kafka { .. } => None,
-            Control::EventHubs(c) => c.resumed_at(partition).await,
-        }
-    }
-
-    /// Whether assigned partitions wait, paused, for their start to be read from the store
-    /// ([`crate::land::start`]) and then start there ([`Control::start_at`]). Kafka does; Event
-    /// Hubs receivers start after their checkpoint for now.
-    pub fn starts_from_store(&self) -> bool {
-        matches!(self, Control::Kafka { .. })
-    }
-
-    /// What the broker says of `partition` for deciding where it starts: its offsets, the
-    /// cluster, the group's committed offset when this service committed it.
+    /// What the source says of `partition` for deciding where it starts ([`crate::land::start`]):
+    /// its offsets, the cluster, the committed position when this service committed it. An
+    /// assigned partition fetches nothing until [`Control::start_at`]: Kafka's is paused in the
+    /// rebalance callback, an Event Hubs receiver waits before opening its link.
     pub async fn partition_facts(
         &self,
         partition: i32,
         cluster: Option<String>,
-    ) -> Result<crate::land::start::Partition, String> {
+    ) -> Result<super::PartitionFacts, String> {
         match self {
             Control::Kafka { consumer, topic } => {
                 let (consumer, topic) = (consumer.clone(), topic.clone());
@@ -193,11 +178,9 @@ impl Control {
                 })
                 .await
                 .map_err(|e| format!("reading the partition's offsets failed: {e}"))??;
-                Ok(crate::land::start::Partition { cluster, ..facts })
+                Ok(super::PartitionFacts { cluster, ..facts })
             }
-            Control::EventHubs(_) => {
-                Err("Event Hubs partitions start after their checkpoint".into())
-            }
+            Control::EventHubs(c) => c.partition_facts(partition, Duration::from_secs(30)).await,
         }
     }
 
@@ -213,7 +196,10 @@ impl Control {
                 kafka::resume(consumer, topic, &[(partition, None)])
             }
             (Control::Kafka { .. }, None) => {}
-            (Control::EventHubs(c), _) => c.set_paused(&[partition], paused),
+            (Control::EventHubs(c), first) => {
+                c.set_paused(&[partition], paused);
+                c.start_at(partition, first);
+            }
         }
     }
 

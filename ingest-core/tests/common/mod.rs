@@ -20,6 +20,7 @@ use ingest::{CancellationToken, Pipeline, Progress};
 pub mod process;
 pub mod proxy;
 pub mod servers;
+pub mod tansu;
 
 /// A fresh, collision-free name for topics and groups.
 pub fn unique(prefix: &str) -> String {

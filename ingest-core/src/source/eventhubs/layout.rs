@@ -14,6 +14,8 @@ use crate::config::eventhubs::StartAt;
 pub const SEQUENCE_NUMBER: &str = "sequencenumber";
 /// Metadata key for the offset of the last event processed.
 pub const OFFSET: &str = "offset";
+/// This service's own key: the claim a checkpoint's event landed under (SDKs ignore it).
+pub const CLAIM: &str = "ingestclaim";
 /// Metadata key for the replica owning a partition (empty: released).
 pub const OWNER_ID: &str = "ownerid";
 
@@ -76,6 +78,9 @@ pub struct Checkpoint {
     pub sequence_number: Option<i64>,
     /// Event Hubs offsets are opaque strings (numeric on most namespaces).
     pub offset: Option<String>,
+    /// The first offset of the claim whose file holds the event (this service's checkpoints
+    /// only): where a restart finds the end of the partition's claim chain without listing.
+    pub claim: Option<i64>,
 }
 
 /// A metadata value that cannot be understood.
@@ -103,6 +108,9 @@ impl Checkpoint {
         }
         if let Some(o) = &self.offset {
             m.push((OFFSET, o.clone()));
+        }
+        if let Some(c) = self.claim {
+            m.push((CLAIM, c.to_string()));
         }
         m
     }
@@ -132,6 +140,8 @@ impl Checkpoint {
             (sequence_number.is_some() || offset.is_some()).then_some(Checkpoint {
                 sequence_number,
                 offset,
+                // Not ours, or unreadable: no hint, the chain's end is found by listing.
+                claim: lookup(metadata, CLAIM).and_then(|c| c.trim().parse().ok()),
             }),
         )
     }
@@ -153,6 +163,8 @@ pub enum Start {
     AfterSequenceNumber(i64),
     /// After this offset (exclusive): a checkpoint that only carries an offset.
     AfterOffset(String),
+    /// At this sequence number (inclusive): where the claim chain in storage says.
+    AtSequenceNumber(i64),
 }
 
 /// The start position: just after the checkpoint when there is one (the sequence number
@@ -242,6 +254,7 @@ mod tests {
         let c = Checkpoint {
             sequence_number: Some(41),
             offset: Some("8589934592".into()),
+            claim: None,
         };
         let m = c.to_metadata();
         assert_eq!(
@@ -262,14 +275,16 @@ mod tests {
             Checkpoint::from_metadata(&meta(&[("SequenceNumber", "7"), ("Offset", "100")])),
             Ok(Some(Checkpoint {
                 sequence_number: Some(7),
-                offset: Some("100".into())
+                offset: Some("100".into()),
+                claim: None,
             }))
         );
         assert_eq!(
             Checkpoint::from_metadata(&meta(&[("offset", "100")])),
             Ok(Some(Checkpoint {
                 sequence_number: None,
-                offset: Some("100".into())
+                offset: Some("100".into()),
+                claim: None,
             }))
         );
         assert_eq!(
@@ -308,6 +323,7 @@ mod tests {
         let both = Checkpoint {
             sequence_number: Some(9),
             offset: Some("900".into()),
+            claim: None,
         };
         assert_eq!(
             start_position(Some(&both), StartAt::Latest),
@@ -316,6 +332,7 @@ mod tests {
         let offset_only = Checkpoint {
             sequence_number: None,
             offset: Some("900".into()),
+            claim: None,
         };
         assert_eq!(
             start_position(Some(&offset_only), StartAt::Earliest),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::{Context, BACKOFF_MAX, BACKOFF_START};
 use super::layout::{self, Checkpoint, Start};
 use super::management::{Urgency, START_WAIT};
-use super::receiver::{Delivery, Event};
+use super::receiver::{lock, Delivery, Event, StartSlot};
 
 fn sdk_position(start: &Start) -> StartPosition {
     let (location, inclusive) = match start {
@@ -23,6 +23,7 @@ fn sdk_position(start: &Start) -> StartPosition {
         Start::Latest => (StartLocation::Latest, false),
         Start::AfterSequenceNumber(s) => (StartLocation::SequenceNumber(*s), false),
         Start::AfterOffset(o) => (StartLocation::Offset(o.clone()), false),
+        Start::AtSequenceNumber(s) => (StartLocation::SequenceNumber(*s), true),
     };
     StartPosition {
         location,
@@ -40,9 +41,79 @@ async fn pause_for(backoff: &mut Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
-/// Where a newly owned partition starts: after its checkpoint; without one, at the earliest
-/// event, or at the latest, which is then written as the checkpoint so a restart before the
-/// first file does not skip what arrived meanwhile.
+/// Where a newly owned partition starts: the pipeline decides from the partition's claim chain
+/// in storage ([`crate::land::start`]) over what this reads of the partition and its
+/// checkpoint (a hint); without a chain, [`starting_point`].
+async fn decided_start(
+    cx: &Context,
+    partition_id: &str,
+    partition: i32,
+    generation: u64,
+    cancel: &CancellationToken,
+) -> Result<Option<Start>, String> {
+    let props = cx
+        .management
+        .partition(partition_id, Urgency::Wait, START_WAIT)
+        .await
+        .map_err(|e| format!("cannot read partition {partition_id}'s properties: {e}"))?;
+    let checkpoint = cx
+        .store
+        .checkpoint(partition_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let low = props.beginning_sequence_number;
+    let high = if props.is_empty {
+        low.max(props.last_enqueued_sequence_number + 1)
+    } else {
+        props.last_enqueued_sequence_number + 1
+    };
+    if let Some(landed) = checkpoint.as_ref().and_then(|c| c.sequence_number) {
+        note_landed(cx, partition_id, landed);
+    }
+    let hint = checkpoint
+        .as_ref()
+        .and_then(|c| c.sequence_number.map(|s| (s, c.claim)))
+        .map(|(s, claim)| crate::source::Hint { next: s + 1, claim });
+    let (reply, decided) = tokio::sync::oneshot::channel();
+    lock(&cx.shared.starts).insert(
+        partition,
+        StartSlot {
+            generation,
+            facts: crate::source::PartitionFacts {
+                low,
+                high,
+                cluster: None,
+                hint,
+            },
+            reply: Some(reply),
+        },
+    );
+    cx.shared.start_posted.notify_waiters();
+    let decided = tokio::select! {
+        _ = cancel.cancelled() => None,
+        d = decided => d.ok(),
+    };
+    {
+        let mut slots = lock(&cx.shared.starts);
+        if slots
+            .get(&partition)
+            .is_some_and(|s| s.generation == generation)
+        {
+            slots.remove(&partition);
+        }
+    }
+    let Some(first) = decided else {
+        return Ok(None); // the ownership ended meanwhile
+    };
+    match first {
+        Some(first) => Ok(Some(Start::AtSequenceNumber(first))),
+        None => starting_point(cx, partition_id).await.map(Some),
+    }
+}
+
+/// Where a newly owned partition without a claim chain starts: after its checkpoint; without
+/// one, at the earliest event, or at the latest, which is then written as the checkpoint so a
+/// restart before the first file does not skip what arrived meanwhile.
 async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, String> {
     let checkpoint = cx
         .store
@@ -67,6 +138,7 @@ async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, Strin
     let latest = Checkpoint {
         sequence_number: Some(props.last_enqueued_sequence_number),
         offset: Some(props.last_enqueued_offset),
+        claim: None,
     };
     cx.store
         .set_checkpoint(partition_id, &latest)
@@ -96,8 +168,9 @@ pub(super) async fn receive(
 ) {
     let mut backoff = BACKOFF_START;
     let mut start = loop {
-        match starting_point(&cx, &partition_id).await {
-            Ok(s) => break s,
+        match decided_start(&cx, &partition_id, partition, generation, &cancel).await {
+            Ok(Some(s)) => break s,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(partition, error = %e, "cannot find where to start; retrying");
                 if !pause_for(&mut backoff, &cancel).await {

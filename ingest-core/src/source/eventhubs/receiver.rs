@@ -53,6 +53,19 @@ pub(super) struct Shared {
     /// The sequence number of the last landed event of each partition received (its
     /// checkpoint), for the lag.
     pub(super) landed: Mutex<HashMap<i32, i64>>,
+    /// Partitions whose receiver waits for the pipeline to say where it starts.
+    pub(super) starts: Mutex<HashMap<i32, StartSlot>>,
+    /// Signalled when a receiver posts a [`StartSlot`].
+    pub(super) start_posted: tokio::sync::Notify,
+}
+
+/// A receiver waiting for its start: what it read of the partition, and where to reply.
+pub(super) struct StartSlot {
+    pub(super) generation: u64,
+    pub(super) facts: crate::source::PartitionFacts,
+    /// The first sequence number to receive, or `None`: after the checkpoint (or at the
+    /// configured earliest/latest), as without a claim chain.
+    pub(super) reply: Option<tokio::sync::oneshot::Sender<Option<i64>>>,
 }
 
 pub(super) struct Held {
@@ -141,12 +154,13 @@ impl Control {
     pub async fn commit(
         &self,
         partition: i32,
-        through: i64,
+        (claim, through): (i64, i64),
         offset: Option<&str>,
     ) -> Result<(), String> {
         let checkpoint = Checkpoint {
             sequence_number: Some(through),
             offset: offset.map(str::to_owned),
+            claim: Some(claim),
         };
         self.store
             .set_checkpoint(&partition.to_string(), &checkpoint)
@@ -156,10 +170,42 @@ impl Control {
         Ok(())
     }
 
-    /// The sequence number after `partition`'s checkpoint, where its receiver starts.
-    pub async fn resumed_at(&self, partition: i32) -> Option<i64> {
-        let checkpoint = self.store.checkpoint(&partition.to_string()).await.ok()??;
-        checkpoint.sequence_number.map(|s| s + 1)
+    /// What `partition`'s receiver read of it (sequence numbers as offsets, its checkpoint as
+    /// the hint), once the receiver waits for its start; an error after `wait` without one
+    /// (the caller retries).
+    pub async fn partition_facts(
+        &self,
+        partition: i32,
+        wait: std::time::Duration,
+    ) -> Result<crate::source::PartitionFacts, String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let posted = self.shared.start_posted.notified();
+            if let Some(slot) = lock(&self.shared.starts).get(&partition) {
+                return Ok(slot.facts.clone());
+            }
+            if tokio::time::timeout_at(deadline, posted).await.is_err() {
+                return Err(format!(
+                    "partition {partition}'s receiver has not read the partition yet"
+                ));
+            }
+        }
+    }
+
+    /// Tells `partition`'s waiting receiver where to start (see [`StartSlot::reply`]).
+    pub fn start_at(&self, partition: i32, first: Option<i64>) {
+        let reply = lock(&self.shared.starts)
+            .get_mut(&partition)
+            .and_then(|slot| slot.reply.take());
+        match reply {
+            Some(reply) => {
+                let _ = reply.send(first);
+            }
+            None => tracing::warn!(
+                partition,
+                "no receiver waits for its start (the ownership moved meanwhile)"
+            ),
+        }
     }
 
     /// Stops balancing and receiving and releases the partitions held (so another replica takes

@@ -1,0 +1,128 @@
+//! tansu: a Kafka-protocol broker with SQLite storage, in a process of its own (not librdkafka's
+//! mock), and topic administration through Kafka's admin API. `bash .ci/install-deps` installs
+//! it; a missing one fails the test with how to install it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+/// A tansu broker process (SQLite storage in a temporary directory), killed when dropped.
+pub struct Tansu {
+    child: Child,
+    pub brokers: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tansu binary; a missing one fails the test with how to install it.
+fn tansu_binary() -> String {
+    let candidate = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+    let found = Command::new(&candidate)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "tansu is required but `{candidate} --version` failed; install it with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` (or bash .ci/install-deps)"
+    );
+    candidate
+}
+
+impl Tansu {
+    /// Starts tansu on a free port and waits until it answers.
+    pub fn start() -> Tansu {
+        start_tansu(&tansu_binary())
+    }
+}
+
+fn start_tansu(bin: &str) -> Tansu {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        // tansu reads `sqlite://<name>` as a path relative to its working directory.
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tansu");
+    let brokers = format!("127.0.0.1:{port}");
+    // The broker is up when it answers a metadata request.
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not answer on {brokers}"
+        );
+    }
+    Tansu {
+        child,
+        brokers,
+        _data: data,
+    }
+}
+
+pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(result.iter().all(Result::is_ok), "{result:?}");
+}
+
+pub fn delete_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt
+        .block_on(admin.delete_topics(&[topic], &AdminOptions::new()))
+        .unwrap();
+    assert!(result.iter().all(Result::is_ok), "{result:?}");
+}
