@@ -424,13 +424,13 @@ async fn without_list_permission_a_restart_runs_and_a_new_group_stops_naming_the
             azurite.container_sas_listing(&bucket, list)
         )
     };
-    let vars = |list| {
-        with(
-            &cloud_vars(&f, &azurite, &bucket),
-            "AZURE_STORAGE_CONNECTION_STRING",
-            &sas(list),
-        )
-    };
+    // Parquet: its running schema is read at the start too, by existence checks.
+    let parquet = with(
+        &cloud_vars(&f, &azurite, &bucket),
+        "INGEST_FORMAT",
+        "parquet",
+    );
+    let vars = |list| with(&parquet, "AZURE_STORAGE_CONNECTION_STRING", &sas(list));
     produce_json(&f.broker.brokers, &f.topic, 1, 100, 0);
     let high = high_watermarks(&f.broker.brokers, &f.topic, 1);
     let (token, mut progress, handle) = start(config(&vars(true), &[]));
@@ -439,7 +439,7 @@ async fn without_list_permission_a_restart_runs_and_a_new_group_stops_naming_the
     handle.await.unwrap().unwrap();
 
     // The documented minimum (no list): a restart of the group finds its chain's end from the
-    // claim its commit names, listing nothing.
+    // claim its commit names and its schema's latest version by name, listing nothing.
     produce_json(&f.broker.brokers, &f.topic, 1, 50, 100);
     let high = high_watermarks(&f.broker.brokers, &f.topic, 1);
     let (token, mut progress, handle) = start(config(&vars(false), &[]));

@@ -43,6 +43,16 @@ async fn land_three_files(
     snapshot(fixture.dir.path())
 }
 
+/// The fixture's variables under a new consumer group (as after its offsets expired).
+fn new_group(fixture: &Fixture) -> Vec<(String, String)> {
+    env(
+        &fixture.broker.brokers,
+        &fixture.topic,
+        &unique("group"),
+        fixture.dir.path(),
+    )
+}
+
 /// Runs the service until everything produced is committed; returns how many records it landed.
 async fn run_to_the_end(fixture: &Fixture, group_vars: &[(String, String)]) -> u64 {
     let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
@@ -83,13 +93,7 @@ async fn a_replay_of_the_whole_topic_after_lost_offsets_lands_nothing_twice() {
     let fixture = Fixture::new("replay", 1);
     let landed = land_three_files(&fixture).await;
     produce_json(&fixture.broker.brokers, &fixture.topic, 1, 100, 300);
-    let group = unique("group");
-    let vars = env(
-        &fixture.broker.brokers,
-        &fixture.topic,
-        &group,
-        fixture.dir.path(),
-    );
+    let vars = new_group(&fixture);
 
     let records = run_to_the_end(&fixture, &vars).await;
     assert_eq!(records, 100, "only the new records landed");
@@ -158,13 +162,7 @@ async fn a_normal_restart_finds_the_chain_end_without_listing() {
     assert_nothing_rewritten(&landed, fixture.dir.path());
 
     // A new group has no hint: the chain's end is found by listing.
-    let group = unique("group");
-    let vars = env(
-        &fixture.broker.brokers,
-        &fixture.topic,
-        &group,
-        fixture.dir.path(),
-    );
+    let vars = new_group(&fixture);
     produce_json(&fixture.broker.brokers, &fixture.topic, 1, 10, 350);
     let high = high_watermarks(&fixture.broker.brokers, &fixture.topic, 1);
     let (token, mut progress, handle) =
@@ -255,13 +253,7 @@ async fn a_file_a_lifecycle_rule_deleted_is_never_written_again() {
         .clone();
     std::fs::remove_file(&middle).unwrap();
     let before = snapshot(fixture.dir.path());
-    let group = unique("group");
-    let vars = env(
-        &fixture.broker.brokers,
-        &fixture.topic,
-        &group,
-        fixture.dir.path(),
-    );
+    let vars = new_group(&fixture);
     let records = run_to_the_end(&fixture, &vars).await;
     assert_eq!(records, 0, "nothing landed again");
     assert!(!middle.exists(), "the deleted file stays deleted");

@@ -103,13 +103,17 @@ fn lands_exactly_once_from_tansu_and_duckdb_reads_it_back() {
     }
 }
 
-/// Runs the service in process until it stops on its own; returns its error.
-fn stops_with(vars: &[(String, String)]) -> ingest::Error {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the service in process until it stops on its own; returns its error.
+fn stops_with(vars: &[(String, String)]) -> ingest::Error {
+    let rt = runtime();
     rt.block_on(async {
         let (_token, _progress, handle) = start(config(vars, &[]));
         tokio::time::timeout(WAIT, handle)
@@ -128,11 +132,7 @@ fn a_topic_deleted_and_recreated_under_its_old_claims_stops_instead_of_skipping(
     let dir = tempfile::tempdir().unwrap();
     let vars = env(&tansu.brokers, &topic, &unique("group"), dir.path());
     produce_json(&tansu.brokers, &topic, 1, 500, 0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (token, mut progress, handle) = start(config(&vars, &[]));
         until_committed(&mut progress, &high_watermarks(&tansu.brokers, &topic, 1)).await;

@@ -4,12 +4,13 @@
 //! Invariant: every landed Parquet file's columns are in the version it was encoded against
 //! or in the one its flush published before uploading it, so a column keeps one type across
 //! files. Replicas racing on a new version converge: the create is create-only, and the loser
-//! reads the winner's version and encodes its batch again against it.
+//! reads the winner's version and encodes its batch again against it. Versions are numbered
+//! 1, 2, 3... without gaps, so the latest is found by existence checks ([`Search`]): no
+//! listing, and no list permission needed.
 
 use bytes::Bytes;
 
 use super::flush::Flusher;
-use super::naming::padded_number;
 use crate::encode::parquet::shape::Columns;
 use crate::storage::{Created, StorageError, STATE_PREFIX};
 
@@ -18,6 +19,39 @@ use crate::storage::{Created, StorageError, STATE_PREFIX};
 pub struct Versioned {
     pub version: u64,
     pub columns: Columns,
+}
+
+/// Finds the latest of versions numbered 1, 2, 3... without gaps by existence checks:
+/// doubling until one is missing, then halving the gap (2 log n checks; 3 for 2 versions).
+#[derive(Debug, Default)]
+struct Search {
+    /// The greatest version known to exist (0: none known).
+    low: u64,
+    /// The least version known not to exist.
+    high: Option<u64>,
+}
+
+impl Search {
+    /// The version to check next, if the latest is not known yet.
+    fn probe(&self) -> Option<u64> {
+        match self.high {
+            None => Some((self.low * 2).max(1)),
+            Some(high) if high - self.low > 1 => Some(self.low + (high - self.low) / 2),
+            Some(_) => None,
+        }
+    }
+
+    fn found(&mut self, version: u64, exists: bool) {
+        if exists {
+            self.low = version;
+        } else {
+            self.high = Some(version);
+        }
+    }
+
+    fn latest(&self) -> Option<u64> {
+        (self.low > 0).then_some(self.low)
+    }
 }
 
 fn dir(topic: &str) -> String {
@@ -38,11 +72,12 @@ impl Flusher {
             return Ok(v.clone());
         }
         let topic = &self.namer.topic;
-        let names = self
-            .storage
-            .names_between(&dir(topic), None, &format!("{}~", dir(topic)))
-            .await?;
-        let latest = names.iter().filter_map(|n| padded_number(n, 10)).max();
+        let mut search = Search::default();
+        while let Some(version) = search.probe() {
+            let exists = self.storage.exists(&version_path(topic, version)).await?;
+            search.found(version, exists);
+        }
+        let latest = search.latest();
         let loaded = match latest {
             None => Versioned::default(),
             Some(version) => {
@@ -89,6 +124,22 @@ impl Flusher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::land::naming::padded_number;
+
+    #[test]
+    fn the_latest_version_is_found_by_a_few_existence_checks() {
+        for latest in 0..300u64 {
+            let mut search = Search::default();
+            let mut checks = 0;
+            while let Some(v) = search.probe() {
+                checks += 1;
+                search.found(v, v <= latest);
+            }
+            assert_eq!(search.latest(), (latest > 0).then_some(latest));
+            let bound = 2 * (64 - latest.leading_zeros()) + 2;
+            assert!(checks <= bound, "{latest}: {checks} checks");
+        }
+    }
 
     #[test]
     fn versions_sort_by_name_and_read_back() {

@@ -94,8 +94,9 @@ fn start_tansu(bin: &str) -> Tansu {
     }
 }
 
-pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+/// An admin client of `brokers` and a runtime to await its answers on.
+fn admin(brokers: &str) -> (AdminClient<DefaultClientContext>, tokio::runtime::Runtime) {
+    let admin = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
@@ -103,6 +104,11 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
         .enable_all()
         .build()
         .unwrap();
+    (admin, rt)
+}
+
+pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let (admin, rt) = admin(brokers);
     let result = rt
         .block_on(admin.create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -113,14 +119,7 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 }
 
 pub fn delete_topic(brokers: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (admin, rt) = admin(brokers);
     let result = rt
         .block_on(admin.delete_topics(&[topic], &AdminOptions::new()))
         .unwrap();
