@@ -418,8 +418,10 @@ pub fn start_at(consumer: &KafkaConsumer, topic: &str, partition: i32, offset: i
     {
         return;
     }
-    // Seek first (the partition is paused, so nothing is fetched from elsewhere), then resume.
-    if let Err(e) = consumer.seek_partitions(tpl.clone(), Duration::from_secs(10)) {
+    // Seek first (the partition is paused, so nothing is fetched from elsewhere), then resume;
+    // both are queued to the partition in this order. Asynchronous (no timeout): this runs on
+    // the loop, which must not block.
+    if let Err(e) = consumer.seek_partitions(tpl.clone(), Duration::ZERO) {
         tracing::warn!(partition, offset, error = %e, "could not seek the partition to its start");
     }
     if resume {
