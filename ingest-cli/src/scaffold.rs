@@ -236,6 +236,17 @@ pub fn run(args: &NewServiceArgs) -> Result<PathBuf> {
                 names.crate_name
             );
         }
+        // Helm releases and consumer groups are named from the topic, folding `.` and `_`:
+        // two services sharing one would install over each other and split one group.
+        let release = other.topic.as_deref().map(crate::names::release_name);
+        if release.as_deref() == Some(names.release.as_str()) && other.dir != dir {
+            bail!(
+                "{} (topic {}) already has the Helm release and consumer group {}; pick another topic, or rename that service's release and set its groupId",
+                other.dir.display(),
+                other.topic.as_deref().unwrap_or_default(),
+                names.release
+            );
+        }
     }
     if !args.force {
         if let Some(existing) = files.iter().map(|(p, _)| dir.join(p)).find(|p| p.exists()) {

@@ -97,6 +97,16 @@ fn two_topics_folding_to_one_crate_name_are_refused() {
 }
 
 #[test]
+fn two_topics_folding_to_one_helm_release_and_group_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(cli(tmp.path(), &["new-service", "a.b"]).status.success());
+    assert_one_line_error(
+        &cli(tmp.path(), &["new-service", "a_b"]),
+        "already has the Helm release and consumer group a-b",
+    );
+}
+
+#[test]
 fn list_shows_services_and_topics() {
     let tmp = tempfile::tempdir().unwrap();
     for topic in ["clicks", "billing.invoices"] {
