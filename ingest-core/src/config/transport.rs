@@ -1,6 +1,8 @@
 //! Which connections would carry records and credentials unencrypted: a broker reached over
-//! `PLAINTEXT` or `SASL_PLAINTEXT`, a storage endpoint over plain `http`. The service warns once
-//! at start for each that leaves this machine (loopback is left alone: local brokers, Azurite).
+//! `PLAINTEXT` or `SASL_PLAINTEXT`, a storage endpoint over plain `http`, an Event Hubs endpoint
+//! over plain `amqp`; and which settings turn certificate checks off. The service warns once at
+//! start for each (plain connections only when they leave this machine: loopback is left alone,
+//! local brokers, Azurite).
 //!
 //! Pure: reads the validated configuration only.
 
@@ -52,6 +54,55 @@ pub fn plaintext_warnings(config: &Config) -> Vec<String> {
                 "storage endpoint {} is plain http: files and credentials cross the network unencrypted; use https",
                 super::redact_url(&url)
             ));
+        }
+    }
+    if let Some(url) = config.eventhubs.as_ref().and_then(|e| e.endpoint.as_ref()) {
+        if url.scheme() == "amqp" && !is_loopback(url.host_str().unwrap_or_default()) {
+            warnings.push(format!(
+                "Event Hubs endpoint {} is plain amqp: events and credentials cross the network unencrypted; use amqps",
+                super::redact_url(url)
+            ));
+        }
+    }
+    warnings.extend(unchecked_certificates(config));
+    warnings
+}
+
+/// One line per setting that turns a certificate check off: the connection is encrypted, but
+/// to whoever answers.
+fn unchecked_certificates(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for var in [
+        "AWS_ALLOW_INVALID_CERTIFICATES",
+        "AZURE_ALLOW_INVALID_CERTIFICATES",
+    ] {
+        let on = config.cloud_env.get(var).is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on"
+            )
+        });
+        if on {
+            warnings.push(format!(
+                "{var} turns the storage endpoint's certificate check off: anyone on the path can read and write what lands; unset it in production"
+            ));
+        }
+    }
+    let property = |name: &str| {
+        config
+            .kafka
+            .properties
+            .iter()
+            .rev()
+            .find(|p| p.name == name)
+            .map(|p| p.value.trim().to_ascii_lowercase())
+    };
+    if config.eventhubs.is_none() {
+        if property("enable.ssl.certificate.verification").is_some_and(|v| v == "false") {
+            warnings.push("INGEST_KAFKA_ENABLE_SSL_CERTIFICATE_VERIFICATION=false turns the brokers' certificate check off: anyone on the path can read the records; unset it in production".into());
+        }
+        if property("ssl.endpoint.identification.algorithm").is_some_and(|v| v == "none") {
+            warnings.push("INGEST_KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM=none accepts a broker certificate for any host name; use https (the default) in production".into());
         }
     }
     warnings
@@ -144,5 +195,31 @@ mod tests {
         );
         assert_eq!(host_of("[::1]:9092"), "::1");
         assert!(is_loopback(host_of("[::1]:9092")));
+    }
+
+    #[test]
+    fn settings_that_turn_certificate_checks_off_are_warned_about_even_on_loopback() {
+        let off = with(&[
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+            ("AWS_ALLOW_INVALID_CERTIFICATES", "true"),
+            ("INGEST_KAFKA_ENABLE_SSL_CERTIFICATE_VERIFICATION", "false"),
+            ("INGEST_KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "none"),
+        ])
+        .unwrap();
+        let w = plaintext_warnings(&off);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("AWS_ALLOW_INVALID_CERTIFICATES"), "{w:?}");
+        assert!(w[1].contains("CERTIFICATE_VERIFICATION=false"), "{w:?}");
+        assert!(w[2].contains("IDENTIFICATION_ALGORITHM=none"), "{w:?}");
+        let checked = with(&[
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+            ("AWS_ALLOW_INVALID_CERTIFICATES", "false"),
+            (
+                "INGEST_KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM",
+                "https",
+            ),
+        ])
+        .unwrap();
+        assert!(plaintext_warnings(&checked).is_empty());
     }
 }
