@@ -185,10 +185,9 @@ impl Flusher {
                 .filter(|(o, _)| *o == through)
                 .map(|(_, c)| c.as_str())
         };
-        let mut chain_next = position.chain_next;
-        let mut landed: Option<i64> = None;
-        // The first offset of the last claim landed (named in the commit, a hint for the start).
-        let mut landed_claim: Option<i64> = None;
+        // The last claim landed (its first offset, named in the commit as the start's hint) and
+        // the offset it landed through; the next claim starts after it.
+        let mut landed: Option<(i64, i64)> = None;
         // On a storage error, hand back what is not landed yet; landed parts stay claimed.
         macro_rules! storage {
             ($e:expr, $batch:expr) => {
@@ -200,7 +199,10 @@ impl Flusher {
         }
         while let (Some(first), Some(last)) = (batch.first_offset(), batch.last_offset()) {
             // The claim starts where the chain left off, whatever the batch's first offset.
-            let at = chain_next.unwrap_or(first);
+            let at = landed
+                .map(|(_, through)| through + 1)
+                .or(position.chain_next)
+                .unwrap_or(first);
             let claimed_at_ms = now_ms();
             // Placed record by record (a time field, record fields in the path template), a
             // batch lands as one file per directory its records fall in, at most
@@ -293,9 +295,7 @@ impl Flusher {
                         if let Some(found) = storage!(written, batch) {
                             return Err(self.unclaimed_file(&names.claim, &found, owner).await);
                         }
-                        landed = Some(through);
-                        landed_claim = Some(at);
-                        chain_next = Some(through + 1);
+                        landed = Some((at, through));
                         batch = batch.split_after(through).1;
                         continue;
                     }
@@ -309,8 +309,7 @@ impl Flusher {
                     if data == Created::AlreadyExists {
                         return Err(self.unclaimed_file(&names.claim, &claim.data, owner).await);
                     }
-                    landed = Some(last);
-                    landed_claim = Some(at);
+                    landed = Some((at, last));
                     break;
                 }
                 Created::AlreadyExists => {
@@ -355,20 +354,14 @@ impl Flusher {
                     tracing::info!(claim = %names.claim, ?decision, "batch starts at an existing claim");
                     metrics::counter!("ingest_recoveries_total").increment(1);
                     match decision {
-                        Recovery::AlreadyLanded { through } => {
-                            landed = Some(through);
-                            landed_claim = Some(at);
-                            chain_next = Some(through + 1);
-                            batch = batch.split_after(through).1;
-                        }
-                        Recovery::Gone { through } => {
-                            tracing::warn!(claim = %names.claim, through,
-                                "the claim's file never landed and the log no longer holds its records (retention): they are gone; the partition continues after it");
-                            metrics::counter!("ingest_offsets_gone_total")
-                                .increment((through + 1 - at).max(0) as u64);
-                            landed = Some(through);
-                            landed_claim = Some(at);
-                            chain_next = Some(through + 1);
+                        Recovery::AlreadyLanded { through } | Recovery::Gone { through } => {
+                            if matches!(decision, Recovery::Gone { .. }) {
+                                tracing::warn!(claim = %names.claim, through,
+                                    "the claim's file never landed and the log no longer holds its records (retention): they are gone; the partition continues after it");
+                                metrics::counter!("ingest_offsets_gone_total")
+                                    .increment((through + 1 - at).max(0) as u64);
+                            }
+                            landed = Some((at, through));
                             batch = batch.split_after(through).1;
                         }
                         Recovery::Complete { through } => {
@@ -400,20 +393,19 @@ impl Flusher {
                                 head.append(&tail);
                                 return Ok((Step::Retry(e), Some(head)));
                             }
-                            landed = Some(through);
-                            landed_claim = Some(at);
-                            chain_next = Some(through + 1);
+                            landed = Some((at, through));
                             batch = tail;
                         }
                         Recovery::NeedMore { through } => {
-                            if let (Some(l), Some(c)) = (landed, landed_claim) {
-                                self.commit(partition, (c, l), cursor_at(l), owner).await;
+                            if let Some((claim, l)) = landed {
+                                self.commit(partition, (claim, l), cursor_at(l), owner)
+                                    .await;
                             }
                             return Ok((
                                 Step::Done(Outcome::NeedMore {
                                     batch: Box::new(batch),
                                     through,
-                                    landed,
+                                    landed: landed.map(|(_, l)| l),
                                 }),
                                 None,
                             ));
@@ -422,18 +414,20 @@ impl Flusher {
                 }
             }
         }
-        let through = landed.expect("a non-empty batch lands somewhere");
-        let claim = landed_claim.expect("a landed batch landed under a claim");
+        let (claim, through) = landed.expect("a non-empty batch lands somewhere");
         self.commit(partition, (claim, through), cursor_at(through), owner)
             .await;
         Ok((Step::Done(Outcome::Landed { through }), None))
     }
 }
 
-/// The [`record_digest`] of the record at `offset` in `batch`, if it holds one.
+/// The [`record_digest`] of the record at `offset` in `batch`, if it holds one: the last
+/// record's is read from the last chunk; only a claim that ends inside its batch (several files
+/// by field time) walks the batch.
 fn digest_at(batch: &Batch, offset: i64) -> Option<String> {
-    batch
-        .records()
-        .find(|r| r.offset() == offset)
-        .map(|r| record_digest(&r))
+    let found = match batch.last_record() {
+        Some(last) if last.offset() == offset => Some(last),
+        _ => batch.records().find(|r| r.offset() == offset),
+    };
+    found.map(|r| record_digest(&r))
 }

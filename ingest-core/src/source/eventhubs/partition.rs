@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use azure_messaging_eventhubs::models::EventHubPartitionProperties;
 use azure_messaging_eventhubs::{OpenReceiverOptions, StartLocation, StartPosition};
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -107,37 +108,32 @@ async fn decided_start(
     };
     match first {
         Some(first) => Ok(Some(Start::AtSequenceNumber(first))),
-        None => starting_point(cx, partition_id).await.map(Some),
+        None => starting_point(cx, partition_id, checkpoint.as_ref(), &props)
+            .await
+            .map(Some),
     }
 }
 
 /// Where a newly owned partition without a claim chain starts: after its checkpoint; without
 /// one, at the earliest event, or at the latest, which is then written as the checkpoint so a
 /// restart before the first file does not skip what arrived meanwhile.
-async fn starting_point(cx: &Context, partition_id: &str) -> Result<Start, String> {
-    let checkpoint = cx
-        .store
-        .checkpoint(partition_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let start = layout::start_position(checkpoint.as_ref(), cx.start);
-    if let Some(landed) = checkpoint.and_then(|c| c.sequence_number) {
-        note_landed(cx, partition_id, landed);
-    }
+/// `checkpoint` and `props` are what [`decided_start`] read.
+async fn starting_point(
+    cx: &Context,
+    partition_id: &str,
+    checkpoint: Option<&Checkpoint>,
+    props: &EventHubPartitionProperties,
+) -> Result<Start, String> {
+    let start = layout::start_position(checkpoint, cx.start);
     if start != Start::Latest {
         return Ok(start);
     }
-    let props = cx
-        .management
-        .partition(partition_id, Urgency::Wait, START_WAIT)
-        .await
-        .map_err(|e| format!("cannot read partition {partition_id}'s properties: {e}"))?;
     if props.is_empty {
         return Ok(Start::Earliest);
     }
     let latest = Checkpoint {
         sequence_number: Some(props.last_enqueued_sequence_number),
-        offset: Some(props.last_enqueued_offset),
+        offset: Some(props.last_enqueued_offset.clone()),
         claim: None,
     };
     cx.store
