@@ -4,7 +4,8 @@
 //! does), a replay of the whole topic after the group's offsets are lost, a chain whose last
 //! claim never got its file, and how many storage requests a normal restart costs. (Neither test
 //! broker deletes records: the mock has no DeleteRecords, tansu's SQLite engine leaves it
-//! unimplemented; `land::start`'s unit tests hold the retention cases.)
+//! unimplemented; `land::start`'s unit tests hold the retention cases, and `compaction.rs`
+//! removes records from tansu's log for the compaction ones.)
 
 mod common;
 

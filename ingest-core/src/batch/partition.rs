@@ -265,6 +265,25 @@ impl<A: Attachment> PartitionState<A> {
             && self.in_flight_bytes.is_none()
     }
 
+    /// Whether a record at `r`'s offset with the same timestamp, key and value is buffered here
+    /// (open or sealed, not yet uploading): the source served it again. Looked up record by
+    /// record: only ever asked when the source goes back.
+    pub fn holds_same(&self, r: &RecordRef<'_>) -> bool {
+        let batches = self.open.iter().chain(self.sealed.iter().map(|s| &s.batch));
+        batches
+            .filter(|b| {
+                b.first_offset().is_some_and(|f| f <= r.offset)
+                    && b.last_offset().is_some_and(|l| l >= r.offset)
+            })
+            .flat_map(Batch::records)
+            .find(|stored| stored.offset() == r.offset)
+            .is_some_and(|stored| {
+                stored.timestamp_ms() == r.timestamp_ms
+                    && stored.key() == r.key
+                    && stored.value() == r.value
+            })
+    }
+
     /// Waiting for records to complete an earlier claim: must keep fetching even under pressure.
     pub fn completing_claim(&self) -> bool {
         self.cut_at.is_some()

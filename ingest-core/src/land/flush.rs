@@ -111,11 +111,15 @@ impl Flusher {
         );
         metrics::counter!("ingest_flushes_total", "reason" => sealed.reason.as_str()).increment(1);
         let mut batch = sealed.batch;
-        let end_of_log = sealed.reason == FlushReason::EndOfLog;
+        // Nothing more of a claim being completed will come: the consumer reached the
+        // partition's end, or a record past the claim's end arrived (the claim's own last
+        // records may be gone: compaction, retention). A batch cut short for any other reason
+        // waits for more.
+        let range_closed = matches!(sealed.reason, FlushReason::EndOfLog | FlushReason::Recovery);
         let mut backoff = BACKOFF_START;
         loop {
             let attempt = self
-                .attempt(partition, batch, &owner, position, end_of_log)
+                .attempt(partition, batch, &owner, position, range_closed)
                 .instrument(span.clone())
                 .await;
             let (step, returned) = match attempt {
@@ -174,7 +178,7 @@ impl Flusher {
         batch: Batch,
         owner: &CancellationToken,
         position: Position,
-        end_of_log: bool,
+        range_closed: bool,
     ) -> Result<(Step, Option<Batch>), Error> {
         let mut batch = batch;
         // What the checkpoint of the batch's last record names besides its offset (Event Hubs).
@@ -328,7 +332,7 @@ impl Flusher {
                         first,
                         last,
                         first_record: &first_record,
-                        end_of_log,
+                        range_closed,
                     };
                     let decision = decide(
                         &self.namer.topic,

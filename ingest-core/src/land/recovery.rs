@@ -174,8 +174,9 @@ pub struct Meeting<'a> {
     /// [`record_digest`] of its first record.
     pub first_record: &'a str,
     /// The log holds nothing more up to the claim's end than what the batch has (the consumer
-    /// reached the partition's end): a claim is completed with what is left.
-    pub end_of_log: bool,
+    /// reached the partition's end, or read a record past the claim's end): a claim is
+    /// completed with what is left.
+    pub range_closed: bool,
 }
 
 /// Why an existing claim cannot be used.
@@ -256,7 +257,7 @@ pub fn decide(
     if batch.first > through {
         return Ok(Recovery::Gone { through });
     }
-    Ok(if batch.last >= through || batch.end_of_log {
+    Ok(if batch.last >= through || batch.range_closed {
         Recovery::Complete { through }
     } else {
         Recovery::NeedMore { through }

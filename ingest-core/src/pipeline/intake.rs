@@ -228,6 +228,7 @@ impl Loop {
             return false;
         };
         owned.next_offset = Some(record.offset + 1);
+        owned.first_offset.get_or_insert(record.offset);
         let policy = &self.config.flush;
         let deadline = owned.state.deadline(policy);
         let size = record.size();

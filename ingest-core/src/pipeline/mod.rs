@@ -264,6 +264,12 @@ struct Owned {
     state: PartitionState<Ahead>,
     /// Offset after the last record received (for the caught-up log).
     next_offset: Option<i64>,
+    /// The first record received in this ownership.
+    first_offset: Option<i64>,
+    /// Where a start that finds no chain seeks: set when the partition decides its start again
+    /// within an ownership (the source went back), to the first record it dropped, which no
+    /// file holds; otherwise the group's position.
+    resume: Option<i64>,
     owner: CancellationToken,
     epoch: u64,
     /// Since when, and for which claim (first and last offset), the partition has been

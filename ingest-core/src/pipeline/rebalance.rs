@@ -29,6 +29,8 @@ impl Loop {
                             start_commit: None,
                             state: PartitionState::default(),
                             next_offset: None,
+                            first_offset: None,
+                            resume: None,
                             owner: owner.clone(),
                             epoch: self.next_epoch,
                             completing: None,

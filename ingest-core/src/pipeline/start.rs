@@ -49,7 +49,7 @@ impl Loop {
         };
         owned.chain_next = start.chain_next();
         let seek = match &start {
-            Start::New => None,
+            Start::New => owned.resume,
             Start::After {
                 seek,
                 chain_next,
@@ -111,6 +111,17 @@ impl Loop {
                 let Some(expected) = owned.next_offset.filter(|n| record.offset < *n) else {
                     return true;
                 };
+                if owned.state.holds_same(record) {
+                    // Served again as it was (a broker that re-reads its log after a gap does;
+                    // tansu 0.6 with compacted offsets): nothing to decide, nothing new.
+                    tracing::debug!(
+                        partition,
+                        offset = record.offset,
+                        expected,
+                        "the source served a buffered record again: dropped"
+                    );
+                    return false;
+                }
                 // Offsets only grow within an ownership: the source went back (librdkafka
                 // resets a partition whose log was truncated, an unclean leader election).
                 // The records now at those offsets may not be the landed ones: the partition
@@ -121,8 +132,17 @@ impl Loop {
                     expected,
                     "the source went back to an offset it had delivered (a truncated log?): the partition starts again from the store, which checks what the log holds now"
                 );
+                // Without a chain the start is where this ownership began (or where the source
+                // went back to, if earlier): what was dropped is read again, as a fresh
+                // assignment would read it from the group's position.
+                let resume = owned
+                    .first_offset
+                    .map_or(record.offset, |first| first.min(record.offset));
                 self.source.pause(&[partition]);
                 self.on_rebalance(crate::source::RebalanceEvent::Assigned(vec![partition]));
+                if let Some(again) = self.partitions.get_mut(&partition) {
+                    again.resume = Some(resume);
+                }
                 return false;
             }
             Starting::Deciding => return false,

@@ -15,7 +15,7 @@ use rdkafka::config::ClientConfig;
 pub struct Tansu {
     child: Child,
     pub brokers: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Drop for Tansu {
@@ -45,6 +45,64 @@ impl Tansu {
     /// Starts tansu on a free port and waits until it answers.
     pub fn start() -> Tansu {
         start_tansu(&tansu_binary())
+    }
+
+    /// Removes the records at `offsets` of one partition from the broker's log, as log
+    /// compaction does: the offsets stay taken, fetches skip them, the high watermark stays.
+    /// (Neither broker here compacts or aborts transactions; tansu keeps its log in SQLite, so
+    /// the test removes the rows there, with the broker running.)
+    pub fn compact(&self, topic: &str, partition: i32, offsets: std::ops::RangeInclusive<i64>) {
+        self.sql(
+            "delete from record where topition = (select t.id from topition t join topic p \
+             on t.topic = p.id where p.name = ?1 and t.partition = ?2) \
+             and offset_id between ?3 and ?4",
+            &[
+                topic,
+                &partition.to_string(),
+                &offsets.start().to_string(),
+                &offsets.end().to_string(),
+            ],
+        );
+    }
+
+    /// Cuts one partition's log back to `next` (records at and after it removed, the high
+    /// watermark moved back), as an unclean leader election does: the next records produced
+    /// take the removed offsets again.
+    pub fn truncate(&self, topic: &str, partition: i32, next: i64) {
+        let part = "(select t.id from topition t join topic p on t.topic = p.id \
+                    where p.name = ?1 and t.partition = ?2)";
+        let args = [topic, &partition.to_string(), &next.to_string()];
+        self.sql(
+            &format!("delete from record where topition = {part} and offset_id >= ?3"),
+            &args,
+        );
+        self.sql(
+            &format!("update watermark set high = ?3 where topition = {part}"),
+            &args,
+        );
+    }
+
+    /// Runs one statement on the broker's SQLite file (through Python's sqlite3, which the
+    /// DuckDB readers already need).
+    fn sql(&self, statement: &str, args: &[&str]) {
+        let script = "import sqlite3, sys\n\
+                      c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+                      n = c.execute(sys.argv[2], [int(a) if a.lstrip('-').isdigit() else a for a in sys.argv[3:]]).rowcount\n\
+                      c.commit()\n\
+                      assert n > 0, f'no row changed by {sys.argv[2]}'\n";
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(self.data.path().join("tansu.db"))
+            .arg(statement)
+            .args(args)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{statement}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -90,7 +148,7 @@ fn start_tansu(bin: &str) -> Tansu {
     Tansu {
         child,
         brokers,
-        _data: data,
+        data,
     }
 }
 

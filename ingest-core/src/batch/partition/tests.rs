@@ -168,3 +168,32 @@ fn memory_pressure_only_picks_batches_that_can_upload_now() {
         "a sealed batch is already waiting"
     );
 }
+
+#[test]
+fn a_record_served_again_is_found_only_when_the_same_one_is_buffered() {
+    let t0 = Instant::now();
+    let mut p = PartitionState::default();
+    push(&mut p, [10, 11, 12, 13], t0); // 10..=12 sealed by count, 13 open
+    let at = |offset, value: &'static [u8]| RecordRef {
+        offset,
+        timestamp_ms: None,
+        key: None,
+        value: Some(value),
+        headers: &[],
+        flaw: None,
+        cursor: None,
+    };
+    assert!(p.holds_same(&at(11, b"1")), "sealed");
+    assert!(p.holds_same(&at(13, b"1")), "open");
+    assert!(
+        !p.holds_same(&at(11, b"2")),
+        "another record at that offset"
+    );
+    assert!(!p.holds_same(&at(9, b"1")), "before what is buffered");
+    let uploading = p.start_next().unwrap();
+    assert_eq!(offsets(&uploading.batch), [10, 11, 12]);
+    assert!(
+        !p.holds_same(&at(11, b"1")),
+        "no longer held once uploading"
+    );
+}

@@ -26,7 +26,7 @@ fn meet(first: i64, last: i64) -> Meeting<'static> {
         first,
         last,
         first_record: "",
-        end_of_log: false,
+        range_closed: false,
     }
 }
 
@@ -39,7 +39,7 @@ fn a_claim_whose_records_the_log_lost_is_gone_or_completed_with_what_is_left() {
     );
     // Its last records were compacted away and the consumer reached the log's end.
     let at_end = Meeting {
-        end_of_log: true,
+        range_closed: true,
         ..meet(12, 15)
     };
     assert_eq!(
