@@ -184,6 +184,7 @@ mod tests {
             );
             assert!(!err.contains('\n'));
         }
-        assert!(Names::for_topic(&"x".repeat(249)).is_ok());
+        assert!(Names::for_topic(&"x".repeat(213)).is_ok());
+        assert!(Names::for_topic(&"x".repeat(214)).is_err());
     }
 }

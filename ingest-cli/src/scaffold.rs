@@ -33,7 +33,8 @@ pub enum FileFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct NewServiceArgs {
-    /// The Kafka topic: ASCII letters, digits, '.', '_' and '-', at most 249 characters.
+    /// The Kafka topic: ASCII letters, digits, '.', '_' and '-', at most 213 characters (a file's
+    /// name, `<topic>+<partition>+<offset>.ndjson.gz`, is at most 255 bytes).
     pub topic: String,
     /// Where the topic's records come from.
     #[arg(long, value_enum, default_value = "kafka")]

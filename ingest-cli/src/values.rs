@@ -125,7 +125,7 @@ fn hint(schema_path: &str, instance: &Value, message: &str) -> Option<String> {
         )
     } else if schema_path.starts_with("/properties/topic/") {
         Some(format!(
-            "{instance} is not a Kafka topic name: set topic to 1-249 ASCII letters, digits, \
+            "{instance} is not a Kafka topic name: set topic to 1-213 ASCII letters, digits, \
              '.', '_' or '-'"
         ))
     } else if schema_path.contains("/INGEST_STORAGE_URL/not") {

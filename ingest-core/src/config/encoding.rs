@@ -67,6 +67,7 @@ pub(super) fn dead_letter_prefix(raw: Option<String>, topic: &str) -> Result<Str
     let first = trimmed.split('/').next().unwrap_or_default();
     // Readers watch `<topic>/`, and `_ingest/` is the service's own: dead letters go elsewhere.
     if trimmed.is_empty()
+        || trimmed.len() > super::layout::MAX_DEAD_LETTER_PREFIX_BYTES
         || first == topic
         || first == STATE_PREFIX
         || trimmed
@@ -76,7 +77,7 @@ pub(super) fn dead_letter_prefix(raw: Option<String>, topic: &str) -> Result<Str
         return Err(ConfigError::invalid(
             "DEAD_LETTER_PREFIX",
             &dead_letter_prefix,
-            format!("a relative path outside the data path ({topic}/) and {STATE_PREFIX}/, e.g. _dead_letters"),
+            format!("a relative path of at most {} bytes outside the data path ({topic}/) and {STATE_PREFIX}/, e.g. _dead_letters", super::layout::MAX_DEAD_LETTER_PREFIX_BYTES),
         ));
     }
     Ok(trimmed.to_string())

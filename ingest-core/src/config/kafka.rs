@@ -13,8 +13,10 @@ const RESERVED_KAFKA: &[&str] = &["enable.auto.commit", "enable.auto.offset.stor
 
 /// Kafka's topic name rules.
 pub fn validate_topic(topic: &str) -> Result<(), &'static str> {
-    if topic.is_empty() || topic.len() > 249 {
-        Err("a topic name of 1 to 249 characters")
+    if topic.is_empty() || topic.len() > super::layout::MAX_TOPIC_BYTES {
+        // Kafka allows 249; a file's name is `<topic>+<partition>+<20 digits>.ndjson.gz`, and
+        // a name is at most 255 bytes in every store.
+        Err("a topic name of 1 to 213 characters (file names are at most 255 bytes)")
     } else if topic == "." || topic == ".." {
         Err("a topic name other than '.' or '..'")
     } else if !topic

@@ -97,12 +97,18 @@ pub fn record_time_ms(
     source: &TimeSource,
     fallback_ms: i64,
 ) -> (i64, bool) {
-    let own = || record.timestamp_ms().filter(|t| *t >= 0);
+    let own = || {
+        record
+            .timestamp_ms()
+            .filter(|t| super::naming::placeable(*t))
+    };
     match source {
-        TimeSource::Field(field) => match field_time_ms(record.value(), field) {
-            Some(t) => (t, false),
-            None => (own().unwrap_or(fallback_ms), true),
-        },
+        TimeSource::Field(field) => {
+            match field_time_ms(record.value(), field).filter(|t| super::naming::placeable(*t)) {
+                Some(t) => (t, false),
+                None => (own().unwrap_or(fallback_ms), true),
+            }
+        }
         TimeSource::Record => (own().unwrap_or(fallback_ms), false),
         TimeSource::Ingestion => (fallback_ms, false),
     }

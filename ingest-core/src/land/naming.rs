@@ -57,9 +57,9 @@ impl Namer {
         let ts = match self.time_source {
             // A batch placed record by record is planned file by file (`event_time`); these
             // names are its first record's by its Kafka timestamp until then.
-            TimeSource::Record | TimeSource::Field(_) => {
-                record_ts_ms.filter(|t| *t >= 0).unwrap_or(ingested_ms)
-            }
+            TimeSource::Record | TimeSource::Field(_) => record_ts_ms
+                .filter(|t| placeable(*t))
+                .unwrap_or(ingested_ms),
             TimeSource::Ingestion => ingested_ms,
         };
         self.batch_in(partition, first_offset, &self.dir(ts))
@@ -118,6 +118,16 @@ impl Namer {
             ext = self.extension()
         )
     }
+}
+
+/// 10000-01-01T00:00:00Z in ms since the epoch: the first time a four-digit year cannot name.
+pub const PLACEABLE_UNTIL_MS: i64 = 253_402_300_800_000;
+
+/// Whether a record's time can place it: from the epoch (Kafka's timestamps are never earlier;
+/// -1 is none) to the end of year 9999 (`dt` has four digits for Spark and DuckDB). Any other
+/// takes the fallback, as a missing time does.
+pub fn placeable(ts_ms: i64) -> bool {
+    (0..PLACEABLE_UNTIL_MS).contains(&ts_ms)
 }
 
 /// The claim for the batch of `topic`/`partition` that starts at `first_offset`. Independent of
@@ -276,6 +286,26 @@ mod tests {
             "orders/dt=2024-02-29/orders+1+00000000000000000007.ndjson"
         );
         assert_eq!(hive_day(-1), "dt=1969-12-31");
+    }
+
+    #[test]
+    fn a_time_no_four_digit_year_can_name_falls_back() {
+        let n = namer(TimeSource::Record, Compression::None);
+        let now = 1_709_214_356_789; // 2024-02-29T13
+        for bad in [PLACEABLE_UNTIL_MS, i64::MAX, -2, i64::MIN] {
+            let names = n.batch(0, 7, Some(bad), now);
+            assert!(
+                names.data.contains("/dt=2024-02-29/hour=13/"),
+                "{bad}: {}",
+                names.data
+            );
+        }
+        let last = n.batch(0, 7, Some(PLACEABLE_UNTIL_MS - 1), now);
+        assert!(
+            last.data.contains("/dt=9999-12-31/hour=23/"),
+            "{}",
+            last.data
+        );
     }
 
     #[test]
