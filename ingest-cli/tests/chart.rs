@@ -169,6 +169,26 @@ fn bad_values_are_rejected() {
             "/autoscaling/minReplicaCount",
         ),
         (json!({"image": {"repository": ""}}), "/image/repository"),
+        (
+            json!({"serviceAccount": {"annotation": {}}}),
+            "'annotation' was unexpected",
+        ),
+        (
+            json!({"serviceAccount": {"automountToken": "no"}}),
+            "/serviceAccount/automountToken",
+        ),
+        (
+            json!({"serviceAccount": {"name": "Orders_SA"}}),
+            "/serviceAccount/name",
+        ),
+        (
+            json!({"networkPolicy": {"metricsFrom": [{}]}}),
+            "/networkPolicy/metricsFrom/0",
+        ),
+        (
+            json!({"networkPolicy": {"metricsFrom": [{"podSelector": {}, "ports": []}]}}),
+            "'ports' was unexpected",
+        ),
     ];
     for (patch, expect) in cases {
         let mut values = minimal();
@@ -455,6 +475,204 @@ fn static_membership_names_each_member_after_its_pod_and_is_off_by_default() {
         render("staticMembership: \"yes\"\n").is_err(),
         "the schema wants a boolean"
     );
+}
+
+#[test]
+fn the_service_account_carries_the_identity_annotations_and_the_pod_names_it() {
+    require_helm();
+    let irsa = "arn:aws:iam::123456789012:role/orders-sink";
+    let client_id = "00000000-0000-0000-0000-000000000001";
+    let rendered = render(&format!(
+        "serviceAccount:\n  annotations:\n    eks.amazonaws.com/role-arn: {irsa}\n    \
+         azure.workload.identity/client-id: {client_id:?}\n\
+         podLabels:\n  azure.workload.identity/use: \"true\"\n"
+    ))
+    .unwrap();
+    let account = manifest(&rendered, "ServiceAccount").expect("a ServiceAccount by default");
+    for needle in [
+        "\nmetadata:\n  name: orders\n".to_string(),
+        format!("\n    eks.amazonaws.com/role-arn: {irsa}\n"),
+        format!("\n    azure.workload.identity/client-id: {client_id}\n"),
+        "\nautomountServiceAccountToken: false".to_string(),
+    ] {
+        assert!(
+            account.contains(&needle),
+            "ServiceAccount lacks {needle:?}:\n{account}"
+        );
+    }
+    let deployment = manifest(&rendered, "Deployment").unwrap();
+    for needle in [
+        "\n      serviceAccountName: orders\n",
+        "\n      automountServiceAccountToken: false\n",
+        "\n        azure.workload.identity/use: \"true\"\n",
+    ] {
+        assert!(
+            deployment.contains(needle),
+            "Deployment lacks {needle:?}:\n{deployment}"
+        );
+    }
+    let plain = render("").unwrap();
+    assert!(
+        !manifest(&plain, "ServiceAccount")
+            .unwrap()
+            .contains("annotations:"),
+        "no annotations unless asked"
+    );
+
+    let mounted = render("serviceAccount: {automountToken: true}\n").unwrap();
+    assert!(manifest(&mounted, "Deployment")
+        .unwrap()
+        .contains("\n      automountServiceAccountToken: true\n"));
+    assert!(manifest(&mounted, "ServiceAccount")
+        .unwrap()
+        .contains("\nautomountServiceAccountToken: true"));
+}
+
+#[test]
+fn an_existing_service_account_is_named_and_none_is_created() {
+    require_helm();
+    let named = render("serviceAccount: {create: false, name: orders-identity}\n").unwrap();
+    assert!(
+        manifest(&named, "ServiceAccount").is_none(),
+        "create: false renders no ServiceAccount:\n{named}"
+    );
+    assert!(manifest(&named, "Deployment")
+        .unwrap()
+        .contains("\n      serviceAccountName: orders-identity\n"));
+
+    let unnamed = render("serviceAccount: {create: false}\n").unwrap();
+    assert!(manifest(&unnamed, "ServiceAccount").is_none());
+    assert!(
+        manifest(&unnamed, "Deployment")
+            .unwrap()
+            .contains("\n      serviceAccountName: default\n"),
+        "no name: the namespace's default account"
+    );
+
+    let renamed = render("serviceAccount: {name: sink-identity}\n").unwrap();
+    assert!(manifest(&renamed, "ServiceAccount")
+        .unwrap()
+        .contains("\n  name: sink-identity\n"));
+    assert!(manifest(&renamed, "Deployment")
+        .unwrap()
+        .contains("\n      serviceAccountName: sink-identity\n"));
+}
+
+#[test]
+fn the_network_policy_is_off_by_default_and_admits_only_the_metrics_port_from_the_peers() {
+    require_helm();
+    assert!(manifest(&render("").unwrap(), "NetworkPolicy").is_none());
+
+    let rendered = render(
+        "http: {port: 9100}\n\
+         networkPolicy:\n  enabled: true\n  metricsFrom:\n    \
+         - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n      \
+         podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}\n    \
+         - ipBlock: {cidr: 10.0.0.0/8}\n",
+    )
+    .unwrap();
+    let policy = manifest(&rendered, "NetworkPolicy").expect("a NetworkPolicy when enabled");
+    let spec = policy.split_once("\nspec:\n").unwrap().1;
+    assert_eq!(
+        spec.trim_end(),
+        "  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: ingest-sink
+      app.kubernetes.io/instance: orders
+  policyTypes:
+    - Ingress
+  ingress:
+    - from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: monitoring
+          podSelector:
+            matchLabels:
+              app.kubernetes.io/name: prometheus
+        - ipBlock:
+            cidr: 10.0.0.0/8
+      ports:
+        - port: 9100
+          protocol: TCP",
+        "one rule: the metrics port from the peers; egress left open"
+    );
+    assert!(
+        manifest(&rendered, "Deployment")
+            .unwrap()
+            .contains("containerPort: 9100\n"),
+        "the port the policy opens is the container's"
+    );
+
+    let closed = render("networkPolicy: {enabled: true}\n").unwrap();
+    let policy = manifest(&closed, "NetworkPolicy").unwrap();
+    assert!(
+        policy.trim_end().ends_with("\n  ingress: []") && !policy.contains("- from:"),
+        "no peers: no rule (a rule without `from` would admit everyone):\n{policy}"
+    );
+}
+
+#[test]
+fn secret_names_under_env_are_refused_by_helm_and_the_schema() {
+    require_helm();
+    for name in [
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCESS_KEY",
+        "AZURE_STORAGE_MASTER_KEY",
+        "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_SAS_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_STORAGE_TOKEN",
+        "AZURE_STORAGE_ENCRYPTION_KEY",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_STORAGE_CLIENT_SECRET",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SSE_CUSTOMER_KEY_BASE64",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "INGEST_EVENTHUBS_CONNECTION_STRING",
+        "INGEST_KAFKA_SASL_PASSWORD",
+        "INGEST_KAFKA_SSL_KEY_PASSWORD",
+        "INGEST_KAFKA_SSL_KEY_PEM",
+        "INGEST_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+        "INGEST_KAFKA_SSL_KEY",
+    ] {
+        let err = render(&format!("env:\n  {name}: \"x\"\n")).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "- env: Property name of \"{name}\" does not match\n"
+            )),
+            "helm refuses {name} under env: {err}"
+        );
+        let mut values = minimal();
+        ingest_cli::values::merge(&mut values, &json!({"env": {name: "x"}}));
+        let errors = schema_errors(&with_defaults(&values));
+        let line = format!(
+            "/env: {name} looks like a secret or is set by the chart: \
+             reference secrets under secretEnv;"
+        );
+        assert!(
+            errors.len() == 1 && errors[0].starts_with(&line) && !errors[0].contains('\n'),
+            "{name}: one line saying to use secretEnv, got {errors:#?}"
+        );
+    }
+    // File paths (the key itself comes from a mounted Secret) and key ids are plain settings.
+    for plain in [
+        "INGEST_KAFKA_SSL_KEY_LOCATION",
+        "INGEST_KAFKA_SSL_KEYSTORE_LOCATION",
+        "INGEST_KAFKA_SASL_KERBEROS_KEYTAB",
+        "AWS_SSE_KMS_KEY_ID",
+    ] {
+        let rendered = render(&format!("env:\n  {plain}: \"x\"\n"))
+            .unwrap_or_else(|e| panic!("{plain} is not a secret: {e}"));
+        assert!(manifest(&rendered, "Deployment")
+            .unwrap()
+            .contains(&format!("- name: {plain}\n")));
+        let mut values = minimal();
+        ingest_cli::values::merge(&mut values, &json!({"env": {plain: "x"}}));
+        let errors = schema_errors(&with_defaults(&values));
+        assert!(errors.is_empty(), "{plain}: {errors:#?}");
+    }
 }
 
 /// Fails the test, with how to install it, when `helm` is not on PATH: a test never passes by

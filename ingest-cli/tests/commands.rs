@@ -65,11 +65,11 @@ fn new_service_writes_the_four_files_and_refuses_to_overwrite_without_force() {
 #[test]
 fn bad_topics_and_options_are_refused_in_one_line_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let long = "x".repeat(250);
+    let long = "x".repeat(214);
     for (args, expect) in [
         (vec!["new-service", "bad topic"], "ASCII letters, digits"),
         (vec!["new-service", ".."], "other than '.' or '..'"),
-        (vec!["new-service", &long], "1 to 249 characters"),
+        (vec!["new-service", &long], "1 to 213 characters"),
         (
             vec!["new-service", "ok", "--storage-url", "ftp://nope"],
             "INGEST_STORAGE_URL",

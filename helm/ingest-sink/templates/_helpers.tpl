@@ -3,6 +3,16 @@
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The pod's ServiceAccount: serviceAccount.name, else the full name when the chart creates
+     it, else the namespace's `default`. */}}
+{{- define "ingest-sink.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ingest-sink.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ingest-sink.selectorLabels" -}}
 app.kubernetes.io/name: ingest-sink
 app.kubernetes.io/instance: {{ .Release.Name }}
