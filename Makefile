@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-smoke chaos
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-flood bench-smoke chaos
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -28,6 +28,9 @@ bench-factor: ## The overhead factor of both record kinds: median and range over
 
 bench-encoders: ## The encoders alone (NDJSON+gzip, Parquet) on one thread against gzip alone on the same records (seconds)
 	$(CARGO) run --release --quiet -p ingest-bench -- encode
+
+bench-flood: ## Parquet under records that each bring a new field name (50,000): peak RSS against the cap, every record landed (about a minute)
+	$(CARGO) run --release --quiet -p ingest-bench -- run --only flood
 
 bench-smoke: ## The benchmark on a few thousand records (seconds): checks that it works
 	$(CARGO) run --release --quiet -p ingest-bench -- run --smoke

@@ -99,6 +99,8 @@ pub fn run(
     let parquet = Format::Parquet(ParquetSettings {
         compression: ParquetCompression::Zstd { level: zstd_level },
         row_group_bytes: ROW_GROUP_BYTES,
+        max_columns: ingest::config::format::MAX_COLUMNS,
+        max_fields: ingest::config::format::MAX_FIELDS,
     });
     let mut rows = vec![time(&format!("gzip {level} alone"), || {
         let mut total = 0;

@@ -80,7 +80,7 @@ struct RunArgs {
     #[arg(long, conflicts_with = "throughput_only")]
     memory_only: bool,
     /// Only the throughput run of this record kind (`orders` or `clicks`), e.g. to compare two
-    /// builds in alternated runs.
+    /// builds in alternated runs; or `flood`, the Parquet run under new field names alone.
     #[arg(long, value_enum, conflicts_with = "memory_only")]
     only: Option<Records>,
     /// Runs each throughput run this many times in all (each extra run with its own gzip
@@ -102,6 +102,10 @@ struct RunArgs {
 
 /// How much of a run's NDJSON the level table compresses (level 9 is slow).
 const LEVEL_SAMPLE_BYTES: usize = 128 << 20;
+
+/// Records of the flood run, each with a field name never seen before: five times the
+/// columns a schema takes by default.
+const FLOOD_RECORDS: u64 = 50_000;
 
 /// The memory run's buffer cap; its backlog is more than ten times this.
 const MEMORY_CAP_BYTES: u64 = 32 * 1024 * 1024;
@@ -211,6 +215,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             work,
         )?;
         run.uncompressed_bytes = done[0].0.uncompressed_bytes;
+        done.push((run, default_cap));
+    }
+    if all || args.only == Some(Records::Flood) {
+        // Each record brings a new field name, as Parquet at the default cap: the schema's
+        // caps hold the columns, and so the memory a file takes; every record lands.
+        let run = runs::backlog(
+            "flood",
+            Records::Flood,
+            FLOOD_RECORDS,
+            4,
+            &with_extra(&[("INGEST_FORMAT", "parquet")]),
+            work,
+        )?;
         done.push((run, default_cap));
     }
     if all || args.memory_only {

@@ -1,5 +1,7 @@
 //! What the benchmark produces: the sample order events (0.5–1 KB, nested) or clickstream-like
-//! page views (150–200 bytes, flat), the two record sizes the overhead factor is reported for.
+//! page views (150–200 bytes, flat), the two record sizes the overhead factor is reported for;
+//! and votes that each carry a field name never seen before (ids used as keys), which a
+//! Parquet schema must not follow without end.
 
 use ingest_cli::sample::mix;
 use serde_json::json;
@@ -9,6 +11,7 @@ use serde_json::json;
 pub enum Records {
     Orders,
     Clicks,
+    Flood,
 }
 
 const PAGES: [&str; 8] = [
@@ -44,11 +47,23 @@ pub fn click_event(n: u64) -> Vec<u8> {
     serde_json::to_vec(&event).expect("serialisable")
 }
 
+/// A vote of about 120 bytes whose item id is a field name: new in every record.
+pub fn flood_event(n: u64) -> Vec<u8> {
+    let h = mix(n);
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), json!("vote"));
+    event.insert("ts".into(), json!(1_764_547_200_000u64 + n * 7));
+    event.insert("user".into(), json!(format!("u{:06}", h % 1_000_000)));
+    event.insert(format!("item_{n:010}_{:08x}", h as u32), json!(h % 5 + 1));
+    serde_json::to_vec(&event).expect("serialisable")
+}
+
 impl Records {
     pub fn event(self, n: u64) -> Vec<u8> {
         match self {
             Records::Orders => ingest_cli::sample::order_event(n),
             Records::Clicks => click_event(n),
+            Records::Flood => flood_event(n),
         }
     }
 
@@ -61,6 +76,7 @@ impl Records {
         match self {
             Records::Orders => "orders 0.5-1 KB",
             Records::Clicks => "clicks 150-200 B",
+            Records::Flood => "new field names",
         }
     }
 }

@@ -279,6 +279,81 @@ async fn a_field_added_mid_stream_is_one_new_version_and_types_never_flip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_with_ever_new_field_names_stop_growing_the_schema_at_its_caps() {
+    let Fixture {
+        topic,
+        broker,
+        dir,
+        vars,
+        ..
+    } = Fixture::new("flood", 2);
+    // Ids used as field names, top level and in a struct: a new name in every record.
+    let flood = |i: usize| json!({"n": i, format!("id{i}"): i, "by": {format!("k{i}"): i}});
+    for p in 0..2 {
+        produce_to(
+            &broker.brokers,
+            &topic,
+            p,
+            &json_values(
+                p as usize * 3_000..(p as usize + 1) * 3_000,
+                |i| json!({"n": i, format!("id{i}"): i, "by": {format!("k{i}"): i}}),
+            ),
+        );
+    }
+    let settings = [
+        ("INGEST_FORMAT", "parquet"),
+        ("INGEST_FLUSH_MAX_RECORDS", "500"),
+        ("INGEST_PARQUET_MAX_COLUMNS", "40"),
+        ("INGEST_PARQUET_MAX_FIELDS", "70"),
+    ];
+    let high = high_watermarks(&broker.brokers, &topic, 2);
+    let (token, mut progress, handle) = start(config(&vars, &settings));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    assert_eq!(handle.await.unwrap().unwrap().records, 6_000);
+
+    let versions = schema_versions(dir.path(), &topic);
+    let last = versions.last().unwrap();
+    let names = field_names(last);
+    assert!(names.len() <= 40, "{} columns", names.len());
+    let by = last["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f[0] == "by")
+        .unwrap();
+    assert!(by[1]["struct"].as_array().unwrap().len() <= 40, "{by}");
+    assert!(
+        versions.len() <= 12,
+        "{} versions for 12 files at most",
+        versions.len()
+    );
+    // Every field of every record is in its column or in `_rescued_data`.
+    let mut seen = 0;
+    for (_, rows) in landed_files(dir.path(), &topic) {
+        for row in rows {
+            let i = row["n"].as_u64().unwrap() as usize;
+            let mut value = serde_json::Map::new();
+            for (k, v) in row.as_object().unwrap() {
+                if !k.starts_with('_') && k != "partition" && k != "offset" && !v.is_null() {
+                    value.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(by) = value.get_mut("by").and_then(Value::as_object_mut) {
+                by.retain(|_, v| !v.is_null());
+            }
+            if let Some(r) = row["_rescued_data"].as_str() {
+                let rescued: serde_json::Map<String, Value> = serde_json::from_str(r).unwrap();
+                value.extend(rescued);
+            }
+            assert_eq!(Value::Object(value), flood(i), "record {i}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_loses_the_race_for_a_version_encodes_against_the_winner() {
     let Fixture {
         topic,

@@ -70,6 +70,34 @@ impl fmt::Debug for AzureConnection {
     }
 }
 
+/// The keys of an Azure Storage connection string.
+const AZURE_KEYS: [&str; 11] = [
+    "AccountName",
+    "AccountKey",
+    "SharedAccessSignature",
+    "BlobEndpoint",
+    "DefaultEndpointsProtocol",
+    "EndpointSuffix",
+    "UseDevelopmentStorage",
+    "QueueEndpoint",
+    "TableEndpoint",
+    "FileEndpoint",
+    "DevelopmentStorageProxyUri",
+];
+
+/// What is wrong with a connection string's key that is none of `known`, without printing it
+/// unless it is one of them spelled in another case: text before an `=` may be a pasted
+/// secret (a bare account key or SAS token ends in `=`).
+pub(crate) fn unknown_key(key: &str, known: &[&str]) -> String {
+    match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        Some(k) => format!("unknown key {key:?} (keys are case-sensitive: {k})"),
+        None => format!(
+            "an unknown key (not printed: it may be part of a secret); the keys are {}",
+            known.join(", ")
+        ),
+    }
+}
+
 /// Parses `AZURE_STORAGE_CONNECTION_STRING` (`Key=Value;Key=Value`). The error names the
 /// problem but never echoes a value.
 pub fn parse_azure_connection_string(s: &str) -> Result<AzureConnection, String> {
@@ -90,7 +118,7 @@ pub fn parse_azure_connection_string(s: &str) -> Result<AzureConnection, String>
             "EndpointSuffix" => suffix = value,
             // Other services' endpoints and the emulator proxy do not concern blob writes.
             "QueueEndpoint" | "TableEndpoint" | "FileEndpoint" | "DevelopmentStorageProxyUri" => {}
-            other => return Err(format!("unknown key {other:?}")),
+            other => return Err(unknown_key(other, &AZURE_KEYS)),
         }
     }
     if conn.use_emulator {
@@ -179,7 +207,15 @@ mod tests {
                 "neither AccountKey nor SharedAccessSignature",
             ),
             ("AccountKey=c2VjcmV0", "AccountKey needs AccountName"),
-            ("AccountName=lake;Accountkey=c2VjcmV0", "unknown key"),
+            (
+                "AccountName=lake;Accountkey=c2VjcmV0",
+                "case-sensitive: AccountKey",
+            ),
+            ("c2VjcmV0c2VjcmV0=", "an unknown key (not printed"),
+            (
+                "AccountName=lake;sv=2024&sig=c2VjcmV0=",
+                "an unknown key (not printed",
+            ),
             ("garbage", "not Key=Value"),
         ] {
             let e = parse_azure_connection_string(s).unwrap_err();

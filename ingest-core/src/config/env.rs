@@ -38,6 +38,8 @@ pub struct RawEnv {
     pub parquet_compression: Option<String>,
     pub parquet_compression_level: Option<String>,
     pub parquet_row_group_bytes: Option<String>,
+    pub parquet_max_columns: Option<String>,
+    pub parquet_max_fields: Option<String>,
     pub invalid_record_policy: Option<String>,
     pub dead_letter_prefix: Option<String>,
     pub time_source: Option<String>,
@@ -89,6 +91,8 @@ const TYPED: &[&str] = &[
     "PARQUET_COMPRESSION",
     "PARQUET_COMPRESSION_LEVEL",
     "PARQUET_ROW_GROUP_BYTES",
+    "PARQUET_MAX_COLUMNS",
+    "PARQUET_MAX_FIELDS",
     "INVALID_RECORD_POLICY",
     "DEAD_LETTER_PREFIX",
     "TIME_SOURCE",
@@ -249,6 +253,7 @@ impl RawEnv {
             self.parquet_compression,
             self.parquet_compression_level,
             self.parquet_row_group_bytes,
+            (self.parquet_max_columns, self.parquet_max_fields),
         )?;
         let invalid = choice(
             "INVALID_RECORD_POLICY",

@@ -346,7 +346,19 @@ fn parse_connection_string(s: &str) -> Result<Connection, String> {
             "SharedAccessKey" => key = Some(v),
             "SharedAccessSignature" => sas = Some(v),
             "UseDevelopmentEmulator" => {}
-            other => return Err(format!("unknown key {other:?}")),
+            other => {
+                return Err(super::cloud::unknown_key(
+                    other,
+                    &[
+                        "Endpoint",
+                        "EntityPath",
+                        "SharedAccessKeyName",
+                        "SharedAccessKey",
+                        "SharedAccessSignature",
+                        "UseDevelopmentEmulator",
+                    ],
+                ))
+            }
         }
     }
     let endpoint = endpoint.ok_or("it has no Endpoint")?;

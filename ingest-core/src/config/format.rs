@@ -17,6 +17,10 @@ pub struct ParquetSettings {
     pub compression: ParquetCompression,
     /// A row group is closed once it holds about this much (`INGEST_PARQUET_ROW_GROUP_BYTES`).
     pub row_group_bytes: usize,
+    /// The most top-level columns a topic's schema takes (`INGEST_PARQUET_MAX_COLUMNS`).
+    pub max_columns: usize,
+    /// The most fields, columns and nested fields, it takes (`INGEST_PARQUET_MAX_FIELDS`).
+    pub max_fields: usize,
 }
 
 /// `INGEST_PARQUET_COMPRESSION` (default zstd) and `INGEST_PARQUET_COMPRESSION_LEVEL`.
@@ -92,6 +96,10 @@ impl ParquetCompression {
 /// Row groups of 64 MiB: one per file at the default batch size (64 MiB of JSON is far less
 /// as columns), large enough for column statistics to skip well.
 pub const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+/// Top-level columns a schema takes at most, when none is set: more than real topics have.
+pub const MAX_COLUMNS: usize = 1_000;
+/// Fields in all a schema takes at most, when none is set.
+pub const MAX_FIELDS: usize = 10_000;
 
 /// Parses `INGEST_FORMAT` and, for Parquet, its settings.
 pub(super) fn format(
@@ -99,6 +107,7 @@ pub(super) fn format(
     compression: Option<String>,
     level: Option<String>,
     row_group_bytes: Option<String>,
+    caps: (Option<String>, Option<String>),
 ) -> Result<Format, ConfigError> {
     #[derive(Clone, Copy)]
     enum Kind {
@@ -125,9 +134,20 @@ pub(super) fn format(
         }
     };
     let row_group_bytes = positive("PARQUET_ROW_GROUP_BYTES", row_group_bytes, ROW_GROUP_BYTES)?;
+    let max_columns = positive("PARQUET_MAX_COLUMNS", caps.0, MAX_COLUMNS)?;
+    let max_fields = positive("PARQUET_MAX_FIELDS", caps.1.clone(), MAX_FIELDS)?;
+    if max_fields < max_columns {
+        return Err(ConfigError::invalid(
+            "PARQUET_MAX_FIELDS",
+            &max_fields.to_string(),
+            format!("at least INGEST_PARQUET_MAX_COLUMNS ({max_columns}): every column is a field"),
+        ));
+    }
     Ok(Format::Parquet(ParquetSettings {
         compression,
         row_group_bytes,
+        max_columns,
+        max_fields,
     }))
 }
 
@@ -141,19 +161,26 @@ mod tests {
 
     #[test]
     fn ndjson_by_default_and_parquet_with_zstd_3_by_default() {
-        assert_eq!(format(None, None, None, None), Ok(Format::Ndjson));
         assert_eq!(
-            format(s("parquet"), None, None, None),
+            format(None, None, None, None, (None, None)),
+            Ok(Format::Ndjson)
+        );
+        assert_eq!(
+            format(s("parquet"), None, None, None, (None, None)),
             Ok(Format::Parquet(ParquetSettings {
                 compression: ParquetCompression::Zstd { level: 3 },
                 row_group_bytes: ROW_GROUP_BYTES,
+                max_columns: MAX_COLUMNS,
+                max_fields: MAX_FIELDS,
             }))
         );
         assert_eq!(
-            format(s("Parquet"), s("gzip"), s("9"), s("1048576")),
+            format(s("Parquet"), s("gzip"), s("9"), s("1048576"), (None, None)),
             Ok(Format::Parquet(ParquetSettings {
                 compression: ParquetCompression::Gzip { level: 9 },
                 row_group_bytes: 1 << 20,
+                max_columns: MAX_COLUMNS,
+                max_fields: MAX_FIELDS,
             }))
         );
     }
@@ -161,7 +188,7 @@ mod tests {
     #[test]
     fn codecs_read_back_by_name_and_level_as_claims_record_them() {
         assert_eq!(
-            format(s("parquet"), s(" Snappy "), None, None).map(|f| match f {
+            format(s("parquet"), s(" Snappy "), None, None, (None, None)).map(|f| match f {
                 Format::Parquet(p) => p.compression,
                 Format::Ndjson => ParquetCompression::None,
             }),
@@ -190,8 +217,24 @@ mod tests {
             (s("parquet"), s("zstd"), s("23")),
             (s("parquet"), s("gzip"), s("0")),
         ] {
-            let e = format(k, c, l, None).unwrap_err().to_string();
+            let e = format(k, c, l, None, (None, None)).unwrap_err().to_string();
             assert!(e.contains("INGEST_"), "{e}");
         }
+    }
+
+    #[test]
+    fn schema_caps_default_and_fields_are_at_least_columns() {
+        let Ok(Format::Parquet(p)) = format(s("parquet"), None, None, None, (s("20"), s("300")))
+        else {
+            panic!("parquet");
+        };
+        assert_eq!((p.max_columns, p.max_fields), (20, 300));
+        let e = format(s("parquet"), None, None, None, (s("20"), s("10"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("at least INGEST_PARQUET_MAX_COLUMNS (20)"),
+            "{e}"
+        );
+        assert!(format(s("parquet"), None, None, None, (s("0"), None)).is_err());
     }
 }

@@ -174,16 +174,22 @@ impl Claim {
         }
         let compression =
             ParquetCompression::named(&e.compression, e.level).unwrap_or(ParquetCompression::None);
-        let row_group_bytes = match now.format {
-            Format::Parquet(p) => p.row_group_bytes,
-            Format::Ndjson => crate::config::format::ROW_GROUP_BYTES,
+        // What the claim does not record (row groups, schema caps) is today's setting.
+        let now_parquet = match now.format {
+            Format::Parquet(p) => p,
+            Format::Ndjson => ParquetSettings {
+                compression,
+                row_group_bytes: crate::config::format::ROW_GROUP_BYTES,
+                max_columns: crate::config::format::MAX_COLUMNS,
+                max_fields: crate::config::format::MAX_FIELDS,
+            },
         };
         Encoding {
             envelope,
             compression: ndjson(&self.dead_letters, None),
             format: Format::Parquet(ParquetSettings {
                 compression,
-                row_group_bytes,
+                ..now_parquet
             }),
         }
     }
@@ -224,6 +230,8 @@ mod tests {
         let parquet = Format::Parquet(ParquetSettings {
             compression: ParquetCompression::Zstd { level: 7 },
             row_group_bytes: crate::config::format::ROW_GROUP_BYTES,
+            max_columns: crate::config::format::MAX_COLUMNS,
+            max_fields: crate::config::format::MAX_FIELDS,
         });
         for e in [
             Encoding {

@@ -231,6 +231,8 @@ mod tests {
         n.format = Format::Parquet(crate::config::ParquetSettings {
             compression: crate::config::ParquetCompression::Zstd { level: 3 },
             row_group_bytes: 1 << 20,
+            max_columns: crate::config::format::MAX_COLUMNS,
+            max_fields: crate::config::format::MAX_FIELDS,
         });
         let names = n.batch(3, 42, Some(1_709_251_199_999), 0);
         assert_eq!(

@@ -120,6 +120,11 @@ pub fn describe() {
             None,
             "Files uploaded in parts.",
         ),
+        (
+            "ingest_parquet_fields_over_cap_total",
+            None,
+            "Record fields kept in _rescued_data because the topic's Parquet schema reached INGEST_PARQUET_MAX_COLUMNS or INGEST_PARQUET_MAX_FIELDS.",
+        ),
     ];
     for (name, unit, help) in COUNTERS {
         match unit {

@@ -108,6 +108,43 @@ impl Column {
         }
     }
 
+    /// Appends nulls until the column holds `rows` entries (the rows whose records had no
+    /// value for it).
+    pub(super) fn pad_to(&mut self, rows: usize) {
+        let missing = rows.saturating_sub(self.len());
+        if missing == 0 {
+            return;
+        }
+        match self {
+            Column::Bool(values, nulls) => {
+                values.append_n(missing, false);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Int(values, nulls) => {
+                values.resize(values.len() + missing, 0);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Float(values, nulls) => {
+                values.resize(values.len() + missing, 0.0);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Str { offsets, nulls, .. } | Column::List { offsets, nulls, .. } => {
+                let last = *offsets.last().unwrap_or(&0);
+                offsets.resize(offsets.len() + missing, last);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Struct {
+                children, nulls, ..
+            } => {
+                let rows = nulls.len() + missing;
+                for child in children {
+                    child.pad_to(rows);
+                }
+                nulls.append_n_nulls(missing);
+            }
+        }
+    }
+
     /// Entries so far.
     #[inline]
     pub(super) fn len(&self) -> usize {

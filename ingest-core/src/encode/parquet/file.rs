@@ -17,8 +17,15 @@ use crate::batch::StoredRecord;
 use crate::config::{Envelope, ParquetCompression, ParquetSettings};
 use crate::encode::encoder::{EncodeOptions, Encoded, InvalidRecord, Rejects};
 
-/// Rows built and written at a time, at most (and at most about [`CHUNK_BYTES`] of values).
+/// Rows built and written at a time, at most (and at most about [`CHUNK_BYTES`] of values, and
+/// [`CHUNK_CELLS`] entries in all columns).
 pub(super) const CHUNK_ROWS: usize = 16384;
+/// Column entries a chunk holds at most: Arrow's arrays are dense (a null takes its slot), so a
+/// schema of many sparse columns gets fewer rows a chunk (1,000 columns: 512 rows, about 5 MB)
+/// instead of 16,384 rows of nulls in every column (150 MB).
+const CHUNK_CELLS: usize = 512 * 1024;
+/// The fewest rows a chunk is cut at.
+const MIN_CHUNK_ROWS: usize = 64;
 /// A column's dictionary stops growing here and its later values are written plain: columns
 /// of few values (a status, a city, a currency) keep their dictionary, while an id column falls
 /// back early, which zstd then compresses better than dictionary indices (measured with
@@ -121,6 +128,8 @@ pub(super) struct File<'c> {
     columns: Columns,
     opts: &'c EncodeOptions,
     row_group_bytes: usize,
+    /// Rows a chunk takes before it is written ([`CHUNK_ROWS`], fewer for many columns).
+    chunk_rows: usize,
     partition: i32,
     /// Where an internal error is reported: the batch's first record.
     first: i64,
@@ -145,6 +154,7 @@ impl<'c> File<'c> {
             )
         };
         let schema = schema(opts.envelope, &columns);
+        let chunk_rows = (CHUNK_CELLS / columns.size().max(1)).clamp(MIN_CHUNK_ROWS, CHUNK_ROWS);
         let props = properties(settings).map_err(internal)?;
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
             .map_err(|e| internal(e.to_string()))?;
@@ -155,6 +165,7 @@ impl<'c> File<'c> {
             columns,
             opts,
             row_group_bytes: settings.row_group_bytes,
+            chunk_rows,
             partition,
             first,
             records: 0,
@@ -195,7 +206,7 @@ impl<'c> File<'c> {
         }
         self.uncompressed += r.value().map_or(0, <[u8]>::len) + 1;
         self.records += 1;
-        if self.chunk.rows >= CHUNK_ROWS || self.chunk.bytes >= CHUNK_BYTES {
+        if self.chunk.rows >= self.chunk_rows || self.chunk.bytes >= CHUNK_BYTES {
             self.write_chunk()?;
             if self.writer.in_progress_size() >= self.row_group_bytes {
                 self.writer.flush().map_err(|e| self.internal(e))?;

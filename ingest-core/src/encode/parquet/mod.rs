@@ -126,7 +126,7 @@ fn one_pass<'a>(
     settings: &ParquetSettings,
     running: &Columns,
 ) -> Result<Option<Encoded>, InvalidRecord> {
-    let columns = Columns::from_running(running).typed();
+    let columns = Columns::from_running(running, caps(settings)).typed();
     let mut records = records.peekable();
     let first = records.peek().map_or(0, |r| r.offset());
     let mut file = File::new(opts, settings, columns, partition, first)?;
@@ -177,7 +177,7 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
     let mut filtered = 0;
     let mut rejects = Rejects::default();
     let mut valid = Vec::with_capacity(batch().size_hint().0);
-    let mut columns = Columns::from_running(running);
+    let mut columns = Columns::from_running(running, caps(settings));
     for r in batch() {
         let learned = row(&r, opts, false).and_then(|row| match row {
             Some(Row::Json(json)) => columns.observe(&json, &RESERVED).map(|()| Some(())),
@@ -214,6 +214,13 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
         file.push(&r, json.as_deref(), false)?;
     }
     file.finish(rejects, filtered)
+}
+
+fn caps(settings: &ParquetSettings) -> shape::Caps {
+    shape::Caps {
+        columns: settings.max_columns,
+        fields: settings.max_fields,
+    }
 }
 
 pub(super) fn invalid(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::arrays::Column;
 use super::file::header_fields;
-use super::shape::{find, Columns, Shape};
+use super::shape::{over_cap, Columns, Shape};
 use super::walk::{self, Kind, Step};
 use super::RESERVED;
 use crate::batch::StoredRecord;
@@ -76,9 +76,8 @@ impl Chunk {
             }
             self.bytes += v.len();
         }
-        for column in self.values.iter_mut().filter(|c| c.len() == self.rows) {
-            column.append_null();
-        }
+        // Columns the record has no value for are padded with nulls when next written to, or
+        // when the chunk is taken: a record costs what its fields cost, not what the schema has.
         self.rows += 1;
         self.topic.append_value(topic);
         self.partition.append_value(partition);
@@ -120,9 +119,7 @@ impl Chunk {
         let mut hint = 0;
         while let Step::Member(m) = step {
             let reserved = m.is_any(&RESERVED);
-            let field = (!reserved)
-                .then(|| find(&columns.fields, &m, &mut hint))
-                .flatten();
+            let field = (!reserved).then(|| columns.find(&m, &mut hint)).flatten();
             let (kept, end) = match field {
                 Some(at) if self.values[at].len() > self.rows => {
                     if fixed && columns.grow_with(v, &RESERVED) {
@@ -137,10 +134,14 @@ impl Chunk {
                 }
                 Some(at) => {
                     let shape = &columns.fields[at].1;
+                    self.values[at].pad_to(self.rows);
                     let (fits, end) = self.values[at].append(shape, v, m.value)?;
                     if !fits {
-                        if fixed && shape.grows_with(v, m.value) {
-                            return Ok(false);
+                        if fixed && shape.grows_with(v, m.value, columns.caps.columns) {
+                            if columns.size() < columns.caps.fields {
+                                return Ok(false);
+                            }
+                            over_cap();
                         }
                         self.values[at].truncate(self.rows);
                     }
@@ -148,7 +149,13 @@ impl Chunk {
                 }
                 None => match walk::head(v, m.value) {
                     (Kind::Null, end) if !reserved => (true, end),
-                    _ if fixed && !reserved && Shape::makes_column(v, m.value) => return Ok(false),
+                    _ if fixed && !reserved && Shape::makes_column(v, m.value) => {
+                        if columns.room_for(1) {
+                            return Ok(false);
+                        }
+                        over_cap();
+                        (false, walk::skip(v, m.value))
+                    }
                     _ => (false, walk::skip(v, m.value)),
                 },
             };
@@ -188,6 +195,7 @@ impl Chunk {
             columns.extend(coordinates);
         }
         for column in &mut self.values {
+            column.pad_to(self.rows);
             columns.push(column.finish()?);
         }
         columns.push(Arc::new(self.rescued.finish()));

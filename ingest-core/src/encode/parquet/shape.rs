@@ -16,7 +16,10 @@
 
 mod learn;
 
-pub(super) use learn::object;
+pub(super) use learn::{object, over_cap};
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +75,34 @@ impl Shape {
         })
     }
 
+    /// Fields with a type in this shape: one for a value, one for a struct plus its fields, a
+    /// list's element's; none for a shape without a type yet.
+    pub fn size(&self) -> usize {
+        match self {
+            Shape::Unknown => 0,
+            Shape::List(elem) => elem.size(),
+            Shape::Struct(fields) => {
+                let inner: usize = fields.iter().map(|(_, s)| s.size()).sum();
+                usize::from(inner > 0) + inner
+            }
+            _ => 1,
+        }
+    }
+
+    /// The most fields any struct in this shape has.
+    pub fn widest(&self) -> usize {
+        match self {
+            Shape::List(elem) => elem.widest(),
+            Shape::Struct(fields) => fields
+                .iter()
+                .map(|(_, s)| s.widest())
+                .max()
+                .unwrap_or(0)
+                .max(fields.len()),
+            _ => 0,
+        }
+    }
+
     /// This shape with only what has a type: fields seen only as null dropped, and `None` for
     /// a shape that has no column type yet (unknown, an empty list's, an empty object's).
     pub fn typed(&self) -> Option<Shape> {
@@ -90,6 +121,25 @@ impl Shape {
     }
 }
 
+/// Bounds on a topic's schema, so that records with ever new field names (ids used as keys)
+/// cannot grow it, and the memory a file takes, without end: at most `columns` top-level
+/// columns (`INGEST_PARQUET_MAX_COLUMNS`) and `fields` in all, every column and nested field
+/// counting one (`INGEST_PARQUET_MAX_FIELDS`). A value that would pass them is rescued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub columns: usize,
+    pub fields: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            columns: 1_000,
+            fields: 10_000,
+        }
+    }
+}
+
 /// The top-level fields of a topic's or a file's records, in the order first seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Columns {
@@ -98,14 +148,92 @@ pub struct Columns {
     /// fixed.
     #[serde(skip)]
     pub fixed: usize,
+    /// What the columns may grow to.
+    #[serde(skip)]
+    pub caps: Caps,
+    #[serde(skip)]
+    derived: Derived,
 }
+
+/// Schemas with at least this many columns find a field by a hash of its name, not a scan.
+const INDEXED_FROM: usize = 64;
+
+/// What is derived from [`Columns::fields`] and kept to save recomputing it, built on first
+/// use and kept up to date as fields are added: the fields' positions by name (wide schemas
+/// only) and the number of fields in all. Not part of the columns' equality.
+#[derive(Debug, Clone, Default)]
+struct Derived {
+    index: OnceLock<HashMap<String, usize>>,
+    size: OnceLock<usize>,
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Derived) -> bool {
+        true
+    }
+}
+
+impl Eq for Derived {}
 
 impl Columns {
     /// A file's columns starting from the topic's running schema, whose types are fixed.
-    pub fn from_running(running: &Columns) -> Columns {
+    pub fn from_running(running: &Columns, caps: Caps) -> Columns {
         Columns {
             fields: running.fields.clone(),
             fixed: running.fields.len(),
+            caps,
+            derived: Derived::default(),
+        }
+    }
+
+    /// Fields in all: every column and nested field with a type counts one.
+    pub fn size(&self) -> usize {
+        *self
+            .derived
+            .size
+            .get_or_init(|| self.fields.iter().map(|(_, s)| s.size()).sum())
+    }
+
+    /// Whether a new top-level column of `added` fields stays within the caps. (A field seen
+    /// only as null while a batch is learned holds its place until the batch is written.)
+    pub(super) fn room_for(&self, added: usize) -> bool {
+        self.fields.len() < self.caps.columns && self.size() + added <= self.caps.fields
+    }
+
+    /// The index of the field named as `m`'s key ([`find`]); by its name's hash in a wide
+    /// schema.
+    pub(super) fn find(&self, m: &Member<'_>, hint: &mut usize) -> Option<usize> {
+        if self.fields.len() < INDEXED_FROM {
+            return find(&self.fields, m, hint);
+        }
+        if let Some((name, _)) = self.fields.get(*hint) {
+            if m.is(name) {
+                *hint += 1;
+                return Some(*hint - 1);
+            }
+        }
+        let index = self.derived.index.get_or_init(|| {
+            let named = self.fields.iter().enumerate();
+            named.map(|(i, (n, _))| (n.clone(), i)).collect()
+        });
+        let at = *index.get(m.key().as_ref())?;
+        *hint = at + 1;
+        Some(at)
+    }
+
+    /// Adds a field of `added` fields in all at the end.
+    pub(super) fn push(&mut self, name: String, shape: Shape) {
+        if let Some(index) = self.derived.index.get_mut() {
+            index.insert(name.clone(), self.fields.len());
+        }
+        self.grew(shape.size());
+        self.fields.push((name, shape));
+    }
+
+    /// Counts `added` more fields in all (a field grew).
+    pub(super) fn grew(&mut self, added: usize) {
+        if let Some(size) = self.derived.size.get_mut() {
+            *size += added;
         }
     }
 
@@ -119,6 +247,8 @@ impl Columns {
                 .filter_map(|(n, s)| Some((n.clone(), s.typed()?)))
                 .collect(),
             fixed: 0,
+            caps: self.caps,
+            derived: Derived::default(),
         }
     }
 

@@ -27,6 +27,8 @@ fn opts(envelope: Envelope, invalid: InvalidRecordPolicy) -> EncodeOptions {
 const SETTINGS: ParquetSettings = ParquetSettings {
     compression: ParquetCompression::Zstd { level: 3 },
     row_group_bytes: 1 << 20,
+    max_columns: crate::config::format::MAX_COLUMNS,
+    max_fields: crate::config::format::MAX_FIELDS,
 };
 
 fn batch(values: &[&str]) -> Batch {
@@ -332,4 +334,5 @@ fn integers_and_strings_are_read_exactly() {
     );
 }
 
+mod caps;
 mod one_pass;

@@ -7,6 +7,31 @@
 use super::{find, Columns, Shape};
 use crate::encode::parquet::walk::{self, Kind, Step};
 
+/// What a batch's learning may still add to a schema: `left` fields in all, and each struct
+/// (the top level too) up to `width` fields.
+pub(in crate::encode::parquet) struct Room {
+    pub left: usize,
+    pub width: usize,
+}
+
+impl Room {
+    /// Takes room for `shape` as a new field beside `siblings` others, or counts it over the
+    /// caps (its value is then rescued) and says no.
+    fn take(&mut self, shape: &Shape, siblings: usize) -> bool {
+        let size = shape.size();
+        if siblings < self.width && size <= self.left && shape.widest() <= self.width {
+            self.left -= size;
+            true
+        } else {
+            // A field seen only as null loses nothing by having no column.
+            if size > 0 {
+                over_cap();
+            }
+            false
+        }
+    }
+}
+
 /// What a value does to the shape it is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Verdict {
@@ -62,8 +87,8 @@ impl Shape {
 
     /// Whether the value at `i` fits this shape as it is, fits once it grows, or conflicts (a
     /// `fixed` shape, from the running schema, only grows nested fields: an integer column
-    /// stays one); and the index after the value.
-    pub(super) fn check(&self, v: &[u8], i: usize, fixed: bool) -> (Verdict, usize) {
+    /// stays one; a struct of `width` fields takes no more); and the index after the value.
+    pub(super) fn check(&self, v: &[u8], i: usize, fixed: bool, width: usize) -> (Verdict, usize) {
         let (kind, end) = walk::head(v, i);
         if kind == Kind::Null {
             return (Verdict::Same, end);
@@ -94,7 +119,7 @@ impl Shape {
                     let end = if verdict == Verdict::Conflict {
                         walk::skip(v, at)
                     } else {
-                        let (vd, end) = elem.check(v, at, fixed);
+                        let (vd, end) = elem.check(v, at, fixed, width);
                         verdict = verdict.max(vd);
                         end
                     };
@@ -111,8 +136,16 @@ impl Shape {
                         walk::skip(v, m.value)
                     } else {
                         let (vd, end) = match find(fields, &m, &mut hint) {
-                            Some(at) => fields[at].1.check(v, m.value, fixed),
+                            Some(at) => fields[at].1.check(v, m.value, fixed, width),
                             None => match Shape::of(v, m.value) {
+                                // At its width a struct takes no new field; a null needs none.
+                                (Some(Shape::Unknown), end) if fields.len() >= width => {
+                                    (Verdict::Same, end)
+                                }
+                                (Some(_), end) if fields.len() >= width => {
+                                    over_cap();
+                                    (Verdict::Conflict, end)
+                                }
                                 (Some(_), end) => (Verdict::Grows, end),
                                 (None, end) => (Verdict::Conflict, end),
                             },
@@ -136,8 +169,8 @@ impl Shape {
     /// Whether a fixed (running-schema) column of this shape would grow to hold the value at
     /// `i` of `v` (a nested field it does not have yet). Errs on the side of yes: a new nested
     /// field seen only as null adds no column, but counts.
-    pub(in crate::encode::parquet) fn grows_with(&self, v: &[u8], i: usize) -> bool {
-        self.check(v, i, true).0 == Verdict::Grows
+    pub(in crate::encode::parquet) fn grows_with(&self, v: &[u8], i: usize, width: usize) -> bool {
+        self.check(v, i, true, width).0 == Verdict::Grows
     }
 
     /// Whether the value at `i` of `v`, for a field without a column, would give it one: it
@@ -147,12 +180,16 @@ impl Shape {
     }
 
     /// Grows this shape to hold the value at `i`, which [checked](Shape::check) as one that
-    /// grows it; allocates only for what is new. Returns the index after the value.
-    pub(super) fn absorb(&mut self, v: &[u8], i: usize) -> usize {
+    /// grows it, as far as `room` lets it (what it cannot take, the value's record rescues);
+    /// allocates only for what is new. Returns the index after the value.
+    pub(super) fn absorb(&mut self, v: &[u8], i: usize, room: &mut Room) -> usize {
         match (&mut *self, walk::head(v, i)) {
             (Shape::Unknown, _) => {
                 let (shape, end) = Shape::of(v, i);
-                *self = shape.unwrap_or(Shape::Unknown);
+                let shape = shape.unwrap_or(Shape::Unknown);
+                if room.take(&shape, 0) {
+                    *self = shape;
+                }
                 end
             }
             (Shape::Int, (Kind::Float, end)) => {
@@ -161,13 +198,16 @@ impl Shape {
             }
             (Shape::List(elem), (Kind::Array, _)) if **elem == Shape::Unknown => {
                 let (shape, end) = Shape::of(v, i);
-                *self = shape.unwrap_or(Shape::List(Box::new(Shape::Unknown)));
+                let shape = shape.unwrap_or(Shape::List(Box::new(Shape::Unknown)));
+                if room.take(&shape, 0) {
+                    *self = shape;
+                }
                 end
             }
             (Shape::List(elem), (Kind::Array, _)) => {
                 let mut step = walk::first_element(v, i);
                 while let Step::Element(at) = step {
-                    step = walk::next_element(v, elem.absorb(v, at));
+                    step = walk::next_element(v, elem.absorb(v, at, room));
                 }
                 step.end()
             }
@@ -176,10 +216,13 @@ impl Shape {
                 let mut hint = 0;
                 while let Step::Member(m) = step {
                     let end = match find(fields, &m, &mut hint) {
-                        Some(at) => fields[at].1.absorb(v, m.value),
+                        Some(at) => fields[at].1.absorb(v, m.value, room),
                         None => {
                             let (shape, end) = Shape::of(v, m.value);
-                            fields.push((m.key().into_owned(), shape.unwrap_or(Shape::Unknown)));
+                            let shape = shape.unwrap_or(Shape::Unknown);
+                            if room.take(&shape, fields.len()) {
+                                fields.push((m.key().into_owned(), shape));
+                            }
                             end
                         }
                     };
@@ -202,22 +245,38 @@ impl Columns {
         let i = object(v)?;
         let mut step = walk::first_member(v, i);
         let mut hint = 0;
+        let caps = self.caps;
         while let Step::Member(m) = step {
             let end = if m.is_any(reserved) {
                 walk::skip(v, m.value)
             } else {
-                match find(&self.fields, &m, &mut hint) {
+                match self.find(&m, &mut hint) {
                     Some(at) => {
                         let fixed = at < self.fixed;
-                        match self.fields[at].1.check(v, m.value, fixed) {
-                            (Verdict::Grows, _) => self.fields[at].1.absorb(v, m.value),
+                        match self.fields[at].1.check(v, m.value, fixed, caps.columns) {
+                            (Verdict::Grows, _) => {
+                                let left = caps.fields.saturating_sub(self.size());
+                                let mut room = Room {
+                                    left,
+                                    width: caps.columns,
+                                };
+                                let end = self.fields[at].1.absorb(v, m.value, &mut room);
+                                self.grew(left - room.left);
+                                end
+                            }
                             (_, end) => end,
                         }
                     }
                     None => {
                         let (shape, end) = Shape::of(v, m.value);
                         if let Some(shape) = shape {
-                            self.fields.push((m.key().into_owned(), shape));
+                            let mut room = Room {
+                                left: caps.fields.saturating_sub(self.size()),
+                                width: caps.columns,
+                            };
+                            if room.take(&shape, self.fields.len()) {
+                                self.push(m.key().into_owned(), shape);
+                            }
                         }
                         end
                     }
@@ -237,9 +296,12 @@ impl Columns {
         let mut hint = 0;
         while let Step::Member(m) = step {
             if !m.is_any(reserved) {
-                let grows = match find(&self.fields, &m, &mut hint) {
-                    Some(at) => self.fields[at].1.grows_with(v, m.value),
-                    None => Shape::makes_column(v, m.value),
+                let grows = match self.find(&m, &mut hint) {
+                    Some(at) => {
+                        self.fields[at].1.grows_with(v, m.value, self.caps.columns)
+                            && self.size() < self.caps.fields
+                    }
+                    None => Shape::makes_column(v, m.value) && self.room_for(1),
                 };
                 if grows {
                     return true;
@@ -249,6 +311,11 @@ impl Columns {
         }
         false
     }
+}
+
+/// Counts a field kept in `_rescued_data` because the schema reached its caps.
+pub(in crate::encode::parquet) fn over_cap() {
+    metrics::counter!("ingest_parquet_fields_over_cap_total").increment(1);
 }
 
 /// The index where the JSON object `v` (checked JSON) opens; an error naming what it is

@@ -132,7 +132,7 @@ fn a_running_schema_keeps_its_types_and_only_gains_fields() {
         ["n", "s"],
         "fields without a type yet get no column"
     );
-    let mut next = Columns::from_running(&running);
+    let mut next = Columns::from_running(&running, Caps::default());
     observe(
         &mut next,
         &json!({"n": 2.5, "s": {"b": true}, "new": "x"}),
@@ -187,7 +187,7 @@ fn growing_in_place_agrees_with_merging_shapes() {
                         have.merge(&n)
                     }
                 });
-                let (verdict, end) = have.check(&bytes, 0, fixed);
+                let (verdict, end) = have.check(&bytes, 0, fixed, usize::MAX);
                 assert_eq!(end, bytes.len());
                 let expected = match &want {
                     None => Verdict::Conflict,
@@ -198,7 +198,11 @@ fn growing_in_place_agrees_with_merging_shapes() {
                 if let Some(want) = want {
                     let mut got = have.clone();
                     if verdict == Verdict::Grows {
-                        assert_eq!(got.absorb(&bytes, 0), bytes.len());
+                        let mut room = super::learn::Room {
+                            left: usize::MAX,
+                            width: usize::MAX,
+                        };
+                        assert_eq!(got.absorb(&bytes, 0, &mut room), bytes.len());
                     }
                     assert_eq!(got, want, "{start} then {next} ({fixed})");
                 }
@@ -327,7 +331,7 @@ fn row_and_rescued_together_are_the_record() {
             observe(&mut running, &records[0], &["_offset"]);
             running = running.typed();
         }
-        let mut c = Columns::from_running(&running);
+        let mut c = Columns::from_running(&running, Caps::default());
         for r in &records {
             observe(&mut c, r, &["_offset"]);
         }
