@@ -18,6 +18,10 @@ pub enum Error {
     /// The store refused an operation the service needs (a permission or credential to grant).
     #[error("{0}")]
     StorageRefused(String),
+    /// At start, the store or the broker cannot be reached (yet): the service waits with
+    /// backoff, not ready, instead of exiting.
+    #[error("{0}")]
+    Unavailable(String),
     /// Kafka could not be reached, or the topic does not exist.
     #[error("{0}")]
     Kafka(String),
@@ -91,6 +95,7 @@ impl Error {
         matches!(
             self,
             Error::Storage(_)
+                | Error::Unavailable(_)
                 | Error::Kafka(_)
                 | Error::EventHubs(_)
                 | Error::ShutdownTimeout { .. }

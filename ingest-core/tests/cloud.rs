@@ -378,7 +378,12 @@ async fn a_store_without_create_only_is_refused_unless_at_least_once_is_accepted
     s3rver.create_container(&bucket);
     let refused = [("INGEST_ACCEPT_AT_LEAST_ONCE", "false")];
     let mut strict = Storage::from_config(&storage_config(&s3rver, &bucket, &refused)).unwrap();
-    let line = strict.probe().await.unwrap_err();
+    let refusal = strict.probe().await.unwrap_err();
+    assert!(
+        !refusal.transient,
+        "a store that overwrites is a setting to change"
+    );
+    let line = refusal.message;
     assert!(
         line.contains("overwrites existing objects")
             && line.contains("INGEST_ACCEPT_AT_LEAST_ONCE=true")

@@ -20,6 +20,8 @@ pub struct Facts {
     pub heartbeat_ms: i64,
     /// The last storage failure, while storage is failing.
     pub storage_error: Option<String>,
+    /// What start-up waits for (a store or broker it cannot reach yet), while it waits.
+    pub start_error: Option<String>,
     /// Partitions this replica owns.
     pub assigned: usize,
     /// When each owned partition last landed a file (ms since the epoch).
@@ -50,6 +52,11 @@ impl Verdict {
 
 /// `/healthz`: the loop turned within `stall`.
 pub fn liveness(f: &Facts, now_ms: i64, stall: Duration) -> Verdict {
+    if !f.started {
+        // Start-up steps have their own timeouts, and wait for a store or broker they cannot
+        // reach yet: restarting would only start over.
+        return Verdict::ok("alive: starting");
+    }
     let quiet_ms = now_ms.saturating_sub(f.heartbeat_ms);
     if quiet_ms > stall.as_millis() as i64 {
         Verdict::fail(format!(
@@ -66,7 +73,10 @@ pub fn liveness(f: &Facts, now_ms: i64, stall: Duration) -> Verdict {
 /// wait (more replicas than partitions, or a rebalance in progress), so it is still ready.
 pub fn readiness(f: &Facts) -> Verdict {
     if !f.started {
-        return Verdict::fail("starting: checking storage and the topic");
+        return Verdict::fail(match &f.start_error {
+            Some(e) => format!("starting: waiting, retrying with backoff: {e}"),
+            None => "starting: checking storage and the topic".into(),
+        });
     }
     if f.draining {
         return Verdict::fail("stopping: flushing buffers before exit");
@@ -136,11 +146,27 @@ mod tests {
             liveness(&outage, 11_000, stall).ok,
             "an outage is not a reason to restart"
         );
+        let waiting = Facts {
+            start_error: Some("storage: connection refused".into()),
+            ..Facts::default()
+        };
+        assert!(
+            liveness(&waiting, 10_000_000, stall).ok,
+            "waiting at start for a store is not a stuck loop"
+        );
     }
 
     #[test]
     fn readiness_follows_start_up_storage_and_shutdown() {
         assert!(!readiness(&Facts::default()).ok);
+        let waiting = readiness(&Facts {
+            start_error: Some("storage: connection refused".into()),
+            ..Facts::default()
+        });
+        assert_eq!(
+            waiting,
+            Verdict::fail("starting: waiting, retrying with backoff: storage: connection refused")
+        );
         assert_eq!(
             readiness(&started()),
             Verdict::ok("ready: 3 partitions assigned")

@@ -121,6 +121,11 @@ pub fn describe() {
             "Files uploaded in parts.",
         ),
         (
+            "ingest_start_retries_total",
+            None,
+            "Start-up attempts that found the store or the broker unreachable and waited to try again.",
+        ),
+        (
             "ingest_parquet_fields_over_cap_total",
             None,
             "Record fields kept in _rescued_data because the topic's Parquet schema reached INGEST_PARQUET_MAX_COLUMNS or INGEST_PARQUET_MAX_FIELDS.",

@@ -95,20 +95,46 @@ impl Pipeline {
             ));
         }
         let mut storage = Storage::from_config(&config).map_err(Error::Storage)?;
-        let caps = storage.probe().await.map_err(Error::Storage)?;
+        // A store or broker that cannot be reached at start may be an outage: wait for it
+        // (not ready, the error on /readyz) instead of exiting into a crash loop whose growing
+        // delay outlasts the outage. Settings and permissions stop the service.
+        let mut waiting = StartWait::new(Arc::clone(&health), shutdown.clone());
+        let caps = loop {
+            match storage.probe().await {
+                Ok(caps) => break caps,
+                Err(e) if e.transient => {
+                    if !waiting.wait("storage", &e.message).await {
+                        return Ok(Progress::default());
+                    }
+                }
+                Err(e) => return Err(Error::Storage(e.message)),
+            }
+        };
         tokio::spawn(ops_watch::storage(
             storage.clone(),
             Arc::clone(&health),
             config.storage_check_interval,
             background.clone(),
         ));
-        let opened = tokio::select! {
-            opened = source::open(&config, background.child_token()) => opened?,
-            _ = shutdown.cancelled() => {
-                tracing::info!("shutdown requested during start-up; nothing was consumed");
-                return Ok(Progress::default());
+        let opened = loop {
+            let attempt = tokio::select! {
+                opened = source::open(&config, background.child_token()) => opened,
+                _ = shutdown.cancelled() => {
+                    tracing::info!("shutdown requested during start-up; nothing was consumed");
+                    return Ok(Progress::default());
+                }
+            };
+            match attempt {
+                Ok(opened) => break opened,
+                Err(Error::Unavailable(why)) => {
+                    if !waiting.wait("the source", &why).await {
+                        return Ok(Progress::default());
+                    }
+                }
+                Err(e) => return Err(e),
             }
         };
+        health.update(|f| f.start_error = None);
         let source::Opened {
             mut source,
             control,
@@ -119,7 +145,10 @@ impl Pipeline {
         // What `ingest_buffered_bytes` is held under: the cap less librdkafka's share.
         let cap = control.batch_budget(&config);
         metrics::gauge!("ingest_buffer_cap_bytes").set(cap as f64);
-        health.update(|f| f.started = true);
+        health.update(|f| {
+            f.started = true;
+            f.heartbeat_ms = now_ms();
+        });
         tracing::info!(topic = %config.topic, source = %label, storage = storage.label(),
             create_only = caps.create_only, multipart = caps.multipart,
             partitions = partition_count, "ingest started");
@@ -315,4 +344,45 @@ struct Loop {
     /// grow them), so most messages skip the scan over partitions.
     seal_headroom: usize,
     consumed: Consumed,
+}
+
+/// Waits between start-up attempts on a store or broker that cannot be reached yet: backoff
+/// from 1 s doubling to 30 s, the reason on `/readyz` (liveness passes while starting).
+struct StartWait {
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+    backoff: std::time::Duration,
+}
+
+impl StartWait {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn new(health: Arc<Health>, shutdown: CancellationToken) -> StartWait {
+        StartWait {
+            health,
+            shutdown,
+            backoff: Self::FIRST,
+        }
+    }
+
+    /// Waits before the next attempt on `what`; `false` when shutdown was requested meanwhile.
+    async fn wait(&mut self, what: &str, why: &str) -> bool {
+        tracing::warn!(
+            retry_in_ms = self.backoff.as_millis() as u64,
+            "start-up waits for {what}: {why}"
+        );
+        metrics::counter!("ingest_start_retries_total").increment(1);
+        let reason = format!("{what}: {why}");
+        self.health.update(|f| f.start_error = Some(reason));
+        let waited = tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => true,
+            _ = self.shutdown.cancelled() => {
+                tracing::info!("shutdown requested during start-up; nothing was consumed");
+                false
+            }
+        };
+        self.backoff = (self.backoff * 2).min(Self::MOST);
+        waited
+    }
 }

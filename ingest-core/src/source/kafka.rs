@@ -313,13 +313,15 @@ pub fn check_topic(
     consumer: &KafkaConsumer,
     config: &Config,
     timeout: Duration,
-) -> Result<(usize, Option<String>), String> {
+) -> Result<(usize, Option<String>), Error> {
+    // Unreachable may be an outage (the service waits) or a wrong address (the line says
+    // which setting to check).
     let metadata = consumer.fetch_metadata(Some(&config.topic), timeout).map_err(|e| {
-        format!(
+        Error::Unavailable(format!(
             "cannot reach Kafka at {} within {}s ({e}); check INGEST_KAFKA_BOOTSTRAP_SERVERS and the security settings",
             config.kafka.bootstrap_servers,
             timeout.as_secs()
-        )
+        ))
     })?;
     let topic = metadata.topics().iter().find(|t| t.name() == config.topic);
     match topic {
@@ -327,10 +329,10 @@ pub fn check_topic(
             t.partitions().len(),
             consumer.client().fetch_cluster_id(timeout),
         )),
-        _ => Err(format!(
+        _ => Err(Error::Kafka(format!(
             "topic {} does not exist on {}; create it or fix INGEST_TOPIC",
             config.topic, config.kafka.bootstrap_servers
-        )),
+        ))),
     }
 }
 

@@ -287,10 +287,7 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         let (c, cfg) = (consumer.clone(), config.clone());
         tokio::task::spawn_blocking(move || kafka::check_topic(&c, &cfg, Duration::from_secs(15)))
     };
-    let (partitions, cluster) = check
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(Error::Kafka)?;
+    let (partitions, cluster) = check.await.map_err(|e| Error::Internal(e.to_string()))??;
     Ok(Opened {
         source: Source::Kafka {
             consumer: consumer.clone(),

@@ -301,9 +301,16 @@ impl Storage {
     /// outside the data path, writes it again (which must fail: create-only), and for cloud
     /// stores copies it create-only twice (how large files are published). Errors come back as
     /// one line saying what is wrong and how to fix it.
-    pub async fn probe(&mut self) -> Result<Capabilities, String> {
+    pub async fn probe(&mut self) -> Result<Capabilities, ProbeError> {
         let first = Path::from(format!("{STATE_PREFIX}/probe/{}", unique_name()));
-        let fail = |e: object_store::Error| self.explain(&e);
+        let fail = |e: object_store::Error| ProbeError {
+            message: self.explain(&e),
+            transient: self.kind != Kind::Local
+                && matches!(
+                    explain::diagnose(explain::Category::of(&e), &one_line(&e)),
+                    explain::Diagnosis::Unreachable | explain::Diagnosis::Unknown
+                ),
+        };
         if self.kind != Kind::Local {
             // Listing tells a missing bucket from other failures (some S3-compatible servers
             // create buckets on the first put). List permission is not required: any other
@@ -352,10 +359,13 @@ impl Storage {
             self.store.delete(path).await.map_err(fail)?;
         }
         if !create_only && !self.accept_at_least_once {
-            return Err(format!(
-                "{} overwrites existing objects despite If-None-Match, so exactly-once cannot hold: use a store that honours conditional writes (AWS S3, MinIO, R2, Azure), or set INGEST_ACCEPT_AT_LEAST_ONCE=true to land at-least-once (records may be lost or duplicated when writers race)",
-                self.label
-            ));
+            return Err(ProbeError {
+                message: format!(
+                    "{} overwrites existing objects despite If-None-Match, so exactly-once cannot hold: use a store that honours conditional writes (AWS S3, MinIO, R2, Azure), or set INGEST_ACCEPT_AT_LEAST_ONCE=true to land at-least-once (records may be lost or duplicated when writers race)",
+                    self.label
+                ),
+                transient: false,
+            });
         }
         self.caps = Capabilities {
             create_only,
@@ -369,7 +379,19 @@ impl Storage {
         }
         Ok(self.caps)
     }
+}
 
+/// Why the start-up probe failed, and whether waiting may cure it: an unreachable store, a 5xx
+/// or an answer not understood may pass (an outage); a missing container, bad credentials, a
+/// refused permission or a store that overwrites need a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProbeError {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl Storage {
     /// A cheap reachability check for readiness: looks up a name that need not exist.
     pub async fn check(&self) -> Result<(), String> {
         let path = Path::from(format!("{STATE_PREFIX}/probe/readiness-check"));

@@ -13,15 +13,14 @@ use rdkafka::config::ClientConfig;
 
 /// A tansu broker process (SQLite storage in a temporary directory), killed when dropped.
 pub struct Tansu {
-    child: Child,
+    child: Option<Child>,
     pub brokers: String,
     data: tempfile::TempDir,
 }
 
 impl Drop for Tansu {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -44,7 +43,63 @@ fn tansu_binary() -> String {
 impl Tansu {
     /// Starts tansu on a free port and waits until it answers.
     pub fn start() -> Tansu {
-        start_tansu(&tansu_binary())
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut tansu = Tansu {
+            child: None,
+            brokers: format!("127.0.0.1:{port}"),
+            data: tempfile::tempdir().unwrap(),
+        };
+        tansu.restart();
+        tansu
+    }
+
+    /// Kills the broker (its log stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on its port and log, and waits until it answers.
+    pub fn restart(&mut self) {
+        let url = format!("tcp://{}", self.brokers);
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // tansu reads `sqlite://<name>` as a path relative to its working directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        // The broker is up when it answers a metadata request.
+        let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(1))
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not answer on {}",
+                self.brokers
+            );
+        }
     }
 
     /// Removes the records at `offsets` of one partition from the broker's log, as log
@@ -103,52 +158,6 @@ impl Tansu {
             "{statement}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-fn start_tansu(bin: &str) -> Tansu {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let data = tempfile::tempdir().unwrap();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        // tansu reads `sqlite://<name>` as a path relative to its working directory.
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .current_dir(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tansu");
-    let brokers = format!("127.0.0.1:{port}");
-    // The broker is up when it answers a metadata request.
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(1))
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "tansu did not answer on {brokers}"
-        );
-    }
-    Tansu {
-        child,
-        brokers,
-        data,
     }
 }
 
