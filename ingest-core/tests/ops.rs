@@ -246,6 +246,77 @@ async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> V
     got
 }
 
+/// A connection to `to` from 127.0.0.`host` (any loopback address is this machine's).
+async fn connect_from(host: u8, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, host], 0)))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_cannot_starve_the_probes() {
+    use ingest::ops::{health::Health, http};
+    use tokio::io::AsyncWriteExt;
+
+    let listener = http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ingest::CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    tokio::spawn(http::serve(
+        listener,
+        std::sync::Arc::new(Health::new(0)),
+        ingest::ops::metrics::recorder(),
+        Duration::from_secs(60),
+        stop,
+    ));
+    // One address opens every connection it can and asks for /metrics again and again without
+    // reading an answer, until its socket buffers are full.
+    let mut hogs = Vec::new();
+    for _ in 0..http::MAX_CONNECTIONS {
+        let mut c = connect_from(2, addr).await;
+        let asks = b"GET /metrics HTTP/1.1\r\nHost: ingest\r\n\r\n".repeat(2_000);
+        let _ = tokio::time::timeout(Duration::from_millis(200), c.write_all(&asks)).await;
+        hogs.push(c);
+    }
+    // The kubelet's probes, from another address, are answered at once meanwhile.
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let mut probe = connect_from(1, addr).await;
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut probe, Duration::from_secs(2)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The hog's connections past its bound were closed at once; the rest by the deadline.
+    let mut closed_at_once = 0;
+    for c in &mut hogs[http::MAX_PER_PEER..] {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_secs(1), c.read(&mut buf)).await
+        {
+            closed_at_once += 1;
+        }
+    }
+    assert_eq!(closed_at_once, http::MAX_CONNECTIONS - http::MAX_PER_PEER);
+    for c in &mut hogs[..http::MAX_PER_PEER] {
+        until_closed(c, http::CONNECTION_DEADLINE + Duration::from_secs(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_clients_are_closed_and_open_connections_are_bounded() {
     use ingest::ops::{health::Health, http};
@@ -263,12 +334,14 @@ async fn idle_clients_are_closed_and_open_connections_are_bounded() {
         Duration::from_secs(60),
         stop,
     ));
-    // Every slot taken by a client that never sends a request: one more is closed at once.
+    // Every slot taken by clients that never send a request (from four addresses, each up to
+    // its own bound): one more is closed at once.
     let mut idle = Vec::new();
-    for _ in 0..http::MAX_CONNECTIONS {
-        idle.push(TcpStream::connect(addr).await.unwrap());
+    for i in 0..http::MAX_CONNECTIONS {
+        let from = 2 + (i / http::MAX_PER_PEER) as u8;
+        idle.push(connect_from(from, addr).await);
     }
-    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let mut extra = connect_from(9, addr).await;
     let sent = until_closed(&mut extra, Duration::from_secs(2)).await;
     assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
     // The idle ones are closed once the header timeout passes, not before.

@@ -112,3 +112,54 @@ async fn an_owner_revoked_mid_upload_leaves_the_partition_to_the_new_owner_witho
     let dir = landed_locally(&f, &s3, &bucket).await;
     assert_exactly_once(dir.path(), &f.topic, &high);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_permission_revoked_mid_run_stops_the_service_with_what_to_grant() {
+    let s3 = S3Fs::start();
+    let f = Fixture::new("forbidden", 1);
+    let bucket = bucket("forbidden");
+    s3.create_container(&bucket);
+    let proxy = Proxy::start(
+        s3.port,
+        Rule::ForbidAfterRelease(format!("/{bucket}/raw/{}/", f.topic)),
+    )
+    .await;
+    produce_json(&f.broker.brokers, &f.topic, 1, 20, 0);
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 1);
+    let (_token, mut progress, handle) = start(config(
+        &s3_vars(&f, &bucket, proxy.port),
+        &[("INGEST_FLUSH_MAX_RECORDS", "10")],
+    ));
+    until_committed(&mut progress, &high).await;
+    let store = reader(&s3_vars(&f, &bucket, s3.port));
+    let before = listing(&store).await;
+    // The data prefix becomes read-only; before, every flush retried for ever (lag growing,
+    // the error only on /readyz).
+    proxy.release();
+    produce_json(&f.broker.brokers, &f.topic, 1, 20, 20);
+    let error = tokio::time::timeout(WAIT, handle)
+        .await
+        .expect("the service stops instead of retrying for ever")
+        .unwrap()
+        .expect_err("a refused write is a setting to change");
+    let line = error.to_string();
+    assert!(proxy.fired());
+    assert!(
+        matches!(error, ingest::Error::StorageRefused(_))
+            && line.contains("was refused")
+            && line.contains("s3:PutObject")
+            && !line.contains('\n'),
+        "{line}"
+    );
+    assert_eq!(
+        committed(&f.broker.brokers, &f.group, &f.topic, 1),
+        high,
+        "nothing past the last landed file committed"
+    );
+    let after = landed_locally(&f, &s3, &bucket).await;
+    assert_exactly_once(after.path(), &f.topic, &high);
+    let now = listing(&store).await;
+    for (key, meta) in &before {
+        assert_eq!(now.get(key), Some(meta), "{key} changed");
+    }
+}

@@ -135,6 +135,21 @@ impl Flusher {
                     self.health.update(|f| f.storage_error = None);
                     return Ok(outcome);
                 }
+                // A refused permission or credential is a setting to change, not an outage to
+                // wait out: one line saying what, and nothing past the last landed file
+                // committed.
+                Step::Retry(e) if e.is_refused() => {
+                    return Err(Error::StorageRefused(format!(
+                        "{} {} in {} was refused ({}): the service writes under {}/ and the dead-letter prefix, and reads, writes, deletes and lists under {}/ ({}/claims, staging, schemas); grant that (S3: s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucket; Azure: Storage Blob Data Contributor, or a SAS with 'racwdl') and restart; nothing past the last landed file was committed",
+                        e.op,
+                        e.path,
+                        e.store,
+                        crate::storage::one_line(&e.source),
+                        self.namer.topic,
+                        crate::storage::STATE_PREFIX,
+                        crate::storage::STATE_PREFIX,
+                    )));
+                }
                 Step::Retry(e) => {
                     metrics::counter!("ingest_storage_errors_total").increment(1);
                     self.progress.send_modify(|p| p.storage_errors += 1);

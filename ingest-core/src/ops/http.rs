@@ -3,8 +3,10 @@
 //!
 //! Invariant: the endpoint only reads shared state; nothing it does can block the pipeline, and
 //! slow or idle clients cannot use up the file descriptors the broker and storage sockets
-//! share: headers must arrive within [`HEADER_READ_TIMEOUT`], and past [`MAX_CONNECTIONS`] open
-//! connections a new one is closed at once.
+//! share, nor starve the kubelet's probes: headers must arrive within [`HEADER_READ_TIMEOUT`],
+//! a connection lives at most [`CONNECTION_DEADLINE`] (a client that never reads its answer
+//! cannot hold it), and past [`MAX_CONNECTIONS`] open connections, or [`MAX_PER_PEER`] from one
+//! address, a new one is closed at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,6 +31,50 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; a probe or a scrape needs one each.
 pub const MAX_CONNECTIONS: usize = 32;
 
+/// Connections served at once to one address, so one client cannot take every slot.
+pub const MAX_PER_PEER: usize = 8;
+
+/// The longest a connection is served, answers written included: probes and scrapes take
+/// milliseconds, and their clients connect again.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Open connections by client address.
+#[derive(Default)]
+struct Peers(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection's place in [`Peers`], given back when dropped.
+struct PeerSlot {
+    peers: Arc<Peers>,
+    ip: std::net::IpAddr,
+}
+
+impl Peers {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_default();
+        if *n >= MAX_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Binds `addr` (fails fast with a clear message) and serves until `shutdown`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| {
@@ -45,28 +91,35 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let peers = Arc::new(Peers::default());
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _)) = accepted else { continue };
-        // Over the bound: closed at once (dropped), so the descriptor is back at once too.
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        // Over a bound: closed at once (dropped), so the descriptor is back at once too.
+        let Some(slot) = peers.take(peer.ip()) else {
+            continue;
+        };
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
             continue;
         };
         let (health, metrics) = (Arc::clone(&health), metrics.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             let service = hyper::service::service_fn(move |req| {
                 let answer = respond(&req, &health, &metrics, stall);
                 async move { Ok::<_, Infallible>(answer) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            // Past the deadline the connection is dropped, closing it.
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, served).await;
         });
     }
 }

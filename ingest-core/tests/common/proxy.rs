@@ -18,6 +18,9 @@ pub enum Rule {
     UnavailableAfterForwarding(String),
     /// Every such PUT waits until [`Proxy::release`], then goes through.
     Hold(String),
+    /// Every such PUT goes through until [`Proxy::release`]; after it, each is answered 403
+    /// Access Denied without being forwarded (a permission revoked, a SAS expired).
+    ForbidAfterRelease(String),
 }
 
 pub struct Proxy {
@@ -129,6 +132,16 @@ async fn serve(
     let matches = |needle: &str| method == "PUT" && path.contains(needle);
     let mut answer_unavailable = false;
     match &rule {
+        Rule::ForbidAfterRelease(needle) if matches(needle) && released.load(Ordering::SeqCst) => {
+            fired.store(true, Ordering::SeqCst);
+            let denied = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            let answer = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{denied}",
+                denied.len()
+            );
+            client.write_all(answer.as_bytes()).await?;
+            return client.shutdown().await;
+        }
         Rule::UnavailableAfterForwarding(needle) if matches(needle) => {
             answer_unavailable = !fired.swap(true, Ordering::SeqCst);
         }
