@@ -34,10 +34,15 @@ pub fn plaintext_warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
-    let mut endpoints: Vec<&str> = ["AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AZURE_STORAGE_ENDPOINT"]
+    // Every cloud variable holding a URL (endpoints, metadata and identity hosts, authority
+    // hosts): whatever reaches a service over plain http.
+    let mut endpoints: Vec<&str> = ["AWS_", "AZURE_", "IDENTITY_ENDPOINT"]
         .iter()
-        .filter_map(|k| config.cloud_env.get(k))
+        .flat_map(|prefix| config.cloud_env.with_prefix(prefix))
+        .map(|(_, v)| v.trim())
+        .filter(|v| v.to_ascii_lowercase().starts_with("http://"))
         .collect();
+    endpoints.dedup();
     if let Some(endpoint) = config
         .azure_connection
         .as_ref()
@@ -51,7 +56,7 @@ pub fn plaintext_warnings(config: &Config) -> Vec<String> {
         };
         if url.scheme() == "http" && !is_loopback(url.host_str().unwrap_or_default()) {
             warnings.push(format!(
-                "storage endpoint {} is plain http: files and credentials cross the network unencrypted; use https",
+                "endpoint {} is plain http: files and credentials cross the network unencrypted; use https",
                 super::redact_url(&url)
             ));
         }
@@ -121,12 +126,15 @@ fn host_of(server: &str) -> &str {
     }
 }
 
+/// This machine, or its link-local metadata and identity services (169.254.169.254 answers
+/// plain http by design).
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => v6.is_loopback(),
+        })
 }
 
 #[cfg(test)]
@@ -180,6 +188,26 @@ mod tests {
         ])
         .unwrap();
         assert!(plaintext_warnings(&local).is_empty());
+        let metadata = with(&[
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+            ("AWS_METADATA_ENDPOINT", "http://metadata.internal"),
+            ("AZURE_AUTHORITY_HOST", "http://login.internal"),
+        ])
+        .unwrap();
+        let imds = with(&[
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+            ("AWS_METADATA_ENDPOINT", "http://169.254.169.254"),
+        ])
+        .unwrap();
+        assert!(
+            plaintext_warnings(&imds).is_empty(),
+            "link-local metadata is this machine's"
+        );
+        let w = plaintext_warnings(&metadata);
+        assert!(
+            w.len() == 2 && w[0].contains("metadata.internal") && w[1].contains("login.internal"),
+            "every http URL among the cloud settings: {w:?}"
+        );
         let azure = with(&[
             ("INGEST_STORAGE_URL", "az://raw/events"),
             (
