@@ -62,6 +62,14 @@ pub fn run() -> ExitCode {
     run_with(None)
 }
 
+/// The stack each runtime thread reserves. Decoding an AMQP message recurses once per level of
+/// its body (in `fe2o3-amqp`, before the service sees the event): with a thread's 2 MiB
+/// default, a list nested 10,000 deep (30 KB) aborted the process, on the same event at every
+/// restart (`tests/eventhubs.rs`). Only the pages a thread touches are memory, so the
+/// reservation costs address space, not RSS. (A 1 MB message can nest about 340,000 levels,
+/// three bytes each; this room is for tens of thousands, not for that.)
+const THREAD_STACK_BYTES: usize = 256 << 20;
+
 /// [`run`] with an optional per-topic transform ([`Service`] is the public way in).
 fn run_with(transform: Option<transform::Transform>) -> ExitCode {
     let config = match Config::from_env() {
@@ -77,6 +85,7 @@ fn run_with(transform: Option<transform::Transform>) -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,

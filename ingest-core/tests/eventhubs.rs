@@ -813,3 +813,69 @@ async fn a_checkpoint_another_processor_wrote_inside_a_landed_claim_is_a_hint_no
     let dir = s.landed().await;
     assert_exactly_once(dir.path(), HUB, &counts(&["0"], 50));
 }
+
+/// An event whose `amqp-value` body is a list nested 10,000 deep (list8 in list8: three bytes a
+/// level), between two ordinary events, to the service as its own process: it is a dead
+/// letter with its bytes and its neighbours land. (Before, decoding it overflowed a tokio
+/// worker's stack, and the service aborted at each restart on the same event.)
+#[test]
+fn a_body_nested_ten_thousand_deep_is_a_dead_letter_and_its_neighbours_land() {
+    // This test's own server encodes the body by recursion: its threads get room for that.
+    let big = 1 << 30;
+    let test = move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_stack_size(big)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(deep_body_lands_as_a_dead_letter());
+    };
+    std::thread::Builder::new()
+        .stack_size(big)
+        .spawn(test)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn deep_body_lands_as_a_dead_letter() {
+    use eventhubs_server::Body;
+    use fe2o3_amqp::types::primitives::Value;
+    let s = setup(1);
+    let mut deep = Value::Int(1);
+    for _ in 0..10_000 {
+        deep = Value::List(vec![deep]);
+    }
+    s.server.publish("0", br#"{"kind":"before"}"#, &[]);
+    s.server.publish_body("0", Body::Value(deep));
+    s.server.publish("0", br#"{"kind":"after"}"#, &[]);
+
+    let (mut child, _rx) = s.service(&[("INGEST_INVALID_RECORD_POLICY", "dead-letter")]);
+    until_checkpointed(&s.store(), &[("0", 2)].into()).await;
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+
+    let dir = s.landed().await;
+    let values: Vec<String> = landed_files(dir.path(), HUB)
+        .iter()
+        .flat_map(|(_, lines)| lines)
+        .map(|l| l["value"].to_string())
+        .collect();
+    assert_eq!(values, [r#"{"kind":"before"}"#, r#"{"kind":"after"}"#]);
+    mirror(&reader(&s.vars), "_dead_letters", dir.path()).await;
+    let dead = landed_files(&dir.path().join("_dead_letters"), HUB);
+    let line = &dead[0].1[0];
+    assert_eq!(line["offset"], 1, "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than 128 levels"),
+        "{line}"
+    );
+    assert!(
+        line["value_base64"].as_str().unwrap().len() > 30_000,
+        "its bytes are kept"
+    );
+}

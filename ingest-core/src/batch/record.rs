@@ -30,6 +30,9 @@ pub enum Flaw {
     /// An Event Hubs body that is an AMQP value with no JSON form (a decimal, a described or
     /// non-finite value, a map with keys that are not text): the value is its AMQP encoding.
     AmqpValueWithoutJson,
+    /// An Event Hubs body that is an AMQP value nested deeper than JSON readers take: the value
+    /// is its AMQP encoding.
+    AmqpTooDeep,
 }
 
 impl Flaw {
@@ -42,6 +45,9 @@ impl Flaw {
             Flaw::AmqpValueWithoutJson => {
                 "the event's body is an AMQP value with no JSON form (a decimal, described or non-finite value, or a map with non-text keys); its AMQP encoding is kept"
             }
+            Flaw::AmqpTooDeep => {
+                "the event's body is an AMQP value nested deeper than 128 levels, which JSON readers refuse; its AMQP encoding is kept"
+            }
         }
     }
 
@@ -50,6 +56,7 @@ impl Flaw {
             None => 0,
             Some(Flaw::UnreadableHeaders) => 1,
             Some(Flaw::AmqpValueWithoutJson) => 2,
+            Some(Flaw::AmqpTooDeep) => 3,
         }
     }
 
@@ -57,6 +64,7 @@ impl Flaw {
         match code {
             1 => Some(Flaw::UnreadableHeaders),
             2 => Some(Flaw::AmqpValueWithoutJson),
+            3 => Some(Flaw::AmqpTooDeep),
             _ => None,
         }
     }

@@ -113,6 +113,9 @@ impl EventHubServer {
         let shutdown = CancellationToken::new();
         let thread = std::thread::Builder::new()
             .name(format!("eventhubs-server-{port}"))
+            // Room to encode bodies nested thousands deep (the encoder recurses), as tests of
+            // hostile bodies publish; only touched pages are memory.
+            .stack_size(1 << 30)
             .spawn({
                 let (hub, shutdown) = (hub.clone(), shutdown.clone());
                 move || {

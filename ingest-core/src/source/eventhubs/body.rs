@@ -11,6 +11,9 @@
 //! - A value with no JSON form (decimals, described values, non-finite floats, binary inside a
 //!   structure, maps with other keys): its AMQP encoding, with [`Flaw::AmqpValueWithoutJson`], so
 //!   it follows `INGEST_INVALID_RECORD_POLICY` and its dead letter keeps every byte.
+//! - A value nested deeper than [`MAX_DEPTH`] (JSON readers refuse such documents, and
+//!   converting it would recurse as deep): its AMQP encoding, with [`Flaw::AmqpTooDeep`]. The
+//!   depth is measured without recursion.
 //! - No body at all: no value (a tombstone).
 
 use azure_core_amqp::message::AmqpMessageBody;
@@ -28,7 +31,16 @@ pub fn value_of(body: &AmqpMessageBody) -> (Option<Vec<u8>>, Option<Flaw>) {
         AmqpMessageBody::Binary(sections) => (Some(sections.concat()), None),
         AmqpMessageBody::Value(AmqpValue::String(text)) => (Some(text.as_bytes().to_vec()), None),
         AmqpMessageBody::Value(AmqpValue::Binary(bytes)) => (Some(bytes.clone()), None),
+        AmqpMessageBody::Value(value) if too_deep([value], 1) => {
+            encoded(Encodable::from(value), Flaw::AmqpTooDeep)
+        }
         AmqpMessageBody::Value(value) => as_json_or_encoded(json(value), || Encodable::from(value)),
+        AmqpMessageBody::Sequence(sections)
+            if too_deep(sections.iter().flat_map(|s| s.0.iter()), 2) =>
+        {
+            let value = Encodable::List(sections.iter().map(list).collect());
+            encoded(value, Flaw::AmqpTooDeep)
+        }
         AmqpMessageBody::Sequence(sections) => {
             let elements: Option<Vec<Json>> =
                 sections.iter().flat_map(|s| s.0.iter()).map(json).collect();
@@ -43,19 +55,50 @@ fn list(section: &AmqpList) -> Encodable {
     Encodable::List(section.0.iter().map(Encodable::from).collect())
 }
 
+/// How deep JSON readers nest (the JSON check's limit): deeper bodies are invalid records.
+pub const MAX_DEPTH: usize = 128;
+
+/// The values a list, array or map holds; `None` for any other value.
+fn children(value: &AmqpValue) -> Option<Box<dyn Iterator<Item = &AmqpValue> + '_>> {
+    match value {
+        AmqpValue::List(l) => Some(Box::new(l.0.iter())),
+        AmqpValue::Array(a) => Some(Box::new(a.iter())),
+        AmqpValue::Map(m) => Some(Box::new(m.iter().flat_map(|(k, v)| [k, v]))),
+        _ => None,
+    }
+}
+
+/// Whether any of `values`, containers at depth `at` (1: the body itself), nests containers
+/// past [`MAX_DEPTH`]: walked with a stack of its own, not by recursion.
+fn too_deep<'a>(values: impl IntoIterator<Item = &'a AmqpValue>, at: usize) -> bool {
+    let mut stack: Vec<(&AmqpValue, usize)> = values.into_iter().map(|v| (v, at)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        let Some(inner) = children(value) else {
+            continue;
+        };
+        if depth > MAX_DEPTH {
+            return true;
+        }
+        stack.extend(inner.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
 fn as_json_or_encoded(
     json: Option<Json>,
     encodable: impl FnOnce() -> Encodable,
 ) -> (Option<Vec<u8>>, Option<Flaw>) {
     match json {
         Some(j) => (Some(j.to_string().into_bytes()), None),
-        // Encoding a value just decoded does not fail; were it to, its debug form is kept.
-        None => {
-            let value = encodable();
-            let bytes = serde_amqp::to_vec(&value).unwrap_or_else(|_| format!("{value:?}").into());
-            (Some(bytes), Some(Flaw::AmqpValueWithoutJson))
-        }
+        None => encoded(encodable(), Flaw::AmqpValueWithoutJson),
     }
+}
+
+/// `value`'s AMQP encoding, invalid for `flaw`. (Encoding a value just decoded does not fail;
+/// were it to, its debug form is kept.)
+fn encoded(value: Encodable, flaw: Flaw) -> (Option<Vec<u8>>, Option<Flaw>) {
+    let bytes = serde_amqp::to_vec(&value).unwrap_or_else(|_| format!("{value:?}").into());
+    (Some(bytes), Some(flaw))
 }
 
 /// The JSON form of `value`; `None` when it has none.
@@ -216,5 +259,34 @@ mod tests {
         }
         let body = AmqpMessageBody::Sequence(vec![AmqpList(vec![AmqpValue::Decimal32([0; 4])])]);
         assert_eq!(value_of(&body).1, Some(Flaw::AmqpValueWithoutJson));
+    }
+
+    #[test]
+    fn a_body_nested_past_128_levels_is_invalid_with_its_bytes_and_no_recursion() {
+        let nested = |levels: usize| {
+            let mut v = AmqpValue::Int(1);
+            for _ in 0..levels {
+                v = AmqpValue::List(AmqpList(vec![v]));
+            }
+            v
+        };
+        let (bytes, flaw) = value(nested(MAX_DEPTH));
+        assert_eq!(flaw, None, "128 levels are JSON");
+        let text = String::from_utf8(bytes.unwrap()).unwrap();
+        assert_eq!(
+            text,
+            format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH))
+        );
+        let (bytes, flaw) = value(nested(MAX_DEPTH + 1));
+        assert_eq!(flaw, Some(Flaw::AmqpTooDeep));
+        let kept: Encodable = serde_amqp::from_slice(&bytes.unwrap()).unwrap();
+        assert_eq!(kept, Encodable::from(&nested(MAX_DEPTH + 1)));
+        // A sequence's elements are one level in.
+        let section = |v| AmqpMessageBody::Sequence(vec![AmqpList(vec![v])]);
+        assert_eq!(value_of(&section(nested(MAX_DEPTH - 1))).1, None);
+        assert_eq!(
+            value_of(&section(nested(MAX_DEPTH))).1,
+            Some(Flaw::AmqpTooDeep)
+        );
     }
 }
