@@ -79,9 +79,21 @@ fn crash_between_upload_and_commit(settings: &[(&str, &str)]) {
     let mut second = service(&vars, &[]).spawn().unwrap();
     let rx = lines(second.stderr.take().unwrap());
     // The hung file's claim is past the committed offset: the start walks the chain through it
-    // (and completes any claim without its file).
+    // (and completes any claim without its file); when it was its partition's first file there
+    // is no commit to start from, and the chain's end is found by listing.
+    let name = hung_file.rsplit('/').next().unwrap();
+    let hung_partition: i32 = name.split('+').nth(1).unwrap().parse().unwrap();
+    let first_file = name
+        .split('+')
+        .nth(2)
+        .unwrap()
+        .starts_with("00000000000000000000.");
     wait_line(&rx, "the hung file's claim in the chain", |l| {
         l.contains("a claim past the group's committed offset")
+            || (first_file
+                && l.contains("partition starts where its claim chain ends")
+                && l.contains(&format!("partition={hung_partition} "))
+                && l.contains("chain_next="))
     });
     wait_committed(&broker.brokers, &group, &topic, 3, WAIT);
     signal(&second, "-TERM");
