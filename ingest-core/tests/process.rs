@@ -305,3 +305,56 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
         "ingest: INGEST_TOPIC is not set: expected the Kafka topic to land, e.g. orders"
     );
 }
+
+/// Secrets pasted where they do not belong never reach the output: the service's whole stderr
+/// and stdout are searched for them.
+#[test]
+fn pasted_secrets_are_never_printed() {
+    let key = "c2VjcmV0LWtleS1wYXN0ZWQtYnktbWlzdGFrZQ";
+    let cases: [Vec<(&str, String)>; 3] = [
+        // A bare account key (it ends in '=') as the connection string.
+        vec![
+            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9".into()),
+            ("INGEST_STORAGE_URL", "az://raw/events".into()),
+            ("AZURE_STORAGE_CONNECTION_STRING", format!("{key}==")),
+        ],
+        // A SAS token pasted after a valid part.
+        vec![
+            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9".into()),
+            ("INGEST_STORAGE_URL", "az://raw/events".into()),
+            (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                format!("AccountName=lake;sv=2024-01-01&sig={key}="),
+            ),
+        ],
+        // The Event Hubs connection string with a pasted key.
+        vec![
+            ("INGEST_SOURCE", "eventhubs".into()),
+            (
+                "INGEST_STORAGE_URL",
+                "file:///tmp/ingest-never-written".into(),
+            ),
+            (
+                "INGEST_EVENTHUBS_CONNECTION_STRING",
+                format!("Endpoint=sb://ns.servicebus.windows.net/;{key}="),
+            ),
+            ("INGEST_EVENTHUBS_EVENT_HUB", "orders".into()),
+        ],
+    ];
+    for case in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-sink"))
+            .env_clear()
+            .env("INGEST_TOPIC", "orders")
+            .envs(case.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(all.contains("an unknown key (not printed"), "{all}");
+        assert!(!all.contains(&key[..12]), "a secret is printed: {all}");
+    }
+}
