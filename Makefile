@@ -13,7 +13,8 @@ help: ## List the targets
 run: ## Run the main job on an embedded Kafka into ./landed and print what landed
 	$(CARGO) run --release -p ingest-cli -- demo --out landed
 
-test: ## Run every test (unit, in-process broker, processes, tansu + DuckDB, Azurite, s3s-fs)
+test: ## Install what the tests need (once per machine), then run every test (unit, in-process broker, processes, tansu + DuckDB, Azurite, s3s-fs)
+	bash .ci/install-deps
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace --all-targets --no-fail-fast -- --test-threads=2 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test-output.log
