@@ -879,3 +879,51 @@ async fn deep_body_lands_as_a_dead_letter() {
         "its bytes are kept"
     );
 }
+
+/// The namespace cannot be reached when the service starts (nothing listens where it dials):
+/// it waits, not ready, then lands everything once a path to the server opens. (Before, it
+/// exited 1 at start.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_unreachable_at_start_is_waited_for() {
+    let s = setup(1);
+    s.publish(&["0"], 10);
+    let port = common::servers::free_port();
+    let (mut child, rx) = s.service(&[(
+        "INGEST_EVENTHUBS_ENDPOINT",
+        &format!("amqp://127.0.0.1:{port}"),
+    )]);
+    let addr = endpoint_addr(&rx);
+    for _ in 0..2 {
+        wait_line(&rx, "a start-up retry", |l| {
+            l.contains("start-up waits for the source")
+                && l.contains("cannot connect to Event Hubs")
+        });
+    }
+    let (status, body) = http_get(&addr, "/readyz");
+    assert!(
+        status == 503 && body.contains("starting: waiting"),
+        "{status} {body}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+
+    // A path to the server opens where the service dials.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let upstream = s.server.port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    until_checkpointed(&s.store(), &[("0", 9)].into()).await;
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    let dir = s.landed().await;
+    assert_exactly_once(dir.path(), HUB, &counts(&["0"], 10));
+}

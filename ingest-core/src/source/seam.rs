@@ -273,7 +273,10 @@ pub async fn open(config: &Config, stop: CancellationToken) -> Result<Opened, Er
         let (receiver, control, partitions) =
             eventhubs::open(eh, &config.cloud_env, store, ahead, stop)
                 .await
-                .map_err(Error::EventHubs)?;
+                .map_err(|e| match eventhubs::unreachable(&e) {
+                    true => Error::Unavailable(e),
+                    false => Error::EventHubs(e),
+                })?;
         return Ok(Opened {
             source: Source::EventHubs(receiver),
             control: Control::EventHubs(control),

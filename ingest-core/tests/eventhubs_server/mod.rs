@@ -141,6 +141,11 @@ impl EventHubServer {
         }
     }
 
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The address to dial: `amqp://127.0.0.1:PORT` (the client's custom endpoint).
     pub fn endpoint(&self) -> String {
         format!("amqp://127.0.0.1:{}", self.port)

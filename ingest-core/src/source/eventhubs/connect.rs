@@ -147,6 +147,29 @@ async fn connect(config: &EventHubsConfig, cloud: &CloudEnv) -> Result<ConsumerC
     })
 }
 
+/// Whether an error opening the source says the namespace could not be reached (refused,
+/// reset, timed out, not resolved): an outage to wait for at start, unlike refused credentials
+/// or an unknown hub, which need a change.
+pub fn unreachable(message: &str) -> bool {
+    let text = message.to_ascii_lowercase();
+    [
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "timeout",
+        "broken pipe",
+        "unreachable",
+        "failed to lookup address",
+        "dns error",
+        "no route to host",
+    ]
+    .iter()
+    .any(|marker| text.contains(marker))
+        && !["unauthorized", "not found", "not-found", "forbidden"]
+            .iter()
+            .any(|marker| text.contains(marker))
+}
+
 /// The hub's partition ids in numeric order; an error when one is not a number (files are
 /// named by partition number).
 pub(super) fn numbered(event_hub: &str, mut ids: Vec<String>) -> Result<Vec<String>, String> {
@@ -162,4 +185,28 @@ pub(super) fn numbered(event_hub: &str, mut ids: Vec<String>) -> Result<Vec<Stri
 fn unique_owner_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ingest".into());
     format!("{host}-{:016x}", random())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable;
+
+    #[test]
+    fn only_a_namespace_that_cannot_be_reached_is_waited_for() {
+        assert!(unreachable(
+            "cannot connect to Event Hubs namespace ns.servicebus.windows.net (AMQP Error: AMQP Error: Azure Core Error: Connection refused (os error 111)); check INGEST_EVENTHUBS_CONNECTION_STRING"
+        ));
+        assert!(unreachable(
+            "cannot connect to Event Hubs namespace ns (operation timed out)"
+        ));
+        assert!(!unreachable(
+            "cannot connect to Event Hubs namespace ns (amqp:unauthorized-access: Unauthorized)"
+        ));
+        assert!(!unreachable(
+            "cannot read event hub orders on ns (amqp:not-found: The messaging entity could not be found); check INGEST_EVENTHUBS_EVENT_HUB"
+        ));
+        assert!(!unreachable(
+            "event hub orders has a partition id \"a\" that is not a number"
+        ));
+    }
 }

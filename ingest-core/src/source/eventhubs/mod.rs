@@ -37,5 +37,5 @@ mod partition;
 pub mod receiver;
 pub mod store;
 
-pub use connect::open;
+pub use connect::{open, unreachable};
 pub use receiver::{Control, Event, Next, Receiver};
