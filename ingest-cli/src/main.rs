@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use ingest_cli::{autoloader, names, scaffold, services, values};
 
 mod demo;
+mod status;
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +18,8 @@ mod demo;
     about = "Tools for ingest sink services",
     after_help = "Examples:\n  ingest-cli new-service payments\n  ingest-cli list\n  \
                   ingest-cli validate payments\n  ingest-cli autoloader payments\n  \
-                  ingest-cli demo --out ./landed"
+                  ingest-cli demo --out ./landed\n  \
+                  ingest-cli status --storage-url s3://lake/raw --topic orders"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +71,15 @@ enum Command {
     #[command(after_help = "Examples:\n  ingest-cli demo\n  \
         ingest-cli demo --records 100000 --partitions 6 --out ./landed")]
     Demo(demo::DemoArgs),
+    /// What has landed for a topic, read from the store (never written): per partition its
+    /// claim chain, the last file and whether it is there, offsets gone before they landed;
+    /// with a broker, committed offsets and lag; the running Parquet schema.
+    #[command(
+        after_help = "Examples:\n  ingest-cli status --storage-url ./landed --topic orders\n  \
+        ingest-cli status --storage-url s3://lake/raw --topic orders \
+        --bootstrap-servers kafka:9092 --group ingest-orders --json"
+    )]
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -124,6 +135,10 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(demo::run(args))?;
+        }
+        Command::Status(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(status::run(args))?;
         }
     }
     Ok(ExitCode::SUCCESS)
