@@ -683,3 +683,35 @@ fn require_helm() {
         "helm is not on PATH: install it with `bash .ci/install-deps`"
     );
 }
+
+#[test]
+fn every_alert_links_its_runbook_section() {
+    require_helm();
+    let rendered = render(
+        "prometheusRule:\n  enabled: true\n  runbookBaseUrl: https://example.org/ingest/docs/runbook.md\n",
+    )
+    .unwrap();
+    let rule = manifest(&rendered, "PrometheusRule").expect("a PrometheusRule");
+    let rule: Value = serde_norway::from_str(rule).unwrap();
+    let alerts = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let runbook = std::fs::read_to_string(root().join("docs/runbook.md")).unwrap();
+    let sections: Vec<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    assert!(alerts.len() >= 6);
+    for alert in alerts {
+        let name = alert["alert"].as_str().unwrap();
+        let url = alert["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        assert_eq!(
+            url,
+            format!("https://example.org/ingest/docs/runbook.md#{}", name.to_lowercase()),
+            "{name}"
+        );
+        assert!(
+            sections.contains(&name.to_lowercase()),
+            "docs/runbook.md has no section for {name}"
+        );
+    }
+}
