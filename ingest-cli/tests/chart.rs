@@ -694,7 +694,7 @@ fn every_alert_links_its_runbook_section() {
     let rule = manifest(&rendered, "PrometheusRule").expect("a PrometheusRule");
     let rule: Value = serde_norway::from_str(rule).unwrap();
     let alerts = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
-    let runbook = std::fs::read_to_string(root().join("docs/runbook.md")).unwrap();
+    let runbook = std::fs::read_to_string(root().join("docs/src/runbook.md")).unwrap();
     let sections: Vec<String> = runbook
         .lines()
         .filter_map(|l| l.strip_prefix("## "))
@@ -703,15 +703,20 @@ fn every_alert_links_its_runbook_section() {
     assert!(alerts.len() >= 6);
     for alert in alerts {
         let name = alert["alert"].as_str().unwrap();
-        let url = alert["annotations"]["runbook_url"].as_str().unwrap_or_default();
+        let url = alert["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_default();
         assert_eq!(
             url,
-            format!("https://example.org/ingest/docs/runbook.md#{}", name.to_lowercase()),
+            format!(
+                "https://example.org/ingest/docs/runbook.md#{}",
+                name.to_lowercase()
+            ),
             "{name}"
         );
         assert!(
             sections.contains(&name.to_lowercase()),
-            "docs/runbook.md has no section for {name}"
+            "docs/src/runbook.md has no section for {name}"
         );
     }
 }

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{is_azure, ConfigError};
 
-/// Defaults, documented in the README next to each variable.
+/// Defaults, documented in docs/src/configuration.md next to each variable.
 pub mod defaults {
     /// The consumer group every Event Hub has.
     pub const CONSUMER_GROUP: &str = "$Default";

@@ -40,7 +40,7 @@ pub use parse::ConfigError;
 pub use storage::{is_azure, redact_url, MultipartPolicy};
 pub use time::{Granularity, TimeField, TimeFormat, TimeSource};
 
-/// Defaults, documented in the README next to each variable.
+/// Defaults, documented in docs/src/configuration.md next to each variable.
 pub mod defaults {
     pub const FLUSH_MAX_RECORDS: usize = 500_000;
     pub const FLUSH_MAX_BYTES: usize = 64 * 1024 * 1024;

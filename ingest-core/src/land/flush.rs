@@ -1,6 +1,6 @@
 //! One flush: claim a sealed batch, encode it, upload its files create-only, then commit.
 //!
-//! Invariants (the README's "How exactly-once works"): the claim is written before any file; the
+//! Invariants ("How exactly-once works" in the book, docs/src/delivery.md): the claim is written before any file; the
 //! commit of `last + 1` happens only after the data file is in storage, and never for a partition
 //! this consumer no longer owns; an existing claim is always honoured (its file is skipped or
 //! completed exactly as claimed); a storage outage pauses this partition with backoff and loses

@@ -4,7 +4,7 @@
 //! the previous claim's end; files are named by topic, partition and that offset ([`naming`]);
 //! the flush claims, encodes, uploads create-only and only then commits ([`flush`]).
 //!
-//! Invariants (the README's "How exactly-once works" says why each exists): the claim is written
+//! Invariants ("How exactly-once works" in the book, docs/src/delivery.md says why each exists): the claim is written
 //! before any file; nothing is committed before its file landed, and never for a partition no
 //! longer owned; no file is ever rewritten (every write is create-only); an existing claim is
 //! always honoured (its file is skipped or completed exactly as claimed); a storage outage pauses

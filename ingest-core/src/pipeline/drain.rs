@@ -1,7 +1,7 @@
 //! Draining at shutdown: fetching stops, every open batch is sealed, and the loop ends once
 //! everything that can land has landed and been committed.
 //!
-//! Invariant (the README's "How exactly-once works", step 7): nothing is committed that did not
+//! Invariant ("How exactly-once works" in the book, docs/src/delivery.md, step 7): nothing is committed that did not
 //! land; a partition completing an earlier claim cannot finish without fetching, so its records
 //! stay uncommitted for the next run.
 

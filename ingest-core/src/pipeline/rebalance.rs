@@ -1,7 +1,7 @@
 //! Rebalances: partitions assigned start empty under a new epoch, waiting for their start to be
 //! read from the store ([`super::start`]); partitions revoked are forgotten at once.
 //!
-//! Invariant (the README's "How exactly-once works", step 6): a revoked partition's buffers are
+//! Invariant ("How exactly-once works" in the book, docs/src/delivery.md, step 6): a revoked partition's buffers are
 //! dropped uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
 //! consumer again; the new owner re-reads from the committed offset.
 

@@ -373,7 +373,7 @@ impl Storage {
         };
         metrics::gauge!("ingest_exactly_once").set(if create_only { 1.0 } else { 0.0 });
         if !create_only {
-            tracing::warn!(store = %self.label, "AT-LEAST-ONCE: this store overwrites despite If-None-Match, so files are written check-then-put (INGEST_ACCEPT_AT_LEAST_ONCE=true): writers racing on one name can lose or duplicate records (see README, Storage)");
+            tracing::warn!(store = %self.label, "AT-LEAST-ONCE: this store overwrites despite If-None-Match, so files are written check-then-put (INGEST_ACCEPT_AT_LEAST_ONCE=true): writers racing on one name can lose or duplicate records (see docs/src/storage.md)");
         } else if self.kind == Kind::S3 && !multipart {
             tracing::info!(store = %self.label, "this store cannot copy create-only; every file is uploaded in a single request");
         }
