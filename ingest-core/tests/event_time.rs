@@ -6,10 +6,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use common::process::*;
-use common::servers::python_module;
+use common::servers::duckdb_script;
 use common::*;
 use serde_json::Value;
 
@@ -119,25 +118,10 @@ async fn records_over_three_hours_out_of_order_land_in_three_hour_directories_ea
     assert_eq!(listed, 9);
 
     // DuckDB derives dt and hour from the directories; they match each record's own field.
-    python_module("duckdb", "pip install duckdb");
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/read_event_time.py"
-        ))
-        .args([dir.path().to_str().unwrap(), &topic, "placed_at"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "DuckDB: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = duckdb_script(
+        "read_event_time.py",
+        &[dir.path().to_str().unwrap(), &topic, "placed_at"],
     );
-    let rows: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(rows.len(), 600);
     for row in &rows {
         let own =
@@ -327,25 +311,10 @@ async fn a_path_template_with_a_field_lands_each_record_under_its_value_and_duck
             (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d")
         ))));
 
-    python_module("duckdb", "pip install duckdb");
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/read_hive.py"
-        ))
-        .args([dir.path().to_str().unwrap(), &topic, "region", "dt"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "DuckDB: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = duckdb_script(
+        "read_hive.py",
+        &[dir.path().to_str().unwrap(), &topic, "region", "dt"],
     );
-    let rows: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(rows.len(), 400);
     for row in &rows {
         // The column is the record's own field, decoded; a missing field reads as null.

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::servers::*;
@@ -133,25 +132,8 @@ async fn hostile_values_land_on_local_disk_within_limits_and_read_back_as_themse
     assert_keys_fit(keys.iter().map(String::as_str));
 
     // DuckDB reads the column back: a value that fits is itself; one cut ends with a digest.
-    python_module("duckdb", "pip install duckdb");
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/read_hive.py"
-        ))
-        .args([f.dir.path().to_str().unwrap(), &f.topic, "region"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "DuckDB: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dir = f.dir.path().to_str().unwrap();
+    let rows = duckdb_script("read_hive.py", &[dir, &f.topic, "region"]);
     assert_eq!(rows.len(), produced);
     let mut cut = 0;
     for row in &rows {

@@ -246,6 +246,22 @@ async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> V
     got
 }
 
+/// The operations endpoint alone, on a free port: its address, and a guard that stops it.
+async fn endpoint() -> (std::net::SocketAddr, tokio_util::sync::DropGuard) {
+    use ingest::ops::{health::Health, http};
+    let listener = http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ingest::CancellationToken::new();
+    tokio::spawn(http::serve(
+        listener,
+        std::sync::Arc::new(Health::new(0)),
+        ingest::ops::metrics::recorder(),
+        Duration::from_secs(60),
+        stop.clone(),
+    ));
+    (addr, stop.drop_guard())
+}
+
 /// A connection to `to` from 127.0.0.`host` (any loopback address is this machine's).
 async fn connect_from(host: u8, to: std::net::SocketAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -257,20 +273,10 @@ async fn connect_from(host: u8, to: std::net::SocketAddr) -> tokio::net::TcpStre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_cannot_starve_the_probes() {
-    use ingest::ops::{health::Health, http};
+    use ingest::ops::http;
     use tokio::io::AsyncWriteExt;
 
-    let listener = http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ingest::CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    tokio::spawn(http::serve(
-        listener,
-        std::sync::Arc::new(Health::new(0)),
-        ingest::ops::metrics::recorder(),
-        Duration::from_secs(60),
-        stop,
-    ));
+    let (addr, _stop) = endpoint().await;
     // One address opens every connection it can and asks for /metrics again and again without
     // reading an answer, until its socket buffers are full.
     let mut hogs = Vec::new();
@@ -319,21 +325,11 @@ async fn a_client_that_never_reads_cannot_starve_the_probes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_clients_are_closed_and_open_connections_are_bounded() {
-    use ingest::ops::{health::Health, http};
+    use ingest::ops::http;
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;
 
-    let listener = http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ingest::CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    tokio::spawn(http::serve(
-        listener,
-        std::sync::Arc::new(Health::new(0)),
-        ingest::ops::metrics::recorder(),
-        Duration::from_secs(60),
-        stop,
-    ));
+    let (addr, _stop) = endpoint().await;
     // Every slot taken by clients that never send a request (from four addresses, each up to
     // its own bound): one more is closed at once.
     let mut idle = Vec::new();

@@ -54,6 +54,29 @@ pub fn python_module(module: &str, install: &str) {
     );
 }
 
+/// Runs `scripts/<script>` (a DuckDB reader) with `args`; its output, one JSON value a line.
+pub fn duckdb_script(script: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    python_module("duckdb", "pip install duckdb");
+    let out = Command::new("python3")
+        .arg(format!(
+            "{}/../scripts/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "DuckDB ({script}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
