@@ -128,7 +128,16 @@ async fn hostile_values_land_on_local_disk_within_limits_and_read_back_as_themse
     let records = lands_each_once(&f, &f.vars).await;
     assert_eq!(records as usize, produced);
     check_landed(f.dir.path(), &f.topic, produced);
-    let keys: Vec<String> = walk(f.dir.path());
+    let keys: Vec<String> = snapshot(f.dir.path())
+        .keys()
+        .map(|p| {
+            p.strip_prefix(f.dir.path())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_keys_fit(keys.iter().map(String::as_str));
 
     // DuckDB reads the column back: a value that fits is itself; one cut ends with a digest.
@@ -157,24 +166,6 @@ async fn hostile_values_land_on_local_disk_within_limits_and_read_back_as_themse
         cut, 3,
         "the three long values are cut; the rest read back as themselves"
     );
-}
-
-/// Relative paths of every file under `root`.
-fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(root).unwrap();
-                out.push(rel.to_str().unwrap().to_string());
-            }
-        }
-    }
-    out
 }
 
 async fn hostile_values_land_in_a_cloud_store(server: &dyn Server) {
