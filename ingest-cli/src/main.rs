@@ -80,6 +80,14 @@ enum Command {
         --bootstrap-servers kafka:9092 --group ingest-orders --json"
     )]
     Status(status::StatusArgs),
+    /// Print the settings reference (the book's configuration table) from the table the service
+    /// is built with.
+    #[command(after_help = "Examples:\n  ingest-cli settings\n  ingest-cli settings --eventhubs")]
+    Settings {
+        /// The native Event Hubs source's settings instead.
+        #[arg(long)]
+        eventhubs: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,6 +143,17 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(demo::run(args))?;
+        }
+        Command::Settings { eventhubs } => {
+            use ingest::config::reference::{markdown, EVENTHUBS_SETTINGS, SETTINGS};
+            print!(
+                "{}",
+                markdown(if eventhubs {
+                    EVENTHUBS_SETTINGS
+                } else {
+                    SETTINGS
+                })
+            );
         }
         Command::Status(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -73,7 +73,7 @@ pub struct RawEnv {
     pub unknown: Vec<String>,
 }
 
-const TYPED: &[&str] = &[
+pub(super) const TYPED: &[&str] = &[
     "SOURCE",
     "TOPIC",
     "KAFKA_BOOTSTRAP_SERVERS",

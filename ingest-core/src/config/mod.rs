@@ -23,6 +23,7 @@ pub mod kafka;
 pub mod layout;
 pub mod ops;
 mod parse;
+pub mod reference;
 pub mod storage;
 pub mod time;
 pub mod transport;

@@ -182,6 +182,38 @@ fn dead_letters_and_topics_stay_out_of_the_data_path_and_the_state_prefix() {
 }
 
 #[test]
+fn the_settings_reference_is_exactly_what_the_service_reads() {
+    use super::reference::{EVENTHUBS_SETTINGS, SETTINGS};
+    let documented: Vec<&str> = SETTINGS
+        .iter()
+        .chain(EVENTHUBS_SETTINGS)
+        .map(|s| s.name)
+        .filter(|n| !n.contains('<'))
+        .collect();
+    for name in &documented {
+        let raw = RawEnv::from_vars([(name.to_string(), "1".to_string())]).unwrap();
+        assert!(
+            raw.unknown.is_empty(),
+            "{name} is in the reference but not read"
+        );
+    }
+    let read = super::env::TYPED
+        .iter()
+        .map(|n| format!("INGEST_{n}"))
+        .chain(
+            super::eventhubs::NAMES
+                .iter()
+                .map(|n| format!("INGEST_EVENTHUBS_{n}")),
+        );
+    for name in read {
+        assert!(
+            documented.contains(&name.as_str()),
+            "{name} is read but not in the reference"
+        );
+    }
+}
+
+#[test]
 fn every_variable_the_configuration_page_documents_is_read() {
     let readme = [
         include_str!("../../../docs/src/configuration.md"),
