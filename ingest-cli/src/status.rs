@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use futures::{StreamExt as _, TryStreamExt as _};
 use ingest::land::recovery::Claim;
 use ingest::storage::{Storage, STATE_PREFIX};
 use serde::Serialize;
@@ -101,6 +102,9 @@ pub fn summarise(partition: i32, claims: &[Claim]) -> PartitionReport {
     report
 }
 
+/// Claims read at once.
+const READS_AT_ONCE: usize = 16;
+
 /// Reads the report from `storage` (and the broker, when given).
 async fn gather(args: &StatusArgs, storage: &Storage) -> Result<Report> {
     let claims_dir = format!("{STATE_PREFIX}/claims/{}/", args.topic);
@@ -120,18 +124,20 @@ async fn gather(args: &StatusArgs, storage: &Storage) -> Result<Report> {
         by_partition.entry(partition).or_default().push(name);
     }
     let mut partitions = Vec::new();
-    for (partition, mut names) in by_partition {
-        names.sort();
-        let mut claims = Vec::with_capacity(names.len());
-        for name in &names {
+    for (partition, names) in by_partition {
+        // One GET a claim, READS_AT_ONCE at a time.
+        let read = |name: String| async move {
             let bytes = storage
-                .get(name)
+                .get(&name)
                 .await?
                 .with_context(|| format!("{name} vanished while it was read"))?;
-            let claim: Claim =
-                serde_json::from_slice(&bytes).with_context(|| format!("{name} is not a claim"))?;
-            claims.push(claim);
-        }
+            serde_json::from_slice::<Claim>(&bytes)
+                .with_context(|| format!("{name} is not a claim"))
+        };
+        let mut claims: Vec<Claim> = futures::stream::iter(names.into_iter().map(read))
+            .buffer_unordered(READS_AT_ONCE)
+            .try_collect()
+            .await?;
         claims.sort_by_key(|c| c.first_offset);
         let mut report = summarise(partition, &claims);
         if let Some(last) = claims.last() {

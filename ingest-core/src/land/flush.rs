@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::event_time::MAX_FILES_PER_BATCH;
+use super::met::Met;
 use super::naming::Namer;
 use super::recovery::{
-    decide, record_digest, Claim, ClaimMismatch, ClaimedEncoding, ClaimedFile, ClaimedPlacement,
-    Meeting, Recovery,
+    record_digest, Claim, ClaimedEncoding, ClaimedFile, ClaimedPlacement, Meeting,
 };
 use crate::batch::FlushReason;
 use crate::clock::now_ms;
@@ -139,16 +139,7 @@ impl Flusher {
                 // wait out: one line saying what, and nothing past the last landed file
                 // committed.
                 Step::Retry(e) if e.is_refused() => {
-                    return Err(Error::StorageRefused(format!(
-                        "{} {} in {} was refused ({}): the service writes under {}/ and the dead-letter prefix, and reads, writes, deletes and lists under {}/ ({}/claims, staging, schemas); grant that (S3: s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucket; Azure: Storage Blob Data Contributor, or a SAS with 'racwdl') and restart; nothing past the last landed file was committed",
-                        e.op,
-                        e.path,
-                        e.store,
-                        crate::storage::one_line(&e.source),
-                        self.namer.topic,
-                        crate::storage::STATE_PREFIX,
-                        crate::storage::STATE_PREFIX,
-                    )));
+                    return Err(Error::StorageRefused(e.refused_line()));
                 }
                 Step::Retry(e) => {
                     metrics::counter!("ingest_storage_errors_total").increment(1);
@@ -166,24 +157,6 @@ impl Flusher {
                 }
             }
         }
-    }
-
-    /// Reads and parses the claim at `path` (`None`: not there). The inner error is storage
-    /// failing (the flush retries); an unreadable claim stops the service.
-    pub(super) async fn read_claim(
-        &self,
-        path: &str,
-    ) -> Result<Result<Option<Claim>, StorageError>, Error> {
-        let bytes = match self.storage.get(path).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(Ok(None)),
-            Err(e) => return Ok(Err(e)),
-        };
-        let claim = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptClaim {
-            path: path.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(Ok(Some(claim)))
     }
 
     /// One pass of the protocol. Returns the batch back when the caller should retry.
@@ -332,15 +305,6 @@ impl Flusher {
                     break;
                 }
                 Created::AlreadyExists => {
-                    let Some(existing) = storage!(self.read_claim(&names.claim).await?, batch)
-                    else {
-                        return Err(Error::CorruptClaim {
-                            path: names.claim,
-                            reason: "it vanished while being read".into(),
-                        });
-                    };
-                    let present = storage!(self.present(&existing).await, batch);
-                    let data_exists = present.iter().all(|p| *p);
                     // A recreated topic, or another cluster, reuses offsets: its claims must not
                     // stand for ours, so the decision checks whose records the claim covers.
                     let meeting = Meeting {
@@ -349,73 +313,16 @@ impl Flusher {
                         first_record: &first_record,
                         range_closed,
                     };
-                    let decision = decide(
-                        &self.namer.topic,
-                        partition,
-                        at,
-                        meeting,
-                        &existing,
-                        data_exists,
-                    )
-                    .map_err(|e| match e {
-                        ClaimMismatch::OtherRecords { .. } => Error::ForeignClaim {
-                            path: names.claim.clone(),
-                            topic: self.namer.topic.clone(),
-                            partition,
-                            offset: first,
-                            reason: e.to_string(),
-                        },
-                        _ => Error::CorruptClaim {
-                            path: names.claim.clone(),
-                            reason: e.to_string(),
-                        },
-                    })?;
-                    tracing::info!(claim = %names.claim, ?decision, "batch starts at an existing claim");
-                    metrics::counter!("ingest_recoveries_total").increment(1);
-                    match decision {
-                        Recovery::AlreadyLanded { through } | Recovery::Gone { through } => {
-                            if matches!(decision, Recovery::Gone { .. }) {
-                                tracing::warn!(claim = %names.claim, through,
-                                    "the claim's file never landed and the log no longer holds its records (retention): they are gone; the partition continues after it");
-                                metrics::counter!("ingest_offsets_gone_total")
-                                    .increment((through + 1 - at).max(0) as u64);
-                            }
+                    match self
+                        .meet(partition, batch, names.claim, at, meeting)
+                        .await?
+                    {
+                        Met::After { through, rest } => {
                             landed = Some((at, through));
-                            batch = batch.split_after(through).1;
+                            batch = rest;
                         }
-                        Recovery::Complete { through } => {
-                            let (head, tail) = batch.split_after(through);
-                            // As claimed, whatever the settings are now: the name says it.
-                            let claimed = existing.encoding_or(&self.encoding());
-                            let claimed = EncodeOptions {
-                                envelope: claimed.envelope,
-                                compression: claimed.compression,
-                                format: claimed.format,
-                                ..self.encode.clone()
-                            };
-                            let (mut head, written) = if existing.files.is_empty() {
-                                let (head, encoded) =
-                                    self.encode(partition, head, Some(claimed), None).await?;
-                                let written = match encoded {
-                                    Ok(encoded) => {
-                                        self.write_files(&existing, encoded).await.map(|_| ())
-                                    }
-                                    Err(e) => Err(e),
-                                };
-                                (head, written)
-                            } else {
-                                let claim = (names.claim.as_str(), &existing);
-                                self.complete_planned(partition, head, claim, claimed, &present)
-                                    .await?
-                            };
-                            if let Err(e) = written {
-                                head.append(&tail);
-                                return Ok((Step::Retry(e), Some(head)));
-                            }
-                            landed = Some((at, through));
-                            batch = tail;
-                        }
-                        Recovery::NeedMore { through } => {
+                        Met::Retry(e, back) => return Ok((Step::Retry(e), Some(back))),
+                        Met::NeedMore { through, batch } => {
                             if let Some((claim, l)) = landed {
                                 self.commit(partition, (claim, l), cursor_at(l), owner)
                                     .await;

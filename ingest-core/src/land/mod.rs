@@ -15,6 +15,7 @@ pub mod claimed;
 mod encoding;
 pub mod event_time;
 pub mod flush;
+mod met;
 pub mod naming;
 mod planned;
 mod publish;

@@ -3,6 +3,7 @@
 //! Pure: works on the error's category and text, so every diagnosis is unit-tested.
 
 use super::build::Kind;
+use super::STATE_PREFIX;
 
 /// The broad category object_store gives an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,14 @@ pub fn diagnose(category: Category, text: &str) -> Diagnosis {
         Category::PermissionDenied => Diagnosis::NoPermission,
         Category::Other => Diagnosis::Unknown,
     }
+}
+
+/// One line for an operation the store refused while the service ran (a permission revoked, a
+/// SAS expired): what, and the permissions to grant.
+pub fn refused(op: &str, path: &str, store: &str, detail: &str) -> String {
+    format!(
+        "{op} {path} in {store} was refused ({detail}): the service writes under the topic's directory and the dead-letter prefix, and reads, writes, deletes and lists under {STATE_PREFIX}/ (claims, staging, schemas); grant that (S3: s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucket; Azure: Storage Blob Data Contributor, or a SAS with 'racwdl') and restart; nothing past the last landed file was committed"
+    )
 }
 
 /// One line: where, what is wrong, what to do.
