@@ -58,6 +58,7 @@ fn options(envelope: Envelope, compression: Compression, format: Format) -> Enco
         max_record_bytes: 8 << 20,
         transform: None,
         format,
+        registry: None,
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Error {
     /// The store refused an operation the service needs (a permission or credential to grant).
     #[error("{0}")]
     StorageRefused(String),
+    /// The schema registry refused to serve a schema (credentials, permissions, the URL).
+    #[error("{0}")]
+    RegistryRefused(#[from] crate::registry::Refused),
     /// At start, the store or the broker cannot be reached (yet): the service waits with
     /// backoff, not ready, instead of exiting.
     #[error("{0}")]

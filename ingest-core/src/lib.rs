@@ -32,6 +32,7 @@ mod error;
 pub mod land;
 pub mod ops;
 mod pipeline;
+pub mod registry;
 mod service;
 pub mod source;
 pub mod storage;

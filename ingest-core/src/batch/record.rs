@@ -33,6 +33,10 @@ pub enum Flaw {
     /// An Event Hubs body that is an AMQP value nested deeper than JSON readers take: the value
     /// is its AMQP encoding.
     AmqpTooDeep,
+    /// A value in a schema registry's wire format that does not decode (no header, an id the
+    /// registry does not know, bytes its schema does not read): the value is as it came, and
+    /// `ingest::registry::Registry::explain` says why.
+    Undecodable,
 }
 
 impl Flaw {
@@ -48,6 +52,7 @@ impl Flaw {
             Flaw::AmqpTooDeep => {
                 "the event's body is an AMQP value nested deeper than 128 levels, which JSON readers refuse; its AMQP encoding is kept"
             }
+            Flaw::Undecodable => "the value does not decode through the schema registry",
         }
     }
 
@@ -57,6 +62,7 @@ impl Flaw {
             Some(Flaw::UnreadableHeaders) => 1,
             Some(Flaw::AmqpValueWithoutJson) => 2,
             Some(Flaw::AmqpTooDeep) => 3,
+            Some(Flaw::Undecodable) => 4,
         }
     }
 
@@ -65,6 +71,7 @@ impl Flaw {
             1 => Some(Flaw::UnreadableHeaders),
             2 => Some(Flaw::AmqpValueWithoutJson),
             3 => Some(Flaw::AmqpTooDeep),
+            4 => Some(Flaw::Undecodable),
             _ => None,
         }
     }
@@ -103,9 +110,9 @@ pub(super) const RECORD_HEADER: usize = 8 + 8 + 4 + 4 + 4;
 const HEADER_HEADER: usize = 4 + 4;
 /// Length of an absent key or value.
 const ABSENT: u32 = u32::MAX;
-/// Where the flaw's code starts in the stored header count (two bits: far more headers than a
-/// record can carry fit below).
-const FLAW_SHIFT: u32 = 30;
+/// Where the flaw's code starts in the stored header count (three bits: far more headers than
+/// a record can carry fit below).
+const FLAW_SHIFT: u32 = 29;
 const COUNT_MASK: u32 = (1 << FLAW_SHIFT) - 1;
 /// Timestamp of a record that has none (Kafka timestamps are never negative but -1).
 const NO_TIMESTAMP: i64 = i64::MIN;

@@ -59,6 +59,11 @@ pub struct RawEnv {
     pub fault_conflict_creates: Option<String>,
     pub accept_at_least_once: Option<String>,
     pub claim_completion_timeout_ms: Option<String>,
+    pub value_format: Option<String>,
+    pub schema_registry_url: Option<String>,
+    pub schema_registry_username: Option<String>,
+    pub schema_registry_password: Option<String>,
+    pub schema_registry_bearer_token: Option<String>,
     /// `AWS_*`, `AZURE_*` and `IDENTITY_ENDPOINT`: handed to the storage client as they are.
     #[serde(skip)]
     pub cloud: CloudEnv,
@@ -112,6 +117,11 @@ pub(super) const TYPED: &[&str] = &[
     "FAULT_CONFLICT_CREATES",
     "ACCEPT_AT_LEAST_ONCE",
     "CLAIM_COMPLETION_TIMEOUT_MS",
+    "VALUE_FORMAT",
+    "SCHEMA_REGISTRY_URL",
+    "SCHEMA_REGISTRY_USERNAME",
+    "SCHEMA_REGISTRY_PASSWORD",
+    "SCHEMA_REGISTRY_BEARER_TOKEN",
 ];
 
 impl RawEnv {
@@ -265,6 +275,13 @@ impl RawEnv {
             ],
             InvalidRecordPolicy::DeadLetter,
         )?;
+        let registry = super::registry::registry(super::registry::RawRegistry {
+            format: self.value_format,
+            url: self.schema_registry_url,
+            username: self.schema_registry_username,
+            password: self.schema_registry_password,
+            bearer_token: self.schema_registry_bearer_token,
+        })?;
         let dead_letter_prefix = encoding::dead_letter_prefix(self.dead_letter_prefix, &topic)?;
         let time_source =
             super::time::time_source(self.time_source, self.time_field, self.time_format)?;
@@ -321,6 +338,7 @@ impl RawEnv {
             envelope,
             compression,
             format,
+            registry,
             invalid,
             dead_letter_prefix,
             time_source,

@@ -24,6 +24,7 @@ pub mod layout;
 pub mod ops;
 mod parse;
 pub mod reference;
+pub mod registry;
 pub mod storage;
 pub mod time;
 pub mod transport;
@@ -38,6 +39,7 @@ pub use kafka::{validate_topic, KafkaConfig, Property};
 pub use layout::{Layout, PathTemplate};
 pub use ops::{Fault, LogFormat};
 pub use parse::ConfigError;
+pub use registry::{RegistryAuth, RegistryConfig, ValueFormat};
 pub use storage::{is_azure, redact_url, MultipartPolicy};
 pub use time::{Granularity, TimeField, TimeFormat, TimeSource};
 
@@ -93,6 +95,8 @@ pub struct Config {
     pub compression: Compression,
     /// `INGEST_FORMAT` and the `INGEST_PARQUET_*` settings.
     pub format: Format,
+    /// `INGEST_VALUE_FORMAT` and the `INGEST_SCHEMA_REGISTRY_*` settings: `None` for JSON values.
+    pub registry: Option<RegistryConfig>,
     /// `INGEST_INVALID_RECORD_POLICY`.
     pub invalid: InvalidRecordPolicy,
     /// `INGEST_DEAD_LETTER_PREFIX`, relative to the storage root.
@@ -151,6 +155,7 @@ impl fmt::Debug for Config {
             .field("envelope", &self.envelope)
             .field("compression", &self.compression)
             .field("format", &self.format)
+            .field("registry", &self.registry)
             .field("invalid", &self.invalid)
             .field("dead_letter_prefix", &self.dead_letter_prefix)
             .field("time_source", &self.time_source)

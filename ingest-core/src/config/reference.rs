@@ -157,6 +157,36 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "The most fields in all (each column and each nested field counts one); past it, as above. At least `INGEST_PARQUET_MAX_COLUMNS`.",
     },
     Setting {
+        name: "INGEST_VALUE_FORMAT",
+        default: "`json`",
+        secret: false,
+        meaning: "What a record's value is: `json`, or a schema registry's wire format (a zero byte and a 4-byte schema id first): `avro` (decoded to JSON through its writer's schema) or `json-schema` (the JSON after the header). `protobuf` is refused until it is decoded. See [Schema-registry topics](schema-registry.md).",
+    },
+    Setting {
+        name: "INGEST_SCHEMA_REGISTRY_URL",
+        default: "unset",
+        secret: false,
+        meaning: "The Confluent-compatible schema registry schemas are read from by id (`GET /schemas/ids/<id>`), required when `INGEST_VALUE_FORMAT` is not `json`, refused otherwise. Credentials go in the settings below, never in the URL.",
+    },
+    Setting {
+        name: "INGEST_SCHEMA_REGISTRY_USERNAME",
+        default: "unset",
+        secret: false,
+        meaning: "Basic authentication's user name (Confluent Cloud: the API key), with `INGEST_SCHEMA_REGISTRY_PASSWORD`.",
+    },
+    Setting {
+        name: "INGEST_SCHEMA_REGISTRY_PASSWORD",
+        default: "unset",
+        secret: true,
+        meaning: "Basic authentication's password (Confluent Cloud: the API secret).",
+    },
+    Setting {
+        name: "INGEST_SCHEMA_REGISTRY_BEARER_TOKEN",
+        default: "unset",
+        secret: true,
+        meaning: "A bearer token instead of a user name and password.",
+    },
+    Setting {
         name: "INGEST_INVALID_RECORD_POLICY",
         default: "`dead-letter`",
         secret: false,

@@ -194,6 +194,7 @@ mod tests {
             max_record_bytes: 1 << 20,
             transform: None,
             format: crate::config::Format::Ndjson,
+            registry: None,
         }
     }
 

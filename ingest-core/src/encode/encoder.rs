@@ -27,6 +27,19 @@ pub struct EncodeOptions {
     pub transform: Option<Transform>,
     /// NDJSON or Parquet data files.
     pub format: Format,
+    /// The schema registry values were decoded through (`INGEST_VALUE_FORMAT`): it says why
+    /// a value did not decode.
+    pub registry: Option<std::sync::Arc<crate::registry::Registry>>,
+}
+
+impl EncodeOptions {
+    /// Why the source or the registry could not hand record `r` over as JSON (it has a flaw).
+    pub(super) fn flaw_reason(&self, r: &StoredRecord<'_>) -> String {
+        match (r.flaw(), &self.registry, r.value()) {
+            (Some(Flaw::Undecodable), Some(registry), Some(v)) => registry.explain(v),
+            (flaw, _, _) => flaw.map_or("", Flaw::reason).to_string(),
+        }
+    }
 }
 
 /// The encoded files of one batch.
@@ -232,9 +245,7 @@ impl Encoder {
             // A transform parses the value anyway, so it is also the validity check (one parse).
             let line;
             let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
-                _ if r.flaw().is_some() => {
-                    (Err(r.flaw().map_or("", Flaw::reason).into()), r.value())
-                }
+                _ if r.flaw().is_some() => (Err(opts.flaw_reason(&r)), r.value()),
                 (Some(v), Some(t), _) => {
                     match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
                         Ok(None) => {

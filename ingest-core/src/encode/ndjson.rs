@@ -61,7 +61,8 @@ pub fn compact_into(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
+/// `s` as a JSON string, escaped.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     // Serialising a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }

@@ -186,6 +186,7 @@ mod tests {
                 Keep::from(v["keep"] == true)
             })),
             format: crate::config::Format::Ndjson,
+            registry: None,
         };
         encode(&batch, 0, &opts).unwrap()
     }

@@ -34,6 +34,14 @@ impl Flusher {
         partition: i32,
         owner: CancellationToken,
     ) -> Result<Option<Start>, Error> {
+        // A record of the partition needs a schema not read yet (`crate::pipeline`'s decode):
+        // read it first, waiting out a registry that is down; nothing is taken meanwhile.
+        if let Some(registry) = self.encode.registry.as_ref().filter(|r| r.wants()) {
+            registry.fetch_wanted(&self.health, &owner).await?;
+            if owner.is_cancelled() {
+                return Ok(None);
+            }
+        }
         let mut backoff = BACKOFF_START;
         loop {
             let failed = match self

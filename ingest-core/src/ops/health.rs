@@ -20,6 +20,8 @@ pub struct Facts {
     pub heartbeat_ms: i64,
     /// The last storage failure, while storage is failing.
     pub storage_error: Option<String>,
+    /// The last schema registry failure, while partitions wait for a schema it cannot serve.
+    pub registry_error: Option<String>,
     /// What start-up waits for (a store or broker it cannot reach yet), while it waits.
     pub start_error: Option<String>,
     /// Partitions this replica owns.
@@ -83,6 +85,11 @@ pub fn readiness(f: &Facts) -> Verdict {
     }
     if let Some(e) = &f.storage_error {
         return Verdict::fail(format!("storage unreachable: {e}"));
+    }
+    if let Some(e) = &f.registry_error {
+        return Verdict::fail(format!(
+            "schema registry unreachable (partitions needing a schema not read yet wait): {e}"
+        ));
     }
     match f.assigned {
         0 => Verdict::ok(

@@ -126,6 +126,21 @@ pub fn describe() {
             "Start-up attempts that found the store or the broker unreachable and waited to try again.",
         ),
         (
+            "ingest_schema_registry_reads_total",
+            None,
+            "Schemas read from the schema registry by id (each once while it is kept).",
+        ),
+        (
+            "ingest_schema_registry_errors_total",
+            None,
+            "Schema registry requests that failed (unavailable: retried; refused: the service stops).",
+        ),
+        (
+            "ingest_schema_waits_total",
+            None,
+            "Times a partition met a record whose schema was not read yet and started again from the store once it was.",
+        ),
+        (
             "ingest_parquet_fields_over_cap_total",
             None,
             "Record fields kept in _rescued_data because the topic's Parquet schema reached INGEST_PARQUET_MAX_COLUMNS or INGEST_PARQUET_MAX_FIELDS.",

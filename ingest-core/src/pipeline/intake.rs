@@ -43,7 +43,7 @@ impl Consumed {
 }
 
 /// Messages taken from the source's queue in one go: they share one clock reading.
-struct Burst {
+pub(super) struct Burst {
     now: Instant,
     now_ms: i64,
     records: u64,
@@ -218,9 +218,23 @@ impl Loop {
         self.on_record(e.partition, &record, burst)
     }
 
-    /// Buffers a record. Returns whether the loop must rescan partitions: a batch was sealed
+    /// Buffers a record (decoded first when values come through a schema registry: see
+    /// [`super::decode`]). Returns whether the loop must rescan partitions: a batch was sealed
     /// or opened (uploads, deadlines) or the buffer cap was reached.
     fn on_record(&mut self, partition: i32, record: &RecordRef<'_>, burst: &mut Burst) -> bool {
+        match self.flusher.encode.registry.clone() {
+            Some(registry) => self.decoded(&registry, partition, record, burst),
+            None => self.buffer(partition, record, burst),
+        }
+    }
+
+    /// Buffers a record as it is.
+    pub(super) fn buffer(
+        &mut self,
+        partition: i32,
+        record: &RecordRef<'_>,
+        burst: &mut Burst,
+    ) -> bool {
         if self.draining || !self.admit(partition, record) {
             return false;
         }

@@ -12,6 +12,7 @@
 //! fetching stops, every buffer is flushed and committed, or the loop gives up at the timeout
 //! having committed nothing that did not land.
 
+mod decode;
 mod drain;
 mod flushes;
 mod intake;
@@ -39,6 +40,7 @@ use crate::land::{Flusher, Outcome};
 use crate::ops::health::Health;
 use crate::ops::progress::Progress;
 use crate::ops::{http, watch as ops_watch};
+use crate::registry::Registry;
 use crate::source::{self, Control};
 use crate::storage::Storage;
 use intake::Consumed;
@@ -156,6 +158,12 @@ impl Pipeline {
             tracing::warn!("{warning}");
         }
 
+        let registry = match &config.registry {
+            Some(r) => Some(Arc::new(
+                Registry::new(r, config.max_record_bytes).map_err(Error::Internal)?,
+            )),
+            None => None,
+        };
         let flusher = Arc::new(Flusher {
             storage,
             source: control.clone(),
@@ -175,6 +183,7 @@ impl Pipeline {
                 max_record_bytes: config.max_record_bytes,
                 transform: self.transform,
                 format: config.format,
+                registry: registry.clone(),
             },
             fault: config.fault,
             uploads: AtomicU64::new(0),
@@ -201,6 +210,7 @@ impl Pipeline {
             buffered: 0,
             seal_headroom: 0,
             consumed: Consumed::register(),
+            decoded_value: Vec::new(),
             health: Arc::clone(&health),
         };
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
@@ -344,6 +354,8 @@ struct Loop {
     /// grow them), so most messages skip the scan over partitions.
     seal_headroom: usize,
     consumed: Consumed,
+    /// The last value decoded through the schema registry (reused: [`decode`]).
+    decoded_value: Vec<u8>,
 }
 
 /// Waits between start-up attempts on a store or broker that cannot be reached yet: backoff

@@ -100,6 +100,32 @@ impl Loop {
         Ok(())
     }
 
+    /// Drops what `partition` holds and decides its start from the store again, as a new
+    /// assignment would, because the record at `offset` cannot be taken as things stand (the
+    /// source went back, or its schema is not read yet: the start task reads it first). Without
+    /// a chain the start is where this ownership began (or `offset`, if earlier): what was
+    /// dropped is read again, as a fresh assignment would read it from the group's position.
+    pub(super) fn start_again(&mut self, partition: i32, offset: i64) {
+        let Some(owned) = self.partitions.get(&partition) else {
+            return;
+        };
+        let resume = owned.first_offset.map_or(offset, |first| first.min(offset));
+        self.source.pause(&[partition]);
+        self.on_rebalance(crate::source::RebalanceEvent::Assigned(vec![partition]));
+        if let Some(again) = self.partitions.get_mut(&partition) {
+            again.resume = Some(resume);
+        }
+    }
+
+    /// Whether `partition` is owned and takes records (its start is decided).
+    pub(super) fn takes_records(&self, partition: i32) -> bool {
+        !self.draining
+            && self
+                .partitions
+                .get(&partition)
+                .is_some_and(|o| !matches!(o.starting, Starting::Deciding))
+    }
+
     /// Whether a record of a starting partition may be buffered: not while its start is being
     /// decided; the one checked against the chain's last claim is compared first.
     pub(super) fn admit(&mut self, partition: i32, record: &RecordRef<'_>) -> bool {
@@ -132,17 +158,7 @@ impl Loop {
                     expected,
                     "the source went back to an offset it had delivered (a truncated log?): the partition starts again from the store, which checks what the log holds now"
                 );
-                // Without a chain the start is where this ownership began (or where the source
-                // went back to, if earlier): what was dropped is read again, as a fresh
-                // assignment would read it from the group's position.
-                let resume = owned
-                    .first_offset
-                    .map_or(record.offset, |first| first.min(record.offset));
-                self.source.pause(&[partition]);
-                self.on_rebalance(crate::source::RebalanceEvent::Assigned(vec![partition]));
-                if let Some(again) = self.partitions.get_mut(&partition) {
-                    again.resume = Some(resume);
-                }
+                self.start_again(partition, record.offset);
                 return false;
             }
             Starting::Deciding => return false,

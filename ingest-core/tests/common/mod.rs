@@ -19,6 +19,7 @@ use ingest::{CancellationToken, Pipeline, Progress};
 
 pub mod process;
 pub mod proxy;
+pub mod registry;
 pub mod servers;
 pub mod tansu;
 

@@ -18,6 +18,7 @@ fn opts(
         max_record_bytes: 1000,
         transform: None,
         format: crate::config::Format::Ndjson,
+        registry: None,
     }
 }
 

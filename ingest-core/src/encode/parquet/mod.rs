@@ -62,8 +62,8 @@ fn row<'a>(
     opts: &EncodeOptions,
     checked: bool,
 ) -> Result<Option<Row<'a>>, String> {
-    if let Some(flaw) = r.flaw() {
-        return Err(flaw.reason().to_string());
+    if r.flaw().is_some() {
+        return Err(opts.flaw_reason(r));
     }
     match (r.value(), &opts.transform) {
         (None, _) if opts.envelope == Envelope::Metadata => Ok(Some(Row::Tombstone)),

@@ -21,6 +21,7 @@ fn opts(envelope: Envelope, invalid: InvalidRecordPolicy) -> EncodeOptions {
         max_record_bytes: 10_000,
         transform: None,
         format: crate::config::Format::Parquet(SETTINGS),
+        registry: None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! The schema registry's REST API, as much as decoding needs: a schema by id
+//! (`GET /schemas/ids/<id>`) and the schemas it references (`GET /subjects/<s>/versions/<v>`),
+//! with basic or bearer authentication.
+//!
+//! Invariant: every answer is sorted by what it means for the records waiting on it: the schema;
+//! unknown (404: their records are invalid); refused (401, 403, other 4xx: a setting to change,
+//! the service stops); unavailable (5xx, 408, 429, no connection, a timeout: waited out).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::{RegistryAuth, RegistryConfig};
+
+/// A schema as the registry serves it, with the text of every schema it references, in the
+/// order they must be read (a reference's own references first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// `AVRO` (when the registry omits it), `JSON` or `PROTOBUF`.
+    pub kind: String,
+    pub text: String,
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// The registry has no such schema (or a schema it references).
+    Unknown(String),
+    /// A setting to change: credentials, permissions, the URL.
+    Refused(String),
+    /// Worth retrying.
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaBody {
+    schema: String,
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<Reference>,
+}
+
+#[derive(Deserialize, Clone)]
+struct Reference {
+    subject: String,
+    version: i64,
+}
+
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// References nested deeper than this are refused (a cycle, or a registry misbehaving).
+const MAX_REFERENCE_DEPTH: usize = 32;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    auth: RegistryAuth,
+}
+
+impl Client {
+    pub fn new(config: &RegistryConfig) -> Result<Client, String> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot build the schema registry's HTTP client: {e}"))?;
+        let mut base = config.url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(Client {
+            http,
+            base,
+            auth: config.auth.clone(),
+        })
+    }
+
+    /// The schema with `id`, and what it references.
+    pub async fn schema(&self, id: u32) -> Result<Fetched, FetchError> {
+        let body = self.get(&format!("schemas/ids/{id}")).await?;
+        let mut references = Vec::new();
+        let mut seen = HashSet::new();
+        self.references(&body.references, &mut references, &mut seen, 0)
+            .await?;
+        Ok(Fetched {
+            kind: body.schema_type.unwrap_or_else(|| "AVRO".into()),
+            text: body.schema,
+            references,
+        })
+    }
+
+    /// Appends the text of `refs` (their own references first) to `out`, once each.
+    async fn references(
+        &self,
+        refs: &[Reference],
+        out: &mut Vec<String>,
+        seen: &mut HashSet<(String, i64)>,
+        depth: usize,
+    ) -> Result<(), FetchError> {
+        if depth > MAX_REFERENCE_DEPTH {
+            return Err(FetchError::Unknown(format!(
+                "schema references nest deeper than {MAX_REFERENCE_DEPTH} levels"
+            )));
+        }
+        for r in refs {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            let subject: String =
+                url::form_urlencoded::byte_serialize(r.subject.as_bytes()).collect();
+            let version = if r.version < 0 {
+                "latest".to_string()
+            } else {
+                r.version.to_string()
+            };
+            let body = self
+                .get(&format!("subjects/{subject}/versions/{version}"))
+                .await?;
+            Box::pin(self.references(&body.references, out, seen, depth + 1)).await?;
+            out.push(body.schema);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, path: &str) -> Result<SchemaBody, FetchError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| FetchError::Refused(format!("{path}: {e}")))?;
+        let shown = format!("GET {}", url.path());
+        let request = self.http.get(url).header(
+            "Accept",
+            "application/vnd.schemaregistry.v1+json, application/json",
+        );
+        let request = match &self.auth {
+            RegistryAuth::None => request,
+            RegistryAuth::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
+            RegistryAuth::Bearer(token) => request.bearer_auth(token),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let said = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        match status.as_u16() {
+            200..=299 => serde_json::from_slice(&body).map_err(|e| {
+                FetchError::Unavailable(format!("{shown}: an answer that is not a schema ({e})"))
+            }),
+            404 => Err(FetchError::Unknown(format!("{shown}: 404 {said}"))),
+            401 | 403 => Err(FetchError::Refused(format!(
+                "{shown} was refused ({status}): check INGEST_SCHEMA_REGISTRY_USERNAME/PASSWORD or BEARER_TOKEN, and that they may read schemas"
+            ))),
+            408 | 429 | 500..=599 => Err(FetchError::Unavailable(format!("{shown}: {status} {said}"))),
+            _ => Err(FetchError::Refused(format!(
+                "{shown} answered {status} ({said}): is INGEST_SCHEMA_REGISTRY_URL a schema registry?"
+            ))),
+        }
+    }
+}
+
+/// An error with its sources, in one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

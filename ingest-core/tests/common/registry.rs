@@ -1,0 +1,243 @@
+//! A schema registry for tests: the part of Confluent's REST API that serializers and `ingest`
+//! use (register a schema under a subject, read one by id or by subject and version), over a
+//! real socket, with switches for what production registries do on a bad day (answer 503,
+//! refuse credentials). No registry server can be installed on these machines; Confluent's own
+//! Python serializers register their schemas here and write the payloads the tests produce.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What every request is answered with, whatever it asks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    Serve,
+    /// Every request answered with this status (503: an outage).
+    Fail(u16),
+    /// Requests without this `Authorization` header value answered 401.
+    RequireAuth(String),
+}
+
+#[derive(Default)]
+struct State {
+    /// By id (from 1): schema text, type, references.
+    schemas: Vec<(String, String, Value)>,
+    /// Subject to its versions' ids.
+    subjects: BTreeMap<String, Vec<usize>>,
+    mode: Option<Mode>,
+    /// Requests answered per path, and those refused or failed.
+    served: BTreeMap<String, usize>,
+    failed: usize,
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    /// Requests failed or refused so far, for tests to await.
+    failures: tokio::sync::watch::Receiver<usize>,
+}
+
+impl Registry {
+    pub async fn start() -> Registry {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (failed, failures) = tokio::sync::watch::channel(0);
+        let failed = Arc::new(failed);
+        let registry = Registry {
+            url,
+            state: Arc::default(),
+            failures,
+        };
+        let state = Arc::clone(&registry.state);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (state, failed) = (Arc::clone(&state), Arc::clone(&failed));
+                tokio::spawn(async move {
+                    let _ = serve(client, &state).await;
+                    failed.send_replace(state.lock().unwrap().failed);
+                });
+            }
+        });
+        registry
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.state.lock().unwrap().mode = Some(mode);
+    }
+
+    /// Requests answered with a schema (by id or by subject and version).
+    pub fn reads(&self) -> usize {
+        let s = self.state.lock().unwrap();
+        s.served
+            .iter()
+            .filter(|(p, _)| p.starts_with("GET "))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Waits until `n` requests were failed or refused by the mode.
+    pub async fn until_failed(&self, n: usize) {
+        let mut failures = self.failures.clone();
+        failures
+            .wait_for(|f| *f >= n)
+            .await
+            .expect("registry running");
+    }
+
+    /// Registers `schema` (of `kind`: AVRO, JSON, PROTOBUF) under `subject`; its id.
+    pub fn register(&self, subject: &str, kind: &str, schema: &str, references: Value) -> usize {
+        let mut s = self.state.lock().unwrap();
+        register(&mut s, subject, kind, schema, references)
+    }
+}
+
+fn register(s: &mut State, subject: &str, kind: &str, schema: &str, references: Value) -> usize {
+    let found = s
+        .schemas
+        .iter()
+        .position(|(t, k, r)| t == schema && k == kind && *r == references);
+    let id = match found {
+        Some(i) => i + 1,
+        None => {
+            s.schemas
+                .push((schema.to_string(), kind.to_string(), references));
+            s.schemas.len()
+        }
+    };
+    let versions = s.subjects.entry(subject.to_string()).or_default();
+    if !versions.contains(&id) {
+        versions.push(id);
+    }
+    id
+}
+
+fn schema_body(s: &State, id: usize, extra: Value) -> Value {
+    let (text, kind, references) = &s.schemas[id - 1];
+    let mut body = json!({"schema": text, "id": id});
+    // Confluent leaves the type out for Avro; readers must take that as AVRO.
+    if kind != "AVRO" {
+        body["schemaType"] = json!(kind);
+    }
+    if references.as_array().is_some_and(|r| !r.is_empty()) {
+        body["references"] = references.clone();
+    }
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    body
+}
+
+/// Answers one request, then closes the connection.
+async fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, content_length) = loop {
+        let n = client.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+    };
+    while raw.len() < head_end + content_length {
+        let n = client.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let body = &raw[head_end..];
+    let mut words = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let auth = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("authorization")
+            .then(|| v.trim().to_string())
+    });
+    let (status, answer) = answer(state, method, &path, auth.as_deref(), body);
+    let text = answer.to_string();
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    client.write_all(response.as_bytes()).await?;
+    client.shutdown().await
+}
+
+fn answer(
+    state: &Mutex<State>,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
+    let mut s = state.lock().unwrap();
+    match s.mode.clone() {
+        Some(Mode::Fail(status)) => {
+            s.failed += 1;
+            return (
+                status,
+                json!({"error_code": status, "message": "unavailable"}),
+            );
+        }
+        Some(Mode::RequireAuth(expected)) if auth != Some(expected.as_str()) => {
+            s.failed += 1;
+            return (401, json!({"error_code": 401, "message": "Unauthorized"}));
+        }
+        _ => {}
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let not_found = (
+        404,
+        json!({"error_code": 40403, "message": "Schema not found"}),
+    );
+    let result = match (method, parts.as_slice()) {
+        ("POST", ["subjects", subject, "versions"]) => {
+            let Ok(req) = serde_json::from_slice::<Value>(body) else {
+                return (422, json!({"message": "not JSON"}));
+            };
+            let kind = req["schemaType"].as_str().unwrap_or("AVRO");
+            let references = req.get("references").cloned().unwrap_or(json!([]));
+            let text = req["schema"].as_str().unwrap_or("");
+            let id = register(&mut s, subject, kind, text, references);
+            (200, json!({"id": id}))
+        }
+        ("GET", ["schemas", "ids", id]) => match id.parse::<usize>() {
+            Ok(id) if id >= 1 && id <= s.schemas.len() => (200, schema_body(&s, id, json!({}))),
+            _ => not_found,
+        },
+        ("GET", ["subjects", subject, "versions", version]) => {
+            let versions = s.subjects.get(*subject).cloned().unwrap_or_default();
+            let at = match *version {
+                "latest" => versions.len().checked_sub(1),
+                v => v.parse::<usize>().ok().and_then(|v| v.checked_sub(1)),
+            };
+            match at.and_then(|i| versions.get(i).map(|id| (i, *id))) {
+                Some((i, id)) => (
+                    200,
+                    schema_body(&s, id, json!({"subject": subject, "version": i + 1})),
+                ),
+                None => not_found,
+            }
+        }
+        _ => not_found,
+    };
+    *s.served
+        .entry(format!("{method} {}", parts.first().unwrap_or(&"")))
+        .or_default() += 1;
+    result
+}

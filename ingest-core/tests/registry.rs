@@ -1,0 +1,270 @@
+//! Schema-registry topics through the real pipeline: Avro values written by Confluent's own
+//! Python serializer (confluent-kafka's AvroSerializer), registered in a registry over a real
+//! socket (`common::registry`), produced to the in-process broker and landed on local disk as
+//! NDJSON and Parquet; read back record by record against the JSON the book's table promises,
+//! computed by the Python script independently of ingest's decoder.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::registry::{Mode, Registry};
+use common::*;
+use serde_json::Value;
+
+/// Serialized values (partition = n % 2) and what each must land as, from
+/// `scripts/confluent_serialize.py` (`kind`: avro or json).
+fn confluent(url: &str, topic: &str, per_version: usize, kind: &str) -> Vec<(Vec<u8>, Value)> {
+    servers::python_module(
+        "confluent_kafka.schema_registry.avro",
+        "pip install 'confluent-kafka[avro,schemaregistry]'",
+    );
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/confluent_serialize.py"
+        ))
+        .args([url, topic, &per_version.to_string(), kind])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "confluent_serialize.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let hex = v["hex"].as_str().unwrap();
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (bytes, v["expected"].clone())
+        })
+        .collect()
+}
+
+/// The values without their nulls, recursively (Parquet readers leave a null field out).
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Produces the made records (partition n % 2), with three that cannot decode appended to
+/// partition 0: plain JSON, an id the registry does not know, a payload cut short. Returns what
+/// each (partition, offset) must land as.
+fn produce(fx: &Fixture, made: &[(Vec<u8>, Value)]) -> BTreeMap<(i32, i64), Value> {
+    let mut expected = BTreeMap::new();
+    let mut values: [Vec<Vec<u8>>; 2] = Default::default();
+    for (i, (bytes, json)) in made.iter().enumerate() {
+        let p = i % 2;
+        expected.insert((p as i32, values[p].len() as i64), json.clone());
+        values[p].push(bytes.clone());
+    }
+    let cut = made[0].0[..made[0].0.len() - 1].to_vec();
+    values[0].extend([
+        br#"{"plain":"json"}"#.to_vec(),
+        vec![0, 0, 0, 0x27, 0x0f, 2, 4],
+        cut,
+    ]);
+    for (p, v) in values.iter().enumerate() {
+        produce_to(&fx.broker.brokers, &fx.topic, p as i32, v);
+    }
+    expected
+}
+
+fn avro_config(fx: &Fixture, registry: &Registry, extra: &[(&str, &str)]) -> ingest::Config {
+    let mut all = vec![
+        ("INGEST_VALUE_FORMAT", "avro"),
+        ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
+    ];
+    all.extend_from_slice(extra);
+    config(&fx.vars, &all)
+}
+
+/// Every record landed once as its expected JSON; the three bad ones are dead letters with
+/// their reasons.
+fn assert_landed(fx: &Fixture, expected: &BTreeMap<(i32, i64), Value>, parquet: bool) {
+    let mut seen = BTreeMap::new();
+    for (path, rows) in landed_files(fx.dir.path(), &fx.topic) {
+        for row in rows {
+            let key = (
+                row["partition"].as_i64().unwrap() as i32,
+                row["offset"].as_i64().unwrap(),
+            );
+            let want = &expected[&key];
+            if parquet {
+                let got = without_nulls(&row);
+                for (field, value) in without_nulls(want).as_object().unwrap() {
+                    assert_eq!(
+                        got.get(field),
+                        Some(value),
+                        "{field} of {key:?} in {path:?}"
+                    );
+                }
+            } else {
+                assert_eq!(&row["value"], want, "{key:?} in {path:?}");
+            }
+            assert!(seen.insert(key, ()).is_none(), "{key:?} landed twice");
+        }
+    }
+    assert_eq!(seen.len(), expected.len(), "every decoded record landed");
+    let dead: Vec<Value> = landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic)
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .collect();
+    let errors: Vec<&str> = dead.iter().map(|d| d["error"].as_str().unwrap()).collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors[0].contains("zero byte"), "{errors:?}");
+    assert!(
+        errors[1].contains("schema id 9999") && errors[1].contains("unknown"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].contains("does not decode") && errors[2].contains("ends early"),
+        "{errors:?}"
+    );
+}
+
+/// Lands the made records in `format`; what they must land as, and the registry reads the
+/// service made.
+async fn land(
+    fx: &Fixture,
+    registry: &Registry,
+    format: &str,
+) -> (BTreeMap<(i32, i64), Value>, usize) {
+    let made = confluent(&registry.url, &fx.topic, 60, "avro");
+    let expected = produce(fx, &made);
+    let serializer_reads = registry.reads();
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    let (token, mut progress, handle) =
+        start(avro_config(fx, registry, &[("INGEST_FORMAT", format)]));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    (expected, registry.reads() - serializer_reads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_values_land_as_the_documented_json_through_schema_versions() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("avro-ndjson", 2);
+    let (expected, reads) = land(&fx, &registry, "ndjson").await;
+    assert_landed(&fx, &expected, false);
+    // Two versions, the address the second references (by subject and version) and the
+    // unknown id: each read once, however many records and partitions needed them.
+    assert_eq!(reads, 4, "registry reads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_values_land_in_parquet_with_every_field_of_both_versions() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("avro-parquet", 2);
+    let (expected, _) = land(&fx, &registry, "parquet").await;
+    assert_landed(&fx, &expected, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_outage_holds_the_records_back_and_lands_them_all_once_it_is_back() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("avro-outage", 2);
+    let made = confluent(&registry.url, &fx.topic, 30, "avro");
+    let expected = produce(&fx, &made);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    registry.set_mode(Mode::Fail(503));
+    let (token, mut progress, handle) = start(avro_config(&fx, &registry, &[]));
+    // The service asked, was answered 503, backed off and asked again: an outage, waited out.
+    tokio::time::timeout(WAIT, registry.until_failed(3))
+        .await
+        .expect("the service retried the registry");
+    assert!(
+        progress.borrow().committed.is_empty(),
+        "nothing committed while no schema could be read"
+    );
+    assert!(
+        landed_files(fx.dir.path(), &fx.topic).is_empty(),
+        "nothing landed yet"
+    );
+    registry.set_mode(Mode::Serve);
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    assert_landed(&fx, &expected, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_refuses_the_credentials_stops_the_service_with_one_line() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("avro-refused", 1);
+    let made = confluent(&registry.url, &fx.topic, 5, "avro");
+    produce(&fx, &made);
+    registry.set_mode(Mode::RequireAuth("Basic a2V5OnJpZ2h0".into())); // key:right
+    let (_token, progress, handle) = start(avro_config(
+        &fx,
+        &registry,
+        &[
+            ("INGEST_SCHEMA_REGISTRY_USERNAME", "key"),
+            ("INGEST_SCHEMA_REGISTRY_PASSWORD", "wrong"),
+        ],
+    ));
+    let stopped = tokio::time::timeout(WAIT, handle)
+        .await
+        .expect("the service stops")
+        .unwrap();
+    let line = stopped.expect_err("a refusal is an error").to_string();
+    assert!(
+        line.contains("refused") && line.contains("INGEST_SCHEMA_REGISTRY_USERNAME"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("wrong") && !line.contains('\n'),
+        "one line, no secret: {line}"
+    );
+    assert!(progress.borrow().committed.is_empty());
+    assert!(landed_files(fx.dir.path(), &fx.topic).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_values_land_as_their_json_and_an_avro_id_among_them_is_invalid() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("json-schema", 1);
+    let made = confluent(&registry.url, &fx.topic, 10, "json");
+    let mut values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
+    let avro = registry.register("other-value", "AVRO", r#""string""#, serde_json::json!([]));
+    values.push([&[0u8][..], &(avro as u32).to_be_bytes(), &[2, b'x']].concat());
+    produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
+    let vars = [
+        ("INGEST_VALUE_FORMAT", "json-schema"),
+        ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
+    ];
+    let (token, mut progress, handle) = start(config(&fx.vars, &vars));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let lines: Vec<Value> = landed_files(fx.dir.path(), &fx.topic)
+        .into_iter()
+        .flat_map(|(_, l)| l)
+        .collect();
+    let landed: Vec<&Value> = lines.iter().map(|l| &l["value"]).collect();
+    let expected: Vec<&Value> = made.iter().map(|(_, j)| j).collect();
+    assert_eq!(landed, expected);
+    let dead = landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic);
+    let error = dead[0].1[0]["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("AVRO schema") && error.contains("expects JSON"),
+        "{error}"
+    );
+}
