@@ -2,7 +2,7 @@
 JSONSerializer, registering their schemas in the registry at argv[1]), for the schema-registry
 tests.
 
-Usage: confluent_serialize.py <registry url> <topic> <records per version> [avro|json]
+Usage: confluent_serialize.py <registry url> <topic> <records per version> [avro|json|protobuf]
 Prints one JSON line per record: {"hex": the serialized value, "expected": the JSON ingest's
 documented table makes of it (book: "Schema-registry topics")}, written here independently of
 ingest's decoder. Records alternate between two versions of the schema: the second adds fields
@@ -24,6 +24,75 @@ url, topic, per_version = sys.argv[1], sys.argv[2], int(sys.argv[3])
 kind = sys.argv[4] if len(sys.argv) > 4 else "avro"
 client = SchemaRegistryClient({"url": url})
 ctx = SerializationContext(topic, MessageField.VALUE)
+
+if kind == "protobuf":
+    # Message classes built from a descriptor at run time (no protoc here); what a record must
+    # land as is protobuf's own JSON mapping of it (json_format), keeping the .proto field names.
+    from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+    from google.protobuf import timestamp_pb2  # noqa: F401 (registers the import below)
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+
+    F = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="shop/order.proto", package="shop", syntax="proto3",
+        dependency=["google/protobuf/timestamp.proto"])
+    status = file.enum_type.add(name="Status")
+    for i, v in enumerate(["NEW", "PAID", "SHIPPED"]):
+        status.value.add(name=v, number=i)
+
+    def field(msg, name, number, kind, label=F.LABEL_OPTIONAL, type_name=None, optional=False):
+        f = msg.field.add(name=name, number=number, type=kind, label=label)
+        if type_name:
+            f.type_name = type_name
+        if optional:
+            f.proto3_optional = True
+            f.oneof_index = len(msg.oneof_decl)
+            msg.oneof_decl.add(name="_" + name)
+
+    order = file.message_type.add(name="Order")
+    line = order.nested_type.add(name="Line")
+    field(line, "sku", 1, F.TYPE_STRING)
+    field(line, "qty", 2, F.TYPE_INT64)
+    entry = order.nested_type.add(name="AttrsEntry")
+    entry.options.map_entry = True
+    field(entry, "key", 1, F.TYPE_STRING)
+    field(entry, "value", 2, F.TYPE_INT32)
+    field(order, "id", 1, F.TYPE_INT64)
+    field(order, "customer", 2, F.TYPE_STRING)
+    field(order, "lines", 3, F.TYPE_MESSAGE, F.LABEL_REPEATED, ".shop.Order.Line")
+    field(order, "status", 4, F.TYPE_ENUM, type_name=".shop.Status")
+    field(order, "attrs", 5, F.TYPE_MESSAGE, F.LABEL_REPEATED, ".shop.Order.AttrsEntry")
+    field(order, "blob", 6, F.TYPE_BYTES)
+    field(order, "ratio", 7, F.TYPE_DOUBLE)
+    field(order, "placed_at", 8, F.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp")
+    field(order, "note", 9, F.TYPE_STRING, optional=True)
+    field(order, "big", 10, F.TYPE_UINT64)
+    refund = file.message_type.add(name="Refund")
+    field(refund, "order_id", 1, F.TYPE_INT64)
+    field(refund, "reason", 2, F.TYPE_STRING)
+    pool = descriptor_pool.Default()
+    pool.Add(file)
+    Order = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+    Refund = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Refund"))
+    conf = {"auto.register.schemas": True, "use.deprecated.format": False}
+    orders, refunds = ProtobufSerializer(Order, client, conf), ProtobufSerializer(Refund, client, conf)
+    for n in range(2 * per_version):
+        if n % 4 == 3:
+            msg, serialize = Refund(order_id=n, reason="damaged \"box\" ü" if n % 8 == 3 else ""), refunds
+        else:
+            msg = Order(id=n, customer="cust-%d" % n, status=n % 3, blob=bytes([n % 256, 0, 255]),
+                        ratio=n / 4, big=2**63 + n)
+            for i in range(n % 3):
+                msg.lines.add(sku="sku-%d" % i, qty=i * 2**40)
+            msg.attrs["a"] = n
+            msg.placed_at.FromMilliseconds(1_796_000_000_000 + 1234 * n)
+            if n % 2:
+                msg.note = "note %d" % n
+            serialize = orders
+        expected = json_format.MessageToDict(
+            msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        print(json.dumps({"hex": serialize(msg, ctx).hex(), "expected": expected}))
+    sys.exit(0)
 
 if kind == "json":
     SCHEMA = {"type": "object", "title": "Click", "properties": {

@@ -171,6 +171,9 @@ pub fn run(
             Ok(total)
         })?);
     }
+    if kind == Records::Clicks {
+        rows.extend(avro_rows(&batches, gzip, only)?);
+    }
     let gb = ndjson_bytes as f64 / 1e9;
     println!(
         "{records} {} records, {:.0} MB of NDJSON in {} batches of about {} MiB, one thread; \
@@ -193,4 +196,72 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+/// The same clicks as Avro in the wire format (schema id 1): decoded to JSON alone, and decoded,
+/// buffered and encoded as NDJSON + gzip, which is what a schema-registry topic costs the service
+/// per record (the JSON rows start from buffered records: their intake copy is not counted).
+fn avro_rows(
+    batches: &[Batch],
+    gzip: Compression,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<Measured>> {
+    use ingest::registry::avro;
+    let schema = avro::Schema::parse(crate::avro::CLICK_SCHEMA, &[]).map_err(anyhow::Error::msg)?;
+    let framed: Vec<Vec<Vec<u8>>> = batches
+        .iter()
+        .map(|b| {
+            b.records()
+                .map(|r| crate::avro::click(r.offset() as u64))
+                .collect()
+        })
+        .collect();
+    let avro_bytes: usize = framed.iter().flatten().map(Vec::len).sum();
+    println!(
+        "Avro rows: the same clicks in {:.0} MB of Avro (wire format, 5-byte header each)\n",
+        avro_bytes as f64 / 1e6
+    );
+    let mut rows = Vec::new();
+    let decode = |value: &[u8], json: &mut Vec<u8>| -> anyhow::Result<()> {
+        json.clear();
+        avro::to_json(&schema, &value[5..], json, 8 << 20).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    if only.is_none_or(|o| "Avro to JSON alone".contains(o)) {
+        rows.push(time("Avro to JSON alone", || {
+            let mut json = Vec::new();
+            let mut total = 0;
+            for value in framed.iter().flatten() {
+                decode(value, &mut json)?;
+                total += json.len();
+            }
+            Ok(total)
+        })?);
+    }
+    let name = "Avro to NDJSON + gzip, raw (decode, buffer, encode)";
+    if only.is_none_or(|o| name.contains(o)) {
+        let opts = options(Envelope::Raw, gzip, Format::Ndjson);
+        rows.push(time(name, || {
+            let (mut json, mut total) = (Vec::new(), 0);
+            for (b, values) in batches.iter().zip(&framed) {
+                let mut batch: Batch = Batch::new(Instant::now(), 0);
+                for (r, value) in b.records().zip(values) {
+                    decode(value, &mut json)?;
+                    batch.push(&RecordRef {
+                        offset: r.offset(),
+                        timestamp_ms: r.timestamp_ms(),
+                        key: None,
+                        value: Some(&json),
+                        headers: &[],
+                        flaw: None,
+                        cursor: None,
+                    });
+                }
+                let encoded = ingest::encode::encode(&batch, 0, &opts)
+                    .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
+                total += encoded.data.len();
+            }
+            Ok(total)
+        })?);
+    }
+    Ok(rows)
 }

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use records::Records;
 
+mod avro;
 mod broker;
 mod ceiling;
 mod encoders;

@@ -17,8 +17,14 @@ use serde_json::Value;
 /// `scripts/confluent_serialize.py` (`kind`: avro or json).
 fn confluent(url: &str, topic: &str, per_version: usize, kind: &str) -> Vec<(Vec<u8>, Value)> {
     servers::python_module(
-        "confluent_kafka.schema_registry.avro",
-        "pip install 'confluent-kafka[avro,schemaregistry]'",
+        &format!(
+            "confluent_kafka.schema_registry.{}",
+            match kind {
+                "json" => "json_schema",
+                other => other,
+            }
+        ),
+        "pip install 'confluent-kafka[avro,schemaregistry,protobuf]'",
     );
     let out = Command::new("python3")
         .arg(concat!(
@@ -266,5 +272,36 @@ async fn json_schema_values_land_as_their_json_and_an_avro_id_among_them_is_inva
     assert!(
         error.contains("AVRO schema") && error.contains("expects JSON"),
         "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_values_land_as_protobufs_own_json_mapping_of_each_message() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("protobuf", 1);
+    // Orders (the file's first message) and refunds (its second: message index 1), written by
+    // Confluent's ProtobufSerializer; the expected JSON is protobuf's own json_format.
+    let made = confluent(&registry.url, &fx.topic, 20, "protobuf");
+    let values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
+    produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
+    let vars = [
+        ("INGEST_VALUE_FORMAT", "protobuf"),
+        ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
+    ];
+    let (token, mut progress, handle) = start(config(&fx.vars, &vars));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let landed: Vec<Value> = landed_files(fx.dir.path(), &fx.topic)
+        .into_iter()
+        .flat_map(|(_, l)| l)
+        .map(|l| without_nulls(&l["value"]))
+        .collect();
+    let expected: Vec<Value> = made.iter().map(|(_, j)| without_nulls(j)).collect();
+    assert_eq!(landed, expected);
+    assert!(
+        landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic).is_empty(),
+        "no dead letters"
     );
 }

@@ -160,7 +160,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "INGEST_VALUE_FORMAT",
         default: "`json`",
         secret: false,
-        meaning: "What a record's value is: `json`, or a schema registry's wire format (a zero byte and a 4-byte schema id first): `avro` (decoded to JSON through its writer's schema) or `json-schema` (the JSON after the header). `protobuf` is refused until it is decoded. See [Schema-registry topics](schema-registry.md).",
+        meaning: "What a record's value is: `json`, or a schema registry's wire format (a zero byte and a 4-byte schema id first): `avro` or `protobuf` (decoded to JSON through the writer's schema) or `json-schema` (the JSON after the header). See [Schema-registry topics](schema-registry.md).",
     },
     Setting {
         name: "INGEST_SCHEMA_REGISTRY_URL",

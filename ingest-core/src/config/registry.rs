@@ -19,6 +19,8 @@ pub enum ValueFormat {
     Avro,
     /// JSON written by Confluent's JSON Schema serializer: the wire format's header, then JSON.
     JsonSchema,
+    /// Protobuf written by Confluent's serializer: the header, message indexes, the message.
+    Protobuf,
 }
 
 /// How the service authenticates to the registry.
@@ -57,7 +59,7 @@ pub(super) struct RawRegistry {
     pub bearer_token: Option<String>,
 }
 
-const FORMATS: &str = "one of json, avro, json-schema";
+const FORMATS: &str = "one of json, avro, protobuf, json-schema";
 
 /// `None` for plain JSON values.
 pub(super) fn registry(raw: RawRegistry) -> Result<Option<RegistryConfig>, ConfigError> {
@@ -65,13 +67,7 @@ pub(super) fn registry(raw: RawRegistry) -> Result<Option<RegistryConfig>, Confi
         "json" => ValueFormat::Json,
         "avro" => ValueFormat::Avro,
         "json-schema" => ValueFormat::JsonSchema,
-        "protobuf" => {
-            return Err(ConfigError::invalid(
-                "VALUE_FORMAT",
-                "protobuf",
-                format!("{FORMATS}: Protobuf is not decoded yet (its records would all be dead letters), so it is refused"),
-            ))
-        }
+        "protobuf" => ValueFormat::Protobuf,
         other => return Err(ConfigError::invalid("VALUE_FORMAT", other, FORMATS)),
     };
     let Some(url) = raw.url else {
@@ -87,7 +83,7 @@ pub(super) fn registry(raw: RawRegistry) -> Result<Option<RegistryConfig>, Confi
         return Err(ConfigError::invalid(
             "SCHEMA_REGISTRY_URL",
             &url,
-            "unset while INGEST_VALUE_FORMAT is json (set INGEST_VALUE_FORMAT=avro or json-schema to decode through it)",
+            "unset while INGEST_VALUE_FORMAT is json (set INGEST_VALUE_FORMAT=avro, protobuf or json-schema to decode through it)",
         ));
     }
     let parsed = Url::parse(&url)
@@ -160,10 +156,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("INGEST_VALUE_FORMAT is json"), "{e}");
-        let e = registry(raw(Some("protobuf"), Some("http://r")))
+        let e = registry(raw(Some("thrift"), Some("http://r")))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("not decoded yet"), "{e}");
+        assert!(
+            e.contains("one of json, avro, protobuf, json-schema"),
+            "{e}"
+        );
         let e = registry(raw(Some("avro"), Some("ftp://r")))
             .unwrap_err()
             .to_string();

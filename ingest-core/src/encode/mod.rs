@@ -21,4 +21,4 @@ pub mod transform;
 
 pub use ahead::Ahead;
 pub use encoder::{encode, EncodeOptions, Encoded, Encoder, InvalidRecord};
-pub use ndjson::{compact_into, push_json_str};
+pub use ndjson::compact_into;

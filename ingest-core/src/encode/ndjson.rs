@@ -61,8 +61,7 @@ pub fn compact_into(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
-/// `s` as a JSON string, escaped.
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
     // Serialising a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }

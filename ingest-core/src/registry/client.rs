@@ -77,12 +77,14 @@ impl Client {
         })
     }
 
-    /// The schema with `id`, and what it references.
-    pub async fn schema(&self, id: u32) -> Result<Fetched, FetchError> {
-        let body = self.get(&format!("schemas/ids/{id}")).await?;
+    /// The schema with `id`, and what it references; `serialized`: Protobuf file descriptors
+    /// (base64) instead of `.proto` text.
+    pub async fn schema(&self, id: u32, serialized: bool) -> Result<Fetched, FetchError> {
+        let query = if serialized { "?format=serialized" } else { "" };
+        let body = self.get(&format!("schemas/ids/{id}{query}")).await?;
         let mut references = Vec::new();
         let mut seen = HashSet::new();
-        self.references(&body.references, &mut references, &mut seen, 0)
+        self.references(&body.references, &mut references, &mut seen, query, 0)
             .await?;
         Ok(Fetched {
             kind: body.schema_type.unwrap_or_else(|| "AVRO".into()),
@@ -97,6 +99,7 @@ impl Client {
         refs: &[Reference],
         out: &mut Vec<String>,
         seen: &mut HashSet<(String, i64)>,
+        query: &str,
         depth: usize,
     ) -> Result<(), FetchError> {
         if depth > MAX_REFERENCE_DEPTH {
@@ -116,9 +119,9 @@ impl Client {
                 r.version.to_string()
             };
             let body = self
-                .get(&format!("subjects/{subject}/versions/{version}"))
+                .get(&format!("subjects/{subject}/versions/{version}{query}"))
                 .await?;
-            Box::pin(self.references(&body.references, out, seen, depth + 1)).await?;
+            Box::pin(self.references(&body.references, out, seen, query, depth + 1)).await?;
             out.push(body.schema);
         }
         Ok(())

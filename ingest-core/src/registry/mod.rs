@@ -10,6 +10,7 @@
 
 pub mod avro;
 pub mod client;
+pub mod protobuf;
 pub mod wire;
 
 use std::collections::{BTreeSet, HashMap};
@@ -26,6 +27,7 @@ use client::{Client, FetchError};
 #[derive(Debug)]
 enum Entry {
     Avro(avro::Schema),
+    Protobuf(protobuf::Schema),
     /// JSON Schema: the payload is the JSON.
     Json,
     /// Records with this id are invalid, for this reason.
@@ -108,6 +110,12 @@ impl Registry {
                     Err(_) => Decoded::Invalid,
                 }
             }
+            Entry::Protobuf(schema) => {
+                match protobuf::to_json(schema, framed.payload, out, self.max_json_bytes) {
+                    Ok(()) => Decoded::Json,
+                    Err(_) => Decoded::Invalid,
+                }
+            }
             Entry::Json => {
                 out.extend_from_slice(framed.payload);
                 Decoded::Json
@@ -131,6 +139,13 @@ impl Registry {
                 let mut out = Vec::new();
                 match avro::to_json(schema, framed.payload, &mut out, self.max_json_bytes) {
                     Err(e) => format!("schema id {id}: the Avro payload does not decode ({e})"),
+                    Ok(()) => format!("schema id {id}: decoded only on a second try"),
+                }
+            }
+            Some(Entry::Protobuf(schema)) => {
+                let mut out = Vec::new();
+                match protobuf::to_json(schema, framed.payload, &mut out, self.max_json_bytes) {
+                    Err(e) => format!("schema id {id}: the Protobuf payload does not decode ({e})"),
                     Ok(()) => format!("schema id {id}: decoded only on a second try"),
                 }
             }
@@ -167,7 +182,8 @@ impl Registry {
                 health.update(|f| f.registry_error = None);
                 return Ok(());
             };
-            let entry = match self.client.schema(id).await {
+            let serialized = self.format == ValueFormat::Protobuf;
+            let entry = match self.client.schema(id, serialized).await {
                 Ok(fetched) => Some(self.parse(id, fetched)),
                 Err(FetchError::Unknown(why)) => {
                     tracing::warn!(schema_id = id, %why, "the schema registry does not know this schema id: its records are invalid records");
@@ -205,6 +221,7 @@ impl Registry {
         let expected = match self.format {
             ValueFormat::Avro => "AVRO",
             ValueFormat::JsonSchema => "JSON",
+            ValueFormat::Protobuf => "PROTOBUF",
             ValueFormat::Json => "none",
         };
         if fetched.kind != expected {
@@ -215,6 +232,15 @@ impl Registry {
         }
         match self.format {
             ValueFormat::JsonSchema => Entry::Json,
+            ValueFormat::Protobuf => {
+                match protobuf::Schema::parse(&fetched.text, &fetched.references) {
+                    Ok(schema) => {
+                        tracing::info!(schema_id = id, "read a Protobuf schema from the registry");
+                        Entry::Protobuf(schema)
+                    }
+                    Err(why) => Entry::Invalid(format!("the Protobuf schema does not load: {why}")),
+                }
+            }
             _ => match avro::Schema::parse(&fetched.text, &fetched.references) {
                 Ok(schema) => {
                     tracing::info!(schema_id = id, "read an Avro schema from the registry");

@@ -32,11 +32,12 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+struct Reader<'d, 'o> {
+    bytes: &'d [u8],
     pos: usize,
-    out: &'a mut Vec<u8>,
+    out: &'o mut Vec<u8>,
     limit: usize,
+    /// Where decoding failed, innermost first: filled only on the way out of an error.
     path: Vec<String>,
 }
 
@@ -69,6 +70,7 @@ pub fn to_json(
         }
     });
     result.map_err(|problem| {
+        r.path.reverse();
         let at = r.path.concat();
         r.out.truncate(start);
         DecodeError {
@@ -78,16 +80,17 @@ pub fn to_json(
     })
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
+impl<'d> Reader<'d, '_> {
+    fn take(&mut self, n: usize) -> Result<&'d [u8], String> {
+        let bytes = self.bytes;
+        let end = self.pos.checked_add(n).filter(|e| *e <= bytes.len());
         let Some(end) = end else {
             return Err(format!(
                 "the datum ends early: {n} bytes wanted, {} left",
                 self.bytes.len() - self.pos
             ));
         };
-        let s = &self.bytes[self.pos..end];
+        let s = &bytes[self.pos..end];
         self.pos = end;
         Ok(s)
     }
@@ -96,7 +99,10 @@ impl Reader<'_> {
     fn long(&mut self) -> Result<i64, String> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
-            let b = *self.take(1)?.first().unwrap_or(&0);
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return Err("the datum ends early, inside a number".into());
+            };
+            self.pos += 1;
             if shift == 63 && b > 1 {
                 return Err("a varint longer than 64 bits".into());
             }
@@ -126,14 +132,15 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn emit_display(&mut self, v: impl std::fmt::Display) -> Step {
-        use std::io::Write as _;
-        write!(self.out, "{v}").map_err(|e| e.to_string())?;
+    fn emit_int(&mut self, v: i64) -> Step {
+        // serde_json writes integers with itoa, without the formatting machinery.
+        serde_json::to_writer(&mut *self.out, &v).map_err(|e| e.to_string())?;
         self.emit(b"")
     }
 
     fn string(&mut self, s: &str) -> Step {
-        crate::encode::push_json_str(self.out, s);
+        // Serialising a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.out, s);
         self.emit(b"")
     }
 
@@ -170,11 +177,11 @@ impl Reader<'_> {
             },
             Node::Int => {
                 let v = self.int()?;
-                self.emit_display(v)
+                self.emit_int(i64::from(v))
             }
             Node::Long => {
                 let v = self.long()?;
-                self.emit_display(v)
+                self.emit_int(v)
             }
             Node::Float => {
                 let b = self.take(4)?;
@@ -194,9 +201,8 @@ impl Reader<'_> {
             Node::String => {
                 let n = self.len()?;
                 let s = std::str::from_utf8(self.take(n)?)
-                    .map_err(|_| "a string that is not UTF-8".to_string())?
-                    .to_owned();
-                self.string(&s)
+                    .map_err(|_| "a string that is not UTF-8".to_string())?;
+                self.string(s)
             }
             Node::Date => {
                 let days = self.int()?;
@@ -277,11 +283,12 @@ impl Reader<'_> {
                     if i > 0 {
                         self.out.push(b',');
                     }
-                    crate::encode::push_json_str(self.out, &f.name);
+                    self.string(&f.name)?;
                     self.out.push(b':');
-                    self.path.push(format!(".{}", f.name));
-                    self.value(schema, f.node, depth + 1)?;
-                    self.path.pop();
+                    if let Err(e) = self.value(schema, f.node, depth + 1) {
+                        self.path.push(format!(".{}", f.name));
+                        return Err(e);
+                    }
                 }
                 self.emit(b"}")
             }
@@ -314,21 +321,26 @@ impl Reader<'_> {
                 if index > 0 {
                     self.out.push(b',');
                 }
+                let mut key = None;
                 if map.is_some() {
                     let n = self.len()?;
-                    let key = std::str::from_utf8(self.take(n)?)
-                        .map_err(|_| "a map key that is not UTF-8".to_string())?
-                        .to_owned();
-                    self.string(&key)?;
+                    let k = std::str::from_utf8(self.take(n)?)
+                        .map_err(|_| "a map key that is not UTF-8".to_string())?;
+                    self.string(k)?;
                     self.out.push(b':');
-                    self.path.push(format!("[{key:?}]"));
-                } else {
-                    self.path.push(format!("[{index}]"));
+                    key = Some(k);
                 }
                 // Checks the limit, so a block of a billion nulls stops at it.
-                self.value(schema, item, depth + 1)?;
-                self.emit(b"")?;
-                self.path.pop();
+                if let Err(e) = self
+                    .value(schema, item, depth + 1)
+                    .and_then(|()| self.emit(b""))
+                {
+                    self.path.push(match key {
+                        Some(k) => format!("[{k:?}]"),
+                        None => format!("[{index}]"),
+                    });
+                    return Err(e);
+                }
                 index += 1;
             }
         }
@@ -343,7 +355,7 @@ impl Reader<'_> {
                 self.out.extend_from_slice(t.as_bytes());
                 self.emit(b"\"")
             }
-            None => self.emit_display(raw),
+            None => self.emit_int(raw),
         }
     }
 }
