@@ -239,7 +239,19 @@ fn avro_rows(
     }
     let name = "Avro to NDJSON + gzip, raw (decode, buffer, encode)";
     if only.is_none_or(|o| name.contains(o)) {
-        let opts = options(Envelope::Raw, gzip, Format::Ndjson);
+        // As the service encodes decoded values: no second JSON check.
+        let config = ingest::Config::from_pairs([
+            ("INGEST_TOPIC", "clicks"),
+            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+            ("INGEST_STORAGE_URL", "/nonexistent"),
+            ("INGEST_VALUE_FORMAT", "avro"),
+            ("INGEST_SCHEMA_REGISTRY_URL", "http://127.0.0.1:9"),
+        ])?;
+        let registry = config.registry.as_ref().context("a registry config")?;
+        let mut opts = options(Envelope::Raw, gzip, Format::Ndjson);
+        opts.registry = Some(std::sync::Arc::new(
+            ingest::registry::Registry::new(registry, 8 << 20).map_err(anyhow::Error::msg)?,
+        ));
         rows.push(time(name, || {
             let (mut json, mut total) = (Vec::new(), 0);
             for (b, values) in batches.iter().zip(&framed) {

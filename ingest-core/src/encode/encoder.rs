@@ -259,6 +259,15 @@ impl Encoder {
                         Err(reason) => (Err(reason), Some(v)),
                     }
                 }
+                // Decoded through the registry: compact JSON by construction, already bounded.
+                (Some(v), None, _)
+                    if opts
+                        .registry
+                        .as_ref()
+                        .is_some_and(|r| r.writes_checked_json()) =>
+                {
+                    (Ok(false), Some(v))
+                }
                 (Some(v), None, _) => (check_json(v, opts.max_record_bytes), Some(v)),
                 (None, _, Envelope::Metadata) => (Ok(false), None),
                 (None, _, Envelope::Raw) => (Err(TOMBSTONE.to_string()), None),

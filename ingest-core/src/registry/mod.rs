@@ -124,6 +124,13 @@ impl Registry {
         }
     }
 
+    /// Whether what [`Registry::decode`] writes is JSON by construction (compact, UTF-8,
+    /// bounded in size and depth), so the encoder need not check it again: Avro and Protobuf,
+    /// not JSON Schema, whose payload is the producer's own text.
+    pub fn writes_checked_json(&self) -> bool {
+        matches!(self.format, ValueFormat::Avro | ValueFormat::Protobuf)
+    }
+
     /// Why `value` is an invalid record, in one line naming its schema id.
     pub fn explain(&self, value: &[u8]) -> String {
         let framed = match wire::frame(value) {
