@@ -250,7 +250,7 @@ fn avro_rows(
         let registry = config.registry.as_ref().context("a registry config")?;
         let mut opts = options(Envelope::Raw, gzip, Format::Ndjson);
         opts.registry = Some(std::sync::Arc::new(
-            ingest::registry::Registry::new(registry, 8 << 20).map_err(anyhow::Error::msg)?,
+            ingest::registry::Registry::new(registry, 8 << 20, None).map_err(anyhow::Error::msg)?,
         ));
         rows.push(time(name, || {
             let (mut json, mut total) = (Vec::new(), 0);

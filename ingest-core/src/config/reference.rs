@@ -166,7 +166,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "INGEST_SCHEMA_REGISTRY_URL",
         default: "unset",
         secret: false,
-        meaning: "The Confluent-compatible schema registry schemas are read from by id (`GET /schemas/ids/<id>`), required when `INGEST_VALUE_FORMAT` is not `json`, refused otherwise. Credentials go in the settings below, never in the URL.",
+        meaning: "The schema registry schemas are read from by id: a Confluent-compatible one (`GET /schemas/ids/<id>`), or for Event Hubs events with an `avro/binary+<id>` content type Azure Schema Registry (`https://<namespace>.servicebus.windows.net`, read with the source's Entra credential). Required when `INGEST_VALUE_FORMAT` is not `json`, refused otherwise. Credentials go in the settings below, never in the URL.",
     },
     Setting {
         name: "INGEST_SCHEMA_REGISTRY_USERNAME",

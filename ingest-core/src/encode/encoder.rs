@@ -34,10 +34,10 @@ pub struct EncodeOptions {
 
 impl EncodeOptions {
     /// Why the source or the registry could not hand record `r` over as JSON (it has a flaw).
-    pub(super) fn flaw_reason(&self, r: &StoredRecord<'_>) -> String {
-        match (r.flaw(), &self.registry, r.value()) {
-            (Some(Flaw::Undecodable), Some(registry), Some(v)) => registry.explain(v),
-            (flaw, _, _) => flaw.map_or("", Flaw::reason).to_string(),
+    pub(super) fn flaw_reason(&self, partition: i32, r: &StoredRecord<'_>) -> String {
+        match (r.flaw(), &self.registry) {
+            (Some(Flaw::Undecodable), Some(registry)) => registry.reason(partition, r.offset()),
+            (flaw, _) => flaw.map_or("", Flaw::reason).to_string(),
         }
     }
 }
@@ -245,7 +245,7 @@ impl Encoder {
             // A transform parses the value anyway, so it is also the validity check (one parse).
             let line;
             let (checked, value) = match (r.value(), &opts.transform, opts.envelope) {
-                _ if r.flaw().is_some() => (Err(opts.flaw_reason(&r)), r.value()),
+                _ if r.flaw().is_some() => (Err(opts.flaw_reason(partition, &r)), r.value()),
                 (Some(v), Some(t), _) => {
                     match check_size(v, opts.max_record_bytes).and_then(|()| t.apply(v)) {
                         Ok(None) => {

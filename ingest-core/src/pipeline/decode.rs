@@ -8,10 +8,32 @@
 //! that is down. Nothing is skipped, and no record is decoded twice differently: a schema id
 //! names one schema for ever.
 
+use std::sync::Arc;
+
 use super::intake::Burst;
 use super::Loop;
 use crate::batch::{Flaw, RecordRef};
+use crate::config::{Config, RegistryAuth};
+use crate::error::Error;
 use crate::registry::{Decoded, Registry};
+
+/// The registry values are decoded through, if `INGEST_VALUE_FORMAT` names one. With the Event
+/// Hubs source and no bearer token, Azure Schema Registry is read with the source's Entra
+/// credential (built here, used only when an event names an Azure schema).
+pub(super) fn registry(config: &Config) -> Result<Option<Arc<Registry>>, Error> {
+    let Some(settings) = &config.registry else {
+        return Ok(None);
+    };
+    let entra = match (&config.eventhubs, &settings.auth) {
+        (Some(_), RegistryAuth::None) => {
+            crate::source::eventhubs::identity::credential(&config.cloud_env).ok()
+        }
+        _ => None,
+    };
+    let registry =
+        Registry::new(settings, config.max_record_bytes, entra).map_err(Error::Internal)?;
+    Ok(Some(Arc::new(registry)))
+}
 
 impl Loop {
     /// Decodes `record`'s value and buffers it (see the module's invariant).
@@ -20,6 +42,7 @@ impl Loop {
         registry: &Registry,
         partition: i32,
         record: &RecordRef<'_>,
+        content_type: Option<&str>,
         burst: &mut Burst,
     ) -> bool {
         let value = match (record.value, record.flaw) {
@@ -29,10 +52,11 @@ impl Loop {
         };
         // A partition deciding its start drops what it is sent: nothing to decode.
         if !self.takes_records(partition) {
+            tracing::debug!(partition, offset = record.offset,);
             return false;
         }
         let mut json = std::mem::take(&mut self.decoded_value);
-        let rescan = match registry.decode(value, &mut json) {
+        let rescan = match registry.decode(value, content_type, &mut json) {
             Decoded::Json => {
                 let decoded = RecordRef {
                     value: Some(&json),
@@ -40,18 +64,20 @@ impl Loop {
                 };
                 self.buffer(partition, &decoded, burst)
             }
-            Decoded::Invalid => {
+            Decoded::Invalid(reason) => {
+                tracing::debug!(partition, offset = record.offset, %reason, "a value does not decode");
+                registry.note_invalid(partition, record.offset, reason);
                 let flawed = RecordRef {
                     flaw: Some(Flaw::Undecodable),
                     ..*record
                 };
                 self.buffer(partition, &flawed, burst)
             }
-            Decoded::Missing(schema_id) => {
+            Decoded::Missing(schema) => {
                 tracing::info!(
                     partition,
                     offset = record.offset,
-                    schema_id,
+                    %schema,
                     "a record's schema is not read yet: the partition reads it, then starts again from the store"
                 );
                 metrics::counter!("ingest_schema_waits_total").increment(1);

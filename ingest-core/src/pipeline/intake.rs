@@ -192,7 +192,7 @@ impl Loop {
             flaw,
             cursor: None,
         };
-        self.on_record(m.partition(), &record, burst)
+        self.on_record(m.partition(), &record, None, burst)
     }
 
     /// Buffers an Event Hubs event: the sequence number is the offset, the partition key the
@@ -215,15 +215,21 @@ impl Loop {
             flaw: e.flaw,
             cursor: e.offset.as_deref(),
         };
-        self.on_record(e.partition, &record, burst)
+        self.on_record(e.partition, &record, e.content_type.as_deref(), burst)
     }
 
     /// Buffers a record (decoded first when values come through a schema registry: see
     /// [`super::decode`]). Returns whether the loop must rescan partitions: a batch was sealed
     /// or opened (uploads, deadlines) or the buffer cap was reached.
-    fn on_record(&mut self, partition: i32, record: &RecordRef<'_>, burst: &mut Burst) -> bool {
+    fn on_record(
+        &mut self,
+        partition: i32,
+        record: &RecordRef<'_>,
+        content_type: Option<&str>,
+        burst: &mut Burst,
+    ) -> bool {
         match self.flusher.encode.registry.clone() {
-            Some(registry) => self.decoded(&registry, partition, record, burst),
+            Some(registry) => self.decoded(&registry, partition, record, content_type, burst),
             None => self.buffer(partition, record, burst),
         }
     }
@@ -242,6 +248,9 @@ impl Loop {
             return false;
         };
         owned.next_offset = Some(record.offset + 1);
+        if owned.first_offset.is_none() {
+            tracing::debug!(partition, offset = record.offset, epoch = owned.epoch,);
+        }
         owned.first_offset.get_or_insert(record.offset);
         let policy = &self.config.flush;
         let deadline = owned.state.deadline(policy);

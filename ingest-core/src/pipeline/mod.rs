@@ -40,7 +40,6 @@ use crate::land::{Flusher, Outcome};
 use crate::ops::health::Health;
 use crate::ops::progress::Progress;
 use crate::ops::{http, watch as ops_watch};
-use crate::registry::Registry;
 use crate::source::{self, Control};
 use crate::storage::Storage;
 use intake::Consumed;
@@ -158,12 +157,7 @@ impl Pipeline {
             tracing::warn!("{warning}");
         }
 
-        let registry = match &config.registry {
-            Some(r) => Some(Arc::new(
-                Registry::new(r, config.max_record_bytes).map_err(Error::Internal)?,
-            )),
-            None => None,
-        };
+        let registry = decode::registry(&config)?;
         let flusher = Arc::new(Flusher {
             storage,
             source: control.clone(),

@@ -17,6 +17,9 @@ impl Loop {
             RebalanceEvent::Assigned(partitions) => {
                 for p in &partitions {
                     self.next_epoch += 1;
+                    // Where a start without a chain seeks, when the earlier ownership asked to
+                    // start over (`start_again` on Event Hubs): what it dropped is read again.
+                    let resume = self.partitions.get(p).and_then(|o| o.resume);
                     // Assigned again without a revoke between: the earlier ownership ends here,
                     // as a revoke would end it (its flush must not commit under the new one).
                     self.forget(*p, "partition assigned again while owned; its unlanded records are dropped uncommitted and re-read");
@@ -30,7 +33,7 @@ impl Loop {
                             state: PartitionState::default(),
                             next_offset: None,
                             first_offset: None,
-                            resume: None,
+                            resume,
                             owner: owner.clone(),
                             epoch: self.next_epoch,
                             completing: None,

@@ -111,6 +111,15 @@ impl Loop {
         };
         let resume = owned.first_offset.map_or(offset, |first| first.min(offset));
         self.source.pause(&[partition]);
+        if self.source.restart(partition) {
+            // Event Hubs: a new receiver delivers `Assigned`, which ends this ownership; until
+            // then the old one's events are dropped.
+            if let Some(owned) = self.partitions.get_mut(&partition) {
+                owned.starting = Starting::Deciding;
+                owned.resume = Some(resume);
+            }
+            return;
+        }
         self.on_rebalance(crate::source::RebalanceEvent::Assigned(vec![partition]));
         if let Some(again) = self.partitions.get_mut(&partition) {
             again.resume = Some(resume);

@@ -7,7 +7,10 @@
 //! the service stops); unavailable (5xx, 408, 429, no connection, a timeout: waited out).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
 
 use serde::Deserialize;
 use url::Url;
@@ -58,10 +61,19 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     auth: RegistryAuth,
+    /// Azure Schema Registry's tokens, when no bearer token is set.
+    entra: Option<Arc<dyn TokenCredential>>,
 }
 
+/// Azure Schema Registry's API version and the scope of its Entra tokens.
+const AZURE_API_VERSION: &str = "2023-07-01";
+const AZURE_SCOPE: &str = "https://eventhubs.azure.net/.default";
+
 impl Client {
-    pub fn new(config: &RegistryConfig) -> Result<Client, String> {
+    pub fn new(
+        config: &RegistryConfig,
+        entra: Option<Arc<dyn TokenCredential>>,
+    ) -> Result<Client, String> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -74,6 +86,64 @@ impl Client {
             http,
             base,
             auth: config.auth.clone(),
+            entra,
+        })
+    }
+
+    /// The Avro schema Azure Schema Registry stores under `id` (`GET
+    /// /$schemaGroups/$schemas/<id>`: the schema text itself, its format in the content type),
+    /// read with the bearer token set, or else an Entra token of the Event Hubs credential.
+    pub async fn azure_schema(&self, id: &str) -> Result<Fetched, FetchError> {
+        let path = format!("$schemaGroups/$schemas/{id}?api-version={AZURE_API_VERSION}");
+        let url = self
+            .base
+            .join(&path)
+            .map_err(|e| FetchError::Refused(format!("{path}: {e}")))?;
+        let shown = format!("GET {}", url.path());
+        let token = match (&self.auth, &self.entra) {
+            (RegistryAuth::Bearer(t), _) => t.clone(),
+            (_, Some(credential)) => credential
+                .get_token(&[AZURE_SCOPE], None)
+                .await
+                .map_err(|e| FetchError::Unavailable(format!("an Entra token for {AZURE_SCOPE}: {e}")))?
+                .token
+                .secret()
+                .to_string(),
+            (_, None) => {
+                return Err(FetchError::Refused(
+                    "Azure Schema Registry needs an Entra token: run with the Event Hubs source's Entra credential (AZURE_* variables) or set INGEST_SCHEMA_REGISTRY_BEARER_TOKEN".into(),
+                ))
+            }
+        };
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        classify(&shown, status, &text[..text.len().min(200)])?;
+        let kind = content_type
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("serialization="))
+            .unwrap_or("avro")
+            .to_ascii_uppercase();
+        Ok(Fetched {
+            kind,
+            text,
+            references: Vec::new(),
         })
     }
 
@@ -154,19 +224,25 @@ impl Client {
             .await
             .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
         let said = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        match status.as_u16() {
-            200..=299 => serde_json::from_slice(&body).map_err(|e| {
-                FetchError::Unavailable(format!("{shown}: an answer that is not a schema ({e})"))
-            }),
-            404 => Err(FetchError::Unknown(format!("{shown}: 404 {said}"))),
-            401 | 403 => Err(FetchError::Refused(format!(
-                "{shown} was refused ({status}): check INGEST_SCHEMA_REGISTRY_USERNAME/PASSWORD or BEARER_TOKEN, and that they may read schemas"
-            ))),
-            408 | 429 | 500..=599 => Err(FetchError::Unavailable(format!("{shown}: {status} {said}"))),
-            _ => Err(FetchError::Refused(format!(
-                "{shown} answered {status} ({said}): is INGEST_SCHEMA_REGISTRY_URL a schema registry?"
-            ))),
-        }
+        classify(&shown, status, &said)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            FetchError::Unavailable(format!("{shown}: an answer that is not a schema ({e})"))
+        })
+    }
+}
+
+/// What an answer's status means for the records waiting on it (`said`: its body's start).
+fn classify(shown: &str, status: reqwest::StatusCode, said: &str) -> Result<(), FetchError> {
+    match status.as_u16() {
+        200..=299 => Ok(()),
+        404 => Err(FetchError::Unknown(format!("{shown}: 404 {said}"))),
+        401 | 403 => Err(FetchError::Refused(format!(
+            "{shown} was refused ({status}): check INGEST_SCHEMA_REGISTRY_USERNAME/PASSWORD or BEARER_TOKEN (Azure: the identity's Schema Registry Reader role), and that they may read schemas"
+        ))),
+        408 | 429 | 500..=599 => Err(FetchError::Unavailable(format!("{shown}: {status} {said}"))),
+        _ => Err(FetchError::Refused(format!(
+            "{shown} answered {status} ({said}): is INGEST_SCHEMA_REGISTRY_URL a schema registry?"
+        ))),
     }
 }
 

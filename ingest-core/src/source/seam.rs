@@ -212,6 +212,18 @@ impl Control {
         }
     }
 
+    /// Whether the source starts a partition over itself ([`Control::restart`]): Event Hubs
+    /// replaces its receiver, which delivers `Assigned` again; a Kafka partition is sought.
+    pub fn restart(&self, partition: i32) -> bool {
+        match self {
+            Control::Kafka { .. } => false,
+            Control::EventHubs(c) => {
+                c.restart(partition);
+                true
+            }
+        }
+    }
+
     /// Stops fetching for `partitions` (Kafka drops what it had prefetched for them).
     pub fn pause(&self, partitions: &[i32]) {
         match self {

@@ -27,6 +27,8 @@ struct State {
     schemas: Vec<(String, String, Value)>,
     /// Subject to its versions' ids.
     subjects: BTreeMap<String, Vec<usize>>,
+    /// Azure Schema Registry's schemas, by their ids.
+    azure: BTreeMap<String, String>,
     mode: Option<Mode>,
     /// Requests answered per path, and those refused or failed.
     served: BTreeMap<String, usize>,
@@ -86,6 +88,13 @@ impl Registry {
             .wait_for(|f| *f >= n)
             .await
             .expect("registry running");
+    }
+
+    /// Stores an Avro schema under Azure Schema Registry's `id` (served at
+    /// `GET /$schemaGroups/$schemas/<id>`).
+    pub fn register_azure(&self, id: &str, schema: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.azure.insert(id.to_string(), schema.to_string());
     }
 
     /// Registers `schema` (of `kind`: AVRO, JSON, PROTOBUF) under `subject`; its id.
@@ -169,9 +178,13 @@ async fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<(
             .then(|| v.trim().to_string())
     });
     let (status, answer) = answer(state, method, &path, auth.as_deref(), body);
-    let text = answer.to_string();
+    // Azure answers with the schema itself, its format in the content type.
+    let (content_type, text) = match answer {
+        Value::String(schema) => ("application/json;serialization=Avro", schema),
+        json => ("application/vnd.schemaregistry.v1+json", json.to_string()),
+    };
     let response = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     );
     client.write_all(response.as_bytes()).await?;
@@ -216,6 +229,10 @@ fn answer(
             let id = register(&mut s, subject, kind, text, references);
             (200, json!({"id": id}))
         }
+        ("GET", ["$schemaGroups", "$schemas", id]) => match s.azure.get(*id) {
+            Some(schema) => (200, Value::String(schema.clone())),
+            None => not_found,
+        },
         ("GET", ["schemas", "ids", id]) => match id.parse::<usize>() {
             Ok(id) if id >= 1 && id <= s.schemas.len() => (200, schema_body(&s, id, json!({}))),
             _ => not_found,

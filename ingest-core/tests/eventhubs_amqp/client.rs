@@ -97,6 +97,7 @@ pub fn as_stored(received: &ReceivedEventData) -> Event {
         body: data.body().expect("a body").to_vec(),
         properties,
         sent_as: None,
+        content_type: None,
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Event {
     pub properties: Vec<(String, String)>,
     /// The body as sent when it is not one data section holding `body` (then empty).
     pub sent_as: Option<Body>,
+    /// The message's content type (Azure Schema Registry's serializers: `avro/binary+<id>`).
+    pub content_type: Option<String>,
 }
 
 /// A body as AMQP 1.0 producers other than the SDKs send it.
@@ -186,8 +188,20 @@ impl EventHubServer {
             .hub
             .partition(partition)
             .unwrap_or_else(|| panic!("no partition {partition:?}"));
-        let event = partition.append(partition_key, body, properties, None);
+        let event = partition.append(partition_key, body, properties, None, None);
         (event.sequence_number, event.offset.to_string())
+    }
+
+    /// Appends an event with a content type (what Azure's schema-registry serializers set);
+    /// returns its sequence number.
+    pub fn publish_typed(&self, partition: &str, body: &[u8], content_type: &str) -> i64 {
+        let partition = self
+            .hub
+            .partition(partition)
+            .unwrap_or_else(|| panic!("no partition {partition:?}"));
+        partition
+            .append(None, body, &[], None, Some(content_type))
+            .sequence_number
     }
 
     /// Appends an event whose body is sent as `body`; returns its sequence number.
@@ -196,7 +210,9 @@ impl EventHubServer {
             .hub
             .partition(partition)
             .unwrap_or_else(|| panic!("no partition {partition:?}"));
-        partition.append(None, &[], &[], Some(body)).sequence_number
+        partition
+            .append(None, &[], &[], Some(body), None)
+            .sequence_number
     }
 
     /// Adds `n` partitions after the last (the service lets a hub's partition count grow, never
@@ -372,6 +388,7 @@ impl Partition {
         body: &[u8],
         properties: &[(&str, &str)],
         sent_as: Option<Body>,
+        content_type: Option<&str>,
     ) -> Event {
         let mut log = self.log();
         let event = Event {
@@ -385,6 +402,7 @@ impl Partition {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             sent_as,
+            content_type: content_type.map(str::to_string),
         };
         log.next_offset += body.len() as u64 + EVENT_OVERHEAD_BYTES;
         log.events.push(event.clone());

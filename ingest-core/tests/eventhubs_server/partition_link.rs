@@ -174,11 +174,19 @@ fn message(event: &Event) -> Message<Body<Value>> {
             Body::Sequence(sections.iter().cloned().map(AmqpSequence).collect())
         }
     };
-    Message::builder()
+    let mut message = Message::builder()
         .message_annotations(annotations.build())
         .application_properties(properties)
         .body(body)
-        .build()
+        .build();
+    if let Some(ct) = &event.content_type {
+        message.properties = Some(
+            fe2o3_amqp::types::messaging::Properties::builder()
+                .content_type(fe2o3_amqp::types::primitives::Symbol::from(ct.as_str()))
+                .build(),
+        );
+    }
+    message
 }
 
 fn error(condition: impl Into<definitions::ErrorCondition>, message: String) -> definitions::Error {

@@ -59,11 +59,12 @@ enum Row<'a> {
 /// transform. `Ok(None)`: the transform dropped it.
 fn row<'a>(
     r: &StoredRecord<'a>,
+    partition: i32,
     opts: &EncodeOptions,
     checked: bool,
 ) -> Result<Option<Row<'a>>, String> {
     if r.flaw().is_some() {
-        return Err(opts.flaw_reason(r));
+        return Err(opts.flaw_reason(partition, r));
     }
     match (r.value(), &opts.transform) {
         (None, _) if opts.envelope == Envelope::Metadata => Ok(Some(Row::Tombstone)),
@@ -135,7 +136,7 @@ fn one_pass<'a>(
     let mut rejected = Vec::new();
     let mut filtered = 0;
     for r in records {
-        let row = row(&r, opts, false).and_then(|row| match row {
+        let row = row(&r, partition, opts, false).and_then(|row| match row {
             Some(Row::Json(json)) => shape::object(&json).map(|_| Some(Some(json))),
             Some(Row::Tombstone) => Ok(Some(None)),
             None => Ok(None),
@@ -179,7 +180,7 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
     let mut valid = Vec::with_capacity(batch().size_hint().0);
     let mut columns = Columns::from_running(running, caps(settings));
     for r in batch() {
-        let learned = row(&r, opts, false).and_then(|row| match row {
+        let learned = row(&r, partition, opts, false).and_then(|row| match row {
             Some(Row::Json(json)) => columns.observe(&json, &RESERVED).map(|()| Some(())),
             Some(Row::Tombstone) => Ok(Some(())),
             None => Ok(None),
@@ -206,7 +207,9 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
         if !ok {
             continue;
         }
-        let json = match row(&r, opts, true).map_err(|e| invalid(opts, partition, r.offset(), e))? {
+        let json = match row(&r, partition, opts, true)
+            .map_err(|e| invalid(opts, partition, r.offset(), e))?
+        {
             Some(Row::Json(json)) => Some(json),
             Some(Row::Tombstone) => None,
             None => continue,

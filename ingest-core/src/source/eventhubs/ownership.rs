@@ -22,6 +22,7 @@ use super::receiver::{lock, Delivery, Held};
 pub(super) async fn balance_loop(cx: Arc<Context>, stop: CancellationToken) {
     let mut generation = 0u64;
     loop {
+        restart_receivers(&cx, &mut generation).await;
         let claimed = match round(&cx, &mut generation, &stop).await {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -35,7 +36,27 @@ pub(super) async fn balance_loop(cx: Arc<Context>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(cx.interval) => {}
+            _ = cx.shared.restart_wanted.notified() => {}
         }
+    }
+}
+
+/// Replaces the receivers the pipeline asked to start over ([`super::Control::restart`]): the
+/// ownership stays (same ETag), the receiver is new, with a new generation.
+async fn restart_receivers(cx: &Arc<Context>, generation: &mut u64) {
+    let wanted = std::mem::take(&mut *lock(&cx.shared.restarts));
+    for p in wanted {
+        let id = p.to_string();
+        let Some(held) = lock(&cx.shared.held).remove(&id) else {
+            continue; // no longer owned: nothing to restart
+        };
+        held.receiver.cancel();
+        lock(&cx.shared.paused).remove(&p);
+        tracing::info!(
+            partition = p,
+            "receiver started over, as the pipeline asked"
+        );
+        assign(cx, &id, held.etag, generation).await;
     }
 }
 

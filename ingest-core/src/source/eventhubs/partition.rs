@@ -162,6 +162,16 @@ pub(super) async fn receive(
     mut paused: watch::Receiver<bool>,
     cancel: CancellationToken,
 ) {
+    // One receiver of a partition at a time: a new one waits until the one before it closed
+    // its link (see the close below).
+    let link = super::receiver::lock(&cx.shared.links)
+        .entry(partition)
+        .or_default()
+        .clone();
+    let _link = tokio::select! {
+        held = link.lock_owned() => held,
+        _ = cancel.cancelled() => return,
+    };
     let mut backoff = BACKOFF_START;
     let mut start = loop {
         match decided_start(&cx, &partition_id, partition, generation, &cancel).await {
@@ -200,25 +210,26 @@ pub(super) async fn receive(
             }
         };
         let mut events = receiver.stream_events();
-        loop {
+        // Whether the ownership ended (else: reconnect after an error).
+        let ended = 'link: loop {
             // Paused (buffer cap): stop taking events; the link's credit stops the rest.
             while *paused.borrow_and_update() {
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    changed = paused.changed() => if changed.is_err() { return },
+                    _ = cancel.cancelled() => break 'link true,
+                    changed = paused.changed() => if changed.is_err() { break 'link true },
                 }
             }
             let next = tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => break 'link true,
                 n = events.next() => n,
             };
             let event = match next {
                 Some(Ok(e)) => e,
                 Some(Err(e)) => {
                     tracing::warn!(partition, error = %e, "receive failed; reconnecting after the last event received");
-                    break;
+                    break 'link false;
                 }
-                None => break,
+                None => break 'link false,
             };
             let Some(sequence_number) = event.sequence_number() else {
                 tracing::warn!(
@@ -257,16 +268,24 @@ pub(super) async fn receive(
                         v
                     })
                     .unwrap_or_default(),
+                content_type: message
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.content_type.as_ref())
+                    .map(|t| t.0.clone()),
             };
             start = Start::AfterSequenceNumber(sequence_number);
             tokio::select! {
-                _ = cancel.cancelled() => return,
-                sent = cx.tx.send(Delivery::Event(event)) => if sent.is_err() { return },
+                _ = cancel.cancelled() => break 'link true,
+                sent = cx.tx.send(Delivery::Event(event)) => if sent.is_err() { break 'link true },
             }
-        }
+        };
         drop(events);
+        // Closed, not dropped: the connection keeps a receiver link per partition, and a
+        // receiver opened later for the partition (this replica owning it again, or starting
+        // it over) would otherwise be handed this link, at this link's position.
         let _ = receiver.close().await;
-        if !pause_for(&mut backoff, &cancel).await {
+        if ended || !pause_for(&mut backoff, &cancel).await {
             return;
         }
     }

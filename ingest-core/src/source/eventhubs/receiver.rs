@@ -29,6 +29,9 @@ pub struct Event {
     pub flaw: Option<crate::batch::Flaw>,
     /// Application properties, values rendered as text.
     pub properties: Vec<(String, Vec<u8>)>,
+    /// The message's content type: Azure Schema Registry's serializers write
+    /// `avro/binary+<schema id>` there.
+    pub content_type: Option<String>,
 }
 
 pub(super) enum Delivery {
@@ -57,6 +60,12 @@ pub(super) struct Shared {
     pub(super) starts: Mutex<HashMap<i32, StartSlot>>,
     /// Signalled when a receiver posts a [`StartSlot`].
     pub(super) start_posted: tokio::sync::Notify,
+    /// Partitions whose receiver the pipeline asked to start over ([`Control::restart`]).
+    pub(super) restarts: Mutex<std::collections::BTreeSet<i32>>,
+    /// Signalled with each such request, so the balancer handles it at once.
+    pub(super) restart_wanted: tokio::sync::Notify,
+    /// Held by a partition's receiver task while it lives: the next one waits for it.
+    pub(super) links: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A receiver waiting for its start: what it read of the partition, and where to reply.
@@ -125,6 +134,11 @@ impl Receiver {
             }
             Delivery::Event(e) => {
                 if self.generations.get(&e.partition) != Some(&e.generation) {
+                    tracing::debug!(
+                        partition = e.partition,
+                        offset = e.sequence_number,
+                        generation = e.generation,
+                    );
                     return None;
                 }
                 Some(Next::Event(e))
@@ -190,6 +204,14 @@ impl Control {
                 ));
             }
         }
+    }
+
+    /// Asks for `partition`'s receiver to be replaced by a new one, as if the partition were
+    /// assigned again (it delivers `Assigned` with a new generation, reads the partition and
+    /// waits for its start): what the old one delivered after this is dropped.
+    pub fn restart(&self, partition: i32) {
+        lock(&self.shared.restarts).insert(partition);
+        self.shared.restart_wanted.notify_one();
     }
 
     /// Tells `partition`'s waiting receiver where to start (see [`StartSlot::reply`]).
