@@ -172,7 +172,7 @@ pub fn run(
         })?);
     }
     if kind == Records::Clicks {
-        rows.extend(avro_rows(&batches, gzip, only)?);
+        rows.extend(avro_rows(&batches, gzip, parquet, only)?);
     }
     let gb = ndjson_bytes as f64 / 1e9;
     println!(
@@ -199,11 +199,13 @@ pub fn run(
 }
 
 /// The same clicks as Avro in the wire format (schema id 1): decoded to JSON alone, and decoded,
-/// buffered and encoded as NDJSON + gzip, which is what a schema-registry topic costs the service
-/// per record (the JSON rows start from buffered records: their intake copy is not counted).
+/// buffered and encoded as NDJSON + gzip or Parquet, which is what a schema-registry topic costs
+/// the service per record (the JSON rows start from buffered records: their intake copy is not
+/// counted).
 fn avro_rows(
     batches: &[Batch],
     gzip: Compression,
+    parquet: Format,
     only: Option<&str>,
 ) -> anyhow::Result<Vec<Measured>> {
     use ingest::registry::avro;
@@ -237,23 +239,33 @@ fn avro_rows(
             Ok(total)
         })?);
     }
-    let name = "Avro to NDJSON + gzip, raw (decode, buffer, encode)";
-    if only.is_none_or(|o| name.contains(o)) {
-        // As the service encodes decoded values: no second JSON check.
-        let config = ingest::Config::from_pairs([
-            ("INGEST_TOPIC", "clicks"),
-            ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
-            ("INGEST_STORAGE_URL", "/nonexistent"),
-            ("INGEST_VALUE_FORMAT", "avro"),
-            ("INGEST_SCHEMA_REGISTRY_URL", "http://127.0.0.1:9"),
-        ])?;
-        let registry = config.registry.as_ref().context("a registry config")?;
-        let mut opts = options(Envelope::Raw, gzip, Format::Ndjson);
-        opts.registry = Some(std::sync::Arc::new(
-            ingest::registry::Registry::new(registry, 8 << 20, None).map_err(anyhow::Error::msg)?,
-        ));
+    // As the service encodes decoded values: no second JSON check.
+    let config = ingest::Config::from_pairs([
+        ("INGEST_TOPIC", "clicks"),
+        ("INGEST_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        ("INGEST_STORAGE_URL", "/nonexistent"),
+        ("INGEST_VALUE_FORMAT", "avro"),
+        ("INGEST_SCHEMA_REGISTRY_URL", "http://127.0.0.1:9"),
+    ])?;
+    let settings = config.registry.as_ref().context("a registry config")?;
+    let registry = std::sync::Arc::new(
+        ingest::registry::Registry::new(settings, 8 << 20, None).map_err(anyhow::Error::msg)?,
+    );
+    for (name, format) in [
+        (
+            "Avro to NDJSON + gzip, raw (decode, buffer, encode)",
+            Format::Ndjson,
+        ),
+        ("Avro to Parquet, raw (decode, buffer, encode)", parquet),
+    ] {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let mut opts = options(Envelope::Raw, gzip, format);
+        opts.registry = Some(std::sync::Arc::clone(&registry));
         rows.push(time(name, || {
             let (mut json, mut total) = (Vec::new(), 0);
+            let mut running = Columns::default();
             for (b, values) in batches.iter().zip(&framed) {
                 let mut batch: Batch = Batch::new(Instant::now(), 0);
                 for (r, value) in b.records().zip(values) {
@@ -268,9 +280,17 @@ fn avro_rows(
                         cursor: None,
                     });
                 }
-                let encoded = ingest::encode::encode(&batch, 0, &opts)
-                    .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
+                let encoded = match format {
+                    Format::Ndjson => ingest::encode::encode(&batch, 0, &opts),
+                    Format::Parquet(settings) => {
+                        ingest::encode::parquet::encode(&batch, 0, &opts, &settings, &running)
+                    }
+                }
+                .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
                 total += encoded.data.len();
+                if let Some(columns) = encoded.columns {
+                    running = columns;
+                }
             }
             Ok(total)
         })?);
