@@ -928,29 +928,6 @@ async fn a_namespace_unreachable_at_start_is_waited_for() {
     assert_exactly_once(dir.path(), HUB, &counts(&["0"], 10));
 }
 
-/// Runs `scripts/<script>` with `args`; its output, one JSON value a line.
-fn python_lines(script: &str, args: &[&std::ffi::OsStr]) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new("python3")
-        .arg(format!(
-            "{}/../scripts/{script}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The seed's case: events written by Azure's own Avro encoder for Schema Registry (the datum
 /// as the body, `avro/binary+<id>` as the content type), a field added mid-stream, landed as
 /// Parquet through Azure Schema Registry's REST API; every event once with every field, and
@@ -968,17 +945,13 @@ async fn azure_schema_registry_avro_lands_as_parquet_with_a_field_added_and_spar
     registry.set_mode(Mode::RequireAuth("Bearer entra-token".into()));
     let mut expected = BTreeMap::new();
     let mut last = BTreeMap::new();
-    let made = python_lines("azure_avro.py", &["40".as_ref()]);
+    let made = python_script("azure_avro.py", &["40"]);
     for (i, line) in made.iter().enumerate() {
         if let Some(id) = line["schema_id"].as_str() {
             registry.register_azure(id, line["schema"].as_str().unwrap());
             continue;
         }
-        let hex = line["hex"].as_str().unwrap();
-        let body: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|j| u8::from_str_radix(&hex[j..j + 2], 16).unwrap())
-            .collect();
+        let body = common::registry::unhex(line["hex"].as_str().unwrap());
         let p = if i % 2 == 0 { "0" } else { "1" };
         let seq = s
             .server
@@ -1018,7 +991,7 @@ async fn azure_schema_registry_avro_lands_as_parquet_with_a_field_added_and_spar
     }
     assert_eq!((seen, expected.len()), (80, 0));
     let work = tempfile::tempdir().unwrap();
-    let spark = python_lines(
+    let spark = python_script(
         "spark_read.py",
         &[
             dir.path().as_os_str(),

@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use common::registry::{Mode, Registry};
+use common::registry::{unhex, Mode, Registry};
 use common::*;
 use serde_json::Value;
 
@@ -26,32 +25,13 @@ fn confluent(url: &str, topic: &str, per_version: usize, kind: &str) -> Vec<(Vec
         ),
         "pip install 'confluent-kafka[avro,schemaregistry,protobuf]'",
     );
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/confluent_serialize.py"
-        ))
-        .args([url, topic, &per_version.to_string(), kind])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "confluent_serialize.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            let hex = v["hex"].as_str().unwrap();
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            (bytes, v["expected"].clone())
-        })
-        .collect()
+    servers::python_script(
+        "confluent_serialize.py",
+        &[url, topic, &per_version.to_string(), kind],
+    )
+    .into_iter()
+    .map(|v| (unhex(v["hex"].as_str().unwrap()), v["expected"].clone()))
+    .collect()
 }
 
 /// The values without their nulls, recursively (Parquet readers leave a null field out).

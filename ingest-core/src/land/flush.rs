@@ -68,6 +68,9 @@ pub struct Flusher {
     pub schema: tokio::sync::Mutex<Option<super::schemas::Versioned>>,
     /// The Kafka cluster id records are read from, written into each claim.
     pub cluster: Option<String>,
+    /// Per partition, the newest commit this process made: a commit never leaves the group's
+    /// offset behind it ([`Flusher::commit`]).
+    pub commits: std::sync::Mutex<super::publish::CommitOrder>,
 }
 
 /// Where a flush's batch stands in its partition's claim chain.

@@ -167,6 +167,12 @@ impl Flusher {
     /// is owned; otherwise a quiet partition would keep showing the landed file as lag until
     /// its next file. A commit that still fails is not fatal: the file is landed and claimed,
     /// so whoever reads from the older position skips it.
+    ///
+    /// A partition's committed offset never goes back for good: a commit older than one already
+    /// made is dropped, and one that went through after a newer one (the commit of a start's
+    /// chain end, retried through a rebalance while the files after it were committed) makes
+    /// the newest again. Commits never wait for each other: a commit can block for as long as
+    /// the group coordinator takes.
     pub(crate) async fn commit(
         &self,
         partition: i32,
@@ -174,6 +180,49 @@ impl Flusher {
         cursor: Option<&str>,
         owner: &CancellationToken,
     ) {
+        let newest =
+            |commits: &std::sync::MutexGuard<'_, CommitOrder>| commits.get(&partition).cloned();
+        let mut next = Some(Committed {
+            claim,
+            through,
+            cursor: cursor.map(str::to_owned),
+        });
+        while let Some(this) = next.take() {
+            {
+                let commits = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(done) = newest(&commits).filter(|d| d.through > this.through) {
+                    tracing::debug!(
+                        partition,
+                        through = this.through,
+                        committed = done.through,
+                        "a later commit already went through; this one is dropped"
+                    );
+                    return;
+                }
+            }
+            if !self.commit_once(partition, &this, owner).await {
+                return;
+            }
+            let mut commits = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+            match newest(&commits) {
+                // A newer commit went through while this one was under way: this one may have
+                // replaced it at the broker, so it is made again.
+                Some(done) if done.through > this.through => next = Some(done),
+                _ => {
+                    commits.insert(partition, this);
+                }
+            }
+        }
+    }
+
+    /// One commit, retried while refused and owned; whether it went through.
+    async fn commit_once(
+        &self,
+        partition: i32,
+        this: &Committed,
+        owner: &CancellationToken,
+    ) -> bool {
+        let (claim, through) = (this.claim, this.through);
         let mut backoff = COMMIT_RETRY_START;
         for attempt in 1..=COMMIT_ATTEMPTS {
             if owner.is_cancelled() {
@@ -182,11 +231,11 @@ impl Flusher {
                     through,
                     "partition revoked before commit; the next owner skips the landed file"
                 );
-                return;
+                return false;
             }
             match self
                 .source
-                .commit(partition, (claim, through), cursor)
+                .commit(partition, (claim, through), this.cursor.as_deref())
                 .await
             {
                 Ok(()) => {
@@ -197,7 +246,7 @@ impl Flusher {
                     self.progress.send_modify(|p| {
                         p.committed.insert(partition, position);
                     });
-                    return;
+                    return true;
                 }
                 Err(e) if attempt < COMMIT_ATTEMPTS => {
                     tracing::debug!(partition, through, attempt, error = %e, "commit refused; retrying");
@@ -214,8 +263,20 @@ impl Flusher {
                 }
             }
         }
+        false
     }
 }
+
+/// A commit made (or to make): what it names besides the offset.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    claim: i64,
+    through: i64,
+    cursor: Option<String>,
+}
+
+/// Per partition, the newest commit this process made ([`Flusher::commit`]).
+pub type CommitOrder = std::collections::HashMap<i32, Committed>;
 
 /// Commit attempts for one landed file, and the first wait between them (doubling: about 4 s
 /// in all, longer than a cooperative rebalance usually takes).

@@ -186,6 +186,7 @@ impl Pipeline {
             health: Arc::clone(&health),
             schema: tokio::sync::Mutex::new(None),
             cluster: opened_cluster,
+            commits: Default::default(),
         });
         let mut lp = Loop {
             cap,

@@ -104,6 +104,14 @@ impl Registry {
     }
 }
 
+/// Bytes from the hex the serializer scripts print.
+pub fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 fn register(s: &mut State, subject: &str, kind: &str, schema: &str, references: Value) -> usize {
     let found = s
         .schemas

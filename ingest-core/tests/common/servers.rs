@@ -57,6 +57,13 @@ pub fn python_module(module: &str, install: &str) {
 /// Runs `scripts/<script>` (a DuckDB reader) with `args`; its output, one JSON value a line.
 pub fn duckdb_script(script: &str, args: &[&str]) -> Vec<serde_json::Value> {
     python_module("duckdb", "pip install duckdb");
+    python_script(script, args)
+}
+
+/// Runs `scripts/<script>` with `args`; the lines of its output that are JSON objects, parsed
+/// (Spark and other tools may print their own lines too). A failing script fails the test with
+/// its stderr.
+pub fn python_script(script: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Vec<serde_json::Value> {
     let out = Command::new("python3")
         .arg(format!(
             "{}/../scripts/{script}",
@@ -67,12 +74,13 @@ pub fn duckdb_script(script: &str, args: &[&str]) -> Vec<serde_json::Value> {
         .expect("python3");
     assert!(
         out.status.success(),
-        "DuckDB ({script}): {}",
+        "{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
+        .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
