@@ -215,6 +215,39 @@ impl Flusher {
         }
     }
 
+    /// Makes each of `owned`'s newest commit again where the group's position is behind it: a
+    /// commit another member queued before a rebalance can go through after ours (a broker
+    /// that does not check the group's generation takes it), and a quiet partition would then
+    /// show lag for good.
+    pub(crate) async fn keep_commits(&self, owned: Vec<(i32, CancellationToken)>) {
+        let newest: Vec<(i32, Committed, CancellationToken)> = {
+            let commits = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+            owned
+                .into_iter()
+                .filter_map(|(p, owner)| commits.get(&p).cloned().map(|c| (p, c, owner)))
+                .collect()
+        };
+        if newest.is_empty() {
+            return;
+        }
+        let ids: Vec<i32> = newest.iter().map(|(p, ..)| *p).collect();
+        let group = match self.source.committed_through(&ids).await {
+            Ok(group) => group,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the group's positions; checked again later");
+                return;
+            }
+        };
+        for (p, c, owner) in newest {
+            if group.get(&p).is_none_or(|g| *g < c.through) {
+                tracing::info!(partition = p, through = c.through, group = ?group.get(&p),
+                    "the group's position is behind this replica's newest commit; committing it again");
+                self.commit(p, (c.claim, c.through), c.cursor.as_deref(), &owner)
+                    .await;
+            }
+        }
+    }
+
     /// One commit, retried while refused and owned; whether it went through.
     async fn commit_once(
         &self,

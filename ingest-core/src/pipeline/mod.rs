@@ -206,6 +206,8 @@ impl Pipeline {
             seal_headroom: 0,
             consumed: Consumed::register(),
             decoded_value: Vec::new(),
+            kept_at: None,
+            keeping: None,
             health: Arc::clone(&health),
         };
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
@@ -247,6 +249,7 @@ impl Pipeline {
                 _ = heartbeat.tick() => {
                     lp.health.update(|f| f.heartbeat_ms = now_ms());
                     lp.check_completions(Instant::now())?;
+                    lp.keep_commits(Instant::now());
                     attention = false;
                 }
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
@@ -351,6 +354,10 @@ struct Loop {
     consumed: Consumed,
     /// The last value decoded through the schema registry (reused: [`decode`]).
     decoded_value: Vec<u8>,
+    /// The last check of the group's positions against this replica's commits, and its task
+    /// ([`Loop::keep_commits`]).
+    kept_at: Option<Instant>,
+    keeping: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Waits between start-up attempts on a store or broker that cannot be reached yet: backoff

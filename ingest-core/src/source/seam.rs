@@ -161,6 +161,50 @@ impl Control {
         }
     }
 
+    /// The last landed offset the group's committed position (Kafka) or checkpoint (Event Hubs)
+    /// names for each of `partitions` that has one.
+    pub async fn committed_through(
+        &self,
+        partitions: &[i32],
+    ) -> Result<std::collections::BTreeMap<i32, i64>, String> {
+        let mut found = std::collections::BTreeMap::new();
+        match self {
+            Control::Kafka { consumer, topic } => {
+                let (consumer, topic, wanted) =
+                    (consumer.clone(), topic.clone(), partitions.to_vec());
+                let got = tokio::task::spawn_blocking(move || {
+                    use rdkafka::consumer::Consumer as _;
+                    let mut tpl = rdkafka::TopicPartitionList::new();
+                    for p in &wanted {
+                        tpl.add_partition(&topic, *p);
+                    }
+                    consumer.committed_offsets(tpl, Duration::from_secs(10))
+                })
+                .await
+                .map_err(|e| format!("reading committed offsets failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+                for e in got.elements() {
+                    if let rdkafka::Offset::Offset(next) = e.offset() {
+                        found.insert(e.partition(), next - 1);
+                    }
+                }
+            }
+            Control::EventHubs(c) => {
+                for p in partitions {
+                    let checkpoint = c
+                        .store
+                        .checkpoint(&p.to_string())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if let Some(s) = checkpoint.and_then(|c| c.sequence_number) {
+                        found.insert(*p, s);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// What the source says of `partition` for deciding where it starts ([`crate::land::start`]):
     /// its offsets, the cluster, the committed position when this service committed it. An
     /// assigned partition fetches nothing until [`Control::start_at`]: Kafka's is paused in the

@@ -92,7 +92,7 @@ pub struct Receiver {
 #[derive(Clone)]
 pub struct Control {
     pub(super) shared: Arc<Shared>,
-    pub(super) store: CheckpointStore,
+    pub(crate) store: CheckpointStore,
     pub(super) stop: CancellationToken,
     /// What batches and encoded files may hold ([`super::credit::Ahead::batch_budget`]).
     pub(crate) batch_budget: usize,
