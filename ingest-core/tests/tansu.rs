@@ -177,3 +177,53 @@ fn a_topic_deleted_and_recreated_under_its_old_claims_stops_instead_of_skipping(
     assert_nothing_rewritten(&landed, dir.path());
     assert_eq!(snapshot(dir.path()).len(), landed.len(), "no file added");
 }
+
+/// Commits `next_offset` for `partition` as a client outside the group's current generation
+/// would (a member's commit queued before a rebalance and sent after it): tansu takes it.
+fn commit_from_outside(brokers: &str, group: &str, topic: &str, partition: i32, next: i64) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(next))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+}
+
+#[test]
+fn a_group_offset_put_back_while_the_topic_is_quiet_is_committed_again() {
+    let tansu = Tansu::start();
+    let (topic, group) = (unique("kept"), unique("group"));
+    create_topic(&tansu.brokers, &topic, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = env(&tansu.brokers, &topic, &group, dir.path());
+    produce_json(&tansu.brokers, &topic, 1, 60, 0);
+    let rt = runtime();
+    rt.block_on(async {
+        let (token, mut progress, handle) = start(config(&vars, &[]));
+        let high = high_watermarks(&tansu.brokers, &topic, 1);
+        until_committed(&mut progress, &high).await;
+        let (b, g, t) = (tansu.brokers.clone(), group.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || commit_from_outside(&b, &g, &t, 0, 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            committed_now(&tansu.brokers, &group, &topic, 1).await,
+            BTreeMap::from([(0, 10)]),
+            "the broker took the older commit"
+        );
+        // Nothing more is produced: only the service's check of the group's positions
+        // (every 10 s) can put the offset back where the landed files end.
+        let (b, g, t) = (tansu.brokers.clone(), group.clone(), topic.clone());
+        let restored = tokio::task::spawn_blocking(move || {
+            wait_committed(&b, &g, &t, 1, Duration::from_secs(40))
+        });
+        assert_eq!(restored.await.unwrap(), high);
+        token.cancel();
+        handle.await.unwrap().expect("clean stop");
+    });
+}
