@@ -180,8 +180,7 @@ impl Flusher {
         cursor: Option<&str>,
         owner: &CancellationToken,
     ) {
-        let newest =
-            |commits: &std::sync::MutexGuard<'_, CommitOrder>| commits.get(&partition).cloned();
+        let newest = |commits: &CommitOrder| commits.get(&partition).cloned();
         let mut next = Some(Committed {
             claim,
             through,

@@ -52,7 +52,6 @@ impl Loop {
         };
         // A partition deciding its start drops what it is sent: nothing to decode.
         if !self.takes_records(partition) {
-            tracing::debug!(partition, offset = record.offset,);
             return false;
         }
         let mut json = std::mem::take(&mut self.decoded_value);

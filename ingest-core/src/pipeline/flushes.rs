@@ -1,13 +1,17 @@
 //! Flushes: starting them (one in flight per partition, a bounded number at once, partitions in
-//! turn), the age timer that seals quiet batches, and applying what each flush reports.
+//! turn), the age timer that seals quiet batches, applying what each flush reports, and keeping
+//! the group's positions at this replica's newest commits.
 //!
 //! Invariant: a partition has at most one flush in flight, and a flush's outcome only updates
 //! the ownership (epoch) it was started for.
 
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Completing, Joined, Loop};
+use tokio_util::sync::CancellationToken;
+
+use super::{Completing, Joined, Loop, Starting};
 use crate::error::Error;
 use crate::land::flush::Position;
 use crate::land::naming::claim_path;
@@ -131,4 +135,31 @@ impl Loop {
 pub(super) fn max_flushes() -> usize {
     let cores = crate::cores::available();
     (4 * cores).max(16)
+}
+
+/// How often the group's positions are compared with this replica's newest commits.
+const KEEP_COMMITS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Loop {
+    /// Every [`KEEP_COMMITS_EVERY`], off the loop: makes the newest commit of each started
+    /// partition again where the group's position fell behind it ([`Flusher::keep_commits`]).
+    pub(super) fn keep_commits(&mut self, now: Instant) {
+        if self.draining
+            || self.keeping.as_ref().is_some_and(|k| !k.is_finished())
+            || self.kept_at.is_some_and(|at| now < at + KEEP_COMMITS_EVERY)
+        {
+            return;
+        }
+        self.kept_at = Some(now);
+        let owned: Vec<(i32, CancellationToken)> = self
+            .partitions
+            .iter()
+            .filter(|(_, o)| matches!(o.starting, Starting::Started))
+            .map(|(p, o)| (*p, o.owner.clone()))
+            .collect();
+        let flusher = Arc::clone(&self.flusher);
+        self.keeping = Some(tokio::spawn(
+            async move { flusher.keep_commits(owned).await },
+        ));
+    }
 }

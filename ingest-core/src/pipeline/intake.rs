@@ -248,9 +248,6 @@ impl Loop {
             return false;
         };
         owned.next_offset = Some(record.offset + 1);
-        if owned.first_offset.is_none() {
-            tracing::debug!(partition, offset = record.offset, epoch = owned.epoch,);
-        }
         owned.first_offset.get_or_insert(record.offset);
         let policy = &self.config.flush;
         let deadline = owned.state.deadline(policy);

@@ -226,33 +226,6 @@ impl Loop {
     }
 }
 
-/// How often the group's positions are compared with this replica's newest commits.
-const KEEP_COMMITS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl Loop {
-    /// Every [`KEEP_COMMITS_EVERY`], off the loop: makes the newest commit of each started
-    /// partition again where the group's position fell behind it ([`Flusher::keep_commits`]).
-    pub(super) fn keep_commits(&mut self, now: Instant) {
-        if self.draining
-            || self.keeping.as_ref().is_some_and(|k| !k.is_finished())
-            || self.kept_at.is_some_and(|at| now < at + KEEP_COMMITS_EVERY)
-        {
-            return;
-        }
-        self.kept_at = Some(now);
-        let owned: Vec<(i32, CancellationToken)> = self
-            .partitions
-            .iter()
-            .filter(|(_, o)| matches!(o.starting, Starting::Started))
-            .map(|(p, o)| (*p, o.owner.clone()))
-            .collect();
-        let flusher = Arc::clone(&self.flusher);
-        self.keeping = Some(tokio::spawn(
-            async move { flusher.keep_commits(owned).await },
-        ));
-    }
-}
-
 fn gone_offsets(flusher: &Flusher, partition: i32, from: i64, gone: i64) {
     flusher
         .progress

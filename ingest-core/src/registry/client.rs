@@ -94,12 +94,6 @@ impl Client {
     /// /$schemaGroups/$schemas/<id>`: the schema text itself, its format in the content type),
     /// read with the bearer token set, or else an Entra token of the Event Hubs credential.
     pub async fn azure_schema(&self, id: &str) -> Result<Fetched, FetchError> {
-        let path = format!("$schemaGroups/$schemas/{id}?api-version={AZURE_API_VERSION}");
-        let url = self
-            .base
-            .join(&path)
-            .map_err(|e| FetchError::Refused(format!("{path}: {e}")))?;
-        let shown = format!("GET {}", url.path());
         let token = match (&self.auth, &self.entra) {
             (RegistryAuth::Bearer(t), _) => t.clone(),
             (_, Some(credential)) => credential
@@ -115,26 +109,9 @@ impl Client {
                 ))
             }
         };
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let path = format!("$schemaGroups/$schemas/{id}?api-version={AZURE_API_VERSION}");
+        let (content_type, body) = self.answer(&path, Some(token)).await?;
         let text = String::from_utf8_lossy(&body).into_owned();
-        classify(&shown, status, &text[..text.len().min(200)])?;
         let kind = content_type
             .split(';')
             .find_map(|p| p.trim().strip_prefix("serialization="))
@@ -197,7 +174,21 @@ impl Client {
         Ok(())
     }
 
+    /// A Confluent API answer: a schema with its type and references.
     async fn get(&self, path: &str) -> Result<SchemaBody, FetchError> {
+        let (_, body) = self.answer(path, None).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            FetchError::Unavailable(format!("GET {path}: an answer that is not a schema ({e})"))
+        })
+    }
+
+    /// `GET <base>/<path>` with `bearer` (else the configured credentials): the answer's
+    /// content type (lower case) and body, when its status is a success.
+    async fn answer(
+        &self,
+        path: &str,
+        bearer: Option<String>,
+    ) -> Result<(String, bytes::Bytes), FetchError> {
         let url = self
             .base
             .join(path)
@@ -207,27 +198,27 @@ impl Client {
             "Accept",
             "application/vnd.schemaregistry.v1+json, application/json",
         );
-        let request = match &self.auth {
-            RegistryAuth::None => request,
-            RegistryAuth::Basic { username, password } => {
+        let request = match (bearer.as_ref(), &self.auth) {
+            (Some(token), _) | (None, RegistryAuth::Bearer(token)) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic { username, password }) => {
                 request.basic_auth(username, Some(password))
             }
-            RegistryAuth::Bearer(token) => request.bearer_auth(token),
+            (None, RegistryAuth::None) => request,
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let unavailable =
+            |e: reqwest::Error| FetchError::Unavailable(format!("{shown}: {}", chain(&e)));
+        let response = request.send().await.map_err(unavailable)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| FetchError::Unavailable(format!("{shown}: {}", chain(&e))))?;
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = response.bytes().await.map_err(unavailable)?;
         let said = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         classify(&shown, status, &said)?;
-        serde_json::from_slice(&body).map_err(|e| {
-            FetchError::Unavailable(format!("{shown}: an answer that is not a schema ({e})"))
-        })
+        Ok((content_type, body))
     }
 }
 

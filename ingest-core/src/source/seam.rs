@@ -189,18 +189,7 @@ impl Control {
                     }
                 }
             }
-            Control::EventHubs(c) => {
-                for p in partitions {
-                    let checkpoint = c
-                        .store
-                        .checkpoint(&p.to_string())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if let Some(s) = checkpoint.and_then(|c| c.sequence_number) {
-                        found.insert(*p, s);
-                    }
-                }
-            }
+            Control::EventHubs(c) => return c.checkpointed(partitions).await,
         }
         Ok(found)
     }

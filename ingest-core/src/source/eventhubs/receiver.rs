@@ -92,7 +92,7 @@ pub struct Receiver {
 #[derive(Clone)]
 pub struct Control {
     pub(super) shared: Arc<Shared>,
-    pub(crate) store: CheckpointStore,
+    pub(super) store: CheckpointStore,
     pub(super) stop: CancellationToken,
     /// What batches and encoded files may hold ([`super::credit::Ahead::batch_budget`]).
     pub(crate) batch_budget: usize,
@@ -134,11 +134,6 @@ impl Receiver {
             }
             Delivery::Event(e) => {
                 if self.generations.get(&e.partition) != Some(&e.generation) {
-                    tracing::debug!(
-                        partition = e.partition,
-                        offset = e.sequence_number,
-                        generation = e.generation,
-                    );
                     return None;
                 }
                 Some(Next::Event(e))
@@ -212,6 +207,22 @@ impl Control {
     pub fn restart(&self, partition: i32) {
         lock(&self.shared.restarts).insert(partition);
         self.shared.restart_wanted.notify_one();
+    }
+
+    /// The sequence number each of `partitions`' checkpoint names, for those that have one.
+    pub async fn checkpointed(&self, partitions: &[i32]) -> Result<BTreeMap<i32, i64>, String> {
+        let mut found = BTreeMap::new();
+        for p in partitions {
+            let checkpoint = self
+                .store
+                .checkpoint(&p.to_string())
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(s) = checkpoint.and_then(|c| c.sequence_number) {
+                found.insert(*p, s);
+            }
+        }
+        Ok(found)
     }
 
     /// Tells `partition`'s waiting receiver where to start (see [`StartSlot::reply`]).
