@@ -249,8 +249,11 @@ fn avro_rows(
     ])?;
     let settings = config.registry.as_ref().context("a registry config")?;
     let registry = std::sync::Arc::new(
-        ingest::registry::Registry::new(settings, 8 << 20, None).map_err(anyhow::Error::msg)?,
+        ingest::registry::Registry::new(settings, 8 << 20, None, true)
+            .map_err(anyhow::Error::msg)?,
     );
+    // The Parquet row's columns typed as the schema declares them, as the service's are.
+    registry.declare(&avro::columns::fields(&schema));
     for (name, format) in [
         (
             "Avro to NDJSON + gzip, raw (decode, buffer, encode)",

@@ -80,30 +80,80 @@ fn avro_config(fx: &Fixture, registry: &Registry, extra: &[(&str, &str)]) -> ing
     config(&fx.vars, &all)
 }
 
+/// A timestamp in milliseconds (`...:56.789Z`) as the same instant in microseconds, as a
+/// Parquet timestamp column holds it; other values as they are.
+fn micros(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.len() == 24 && &s[10..11] == "T" && s.ends_with('Z') => {
+            Value::String(format!("{}000Z", &s[..23]))
+        }
+        Value::String(s) if s.len() == 20 && &s[10..11] == "T" && s.ends_with('Z') => {
+            Value::String(format!("{}.000000Z", &s[..19]))
+        }
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), micros(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(micros).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Every record landed once as its expected JSON; the three bad ones are dead letters with
-/// their reasons.
+/// their reasons. Parquet files are read by DuckDB: every field of every record equal to what
+/// was produced, in the column type the registry's schema declares.
 fn assert_landed(fx: &Fixture, expected: &BTreeMap<(i32, i64), Value>, parquet: bool) {
     let mut seen = BTreeMap::new();
-    for (path, rows) in landed_files(fx.dir.path(), &fx.topic) {
+    if parquet {
+        let root = fx.dir.path().to_str().unwrap();
+        let rows = servers::duckdb_script("read_typed_parquet.py", &[root, &fx.topic]);
+        let mut second_version = 0;
         for row in rows {
             let key = (
                 row["partition"].as_i64().unwrap() as i32,
                 row["offset"].as_i64().unwrap(),
             );
-            let want = &expected[&key];
-            if parquet {
-                let got = without_nulls(&row);
-                for (field, value) in without_nulls(want).as_object().unwrap() {
-                    assert_eq!(
-                        got.get(field),
-                        Some(value),
-                        "{field} of {key:?} in {path:?}"
-                    );
-                }
-            } else {
-                assert_eq!(&row["value"], want, "{key:?} in {path:?}");
-            }
+            assert_eq!(
+                row["record"],
+                micros(&without_nulls(&expected[&key])),
+                "{key:?}"
+            );
             assert!(seen.insert(key, ()).is_none(), "{key:?} landed twice");
+            let types = &row["types"];
+            let mut declared = vec![
+                ("amount", "DECIMAL(12,2)"),
+                ("placed_at", "TIMESTAMP WITH TIME ZONE"),
+                ("day", "DATE"),
+                ("blob", "BLOB"),
+                ("attrs", "MAP(VARCHAR, BIGINT)"),
+                ("qty", "BIGINT"),
+                ("tags", "VARCHAR[]"),
+                ("status", "VARCHAR"),
+                ("ratio", "DOUBLE"),
+            ];
+            if row["record"].get("packed_at").is_some() {
+                second_version += 1;
+                declared.extend([
+                    ("packed_at", "TIMESTAMP WITH TIME ZONE"),
+                    ("ship_to", "STRUCT(city VARCHAR, zip VARCHAR)"),
+                    ("coupon", "VARCHAR"),
+                ]);
+            }
+            for (column, kind) in declared {
+                assert_eq!(types[column], kind, "{column} of {key:?}: {types}");
+            }
+        }
+        assert!(
+            second_version > 0,
+            "the second version's columns were checked"
+        );
+    } else {
+        for (path, rows) in landed_files(fx.dir.path(), &fx.topic) {
+            for row in rows {
+                let key = (
+                    row["partition"].as_i64().unwrap() as i32,
+                    row["offset"].as_i64().unwrap(),
+                );
+                assert_eq!(&row["value"], &expected[&key], "{key:?} in {path:?}");
+                assert!(seen.insert(key, ()).is_none(), "{key:?} landed twice");
+            }
         }
     }
     assert_eq!(seen.len(), expected.len(), "every decoded record landed");
@@ -255,12 +305,10 @@ async fn json_schema_values_land_as_their_json_and_an_avro_id_among_them_is_inva
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protobuf_values_land_as_protobufs_own_json_mapping_of_each_message() {
-    let registry = Registry::start().await;
-    let fx = Fixture::new("protobuf", 1);
-    // Orders (the file's first message) and refunds (its second: message index 1), written by
-    // Confluent's ProtobufSerializer; the expected JSON is protobuf's own json_format.
+/// Orders (the file's first message) and refunds (its second: message index 1), written by
+/// Confluent's ProtobufSerializer and landed in `format`; what each must land as (protobuf's
+/// own json_format).
+async fn land_protobuf(registry: &Registry, fx: &Fixture, format: &str) -> Vec<Value> {
     let made = confluent(&registry.url, &fx.topic, 20, "protobuf");
     let values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
     produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
@@ -268,20 +316,79 @@ async fn protobuf_values_land_as_protobufs_own_json_mapping_of_each_message() {
     let vars = [
         ("INGEST_VALUE_FORMAT", "protobuf"),
         ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
+        ("INGEST_FORMAT", format),
     ];
     let (token, mut progress, handle) = start(config(&fx.vars, &vars));
     until_committed(&mut progress, &high).await;
     token.cancel();
     handle.await.unwrap().expect("clean stop");
+    assert!(
+        landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic).is_empty(),
+        "no dead letters"
+    );
+    made.into_iter().map(|(_, j)| without_nulls(&j)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_values_land_as_protobufs_own_json_mapping_of_each_message() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("protobuf", 1);
+    let expected = land_protobuf(&registry, &fx, "ndjson").await;
     let landed: Vec<Value> = landed_files(fx.dir.path(), &fx.topic)
         .into_iter()
         .flat_map(|(_, l)| l)
         .map(|l| without_nulls(&l["value"]))
         .collect();
-    let expected: Vec<Value> = made.iter().map(|(_, j)| without_nulls(j)).collect();
     assert_eq!(landed, expected);
-    assert!(
-        landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic).is_empty(),
-        "no dead letters"
-    );
+}
+
+/// Canonical JSON's 64-bit integer strings (the fields named) as the numbers they are.
+fn numbers(v: &Value, fields: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| match (v, fields.contains(&k.as_str())) {
+                    (Value::String(s), true) => (k.clone(), serde_json::from_str(s).unwrap()),
+                    _ => (k.clone(), numbers(v, fields)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| numbers(v, fields)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_values_land_in_parquet_columns_typed_as_their_messages_declare() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("protobuf-parquet", 1);
+    let expected = land_protobuf(&registry, &fx, "parquet").await;
+    let root = fx.dir.path().to_str().unwrap();
+    let rows = servers::duckdb_script("read_typed_parquet.py", &[root, &fx.topic]);
+    assert_eq!(rows.len(), expected.len(), "every record landed once");
+    for row in &rows {
+        let offset = row["offset"].as_u64().unwrap() as usize;
+        let want = micros(&numbers(
+            &expected[offset],
+            &["id", "qty", "order_id", "big"],
+        ));
+        assert_eq!(row["record"], want, "offset {offset}");
+        let types = &row["types"];
+        for (column, kind) in [
+            ("id", "BIGINT"),
+            ("customer", "VARCHAR"),
+            ("lines", "STRUCT(sku VARCHAR, qty BIGINT)[]"),
+            ("status", "VARCHAR"),
+            ("attrs", "MAP(VARCHAR, BIGINT)"),
+            ("blob", "BLOB"),
+            ("ratio", "DOUBLE"),
+            ("placed_at", "TIMESTAMP WITH TIME ZONE"),
+            ("order_id", "BIGINT"),
+            ("reason", "VARCHAR"),
+            // uint64 past an i64: the column is declared, such values are rescued.
+            ("big", "BIGINT"),
+        ] {
+            assert_eq!(types[column], kind, "{column}: {types}");
+        }
+    }
 }

@@ -30,8 +30,9 @@ pub(super) fn registry(config: &Config) -> Result<Option<Arc<Registry>>, Error> 
         }
         _ => None,
     };
+    let typed = matches!(config.format, crate::config::Format::Parquet(_));
     let registry =
-        Registry::new(settings, config.max_record_bytes, entra).map_err(Error::Internal)?;
+        Registry::new(settings, config.max_record_bytes, entra, typed).map_err(Error::Internal)?;
     Ok(Some(Arc::new(registry)))
 }
 

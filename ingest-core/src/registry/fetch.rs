@@ -125,6 +125,15 @@ impl Registry {
     }
 
     fn keep(&self, key: SchemaKey, entry: Entry) {
+        match &entry {
+            Entry::Avro(schema) => self.declare(&avro::columns::fields(schema)),
+            Entry::Protobuf(schema) => {
+                for message in schema.columns(self.typed) {
+                    self.declare(&message);
+                }
+            }
+            _ => {}
+        }
         let mut schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if schemas.len() >= MAX_SCHEMAS {
             if let Some(evicted) = schemas.keys().next().cloned() {

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use azure_core::credentials::TokenCredential;
 
 use crate::config::{RegistryConfig, ValueFormat};
+use crate::encode::parquet::shape::{Caps, Columns, Shape};
 use client::Client;
 pub use key::SchemaKey;
 
@@ -41,6 +42,12 @@ const MAX_SCHEMAS: usize = 4096;
 /// Reasons kept for invalid records not encoded yet; past it they are dropped (the encoder then
 /// gives a shorter reason, and the log has the full one).
 const MAX_REASONS: usize = 65_536;
+
+/// Bounds on the declared columns kept (a file applies its own caps when it takes them).
+const DECLARED_CAPS: Caps = Caps {
+    columns: 100_000,
+    fields: 1_000_000,
+};
 
 /// What [`Registry::decode`] made of a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +71,11 @@ pub struct Registry {
     reading: tokio::sync::Mutex<()>,
     /// `INGEST_MAX_RECORD_BYTES`: a value decoding to more JSON is invalid.
     max_json_bytes: usize,
+    /// Values land in typed columns ([`Registry::new`]).
+    typed: bool,
+    /// The Parquet columns the schemas read so far declare, in the order read
+    /// ([`Registry::declared`]).
+    declared: Mutex<Arc<Columns>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -81,13 +93,16 @@ pub struct Refused(pub String);
 
 impl Registry {
     /// `entra`: the credential Azure Schema Registry is read with (the Event Hubs source's),
-    /// when no bearer token is set.
+    /// when no bearer token is set. `typed`: values land in typed columns (Parquet), so
+    /// Protobuf's 64-bit integers are decoded as numbers, not as canonical JSON's strings.
     pub fn new(
         config: &RegistryConfig,
         max_json_bytes: usize,
         entra: Option<Arc<dyn TokenCredential>>,
+        typed: bool,
     ) -> Result<Registry, String> {
         Ok(Registry {
+            typed,
             format: config.format,
             client: Client::new(config, entra)?,
             schemas: Mutex::new(HashMap::new()),
@@ -95,6 +110,7 @@ impl Registry {
             reasons: Mutex::new(HashMap::new()),
             reading: tokio::sync::Mutex::new(()),
             max_json_bytes,
+            declared: Mutex::new(Arc::new(Columns::new(Vec::new(), DECLARED_CAPS))),
         })
     }
 
@@ -120,7 +136,7 @@ impl Registry {
         let decoded = match &*entry {
             Entry::Avro(schema) => avro::to_json(schema, payload, out, limit)
                 .map_err(|e| format!("the Avro payload does not decode ({e})")),
-            Entry::Protobuf(schema) => protobuf::to_json(schema, payload, out, limit)
+            Entry::Protobuf(schema) => protobuf::to_json(schema, payload, out, limit, self.typed)
                 .map_err(|e| format!("the Protobuf payload does not decode ({e})")),
             Entry::Json => {
                 out.extend_from_slice(payload);
@@ -139,6 +155,26 @@ impl Registry {
     /// not JSON Schema, whose payload is the producer's own text.
     pub fn writes_checked_json(&self) -> bool {
         matches!(self.format, ValueFormat::Avro | ValueFormat::Protobuf)
+    }
+
+    /// The Parquet columns of the schemas read so far, in the order read: a field's type is
+    /// the first schema's that declared it (the later ones' nested fields added). Columns of
+    /// a Parquet file take these types ([`Columns::declare`]); a value that does not fit is
+    /// rescued, as any other.
+    pub fn declared(&self) -> Arc<Columns> {
+        Arc::clone(&self.declared.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Adds a schema's fields to [`Registry::declared`] (done for each schema read; public for
+    /// what decodes without reading, as the benchmark does).
+    pub fn declare(&self, fields: &[(String, Shape)]) {
+        if fields.is_empty() {
+            return;
+        }
+        let mut declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut grown = Columns::clone(&declared);
+        grown.declare(&Columns::new(fields.to_vec(), DECLARED_CAPS), &[]);
+        *declared = Arc::new(grown);
     }
 
     /// Keeps why the record at `offset` of `partition` is invalid, for its dead letter.

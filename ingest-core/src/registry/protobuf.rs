@@ -13,7 +13,11 @@ use std::io::Write;
 use base64::Engine as _;
 use prost_reflect::prost::Message as _;
 use prost_reflect::prost_types::FileDescriptorProto;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
+};
+
+use crate::encode::parquet::shape::Shape;
 
 /// A schema's file with the files it imports.
 #[derive(Debug)]
@@ -73,6 +77,81 @@ impl Schema {
     }
 }
 
+/// Messages nested deeper than this (recursive types) are not declared past it.
+const MAX_DEPTH: usize = 32;
+
+impl Schema {
+    /// The Parquet columns of each top-level message of the schema's file (the messages
+    /// producers write), each field typed as its values are decoded: 64-bit integers as
+    /// integers when `numbers` (see [`to_json`]), else as the text canonical JSON makes them.
+    /// A field without one column type (`google.protobuf.Struct`, `Value`, `Any`, a message
+    /// nested past [`MAX_DEPTH`]) is not declared: its values are learned from their JSON.
+    pub fn columns(&self, numbers: bool) -> Vec<Vec<(String, Shape)>> {
+        let Some(file) = self.pool.get_file_by_name(&self.file) else {
+            return Vec::new();
+        };
+        file.messages()
+            .map(|m| message_fields(&m, numbers, 0))
+            .collect()
+    }
+}
+
+fn message_fields(m: &MessageDescriptor, numbers: bool, depth: usize) -> Vec<(String, Shape)> {
+    m.fields()
+        .filter_map(|f| Some((f.name().to_string(), field_shape(&f, numbers, depth)?)))
+        .collect()
+}
+
+fn field_shape(f: &FieldDescriptor, numbers: bool, depth: usize) -> Option<Shape> {
+    if f.is_map() {
+        let Kind::Message(entry) = f.kind() else {
+            return None;
+        };
+        let value = entry.map_entry_value_field();
+        return Some(Shape::Map(Box::new(kind_shape(
+            &value.kind(),
+            numbers,
+            depth,
+        )?)));
+    }
+    let shape = kind_shape(&f.kind(), numbers, depth)?;
+    Some(match f.is_list() {
+        true => Shape::List(Box::new(shape)),
+        false => shape,
+    })
+}
+
+fn kind_shape(kind: &Kind, numbers: bool, depth: usize) -> Option<Shape> {
+    let long = if numbers { Shape::Int } else { Shape::Str };
+    Some(match kind {
+        Kind::Double | Kind::Float => Shape::Float,
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Uint32 | Kind::Fixed32 => Shape::Int,
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64 => long,
+        Kind::Bool => Shape::Bool,
+        Kind::String | Kind::Enum(_) => Shape::Str,
+        Kind::Bytes => Shape::Binary,
+        Kind::Message(m) => match m.full_name() {
+            "google.protobuf.Timestamp" => Shape::Timestamp { utc: true },
+            "google.protobuf.Duration" | "google.protobuf.FieldMask" => Shape::Str,
+            "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => Shape::Float,
+            "google.protobuf.Int32Value" | "google.protobuf.UInt32Value" => Shape::Int,
+            "google.protobuf.Int64Value" | "google.protobuf.UInt64Value" => long,
+            "google.protobuf.BoolValue" => Shape::Bool,
+            "google.protobuf.StringValue" => Shape::Str,
+            "google.protobuf.BytesValue" => Shape::Binary,
+            name if name.starts_with("google.protobuf.") => return None,
+            _ if depth >= MAX_DEPTH => return None,
+            _ => {
+                let fields = message_fields(m, numbers, depth + 1);
+                if fields.is_empty() {
+                    return None;
+                }
+                Shape::Struct(fields)
+            }
+        },
+    })
+}
+
 /// A zigzag varint at the front of `bytes`.
 fn varint(bytes: &mut &[u8]) -> Result<i64, String> {
     let mut value: u64 = 0;
@@ -126,12 +205,14 @@ impl Write for Bounded<'_> {
 }
 
 /// Decodes `payload` (message indexes, then the message) under `schema` into `out` (appended),
-/// refusing JSON longer than `limit`.
+/// refusing JSON longer than `limit`. 64-bit integers are strings, as canonical JSON has them,
+/// unless `numbers` (for Parquet's typed columns, which hold them exactly).
 pub fn to_json(
     schema: &Schema,
     payload: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
+    numbers: bool,
 ) -> Result<(), String> {
     let (indexes, message) = message_indexes(payload)?;
     let descriptor = schema.message(&indexes)?;
@@ -140,6 +221,7 @@ pub fn to_json(
         .map_err(|e| format!("{name} does not decode: {e}"))?;
     let start = out.len();
     let options = SerializeOptions::new()
+        .stringify_64_bit_integers(!numbers)
         .use_proto_field_name(true)
         .skip_default_fields(false);
     let mut writer = serde_json::Serializer::new(Bounded {
@@ -203,7 +285,7 @@ mod tests {
 
     fn json(schema: &Schema, payload: &[u8], limit: usize) -> Result<String, String> {
         let mut out = Vec::new();
-        to_json(schema, payload, &mut out, limit)?;
+        to_json(schema, payload, &mut out, limit, false)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -224,6 +306,21 @@ mod tests {
         m.set_field_by_name("ok", Value::Bool(true));
         let payload = [&[4u8, 2, 0][..], &m.encode_to_vec()].concat();
         assert_eq!(json(&s, &payload, 1000).unwrap(), r#"{"ok":true}"#);
+    }
+
+    #[test]
+    fn top_level_messages_declare_their_columns_and_64_bit_integers_follow_the_decoding() {
+        let s = schema();
+        let a = vec![("n".to_string(), Shape::Int), ("s".to_string(), Shape::Str)];
+        assert_eq!(s.columns(true), vec![a, vec![]]);
+        assert_eq!(s.columns(false)[0][0], ("n".to_string(), Shape::Str));
+        let m = s.message(&[0]).unwrap();
+        let mut v = DynamicMessage::new(m);
+        v.set_field_by_name("n", Value::I64(1 << 60));
+        let payload = [&[0u8][..], &v.encode_to_vec()].concat();
+        let mut out = Vec::new();
+        to_json(&s, &payload, &mut out, 1000, true).unwrap();
+        assert_eq!(out, br#"{"n":1152921504606846976,"s":""}"#);
     }
 
     #[test]

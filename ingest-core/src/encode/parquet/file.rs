@@ -44,7 +44,23 @@ fn data_type(shape: &Shape) -> DataType {
         Shape::Str => DataType::Utf8,
         Shape::List(elem) => DataType::List(item_field(elem)),
         Shape::Struct(fields) => DataType::Struct(struct_fields(fields)),
+        Shape::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
+        Shape::Timestamp { utc } => {
+            DataType::Timestamp(TimeUnit::Microsecond, utc.then(|| "UTC".into()))
+        }
+        Shape::Date => DataType::Date32,
+        Shape::Binary => DataType::Binary,
+        Shape::Map(value) => DataType::Map(entries_field(value), false),
     }
+}
+
+/// The field of a map column's entries: a key (text, never null) and a value.
+pub(super) fn entries_field(value: &Shape) -> FieldRef {
+    let entries = Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", data_type(value), true),
+    ]);
+    Arc::new(Field::new("entries", DataType::Struct(entries), false))
 }
 
 /// The field of a list column's items.

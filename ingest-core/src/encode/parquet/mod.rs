@@ -23,6 +23,7 @@ mod arrays;
 mod file;
 mod rows;
 pub mod shape;
+pub mod typed;
 pub(crate) mod walk;
 
 use std::borrow::Cow;
@@ -110,12 +111,38 @@ pub fn encode_records<'a, I: Iterator<Item = StoredRecord<'a>>>(
     settings: &ParquetSettings,
     running: &Columns,
 ) -> Result<Encoded, InvalidRecord> {
-    if !running.fields.is_empty() {
-        if let Some(encoded) = one_pass(batch(), partition, opts, settings, running)? {
+    let declared = opts.registry.as_ref().map(|r| r.declared());
+    encode_declared(
+        batch,
+        partition,
+        opts,
+        settings,
+        running,
+        declared.as_deref(),
+    )
+}
+
+/// As [`encode_records`], with the columns `declared` by a schema registry, if any, typed as
+/// it declares them.
+fn encode_declared<'a, I: Iterator<Item = StoredRecord<'a>>>(
+    batch: impl Fn() -> I,
+    partition: i32,
+    opts: &EncodeOptions,
+    settings: &ParquetSettings,
+    running: &Columns,
+    declared: Option<&Columns>,
+) -> Result<Encoded, InvalidRecord> {
+    // The running schema's columns, fixed, and those the registry declares.
+    let mut base = Columns::from_running(running, caps(settings));
+    if let Some(declared) = declared {
+        base.declare(declared, &RESERVED);
+    }
+    if !running.fields.is_empty() && !base.adds_to(running) {
+        if let Some(encoded) = one_pass(batch(), partition, opts, settings, &base)? {
             return Ok(encoded);
         }
     }
-    two_passes(batch, partition, opts, settings, running)
+    two_passes(batch, partition, opts, settings, base)
 }
 
 /// The batch's records checked and written against the `running` columns as they are, in one
@@ -166,19 +193,20 @@ fn one_pass<'a>(
     file.finish(rejects, filtered).map(Some)
 }
 
-/// Pass 1 checks every record and learns the columns; pass 2 writes the rows.
+/// Pass 1 checks every record and learns the columns, starting from `columns` (the running
+/// schema's, fixed, and the declared ones); pass 2 writes the rows.
 fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
     batch: impl Fn() -> I,
     partition: i32,
     opts: &EncodeOptions,
     settings: &ParquetSettings,
-    running: &Columns,
+    columns: Columns,
 ) -> Result<Encoded, InvalidRecord> {
     // Pass 1: check every record, learn the columns.
     let mut filtered = 0;
     let mut rejects = Rejects::default();
     let mut valid = Vec::with_capacity(batch().size_hint().0);
-    let mut columns = Columns::from_running(running, caps(settings));
+    let mut columns = columns;
     for r in batch() {
         let learned = row(&r, partition, opts, false).and_then(|row| match row {
             Some(Row::Json(json)) => columns.observe(&json, &RESERVED).map(|()| Some(())),

@@ -38,6 +38,23 @@ pub enum Shape {
     List(Box<Shape>),
     /// Fields in the order first seen.
     Struct(Vec<(String, Shape)>),
+    /// The shapes below are never learned from JSON: a schema registry declares them
+    /// ([`Columns::declare`]), and the registry decoders write their values as text
+    /// ([`super::typed`]). An exact decimal (written as its decimal text).
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    /// Microseconds since the epoch, UTC (RFC 3339 text) or local (ISO 8601 without a zone).
+    Timestamp {
+        utc: bool,
+    },
+    /// Days since 1970-01-01 (`YYYY-MM-DD`).
+    Date,
+    /// Bytes (base64 text).
+    Binary,
+    /// String keys to values of one shape (a JSON object of any keys).
+    Map(Box<Shape>),
 }
 
 impl Shape {
@@ -60,6 +77,7 @@ impl Shape {
             (Shape::Float, Shape::Int) => Shape::Float,
             (Shape::Int, Shape::Float) if !fixed => Shape::Float,
             (Shape::List(a), Shape::List(b)) => Shape::List(Box::new(a.join(b, fixed)?)),
+            (Shape::Map(a), Shape::Map(b)) => Shape::Map(Box::new(a.join(b, fixed)?)),
             (Shape::Struct(a), Shape::Struct(b)) => {
                 let mut fields = a.clone();
                 for (name, shape) in b {
@@ -81,6 +99,7 @@ impl Shape {
         match self {
             Shape::Unknown => 0,
             Shape::List(elem) => elem.size(),
+            Shape::Map(value) => 1 + value.size(),
             Shape::Struct(fields) => {
                 let inner: usize = fields.iter().map(|(_, s)| s.size()).sum();
                 usize::from(inner > 0) + inner
@@ -92,7 +111,7 @@ impl Shape {
     /// The most fields any struct in this shape has.
     pub fn widest(&self) -> usize {
         match self {
-            Shape::List(elem) => elem.widest(),
+            Shape::List(elem) | Shape::Map(elem) => elem.widest(),
             Shape::Struct(fields) => fields
                 .iter()
                 .map(|(_, s)| s.widest())
@@ -109,6 +128,7 @@ impl Shape {
         match self {
             Shape::Unknown => None,
             Shape::List(elem) => Some(Shape::List(Box::new(elem.typed()?))),
+            Shape::Map(value) => Some(Shape::Map(Box::new(value.typed()?))),
             Shape::Struct(fields) => {
                 let fields: Vec<(String, Shape)> = fields
                     .iter()
@@ -186,6 +206,16 @@ impl Columns {
         }
     }
 
+    /// Columns of `fields`, none fixed, growing within `caps`.
+    pub fn new(fields: Vec<(String, Shape)>, caps: Caps) -> Columns {
+        Columns {
+            fields,
+            fixed: 0,
+            caps,
+            derived: Derived::default(),
+        }
+    }
+
     /// Fields in all: every column and nested field with a type counts one.
     pub fn size(&self) -> usize {
         *self
@@ -255,6 +285,47 @@ impl Columns {
     /// Whether these columns add anything to `running` (a field, or a nested field).
     pub fn adds_to(&self, running: &Columns) -> bool {
         self.fields != running.fields
+    }
+
+    /// Adds the columns a schema registry declares (`declared`: the fields of the writers'
+    /// schemas read so far), as far as the caps let. A field these columns lack comes with its
+    /// declared shape; one they have gains the declared nested fields its type can take and
+    /// keeps its type when the declared one differs (a value that does not fit it is rescued).
+    /// Names in `reserved` are never columns. Declared types are fixed as the running schema's
+    /// are (an integer column does not become a double for a value past an `i64`: that value
+    /// is rescued exactly) when these columns are all fixed so far, as they are when declared
+    /// right after [`Columns::from_running`].
+    pub fn declare(&mut self, declared: &Columns, reserved: &[&str]) {
+        let fixed = self.fixed == self.fields.len();
+        let mut at: HashMap<String, usize> = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        for (name, shape) in &declared.fields {
+            if reserved.contains(&name.as_str()) {
+                continue;
+            }
+            let Some(&i) = at.get(name) else {
+                if self.room_for(shape.size()) && shape.widest() <= self.caps.columns {
+                    at.insert(name.clone(), self.fields.len());
+                    self.push(name.clone(), shape.clone());
+                    if fixed {
+                        self.fixed += 1;
+                    }
+                }
+                continue;
+            };
+            let Some(grown) = self.fields[i].1.extend(shape) else {
+                continue;
+            };
+            let added = grown.size().saturating_sub(self.fields[i].1.size());
+            if self.size() + added <= self.caps.fields && grown.widest() <= self.caps.columns {
+                self.grew(added);
+                self.fields[i].1 = grown;
+            }
+        }
     }
 }
 

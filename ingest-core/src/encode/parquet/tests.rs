@@ -336,4 +336,5 @@ fn integers_and_strings_are_read_exactly() {
 }
 
 mod caps;
+mod declared;
 mod one_pass;

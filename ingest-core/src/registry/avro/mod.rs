@@ -3,6 +3,7 @@
 //!
 //! Pure: no I/O. The registry client ([`super::client`]) fetches the schema text.
 
+pub mod columns;
 pub mod decode;
 pub mod schema;
 pub mod time;

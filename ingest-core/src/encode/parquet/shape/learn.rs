@@ -110,6 +110,27 @@ impl Shape {
         }
         let verdict = match (self, kind) {
             (Shape::Bool, Kind::Bool) | (Shape::Str, Kind::Str) => Verdict::Same,
+            // Declared types written as text: whether the text reads is found as it is
+            // appended (one that does not is rescued then).
+            (
+                Shape::Decimal { .. } | Shape::Timestamp { .. } | Shape::Date | Shape::Binary,
+                Kind::Str,
+            ) => Verdict::Same,
+            (Shape::Map(value), Kind::Object) => {
+                let mut verdict = Verdict::Same;
+                let mut step = walk::first_member(v, i);
+                while let Step::Member(m) = step {
+                    let end = if verdict == Verdict::Conflict {
+                        walk::skip(v, m.value)
+                    } else {
+                        let (vd, end) = value.check(v, m.value, fixed, width);
+                        verdict = verdict.max(vd);
+                        end
+                    };
+                    step = walk::next_member(v, end);
+                }
+                return (verdict, step.end());
+            }
             (Shape::Int, Kind::Int) | (Shape::Float, Kind::Int | Kind::Float) => Verdict::Same,
             (Shape::Int, Kind::Float) if !fixed => Verdict::Grows,
             (Shape::List(elem), Kind::Array) => {
@@ -208,6 +229,13 @@ impl Shape {
                 let mut step = walk::first_element(v, i);
                 while let Step::Element(at) = step {
                     step = walk::next_element(v, elem.absorb(v, at, room));
+                }
+                step.end()
+            }
+            (Shape::Map(value), (Kind::Object, _)) => {
+                let mut step = walk::first_member(v, i);
+                while let Step::Member(m) = step {
+                    step = walk::next_member(v, value.absorb(v, m.value, room));
                 }
                 step.end()
             }
