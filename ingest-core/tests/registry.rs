@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::registry::{unhex, Mode, Registry};
+use common::registry::{micros, unhex, Mode, Registry};
 use common::*;
 use serde_json::Value;
 
@@ -78,22 +78,6 @@ fn avro_config(fx: &Fixture, registry: &Registry, extra: &[(&str, &str)]) -> ing
     ];
     all.extend_from_slice(extra);
     config(&fx.vars, &all)
-}
-
-/// A timestamp in milliseconds (`...:56.789Z`) as the same instant in microseconds, as a
-/// Parquet timestamp column holds it; other values as they are.
-fn micros(v: &Value) -> Value {
-    match v {
-        Value::String(s) if s.len() == 24 && &s[10..11] == "T" && s.ends_with('Z') => {
-            Value::String(format!("{}000Z", &s[..23]))
-        }
-        Value::String(s) if s.len() == 20 && &s[10..11] == "T" && s.ends_with('Z') => {
-            Value::String(format!("{}.000000Z", &s[..19]))
-        }
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), micros(v))).collect()),
-        Value::Array(a) => Value::Array(a.iter().map(micros).collect()),
-        other => other.clone(),
-    }
 }
 
 /// Every record landed once as its expected JSON; the three bad ones are dead letters with

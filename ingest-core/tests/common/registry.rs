@@ -266,3 +266,19 @@ fn answer(
         .or_default() += 1;
     result
 }
+
+/// A timestamp in milliseconds (`...:56.789Z`) as the same instant in microseconds, as a
+/// Parquet timestamp column holds it; other values as they are.
+pub fn micros(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.len() == 24 && &s[10..11] == "T" && s.ends_with('Z') => {
+            Value::String(format!("{}000Z", &s[..23]))
+        }
+        Value::String(s) if s.len() == 20 && &s[10..11] == "T" && s.ends_with('Z') => {
+            Value::String(format!("{}.000000Z", &s[..19]))
+        }
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), micros(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(micros).collect()),
+        other => other.clone(),
+    }
+}
