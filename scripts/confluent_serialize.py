@@ -5,7 +5,8 @@ tests.
 Usage: confluent_serialize.py <registry url> <topic> <records per version> [avro|json|protobuf]
 Prints one JSON line per record: {"hex": the serialized value, "expected": the JSON ingest's
 documented table makes of it (book: "Schema-registry topics")}, written here independently of
-ingest's decoder. Records alternate between two versions of the schema: the second adds fields
+ingest's decoder; Avro records also carry a key written by the key serializer (subject
+<topic>-key): "key_hex" and "key_expected". Records alternate between two versions of the schema: the second adds fields
 (one a record from another subject, by reference), widens an int to a long, and adds a
 timestamp in microseconds.
 """
@@ -133,7 +134,11 @@ V2 = {"type": "record", "name": "Order", "namespace": "shop",
           {"name": "packed_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
       ]}
 
+KEY = {"type": "record", "name": "OrderKey", "namespace": "shop",
+       "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": {"type": "enum", "name": "Region", "symbols": ["EU", "US"]}}]}
 conf = {"auto.register.schemas": True}
+key_serializer = AvroSerializer(client, json.dumps(KEY), conf=conf)
+key_ctx = SerializationContext(topic, MessageField.KEY)
 v1 = AvroSerializer(client, json.dumps(V1), conf=conf)
 v2 = AvroSerializer(client, Schema(json.dumps(V2), "AVRO", [SchemaReference("geo.Address", "geo-address", 1)]), conf=conf)
 UTC = datetime.timezone.utc
@@ -167,4 +172,6 @@ for n in range(2 * per_version):
         expected.update({"coupon": record["coupon"], "ship_to": record["ship_to"],
                          "packed_at": packed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
     value = (v2 if second else v1)(record, ctx)
-    print(json.dumps({"hex": value.hex(), "expected": expected}))
+    key = {"id": n, "region": ["EU", "US"][n % 2]}
+    print(json.dumps({"hex": value.hex(), "expected": expected,
+                      "key_hex": key_serializer(key, key_ctx).hex(), "key_expected": key}))

@@ -15,6 +15,14 @@ use serde_json::Value;
 /// Serialized values (partition = n % 2) and what each must land as, from
 /// `scripts/confluent_serialize.py` (`kind`: avro or json).
 fn confluent(url: &str, topic: &str, per_version: usize, kind: &str) -> Vec<(Vec<u8>, Value)> {
+    serialized(url, topic, per_version, kind)
+        .into_iter()
+        .map(|v| (unhex(v["hex"].as_str().unwrap()), v["expected"].clone()))
+        .collect()
+}
+
+/// The script's lines (with the keys Avro records carry too).
+fn serialized(url: &str, topic: &str, per_version: usize, kind: &str) -> Vec<Value> {
     servers::python_module(
         &format!(
             "confluent_kafka.schema_registry.{}",
@@ -29,9 +37,6 @@ fn confluent(url: &str, topic: &str, per_version: usize, kind: &str) -> Vec<(Vec
         "confluent_serialize.py",
         &[url, topic, &per_version.to_string(), kind],
     )
-    .into_iter()
-    .map(|v| (unhex(v["hex"].as_str().unwrap()), v["expected"].clone()))
-    .collect()
 }
 
 /// The values without their nulls, recursively (Parquet readers leave a null field out).
@@ -375,4 +380,51 @@ async fn protobuf_values_land_in_parquet_columns_typed_as_their_messages_declare
             assert_eq!(types[column], kind, "{column}: {types}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_keys_land_as_their_json_in_the_envelope_and_a_key_that_does_not_decode_is_invalid() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("avro-keys", 1);
+    let lines = serialized(&registry.url, &fx.topic, 10, "avro");
+    let mut records: Vec<(Vec<u8>, Vec<u8>)> = lines
+        .iter()
+        .map(|l| {
+            let hex = |f: &str| unhex(l[f].as_str().unwrap());
+            (hex("key_hex"), hex("hex"))
+        })
+        .collect();
+    // A key written as plain text among them: its record is invalid, its neighbours land.
+    records.insert(5, (b"plain".to_vec(), records[0].1.clone()));
+    produce_keyed(&fx.broker.brokers, &fx.topic, 0, &records);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
+    let (token, mut progress, handle) = start(avro_config(
+        &fx,
+        &registry,
+        &[("INGEST_KEY_FORMAT", "avro")],
+    ));
+    until_committed(&mut progress, &high).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let landed: Vec<Value> = landed_files(fx.dir.path(), &fx.topic)
+        .into_iter()
+        .flat_map(|(_, l)| l)
+        .collect();
+    assert_eq!(landed.len(), lines.len());
+    for (row, line) in landed.iter().zip(&lines) {
+        assert_eq!(row["key"], line["key_expected"], "{row}");
+        assert_eq!(row["value"], line["expected"], "{row}");
+    }
+    let dead = landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic);
+    let dead: Vec<&Value> = dead.iter().flat_map(|(_, l)| l).collect();
+    assert_eq!(dead.len(), 1);
+    let error = dead[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("the key") && error.contains("zero byte"),
+        "{error}"
+    );
+    assert_eq!(
+        (dead[0]["offset"].as_i64(), dead[0]["key_base64"].as_str()),
+        (Some(5), Some("cGxhaW4="))
+    );
 }

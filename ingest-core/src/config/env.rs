@@ -60,6 +60,7 @@ pub struct RawEnv {
     pub accept_at_least_once: Option<String>,
     pub claim_completion_timeout_ms: Option<String>,
     pub value_format: Option<String>,
+    pub key_format: Option<String>,
     pub schema_registry_url: Option<String>,
     pub schema_registry_username: Option<String>,
     pub schema_registry_password: Option<String>,
@@ -118,6 +119,7 @@ pub(super) const TYPED: &[&str] = &[
     "ACCEPT_AT_LEAST_ONCE",
     "CLAIM_COMPLETION_TIMEOUT_MS",
     "VALUE_FORMAT",
+    "KEY_FORMAT",
     "SCHEMA_REGISTRY_URL",
     "SCHEMA_REGISTRY_USERNAME",
     "SCHEMA_REGISTRY_PASSWORD",
@@ -277,11 +279,19 @@ impl RawEnv {
         )?;
         let registry = super::registry::registry(super::registry::RawRegistry {
             format: self.value_format,
+            key_format: self.key_format,
             url: self.schema_registry_url,
             username: self.schema_registry_username,
             password: self.schema_registry_password,
             bearer_token: self.schema_registry_bearer_token,
         })?;
+        if eventhubs.is_some() && registry.as_ref().is_some_and(|r| r.key_format.is_some()) {
+            return Err(ConfigError::invalid(
+                "KEY_FORMAT",
+                "",
+                "bytes (unset) with INGEST_SOURCE=eventhubs: an event's key is its partition key, a string no serializer wrote",
+            ));
+        }
         let dead_letter_prefix = encoding::dead_letter_prefix(self.dead_letter_prefix, &topic)?;
         let time_source =
             super::time::time_source(self.time_source, self.time_field, self.time_format)?;

@@ -163,10 +163,16 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "What a record's value is: `json`, or a schema registry's wire format (a zero byte and a 4-byte schema id first): `avro` or `protobuf` (decoded to JSON through the writer's schema) or `json-schema` (the JSON after the header). See [Schema-registry topics](schema-registry.md).",
     },
     Setting {
+        name: "INGEST_KEY_FORMAT",
+        default: "`bytes`",
+        secret: false,
+        meaning: "What a record's key is: `bytes` (landed as it came: text when it is UTF-8, else base64), or a schema registry's wire format, `avro`, `protobuf` or `json-schema`, decoded to JSON as values are: the `metadata` envelope's `key` is then that JSON, and Parquet's `_key` holds its text. Kafka only (an Event Hubs key is its partition key). See [Schema-registry topics](schema-registry.md#keys).",
+    },
+    Setting {
         name: "INGEST_SCHEMA_REGISTRY_URL",
         default: "unset",
         secret: false,
-        meaning: "The schema registry schemas are read from by id: a Confluent-compatible one (`GET /schemas/ids/<id>`), or for Event Hubs events with an `avro/binary+<id>` content type Azure Schema Registry (`https://<namespace>.servicebus.windows.net`, read with the source's Entra credential). Required when `INGEST_VALUE_FORMAT` is not `json`, refused otherwise. Credentials go in the settings below, never in the URL.",
+        meaning: "The schema registry schemas are read from by id: a Confluent-compatible one (`GET /schemas/ids/<id>`), or for Event Hubs events with an `avro/binary+<id>` content type Azure Schema Registry (`https://<namespace>.servicebus.windows.net`, read with the source's Entra credential). Required when `INGEST_VALUE_FORMAT` is not `json` or `INGEST_KEY_FORMAT` is not `bytes`, refused otherwise. Credentials go in the settings below, never in the URL.",
     },
     Setting {
         name: "INGEST_SCHEMA_REGISTRY_USERNAME",

@@ -1,5 +1,6 @@
-//! What a record's value is: plain JSON, or a schema registry's wire format (Confluent's: a zero
-//! byte, a 4-byte schema id, then the payload), with the registry to read schemas from.
+//! What a record's value (and key) is: plain JSON (a key: bytes as they came), or a schema
+//! registry's wire format (Confluent's: a zero byte, a 4-byte schema id, then the payload), with
+//! the registry to read schemas from.
 //!
 //! Pure. Invariant: a registry format without a registry URL, a URL without a registry format,
 //! or half a pair of credentials is refused at start; credentials never print.
@@ -41,10 +42,13 @@ impl fmt::Debug for RegistryAuth {
     }
 }
 
-/// The registry values are decoded through.
+/// The registry values (and keys) are decoded through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
+    /// `INGEST_VALUE_FORMAT` (`Json`: values are not decoded).
     pub format: ValueFormat,
+    /// `INGEST_KEY_FORMAT`: `None` (`bytes`, the default) lands keys as they came.
+    pub key_format: Option<ValueFormat>,
     /// `INGEST_SCHEMA_REGISTRY_URL`, e.g. `https://psrc-123.westeurope.azure.confluent.cloud`.
     pub url: Url,
     pub auth: RegistryAuth,
@@ -53,6 +57,7 @@ pub struct RegistryConfig {
 /// The settings read here, as strings.
 pub(super) struct RawRegistry {
     pub format: Option<String>,
+    pub key_format: Option<String>,
     pub url: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -60,8 +65,9 @@ pub(super) struct RawRegistry {
 }
 
 const FORMATS: &str = "one of json, avro, protobuf, json-schema";
+const KEY_FORMATS: &str = "one of bytes, avro, protobuf, json-schema";
 
-/// `None` for plain JSON values.
+/// `None` for plain JSON values and keys as they came.
 pub(super) fn registry(raw: RawRegistry) -> Result<Option<RegistryConfig>, ConfigError> {
     let format = match raw.format.as_deref().unwrap_or("json") {
         "json" => ValueFormat::Json,
@@ -70,20 +76,28 @@ pub(super) fn registry(raw: RawRegistry) -> Result<Option<RegistryConfig>, Confi
         "protobuf" => ValueFormat::Protobuf,
         other => return Err(ConfigError::invalid("VALUE_FORMAT", other, FORMATS)),
     };
+    let key_format = match raw.key_format.as_deref().unwrap_or("bytes") {
+        "bytes" => None,
+        "avro" => Some(ValueFormat::Avro),
+        "json-schema" => Some(ValueFormat::JsonSchema),
+        "protobuf" => Some(ValueFormat::Protobuf),
+        other => return Err(ConfigError::invalid("KEY_FORMAT", other, KEY_FORMATS)),
+    };
+    let decodes = format != ValueFormat::Json || key_format.is_some();
     let Some(url) = raw.url else {
-        if format == ValueFormat::Json {
+        if !decodes {
             return Ok(None);
         }
         return Err(ConfigError::missing(
             "SCHEMA_REGISTRY_URL",
-            "the schema registry's URL (INGEST_VALUE_FORMAT is not json), e.g. https://registry.example.com:8081",
+            "the schema registry's URL (INGEST_VALUE_FORMAT or INGEST_KEY_FORMAT names a registry format), e.g. https://registry.example.com:8081",
         ));
     };
-    if format == ValueFormat::Json {
+    if !decodes {
         return Err(ConfigError::invalid(
             "SCHEMA_REGISTRY_URL",
             &url,
-            "unset while INGEST_VALUE_FORMAT is json (set INGEST_VALUE_FORMAT=avro, protobuf or json-schema to decode through it)",
+            "unset while INGEST_VALUE_FORMAT is json and INGEST_KEY_FORMAT is bytes (set INGEST_VALUE_FORMAT or INGEST_KEY_FORMAT to avro, protobuf or json-schema to decode through it)",
         ));
     }
     let parsed = Url::parse(&url)
@@ -125,6 +139,7 @@ pub(super) fn registry(raw: RawRegistry) -> Result<Option<RegistryConfig>, Confi
     };
     Ok(Some(RegistryConfig {
         format,
+        key_format,
         url: parsed,
         auth,
     }))
@@ -137,6 +152,7 @@ mod tests {
     fn raw(format: Option<&str>, url: Option<&str>) -> RawRegistry {
         RawRegistry {
             format: format.map(Into::into),
+            key_format: None,
             url: url.map(Into::into),
             username: None,
             password: None,
@@ -171,8 +187,36 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (ok.format, ok.auth),
-            (ValueFormat::JsonSchema, RegistryAuth::None)
+            (ok.format, ok.key_format, ok.auth),
+            (ValueFormat::JsonSchema, None, RegistryAuth::None)
+        );
+    }
+
+    #[test]
+    fn keys_decode_through_the_registry_on_their_own_or_with_values() {
+        let mut r = raw(None, Some("http://r:8081"));
+        r.key_format = Some("avro".into());
+        let ok = registry(r).unwrap().unwrap();
+        assert_eq!(
+            (ok.format, ok.key_format),
+            (ValueFormat::Json, Some(ValueFormat::Avro))
+        );
+        let mut r = raw(Some("protobuf"), Some("http://r:8081"));
+        r.key_format = Some("bytes".into());
+        assert_eq!(registry(r).unwrap().unwrap().key_format, None);
+        let mut r = raw(None, None);
+        r.key_format = Some("avro".into());
+        let e = registry(r).unwrap_err().to_string();
+        assert!(
+            e.contains("INGEST_KEY_FORMAT names a registry format"),
+            "{e}"
+        );
+        let mut r = raw(None, Some("http://r"));
+        r.key_format = Some("string".into());
+        let e = registry(r).unwrap_err().to_string();
+        assert!(
+            e.contains("one of bytes, avro, protobuf, json-schema"),
+            "{e}"
         );
     }
 

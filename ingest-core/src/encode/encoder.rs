@@ -276,7 +276,16 @@ impl Encoder {
                 Ok(compact) => {
                     match opts.envelope {
                         Envelope::Metadata => {
-                            push_metadata_line(out, &opts.topic, partition, &r, value, compact)
+                            let key_json = opts.registry.as_ref().is_some_and(|r| r.decodes_keys());
+                            push_metadata_line(
+                                out,
+                                &opts.topic,
+                                partition,
+                                &r,
+                                value,
+                                compact,
+                                key_json,
+                            )
                         }
                         Envelope::Raw => {
                             let v = value.unwrap_or_default();

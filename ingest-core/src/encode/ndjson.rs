@@ -97,7 +97,8 @@ fn push_coordinates(out: &mut Vec<u8>, topic: &str, partition: i32, r: &StoredRe
     );
 }
 
-/// One line of the `metadata` envelope, without the trailing newline.
+/// One line of the `metadata` envelope, without the trailing newline. `key_json`: the key was
+/// decoded through the schema registry, compact JSON written as it is.
 pub(super) fn push_metadata_line(
     out: &mut Vec<u8>,
     topic: &str,
@@ -105,10 +106,17 @@ pub(super) fn push_metadata_line(
     r: &StoredRecord<'_>,
     value: Option<&[u8]>,
     compact: bool,
+    key_json: bool,
 ) {
     push_coordinates(out, topic, partition, r);
     out.push(b',');
-    push_bytes_field(out, "key", r.key());
+    match r.key() {
+        Some(key) if key_json => {
+            out.extend_from_slice(b"\"key\":");
+            out.extend_from_slice(key);
+        }
+        key => push_bytes_field(out, "key", key),
+    }
     out.extend_from_slice(b",\"headers\":[");
     for (i, (k, v)) in r.headers().enumerate() {
         if i > 0 {

@@ -1,4 +1,4 @@
-//! Values in a schema registry's wire format, decoded to JSON as they are taken
+//! Values (and keys) in a schema registry's wire format, decoded to JSON as they are taken
 //! ([`crate::registry`]), so that every later stage (batches, claims and their digests, event
 //! time, path templates, NDJSON, Parquet) reads JSON as it does for plain JSON topics.
 //!
@@ -37,7 +37,8 @@ pub(super) fn registry(config: &Config) -> Result<Option<Arc<Registry>>, Error> 
 }
 
 impl Loop {
-    /// Decodes `record`'s value and buffers it (see the module's invariant).
+    /// Decodes `record`'s value and key (as `INGEST_VALUE_FORMAT` and `INGEST_KEY_FORMAT` say)
+    /// and buffers it (see the module's invariant).
     pub(super) fn decoded(
         &mut self,
         registry: &Registry,
@@ -46,26 +47,44 @@ impl Loop {
         content_type: Option<&str>,
         burst: &mut Burst,
     ) -> bool {
-        let value = match (record.value, record.flaw) {
-            (Some(v), None) => v,
-            // A tombstone, or a record the source already could not hand over.
-            _ => return self.buffer(partition, record, burst),
-        };
+        // A record the source already could not hand over is buffered as it is.
+        let value = record.value.filter(|_| registry.decodes_values());
+        let key = record.key.filter(|_| registry.decodes_keys());
+        if record.flaw.is_some() || (value.is_none() && key.is_none()) {
+            return self.buffer(partition, record, burst);
+        }
         // A partition deciding its start drops what it is sent: nothing to decode.
         if !self.takes_records(partition) {
             return false;
         }
         let mut json = std::mem::take(&mut self.decoded_value);
-        let rescan = match registry.decode(value, content_type, &mut json) {
+        let mut key_json = std::mem::take(&mut self.decoded_key);
+        let mut outcome = match value {
+            Some(v) => registry.decode(v, content_type, &mut json),
+            None => Decoded::Json,
+        };
+        if let (Decoded::Json, Some(k)) = (&outcome, key) {
+            outcome = registry.decode_key(k, &mut key_json);
+        }
+        let rescan = match outcome {
             Decoded::Json => {
                 let decoded = RecordRef {
-                    value: Some(&json),
+                    value: if value.is_some() {
+                        Some(&json)
+                    } else {
+                        record.value
+                    },
+                    key: if key.is_some() {
+                        Some(&key_json)
+                    } else {
+                        record.key
+                    },
                     ..*record
                 };
                 self.buffer(partition, &decoded, burst)
             }
             Decoded::Invalid(reason) => {
-                tracing::debug!(partition, offset = record.offset, %reason, "a value does not decode");
+                tracing::debug!(partition, offset = record.offset, %reason, "a record does not decode");
                 registry.note_invalid(partition, record.offset, reason);
                 let flawed = RecordRef {
                     flaw: Some(Flaw::Undecodable),
@@ -86,6 +105,7 @@ impl Loop {
             }
         };
         self.decoded_value = json;
+        self.decoded_key = key_json;
         rescan
     }
 }

@@ -206,6 +206,7 @@ impl Pipeline {
             seal_headroom: 0,
             consumed: Consumed::register(),
             decoded_value: Vec::new(),
+            decoded_key: Vec::new(),
             kept_at: None,
             keeping: None,
             health: Arc::clone(&health),
@@ -354,6 +355,8 @@ struct Loop {
     consumed: Consumed,
     /// The last value decoded through the schema registry (reused: [`decode`]).
     decoded_value: Vec<u8>,
+    /// The last key decoded through the schema registry (reused: [`decode`]).
+    decoded_key: Vec<u8>,
     /// The last check of the group's positions against this replica's commits, and its task
     /// ([`Loop::keep_commits`]).
     kept_at: Option<Instant>,

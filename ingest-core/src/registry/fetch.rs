@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{FetchError, Fetched};
-use super::{avro, protobuf, Entry, Refused, Registry, SchemaKey, MAX_SCHEMAS};
+use std::sync::atomic::AtomicBool;
+
+use super::{avro, protobuf, Entry, Kept, Refused, Registry, SchemaKey, MAX_SCHEMAS};
 use crate::config::ValueFormat;
 use crate::ops::health::Health;
 
@@ -51,7 +53,8 @@ impl Registry {
             };
             let fetched = match &key {
                 SchemaKey::Confluent(id) => {
-                    let serialized = self.format == ValueFormat::Protobuf;
+                    let serialized = self.format == ValueFormat::Protobuf
+                        || self.key_format == Some(ValueFormat::Protobuf);
                     self.client.schema(*id, serialized).await
                 }
                 SchemaKey::Azure(id) => self.client.azure_schema(id).await,
@@ -91,20 +94,30 @@ impl Registry {
 
     /// What records with schema `key` decode with.
     fn parse(&self, key: &SchemaKey, fetched: Fetched) -> Entry {
-        let expected = match self.format {
-            ValueFormat::Avro => "AVRO",
-            ValueFormat::JsonSchema => "JSON",
-            ValueFormat::Protobuf => "PROTOBUF",
-            ValueFormat::Json => "none",
+        // Parsed as its kind says (a kind neither values nor keys take makes invalid records
+        // naming both settings); whether it is the kind its use expects is checked as it is
+        // used ([`Registry::decode`], [`Registry::decode_key`]).
+        let kind = match fetched.kind.to_ascii_uppercase().as_str() {
+            "AVRO" => ValueFormat::Avro,
+            "JSON" => ValueFormat::JsonSchema,
+            "PROTOBUF" => ValueFormat::Protobuf,
+            other => {
+                return Entry::Invalid(format!("a schema of kind {other}, which is not decoded"))
+            }
         };
-        if !fetched.kind.eq_ignore_ascii_case(expected) {
+        if kind != self.format && Some(kind) != self.key_format {
+            let keys = match self.key_format {
+                Some(k) => format!(" and INGEST_KEY_FORMAT {}", super::kind_name(k)),
+                None => String::new(),
+            };
             return Entry::Invalid(format!(
-                "a {} schema, but INGEST_VALUE_FORMAT expects {expected}",
-                fetched.kind
+                "a {} schema, but INGEST_VALUE_FORMAT expects {}{keys}",
+                fetched.kind,
+                super::kind_name(self.format)
             ));
         }
-        match self.format {
-            ValueFormat::JsonSchema => Entry::Json,
+        match kind {
+            ValueFormat::JsonSchema | ValueFormat::Json => Entry::Json,
             ValueFormat::Protobuf => {
                 match protobuf::Schema::parse(&fetched.text, &fetched.references) {
                     Ok(schema) => {
@@ -125,15 +138,6 @@ impl Registry {
     }
 
     fn keep(&self, key: SchemaKey, entry: Entry) {
-        match &entry {
-            Entry::Avro(schema) => self.declare(&avro::columns::fields(schema)),
-            Entry::Protobuf(schema) => {
-                for message in schema.columns(self.typed) {
-                    self.declare(&message);
-                }
-            }
-            _ => {}
-        }
         let mut schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if schemas.len() >= MAX_SCHEMAS {
             if let Some(evicted) = schemas.keys().next().cloned() {
@@ -144,6 +148,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);
-        schemas.insert(key, Arc::new(entry));
+        let declared = AtomicBool::new(false);
+        schemas.insert(key, Arc::new(Kept { entry, declared }));
     }
 }

@@ -17,6 +17,7 @@ pub mod protobuf;
 pub mod wire;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
@@ -26,7 +27,7 @@ use crate::encode::parquet::shape::{Caps, Columns, Shape};
 use client::Client;
 pub use key::SchemaKey;
 
-/// What the registry said about one schema id.
+/// What the registry said about one schema id, whatever it is used for (values or keys).
 #[derive(Debug)]
 enum Entry {
     Avro(avro::Schema),
@@ -37,11 +38,60 @@ enum Entry {
     Invalid(String),
 }
 
+impl Entry {
+    /// The format a schema of this kind is decoded as, and its name in the registry.
+    fn kind(&self) -> Option<(ValueFormat, &'static str)> {
+        match self {
+            Entry::Avro(_) => Some((ValueFormat::Avro, "AVRO")),
+            Entry::Protobuf(_) => Some((ValueFormat::Protobuf, "PROTOBUF")),
+            Entry::Json => Some((ValueFormat::JsonSchema, "JSON")),
+            Entry::Invalid(_) => None,
+        }
+    }
+}
+
+/// A schema kept, and whether its Parquet columns are declared (done when a value first
+/// decodes with it: a key's schema declares no columns).
+#[derive(Debug)]
+struct Kept {
+    entry: Entry,
+    declared: AtomicBool,
+}
+
+/// What a decoded payload is: a record's value or its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Value,
+    Key,
+}
+
 /// Schemas kept at most; past it one is dropped (and read again if a record needs it).
 const MAX_SCHEMAS: usize = 4096;
 /// Reasons kept for invalid records not encoded yet; past it they are dropped (the encoder then
 /// gives a shorter reason, and the log has the full one).
 const MAX_REASONS: usize = 65_536;
+
+/// The registry's name of the schema kind `format` expects.
+fn kind_name(format: ValueFormat) -> &'static str {
+    match format {
+        ValueFormat::Avro => "AVRO",
+        ValueFormat::Protobuf => "PROTOBUF",
+        ValueFormat::JsonSchema => "JSON",
+        ValueFormat::Json => "none",
+    }
+}
+
+/// `payload`, one JSON document, written compactly into `out` (at most `limit` bytes).
+fn compact_json(payload: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| format!("not JSON ({e})"))?;
+    serde_json::to_writer(&mut *out, &value).map_err(|e| e.to_string())?;
+    if out.len() > limit {
+        out.clear();
+        return Err("decodes to JSON larger than INGEST_MAX_RECORD_BYTES".into());
+    }
+    Ok(())
+}
 
 /// Bounds on the declared columns kept (a file applies its own caps when it takes them).
 const DECLARED_CAPS: Caps = Caps {
@@ -62,8 +112,10 @@ pub enum Decoded {
 
 pub struct Registry {
     format: ValueFormat,
+    /// `INGEST_KEY_FORMAT`: `None`, keys are not decoded.
+    key_format: Option<ValueFormat>,
     client: Client,
-    schemas: Mutex<HashMap<SchemaKey, Arc<Entry>>>,
+    schemas: Mutex<HashMap<SchemaKey, Arc<Kept>>>,
     wanted: Mutex<BTreeSet<SchemaKey>>,
     /// Why each invalid record taken and not yet encoded is invalid, by partition and offset.
     reasons: Mutex<HashMap<(i32, i64), String>>,
@@ -104,6 +156,7 @@ impl Registry {
         Ok(Registry {
             typed,
             format: config.format,
+            key_format: config.key_format,
             client: Client::new(config, entra)?,
             schemas: Mutex::new(HashMap::new()),
             wanted: Mutex::new(BTreeSet::new()),
@@ -114,38 +167,86 @@ impl Registry {
         })
     }
 
-    fn entry(&self, key: &SchemaKey) -> Option<Arc<Entry>> {
+    fn entry(&self, key: &SchemaKey) -> Option<Arc<Kept>> {
         let schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.get(key).cloned()
+    }
+
+    /// Whether values are decoded (`INGEST_VALUE_FORMAT` is not `json`).
+    pub fn decodes_values(&self) -> bool {
+        self.format != ValueFormat::Json
+    }
+
+    /// Whether keys are decoded (`INGEST_KEY_FORMAT` is not `bytes`): a decoded key is compact
+    /// JSON, which the `metadata` envelope writes as it is.
+    pub fn decodes_keys(&self) -> bool {
+        self.key_format.is_some()
     }
 
     /// Decodes `value` (with its Event Hubs content type, if any) into `out` (cleared first)
     /// when its schema is at hand.
     pub fn decode(&self, value: &[u8], content_type: Option<&str>, out: &mut Vec<u8>) -> Decoded {
+        self.decode_part(Part::Value, value, content_type, out)
+    }
+
+    /// Decodes a record's `key` into `out` (cleared first), as [`Registry::decode`] does a
+    /// value; a JSON Schema key is compacted (it is written into the envelope as it is).
+    pub fn decode_key(&self, key: &[u8], out: &mut Vec<u8>) -> Decoded {
+        self.decode_part(Part::Key, key, None, out)
+    }
+
+    fn decode_part(
+        &self,
+        part: Part,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Decoded {
         out.clear();
-        let (key, payload) = match key::framed(value, content_type) {
+        let (key, payload) = match key::framed(bytes, content_type) {
             Ok(framed) => framed,
+            Err(why) if part == Part::Key => return Decoded::Invalid(format!("the key: {why}")),
             Err(why) => return Decoded::Invalid(why),
         };
-        let Some(entry) = self.entry(&key) else {
+        let Some(kept) = self.entry(&key) else {
             let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
             wanted.insert(key.clone());
             return Decoded::Missing(key);
         };
+        let (expected, setting) = match part {
+            Part::Value => (self.format, "INGEST_VALUE_FORMAT"),
+            Part::Key => (
+                self.key_format.unwrap_or(ValueFormat::Json),
+                "INGEST_KEY_FORMAT",
+            ),
+        };
         let limit = self.max_json_bytes;
-        let decoded = match &*entry {
-            Entry::Avro(schema) => avro::to_json(schema, payload, out, limit)
+        let decoded = match (&kept.entry, kept.entry.kind()) {
+            (_, Some((kind, name))) if kind != expected => Err(format!(
+                "a {name} schema, but {setting} expects {}",
+                kind_name(expected)
+            )),
+            (Entry::Avro(schema), _) => avro::to_json(schema, payload, out, limit)
                 .map_err(|e| format!("the Avro payload does not decode ({e})")),
-            Entry::Protobuf(schema) => protobuf::to_json(schema, payload, out, limit, self.typed)
-                .map_err(|e| format!("the Protobuf payload does not decode ({e})")),
-            Entry::Json => {
+            (Entry::Protobuf(schema), _) => {
+                protobuf::to_json(schema, payload, out, limit, self.typed)
+                    .map_err(|e| format!("the Protobuf payload does not decode ({e})"))
+            }
+            (Entry::Json, _) if part == Part::Key => compact_json(payload, out, limit),
+            (Entry::Json, _) => {
                 out.extend_from_slice(payload);
                 Ok(())
             }
-            Entry::Invalid(why) => Err(why.clone()),
+            (Entry::Invalid(why), _) => Err(why.clone()),
         };
         match decoded {
-            Ok(()) => Decoded::Json,
+            Ok(()) => {
+                if part == Part::Value && !kept.declared.swap(true, Ordering::Relaxed) {
+                    self.declare_columns(&kept.entry);
+                }
+                Decoded::Json
+            }
+            Err(why) if part == Part::Key => Decoded::Invalid(format!("the key's {key}: {why}")),
             Err(why) => Decoded::Invalid(format!("{key}: {why}")),
         }
     }
@@ -155,6 +256,19 @@ impl Registry {
     /// not JSON Schema, whose payload is the producer's own text.
     pub fn writes_checked_json(&self) -> bool {
         matches!(self.format, ValueFormat::Avro | ValueFormat::Protobuf)
+    }
+
+    /// Declares the Parquet columns of a schema values decode with.
+    fn declare_columns(&self, entry: &Entry) {
+        match entry {
+            Entry::Avro(schema) => self.declare(&avro::columns::fields(schema)),
+            Entry::Protobuf(schema) => {
+                for message in schema.columns(self.typed) {
+                    self.declare(&message);
+                }
+            }
+            Entry::Json | Entry::Invalid(_) => {}
+        }
     }
 
     /// The Parquet columns of the schemas read so far, in the order read: a field's type is

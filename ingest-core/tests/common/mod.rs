@@ -80,15 +80,26 @@ impl Fixture {
     }
 }
 
-/// Produces `values` to `partition` (in order) and waits until the broker acknowledged them.
+/// Produces `values` to `partition` (in order, keyed `k0`, `k1`, ...) and waits until the
+/// broker acknowledged them.
 pub fn produce_to(brokers: &str, topic: &str, partition: i32, values: &[Vec<u8>]) {
+    let keyed: Vec<(Vec<u8>, Vec<u8>)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("k{i}").into_bytes(), v.clone()))
+        .collect();
+    produce_keyed(brokers, topic, partition, &keyed);
+}
+
+/// Produces `(key, value)` records to `partition` (in order) and waits until the broker
+/// acknowledged them.
+pub fn produce_keyed(brokers: &str, topic: &str, partition: i32, records: &[(Vec<u8>, Vec<u8>)]) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "2")
         .create()
         .expect("producer");
-    for (i, v) in values.iter().enumerate() {
-        let key = format!("k{i}");
+    for (key, v) in records {
         let mut record = BaseRecord::to(topic)
             .partition(partition)
             .key(&key)
