@@ -84,6 +84,11 @@ pub fn run(
     zstd_level: i32,
     only: Option<&str>,
 ) -> anyhow::Result<()> {
+    // The Avro rows encode the clicks: the same records, as JSON and as Avro.
+    let kind = match kind {
+        Records::Avro => Records::Clicks,
+        other => other,
+    };
     let (batches, ndjson_bytes) = batches(kind, records, batch_bytes);
     let lines: Vec<Vec<u8>> = batches
         .iter()

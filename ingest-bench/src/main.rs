@@ -16,6 +16,7 @@ mod encoders;
 mod landed;
 mod procs;
 mod records;
+mod registry;
 mod report;
 mod runs;
 
@@ -217,6 +218,35 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         )?;
         run.uncompressed_bytes = done[0].0.uncompressed_bytes;
         done.push((run, default_cap));
+    }
+    if all || args.only == Some(Records::Avro) {
+        // The clicks again, as Avro through a schema registry: decoded to the same NDJSON, and
+        // to Parquet typed from the schema. CPU per GB of that NDJSON, as for the clicks.
+        let url = registry::serve()?;
+        let avro = |format: &str| {
+            with_extra(&[
+                ("INGEST_VALUE_FORMAT", "avro"),
+                ("INGEST_SCHEMA_REGISTRY_URL", url.as_str()),
+                ("INGEST_FORMAT", format),
+            ])
+        };
+        let n = if args.smoke { records } else { clicks };
+        let partitions = partitions_for(n as f64 * click_mean);
+        let run = runs::backlog("avro", Records::Avro, n, partitions, &avro("ndjson"), work)?;
+        let ndjson_bytes = run.uncompressed_bytes;
+        done.push((run, default_cap));
+        if !args.smoke {
+            let mut run = runs::backlog(
+                "avro-parquet",
+                Records::Avro,
+                n,
+                partitions,
+                &avro("parquet"),
+                work,
+            )?;
+            run.uncompressed_bytes = ndjson_bytes;
+            done.push((run, default_cap));
+        }
     }
     if all || args.only == Some(Records::Flood) {
         // Each record brings a new field name, as Parquet at the default cap: the schema's

@@ -12,6 +12,8 @@ pub enum Records {
     Orders,
     Clicks,
     Flood,
+    /// The clicks as Avro in Confluent's wire format (schema id 1).
+    Avro,
 }
 
 const PAGES: [&str; 8] = [
@@ -64,6 +66,7 @@ impl Records {
             Records::Orders => ingest_cli::sample::order_event(n),
             Records::Clicks => click_event(n),
             Records::Flood => flood_event(n),
+            Records::Avro => crate::avro::click(n),
         }
     }
 
@@ -77,6 +80,7 @@ impl Records {
             Records::Orders => "orders 0.5-1 KB",
             Records::Clicks => "clicks 150-200 B",
             Records::Flood => "new field names",
+            Records::Avro => "clicks as Avro",
         }
     }
 }

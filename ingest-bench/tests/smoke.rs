@@ -123,3 +123,30 @@ fn repeated_runs_of_one_kind_report_the_median_and_range_of_their_factors() {
         "the summary line is printed"
     );
 }
+
+#[test]
+fn the_avro_run_decodes_every_click_through_its_registry() {
+    let (_, report) = bench(&["--smoke", "--only", "avro"]);
+    let run = &report["runs"][0];
+    assert_eq!(
+        (
+            run["mode"].as_str(),
+            run["kind"].as_str(),
+            run["records"].as_u64()
+        ),
+        (Some("avro"), Some("clicks as Avro"), Some(3000)),
+        "{run}"
+    );
+    // Every record landed (the run fails otherwise) as the clicks' NDJSON, whose bytes the
+    // CPU per GB is over.
+    for field in [
+        "cpu_seconds_per_gb",
+        "peak_rss_mb",
+        "records_per_cpu_second",
+    ] {
+        assert!(
+            run[field].as_f64().is_some_and(|x| x > 0.0),
+            "{field} in {run}"
+        );
+    }
+}

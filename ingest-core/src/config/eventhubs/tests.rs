@@ -214,11 +214,17 @@ fn typos_in_eventhubs_names_are_reported() {
 
 #[test]
 fn registry_keys_are_refused_on_event_hubs_where_a_key_is_a_partition_key() {
-    let registry = ("INGEST_SCHEMA_REGISTRY_URL", "https://ns.servicebus.windows.net");
+    let registry = (
+        "INGEST_SCHEMA_REGISTRY_URL",
+        "https://ns.servicebus.windows.net",
+    );
     let e = with(&[registry, ("INGEST_KEY_FORMAT", "avro")])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("INGEST_KEY_FORMAT") && e.contains("partition key"), "{e}");
+    assert!(
+        e.contains("INGEST_KEY_FORMAT") && e.contains("partition key"),
+        "{e}"
+    );
     let ok = with(&[registry, ("INGEST_VALUE_FORMAT", "avro")]).unwrap();
     assert_eq!(ok.registry.unwrap().key_format, None);
 }
