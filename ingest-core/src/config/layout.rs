@@ -273,7 +273,8 @@ pub(super) fn layout(
 
 mod keys;
 pub use keys::{
-    escape_into, MAX_DEAD_LETTER_PREFIX_BYTES, MAX_KEY_BYTES, MAX_SEGMENT_BYTES, MAX_TOPIC_BYTES,
+    escape_into, MAX_DEAD_LETTER_PREFIX_BYTES, MAX_KEY_BYTES, MAX_SEGMENT_BYTES,
+    MAX_STORAGE_PREFIX_BYTES, MAX_TOPIC_BYTES,
 };
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use url::Url;
 
 use super::cloud::{parse_azure_connection_string, AzureConnection, CloudEnv};
 use super::defaults;
+use super::layout::MAX_STORAGE_PREFIX_BYTES;
 use super::parse::{positive, ConfigError};
 
 /// Prefix (relative to the storage root) of everything the service keeps for itself:
@@ -28,6 +29,15 @@ pub(super) fn parse_storage_url(value: Option<String>) -> Result<Url, ConfigErro
         "s3" | "s3a" | "az" | "azure" | "abfs" | "abfss"
             if url.host_str().is_some_and(|h| !h.is_empty()) =>
         {
+            // Every key starts with the prefix: keys are bounded with room for this much.
+            let prefix = url.path().trim_matches('/');
+            if prefix.len() > MAX_STORAGE_PREFIX_BYTES {
+                return Err(ConfigError::invalid(
+                    "STORAGE_URL",
+                    &redact_url(&url),
+                    &format!("a prefix of at most {MAX_STORAGE_PREFIX_BYTES} bytes after the bucket or container (object keys are at most 1,024 bytes in all, and the rest is the files')"),
+                ));
+            }
             Ok(url)
         }
         _ => Err(ConfigError::invalid(

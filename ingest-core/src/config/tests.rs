@@ -234,3 +234,18 @@ fn every_variable_the_configuration_page_documents_is_read() {
         assert!(raw.unknown.is_empty(), "{var} is documented but not read");
     }
 }
+
+#[test]
+fn a_storage_prefix_leaves_keys_their_room_or_is_refused() {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let prefix = "p".repeat(crate::config::layout::MAX_STORAGE_PREFIX_BYTES);
+    let url = |p: &str| leak(format!("s3://bucket/{p}/"));
+    assert!(with(&[("INGEST_STORAGE_URL", url(&prefix))]).is_ok());
+    let e = with(&[("INGEST_STORAGE_URL", url(&format!("{prefix}p")))])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a prefix of at most 128 bytes"), "{e}");
+    // A local directory is no part of the keys.
+    let deep = leak(format!("/tmp/{}", "d/".repeat(200)));
+    assert!(with(&[("INGEST_STORAGE_URL", deep)]).is_ok());
+}

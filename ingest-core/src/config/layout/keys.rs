@@ -17,11 +17,20 @@ pub const MAX_TOPIC_BYTES: usize =
     MAX_SEGMENT_BYTES - "+2147483647+".len() - 20 - ".ndjson.gz".len();
 /// The longest `INGEST_DEAD_LETTER_PREFIX`.
 pub const MAX_DEAD_LETTER_PREFIX_BYTES: usize = 64;
-/// What a key holds besides the template's directories, at most: the dead-letter prefix, the
-/// topic directory and the file name, with their slashes. The field budget is computed from it
-/// (not from this deployment's topic), so a claim's names follow from its template alone.
-pub(super) const KEY_BYTES_BESIDES_DIRS: usize =
-    MAX_DEAD_LETTER_PREFIX_BYTES + 1 + MAX_TOPIC_BYTES + 1 + 1 + MAX_SEGMENT_BYTES;
+/// The longest prefix an S3 or Azure storage URL gives every key (`s3://bucket/<prefix>/`).
+pub const MAX_STORAGE_PREFIX_BYTES: usize = 128;
+/// What a key holds besides the template's directories, at most: the storage URL's prefix,
+/// the dead-letter prefix, the topic directory and the file name, with their slashes. The
+/// field budget is computed from it (not from this deployment's topic or prefix), so a claim's
+/// names follow from its template alone.
+pub(super) const KEY_BYTES_BESIDES_DIRS: usize = MAX_STORAGE_PREFIX_BYTES
+    + 1
+    + MAX_DEAD_LETTER_PREFIX_BYTES
+    + 1
+    + MAX_TOPIC_BYTES
+    + 1
+    + 1
+    + MAX_SEGMENT_BYTES;
 /// A cut value ends with `~` and 16 hex digits of its whole value's SHA-256, so two values cut
 /// to the same text keep apart (`~` itself is always percent-encoded in a value).
 const CUT_MARK_BYTES: usize = 17;
