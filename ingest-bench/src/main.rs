@@ -82,7 +82,8 @@ struct RunArgs {
     #[arg(long, conflicts_with = "throughput_only")]
     memory_only: bool,
     /// Only the throughput run of this record kind (`orders` or `clicks`), e.g. to compare two
-    /// builds in alternated runs; or `flood`, the Parquet run under new field names alone.
+    /// builds in alternated runs; `flood`, the Parquet run under new field names alone; or
+    /// `avro`, the clicks as Avro through a schema registry, to NDJSON and to Parquet.
     #[arg(long, value_enum, conflicts_with = "memory_only")]
     only: Option<Records>,
     /// Runs each throughput run this many times in all (each extra run with its own gzip

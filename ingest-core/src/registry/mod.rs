@@ -16,8 +16,9 @@ pub mod key;
 pub mod protobuf;
 pub mod wire;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
@@ -56,6 +57,12 @@ impl Entry {
 struct Kept {
     entry: Entry,
     declared: AtomicBool,
+}
+
+thread_local! {
+    /// The schema this thread decoded with last, by registry ([`Registry::entry`]). A schema id
+    /// names one schema for ever, so what is cached here never goes stale.
+    static LAST: RefCell<Option<(u64, SchemaKey, Arc<Kept>)>> = const { RefCell::new(None) };
 }
 
 /// What a decoded payload is: a record's value or its key.
@@ -125,6 +132,8 @@ pub struct Registry {
     max_json_bytes: usize,
     /// Values land in typed columns ([`Registry::new`]).
     typed: bool,
+    /// This registry among those of the process (the per-thread last schema is per registry).
+    id: u64,
     /// The Parquet columns the schemas read so far declare, in the order read
     /// ([`Registry::declared`]).
     declared: Mutex<Arc<Columns>>,
@@ -153,7 +162,9 @@ impl Registry {
         entra: Option<Arc<dyn TokenCredential>>,
         typed: bool,
     ) -> Result<Registry, String> {
+        static REGISTRIES: AtomicU64 = AtomicU64::new(0);
         Ok(Registry {
+            id: REGISTRIES.fetch_add(1, Ordering::Relaxed),
             typed,
             format: config.format,
             key_format: config.key_format,
@@ -167,9 +178,22 @@ impl Registry {
         })
     }
 
+    /// The schema `key` names, if read: the one this thread used last without taking the lock
+    /// (records mostly carry one schema id after another), else from the kept ones.
     fn entry(&self, key: &SchemaKey) -> Option<Arc<Kept>> {
-        let schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
-        schemas.get(key).cloned()
+        let last = LAST.with_borrow(|last| match last {
+            Some((id, k, kept)) if *id == self.id && k == key => Some(Arc::clone(kept)),
+            _ => None,
+        });
+        if last.is_some() {
+            return last;
+        }
+        let kept = {
+            let schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+            schemas.get(key).cloned()?
+        };
+        LAST.with_borrow_mut(|last| *last = Some((self.id, key.clone(), Arc::clone(&kept))));
+        Some(kept)
     }
 
     /// Whether values are decoded (`INGEST_VALUE_FORMAT` is not `json`).
@@ -241,7 +265,10 @@ impl Registry {
         };
         match decoded {
             Ok(()) => {
-                if part == Part::Value && !kept.declared.swap(true, Ordering::Relaxed) {
+                if part == Part::Value
+                    && !kept.declared.load(Ordering::Relaxed)
+                    && !kept.declared.swap(true, Ordering::Relaxed)
+                {
                     self.declare_columns(&kept.entry);
                 }
                 Decoded::Json

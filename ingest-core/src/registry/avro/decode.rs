@@ -139,6 +139,14 @@ impl<'d> Reader<'d, '_> {
     }
 
     fn string(&mut self, s: &str) -> Step {
+        // Most strings need no escape: copied between quotes, not escaped character by
+        // character.
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.out.reserve(s.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            return self.emit(b"\"");
+        }
         // Serialising a &str into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *self.out, s);
         self.emit(b"")
