@@ -35,7 +35,7 @@ pub(super) fn parse_storage_url(value: Option<String>) -> Result<Url, ConfigErro
                 return Err(ConfigError::invalid(
                     "STORAGE_URL",
                     &redact_url(&url),
-                    &format!("a prefix of at most {MAX_STORAGE_PREFIX_BYTES} bytes after the bucket or container (object keys are at most 1,024 bytes in all, and the rest is the files')"),
+                    format!("a prefix of at most {MAX_STORAGE_PREFIX_BYTES} bytes after the bucket or container (object keys are at most 1,024 bytes in all, and the rest is the files')"),
                 ));
             }
             Ok(url)
