@@ -36,6 +36,7 @@ pub mod registry;
 mod service;
 pub mod source;
 pub mod storage;
+pub mod table;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,0 +1,278 @@
+//! Delta tables (issue 37, part 1): Parquet files encoded by ingest's own encoder, landed on
+//! local disk in Hive directories, added to a table by `ingest::table::Table` through the Delta
+//! kernel, and read back by delta-rs (the `deltalake` Python package), which is not ours: every
+//! record once, the history, the schema that grew with the files, the transaction identifiers;
+//! files a commit already added are never added again, by a retry or by another replica.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ingest::batch::{Batch, RecordRef};
+use ingest::config::{
+    Compression, Envelope, Format, InvalidRecordPolicy, ParquetCompression, ParquetSettings,
+};
+use ingest::encode::parquet::shape::Columns;
+use ingest::encode::EncodeOptions;
+use ingest::table::{Landed, Table};
+use object_store::local::LocalFileSystem;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+const TOPIC: &str = "orders";
+const SETTINGS: ParquetSettings = ParquetSettings {
+    compression: ParquetCompression::Zstd { level: 3 },
+    row_group_bytes: 1 << 20,
+    max_columns: 1_000,
+    max_fields: 10_000,
+};
+
+/// Encodes `values` (offsets from `first`) of `partition` as ingest's Parquet file against the
+/// `running` columns, writes it under `root/<topic>/dt=2026-12-07/hour=05/`, and says what it is.
+fn land(
+    root: &Path,
+    partition: i32,
+    first: i64,
+    values: &[String],
+    running: &mut Columns,
+) -> (Landed, arrow_schema::SchemaRef) {
+    let mut batch: Batch = Batch::new(Instant::now(), 0);
+    for (i, v) in values.iter().enumerate() {
+        batch.push(&RecordRef {
+            offset: first + i as i64,
+            timestamp_ms: Some(1_796_000_000_000 + i as i64),
+            key: Some(b"k"),
+            value: Some(v.as_bytes()),
+            headers: &[],
+            flaw: None,
+            cursor: None,
+        });
+    }
+    let opts = EncodeOptions {
+        topic: TOPIC.into(),
+        envelope: Envelope::Metadata,
+        compression: Compression::None,
+        invalid: InvalidRecordPolicy::DeadLetter,
+        max_record_bytes: 1 << 20,
+        transform: None,
+        format: Format::Parquet(SETTINGS),
+        registry: None,
+    };
+    let encoded =
+        ingest::encode::parquet::encode(&batch, partition, &opts, &SETTINGS, running).unwrap();
+    if let Some(columns) = encoded.columns {
+        *running = columns;
+    }
+    let last = first + values.len() as i64 - 1;
+    let path = format!("dt=2026-12-07/hour=05/{TOPIC}+{partition}+{first:020}.parquet");
+    let file = root.join(TOPIC).join(&path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &encoded.data).unwrap();
+    let schema = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(encoded.data.clone()))
+        .unwrap()
+        .schema()
+        .clone();
+    let landed = Landed {
+        path,
+        partition,
+        last_offset: last,
+        size: encoded.data.len() as u64,
+        modified_ms: 1_796_000_000_000,
+        records: values.len() as u64,
+        partition_values: BTreeMap::from([
+            ("dt".to_string(), "2026-12-07".to_string()),
+            ("hour".to_string(), "05".to_string()),
+        ]),
+    };
+    (landed, schema)
+}
+
+fn table(root: &Path) -> Table {
+    let store = Arc::new(LocalFileSystem::new_with_prefix(root).unwrap());
+    Table::new(
+        store,
+        TOPIC,
+        "ingest-orders",
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap()
+}
+
+fn read(root: &Path, args: &[&str]) -> Value {
+    common::servers::python_module("deltalake", "pip install deltalake");
+    let dir = root.join(TOPIC);
+    let mut all = vec![dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    common::servers::python_script("read_delta.py", &all)
+        .pop()
+        .expect("read_delta.py's line")
+}
+
+fn values(range: std::ops::Range<i64>, extra: bool) -> Vec<String> {
+    range
+        .map(|n| match extra {
+            false => format!(r#"{{"id":{n},"name":"n{n}","nested":{{"a":{n}}}}}"#),
+            true => format!(
+                r#"{{"id":{n},"name":"n{n}","nested":{{"a":{n},"b":"new"}},"extra":{}}}"#,
+                n % 3 == 0
+            ),
+        })
+        .collect()
+}
+
+const PARTITIONS: [&str; 2] = ["dt", "hour"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_added_once_with_their_columns_and_delta_rs_reads_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
+    let mut running = Columns::default();
+    let (a, _) = land(&root, 0, 0, &values(0..10, false), &mut running);
+    let (b, schema) = land(&root, 1, 0, &values(100..110, false), &mut running);
+    let (c, grown) = land(&root, 1, 10, &values(110..120, true), &mut running);
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || {
+        let t = table(&r);
+        assert_eq!(t.landed_through(0).unwrap(), None, "no table yet");
+        let first = t
+            .commit(&[a.clone(), b.clone()], &schema, &partitions)
+            .unwrap();
+        assert_eq!((first.added, first.held), (2, 0));
+        // The same files again (a flush retried after a crash before its commit was known):
+        // the table holds them, nothing is committed.
+        let again = t
+            .commit(&[a.clone(), b.clone()], &schema, &partitions)
+            .unwrap();
+        assert_eq!(
+            (again.version, again.added, again.held),
+            (first.version, 0, 2)
+        );
+        // Another replica, which took partition 1 over and lands from its chain's end: the
+        // file the table holds is left out, the new one adds its columns.
+        let other = table(&r);
+        let third = other
+            .commit(&[b.clone(), c.clone()], &grown, &partitions)
+            .unwrap();
+        assert_eq!(
+            (third.version, third.added, third.held),
+            (first.version + 1, 1, 1)
+        );
+        assert_eq!(t.landed_through(1).unwrap(), Some(19));
+        assert_eq!(t.landed_through(0).unwrap(), Some(9));
+        t.checkpoint().unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(
+        std::fs::read_dir(root.join(TOPIC).join("_delta_log"))
+            .unwrap()
+            .any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".checkpoint.")),
+        "a checkpoint"
+    );
+    let got = read(
+        &root,
+        &[
+            "--nonnull",
+            "extra",
+            "nested",
+            "--txn",
+            "ingest:orders:ingest-orders:0",
+            "ingest:orders:ingest-orders:1",
+        ],
+    );
+    assert_eq!(
+        (&got["rows"], &got["distinct"]),
+        (&30.into(), &30.into()),
+        "{got}"
+    );
+    assert_eq!(got["nonnull"]["extra"], 10, "{got}");
+    assert_eq!(got["files"], 3, "{got}");
+    assert_eq!(
+        got["partition_columns"],
+        serde_json::json!(PARTITIONS),
+        "{got}"
+    );
+    assert_eq!(got["txn"]["ingest:orders:ingest-orders:0"], 9, "{got}");
+    assert_eq!(got["txn"]["ingest:orders:ingest-orders:1"], 19, "{got}");
+    let fields: Vec<&str> = got["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for f in [
+        "_topic",
+        "_partition",
+        "_offset",
+        "id",
+        "name",
+        "nested",
+        "extra",
+        "_rescued_data",
+        "dt",
+        "hour",
+    ] {
+        assert!(fields.contains(&f), "{f} in {fields:?}");
+    }
+    assert_eq!(got["history"].as_array().map(Vec::len), Some(3), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_committing_at_once_each_land_their_files_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
+    let mut running = Columns::default();
+    let mut files = Vec::new();
+    let mut schema = None;
+    for p in 0..4 {
+        for k in 0..3 {
+            let first = k * 10;
+            let (f, s) = land(
+                &root,
+                p,
+                first,
+                &values(first..first + 10, false),
+                &mut running,
+            );
+            files.push(f);
+            schema = Some(s);
+        }
+    }
+    let schema = schema.unwrap();
+    // Two replicas, partitions 0-1 and 2-3, each committing its files one by one, at once.
+    let mut tasks = Vec::new();
+    for half in [0, 1] {
+        let (r, s, ps) = (root.clone(), schema.clone(), partitions.clone());
+        let mine: Vec<Landed> = files
+            .iter()
+            .filter(|f| f.partition / 2 == half)
+            .cloned()
+            .collect();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let t = table(&r);
+            for f in mine {
+                let c = t.commit(&[f], &s, &ps).unwrap();
+                assert_eq!(c.added, 1);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let got = read(&root, &[]);
+    assert_eq!(
+        (&got["rows"], &got["distinct"]),
+        (&120.into(), &120.into()),
+        "{got}"
+    );
+    assert_eq!(got["files"], 12, "{got}");
+}
