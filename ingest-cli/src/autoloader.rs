@@ -66,6 +66,19 @@ pub fn snippet(config: &Config) -> String {
     let root = spark_root(config);
     let topic = &config.topic;
     let dead = &config.dead_letter_prefix;
+    if config.delta.is_some() {
+        return format!(
+            r#"# Topic `{topic}` is a Delta table at {root}/{topic}/ (INGEST_FORMAT=delta): no Auto Loader
+# needed. Its partition columns are `{columns}`; fields that did not fit their column are JSON in
+# `_rescued_data`.
+spark.sql("CREATE TABLE IF NOT EXISTS {topic} USING DELTA LOCATION '{root}/{topic}/'")
+# Or as a stream, each commit's new files once:
+df = spark.readStream.format("delta").load("{root}/{topic}/")
+# Invalid records, if any (NDJSON, not in the table): {root}/{dead}/{topic}/
+"#,
+            columns = config.layout.columns().join("`, `"),
+        );
+    }
     let schema = format!("<checkpoint-dir>/{topic}/schema");
     let (what, beside, format_options, glob, dead_note) = match config.format {
         Format::Parquet(_) => (
@@ -163,6 +176,25 @@ mod tests {
         ];
         pairs.extend_from_slice(extra);
         Config::from_pairs(pairs).unwrap()
+    }
+
+    #[test]
+    fn a_delta_topic_is_a_table_to_create_or_stream() {
+        let s = snippet(&config(&[
+            ("INGEST_FORMAT", "delta"),
+            ("INGEST_STORAGE_URL", "s3://lake/raw"),
+        ]));
+        assert!(
+            s.contains(
+                "CREATE TABLE IF NOT EXISTS orders USING DELTA LOCATION 's3://lake/raw/orders/'"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#"readStream.format("delta").load("s3://lake/raw/orders/")"#),
+            "{s}"
+        );
+        assert!(!s.contains("cloudFiles"), "{s}");
     }
 
     #[test]

@@ -81,10 +81,10 @@ fn land(
         last_offset: last,
         size: encoded.data.len() as u64,
         modified_ms: 1_796_000_000_000,
-        records: values.len() as u64,
+        records: Some(values.len() as u64),
         partition_values: BTreeMap::from([
-            ("dt".to_string(), "2026-12-07".to_string()),
-            ("hour".to_string(), "05".to_string()),
+            ("dt".to_string(), Some("2026-12-07".to_string())),
+            ("hour".to_string(), Some("05".to_string())),
         ]),
     };
     (landed, schema)
@@ -102,8 +102,12 @@ fn table(root: &Path) -> Table {
 }
 
 fn read(root: &Path, args: &[&str]) -> Value {
+    read_table(&root.join(TOPIC), args)
+}
+
+/// The table at `dir` as delta-rs reads it (`scripts/read_delta.py`).
+fn read_table(dir: &Path, args: &[&str]) -> Value {
     common::servers::python_module("deltalake", "pip install deltalake");
-    let dir = root.join(TOPIC);
     let mut all = vec![dir.to_str().unwrap()];
     all.extend_from_slice(args);
     common::servers::python_script("read_delta.py", &all)
@@ -275,4 +279,85 @@ async fn replicas_committing_at_once_each_land_their_files_once() {
         "{got}"
     );
     assert_eq!(got["files"], 12, "{got}");
+}
+
+/// The service with `INGEST_FORMAT=delta` on the mock broker: what each partition landed is in
+/// the table once, with each partition's identifier at its high watermark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_lands_a_topic_as_a_delta_table_and_a_crash_before_the_table_commit_loses_nothing(
+) {
+    use common::*;
+    let fx = Fixture::new("delta", 2);
+    produce_json(&fx.broker.brokers, &fx.topic, 2, 150, 0);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    let settings = |interval: &'static str| {
+        config(
+            &fx.vars,
+            &[
+                ("INGEST_FORMAT", "delta"),
+                ("INGEST_ENVELOPE", "metadata"),
+                ("INGEST_FLUSH_MAX_RECORDS", "40"),
+                ("INGEST_DELTA_COMMIT_INTERVAL_MS", interval),
+                ("INGEST_DELTA_CHECKPOINT_INTERVAL", "2"),
+            ],
+        )
+    };
+    // A first run that lands everything and stops dead before its table commit (its commit
+    // interval is an hour, and it is aborted, not stopped): the files and the group's offsets
+    // are there, the table is not.
+    let (_token, mut progress, handle) = start(settings("3600000"));
+    until_committed(&mut progress, &high).await;
+    handle.abort();
+    let _ = handle.await;
+    let log = fx.dir.path().join(&fx.topic).join("_delta_log");
+    assert!(!log.exists(), "no table yet");
+    // The next run has nothing to consume: it reads each partition's chain from where the
+    // table stands (nowhere yet) and adds every landed file, once.
+    let (token, mut progress, handle) = start(settings("200"));
+    let table = fx.dir.path().join(&fx.topic);
+    let txn = |p: i32| format!("ingest:{}:{}:{p}", fx.topic, fx.group);
+    let (t0, t1) = (txn(0), txn(1));
+    let args = ["--txn", t0.as_str(), t1.as_str()];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let _ = progress.borrow_and_update();
+        if log.exists() {
+            let got = read_table(&table, &args);
+            if got["rows"] == 300 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the table holds every record in time"
+        );
+    }
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let got = read_table(&table, &args);
+    assert_eq!(
+        (&got["rows"], &got["distinct"]),
+        (&300.into(), &300.into()),
+        "{got}"
+    );
+    assert_eq!(got["txn"][&t0], high[&0] - 1, "{got}");
+    assert_eq!(got["txn"][&t1], high[&1] - 1, "{got}");
+    assert_eq!(
+        got["partition_columns"],
+        serde_json::json!(["dt", "hour"]),
+        "{got}"
+    );
+    // Another stop and start adds nothing: every file is in the table once.
+    let files = got["files"].clone();
+    let (token, _progress, handle) = start(settings("200"));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let again = read_table(&table, &args);
+    assert_eq!(
+        (&again["rows"], &again["files"]),
+        (&300.into(), &files),
+        "{again}"
+    );
 }

@@ -40,6 +40,8 @@ pub struct RawEnv {
     pub parquet_row_group_bytes: Option<String>,
     pub parquet_max_columns: Option<String>,
     pub parquet_max_fields: Option<String>,
+    pub delta_commit_interval_ms: Option<String>,
+    pub delta_checkpoint_interval: Option<String>,
     pub invalid_record_policy: Option<String>,
     pub dead_letter_prefix: Option<String>,
     pub time_source: Option<String>,
@@ -99,6 +101,8 @@ pub(super) const TYPED: &[&str] = &[
     "PARQUET_ROW_GROUP_BYTES",
     "PARQUET_MAX_COLUMNS",
     "PARQUET_MAX_FIELDS",
+    "DELTA_COMMIT_INTERVAL_MS",
+    "DELTA_CHECKPOINT_INTERVAL",
     "INVALID_RECORD_POLICY",
     "DEAD_LETTER_PREFIX",
     "TIME_SOURCE",
@@ -260,6 +264,11 @@ impl RawEnv {
             Envelope::Raw,
         )?;
         let compression = encoding::compression(self.compression, self.compression_level)?;
+        let delta = super::format::delta(
+            self.format.as_deref(),
+            self.delta_commit_interval_ms,
+            self.delta_checkpoint_interval,
+        )?;
         let format = super::format::format(
             self.format,
             self.parquet_compression,
@@ -348,6 +357,7 @@ impl RawEnv {
             envelope,
             compression,
             format,
+            delta,
             registry,
             invalid,
             dead_letter_prefix,

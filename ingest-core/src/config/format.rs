@@ -1,6 +1,8 @@
-//! The file format: `INGEST_FORMAT=ndjson|parquet` and the Parquet settings.
+//! The file format: `INGEST_FORMAT=ndjson|parquet|delta` and the Parquet and Delta settings.
 //!
 //! Pure: parsing only.
+
+use std::time::Duration;
 
 use super::parse::{choice, positive, ConfigError};
 
@@ -101,7 +103,54 @@ pub const MAX_COLUMNS: usize = 1_000;
 /// Fields in all a schema takes at most, when none is set.
 pub const MAX_FIELDS: usize = 10_000;
 
-/// Parses `INGEST_FORMAT` and, for Parquet, its settings.
+/// `INGEST_FORMAT=delta`: the Parquet files of a topic added to a Delta table at
+/// `<root>/<topic>/` ([`crate::table`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaSettings {
+    /// Files landed meanwhile go into one commit this often (`INGEST_DELTA_COMMIT_INTERVAL_MS`).
+    pub commit_interval: Duration,
+    /// A checkpoint every this many commits (`INGEST_DELTA_CHECKPOINT_INTERVAL`).
+    pub checkpoint_interval: u64,
+}
+
+/// Commit interval when none is set.
+pub const DELTA_COMMIT_INTERVAL_MS: u64 = 10_000;
+/// Commits between checkpoints when none is set (Delta's own default).
+pub const DELTA_CHECKPOINT_INTERVAL: u64 = 100;
+
+/// `INGEST_FORMAT=delta`'s settings; `None` for other formats (whose Delta settings are refused).
+pub(super) fn delta(
+    kind: Option<&str>,
+    commit_interval_ms: Option<String>,
+    checkpoint_interval: Option<String>,
+) -> Result<Option<DeltaSettings>, ConfigError> {
+    if !kind.is_some_and(|k| k.trim().eq_ignore_ascii_case("delta")) {
+        if let Some(v) = commit_interval_ms.or(checkpoint_interval) {
+            return Err(ConfigError::invalid(
+                "DELTA_COMMIT_INTERVAL_MS",
+                &v,
+                "unset unless INGEST_FORMAT=delta (as is INGEST_DELTA_CHECKPOINT_INTERVAL)",
+            ));
+        }
+        return Ok(None);
+    }
+    let ms = positive(
+        "DELTA_COMMIT_INTERVAL_MS",
+        commit_interval_ms,
+        DELTA_COMMIT_INTERVAL_MS,
+    )?;
+    let checkpoint_interval = positive(
+        "DELTA_CHECKPOINT_INTERVAL",
+        checkpoint_interval,
+        DELTA_CHECKPOINT_INTERVAL,
+    )?;
+    Ok(Some(DeltaSettings {
+        commit_interval: Duration::from_millis(ms),
+        checkpoint_interval,
+    }))
+}
+
+/// Parses `INGEST_FORMAT` and, for Parquet (and Delta, whose files are Parquet), its settings.
 pub(super) fn format(
     kind: Option<String>,
     compression: Option<String>,
@@ -117,7 +166,12 @@ pub(super) fn format(
     let kind = choice(
         "FORMAT",
         kind,
-        &[("ndjson", Kind::Ndjson), ("parquet", Kind::Parquet)],
+        &[
+            ("ndjson", Kind::Ndjson),
+            ("parquet", Kind::Parquet),
+            // Parquet files, added to a Delta table ([`DeltaSettings`]).
+            ("delta", Kind::Parquet),
+        ],
         Kind::Ndjson,
     )?;
     if let Kind::Ndjson = kind {
@@ -157,6 +211,28 @@ mod tests {
 
     fn s(v: &str) -> Option<String> {
         Some(v.into())
+    }
+
+    #[test]
+    fn delta_is_parquet_files_with_a_commit_interval_and_checkpoints() {
+        assert_eq!(
+            format(s("delta"), None, None, None, (None, None)),
+            format(s("parquet"), None, None, None, (None, None))
+        );
+        let d = delta(Some("Delta"), None, None).unwrap().unwrap();
+        assert_eq!(d.commit_interval, Duration::from_secs(10));
+        assert_eq!(d.checkpoint_interval, 100);
+        let d = delta(Some("delta"), s("2000"), s("10")).unwrap().unwrap();
+        assert_eq!(
+            (d.commit_interval.as_millis(), d.checkpoint_interval),
+            (2000, 10)
+        );
+        assert_eq!(delta(Some("parquet"), None, None), Ok(None));
+        let e = delta(Some("parquet"), s("2000"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unless INGEST_FORMAT=delta"), "{e}");
+        assert!(delta(Some("delta"), s("0"), None).is_err());
     }
 
     #[test]

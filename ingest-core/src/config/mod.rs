@@ -34,7 +34,7 @@ pub use encoding::{Compression, Envelope, InvalidRecordPolicy};
 pub use env::RawEnv;
 use eventhubs::EventHubsConfig;
 pub use flush::FlushPolicy;
-pub use format::{Format, ParquetCompression, ParquetSettings};
+pub use format::{DeltaSettings, Format, ParquetCompression, ParquetSettings};
 pub use kafka::{validate_topic, KafkaConfig, Property};
 pub use layout::{Layout, PathTemplate};
 pub use ops::{Fault, LogFormat};
@@ -93,8 +93,10 @@ pub struct Config {
     pub envelope: Envelope,
     /// `INGEST_COMPRESSION`, `INGEST_COMPRESSION_LEVEL`: NDJSON data files and dead letters.
     pub compression: Compression,
-    /// `INGEST_FORMAT` and the `INGEST_PARQUET_*` settings.
+    /// `INGEST_FORMAT` and the `INGEST_PARQUET_*` settings (`delta`: Parquet).
     pub format: Format,
+    /// `INGEST_FORMAT=delta` and the `INGEST_DELTA_*` settings: the files added to a Delta table.
+    pub delta: Option<DeltaSettings>,
     /// `INGEST_VALUE_FORMAT` and the `INGEST_SCHEMA_REGISTRY_*` settings: `None` for JSON values.
     pub registry: Option<RegistryConfig>,
     /// `INGEST_INVALID_RECORD_POLICY`.

@@ -124,7 +124,19 @@ pub const SETTINGS: &[Setting] = &[
         name: "INGEST_FORMAT",
         default: "`ndjson`",
         secret: false,
-        meaning: "`ndjson` or `parquet` (see [Parquet](what-lands-where.md#parquet)).",
+        meaning: "`ndjson`, `parquet` (see [Parquet](what-lands-where.md#parquet)) or `delta`: Parquet files added to a Delta table at `<root>/<topic>/` (see [Delta Lake tables](delta.md)).",
+    },
+    Setting {
+        name: "INGEST_DELTA_COMMIT_INTERVAL_MS",
+        default: "`10000`",
+        secret: false,
+        meaning: "With `INGEST_FORMAT=delta`: the files every partition landed meanwhile go into one commit of the table this often (each partition's transaction identifier at its last landed offset). Fewer, larger commits keep the log small; readers see a file this much later than it landed.",
+    },
+    Setting {
+        name: "INGEST_DELTA_CHECKPOINT_INTERVAL",
+        default: "`100`",
+        secret: false,
+        meaning: "With `INGEST_FORMAT=delta`: a checkpoint every this many commits, so readers (and the service's own start) read one checkpoint and the commits after it, not the whole log.",
     },
     Setting {
         name: "INGEST_PARQUET_COMPRESSION",

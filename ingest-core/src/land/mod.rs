@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod schemas;
 pub mod search;
 pub mod start;
+pub mod table;
 
 pub use encoding::encoders;
 pub use flush::{Flusher, Outcome};

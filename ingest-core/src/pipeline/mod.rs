@@ -19,6 +19,7 @@ mod intake;
 mod memory;
 mod rebalance;
 mod start;
+mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -209,8 +210,10 @@ impl Pipeline {
             decoded_key: Vec::new(),
             kept_at: None,
             keeping: None,
+            tabling: None,
             health: Arc::clone(&health),
         };
+        lp.tabling = table::tabling(&lp.config, &lp.flusher)?;
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -251,6 +254,7 @@ impl Pipeline {
                     lp.health.update(|f| f.heartbeat_ms = now_ms());
                     lp.check_completions(Instant::now())?;
                     lp.keep_commits(Instant::now());
+                    lp.commit_table(Instant::now());
                     attention = false;
                 }
                 _ = tokio::time::sleep_until(tick_at.map_or(far, tokio::time::Instant::from_std)), if tick_at.is_some() => lp.tick(),
@@ -262,6 +266,7 @@ impl Pipeline {
                 attention = lp.take_burst(first, &mut receiver)?;
             }
         }
+        lp.last_table_commit().await;
         let landed = self.progress.borrow().clone();
         tracing::info!(
             files = landed.files,
@@ -361,6 +366,8 @@ struct Loop {
     /// ([`Loop::keep_commits`]).
     kept_at: Option<Instant>,
     keeping: Option<tokio::task::JoinHandle<()>>,
+    /// `INGEST_FORMAT=delta`: the table and its commits ([`table`]).
+    tabling: Option<table::Tabling>,
 }
 
 /// Waits between start-up attempts on a store or broker that cannot be reached yet: backoff

@@ -296,6 +296,15 @@ impl Storage {
         }
     }
 
+    /// An object's size (`None`: not there).
+    pub async fn size(&self, path: &str) -> Result<Option<u64>, StorageError> {
+        match self.store.head(&key(path)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("check", path, e)),
+        }
+    }
+
     /// Whether an object exists.
     pub async fn exists(&self, path: &str) -> Result<bool, StorageError> {
         match self.store.head(&key(path)).await {

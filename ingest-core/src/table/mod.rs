@@ -12,8 +12,7 @@
 //! table lacks are added in the commit that adds the first file with them (nullable, at any
 //! depth); types never change.
 //!
-//! Not yet wired into the pipeline (`INGEST_FORMAT=delta` does not exist yet): see
-//! ARCHITECTURE.md and the closing notes of issue 37.
+//! The service follows each partition's claim chain into the table ([`crate::land::table`]).
 
 pub mod schema;
 mod sorted;
@@ -48,9 +47,10 @@ pub struct Landed {
     pub last_offset: i64,
     pub size: u64,
     pub modified_ms: i64,
-    pub records: u64,
-    /// The Hive partition columns' values, by column.
-    pub partition_values: BTreeMap<String, String>,
+    /// Its records, when known (the table's statistics then say so).
+    pub records: Option<u64>,
+    /// The Hive partition columns' values, by column (`None`: null).
+    pub partition_values: BTreeMap<String, Option<String>>,
 }
 
 /// What a commit did.
@@ -239,7 +239,13 @@ impl Table {
                 let values: HashMap<String, Scalar> = f
                     .partition_values
                     .iter()
-                    .map(|(k, v)| (k.clone(), Scalar::String(v.clone())))
+                    .map(|(k, v)| {
+                        let value = match v {
+                            Some(v) => Scalar::String(v.clone()),
+                            None => Scalar::Null(delta_kernel::schema::DataType::STRING),
+                        };
+                        (k.clone(), value)
+                    })
                     .collect();
                 let context = state
                     .write_context_builder()
@@ -257,7 +263,7 @@ impl Table {
                     last_modified: f.modified_ms,
                     size: f.size,
                 };
-                let stats = num_records(f.records)?;
+                let stats = statistics(f.records)?;
                 let add = build_add_file_metadata(DataFileMetadata::new(meta, stats), &context)
                     .map_err(|e| e.to_string())?;
                 txn.add_files(add);
@@ -304,9 +310,12 @@ impl Table {
 /// What the service says it is in the log's commit information.
 const ENGINE: &str = concat!("ingest/", env!("CARGO_PKG_VERSION"));
 
-/// A file's statistics: its record count.
-fn num_records(records: u64) -> Result<StructArray, String> {
-    let n = i64::try_from(records).map_err(|e| e.to_string())?;
+/// A file's statistics: its record count, when known.
+fn statistics(records: Option<u64>) -> Result<StructArray, String> {
+    let n = records
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let fields = vec![Field::new("numRecords", ArrowType::Int64, true)];
     StructArray::try_new(
         fields.into(),

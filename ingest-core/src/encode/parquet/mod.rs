@@ -247,6 +247,15 @@ fn two_passes<'a, I: Iterator<Item = StoredRecord<'a>>>(
     file.finish(rejects, filtered)
 }
 
+/// The Arrow schema of a file with `columns` (a running schema's) under `envelope`: the
+/// coordinates, the columns, `_rescued_data`.
+pub fn file_schema(
+    envelope: crate::config::Envelope,
+    columns: &Columns,
+) -> arrow_schema::SchemaRef {
+    file::schema(envelope, &columns.typed())
+}
+
 fn caps(settings: &ParquetSettings) -> shape::Caps {
     shape::Caps {
         columns: settings.max_columns,
