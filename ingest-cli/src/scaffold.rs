@@ -29,6 +29,8 @@ pub enum Source {
 pub enum FileFormat {
     Ndjson,
     Parquet,
+    /// Parquet files added to a Delta table at `<root>/<topic>/`.
+    Delta,
 }
 
 #[derive(clap::Args, Debug)]
@@ -47,8 +49,8 @@ pub struct NewServiceArgs {
     /// s3://CHANGE-ME/landing, or az://CHANGE-ME/landing for eventhubs-native].
     #[arg(long)]
     pub storage_url: Option<String>,
-    /// The data files' format (INGEST_FORMAT): NDJSON (gzip) or Parquet (zstd, with a running
-    /// schema and `_rescued_data`).
+    /// The data files' format (INGEST_FORMAT): NDJSON (gzip), Parquet (zstd, with a running
+    /// schema and `_rescued_data`) or Delta (those Parquet files added to a Delta table).
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: FileFormat,
     /// Directory holding the services (a workspace's `services/`).
@@ -169,6 +171,7 @@ pub fn render_service(args: &NewServiceArgs, names: &Names) -> Result<Vec<(Strin
             quoted(match args.format {
                 FileFormat::Ndjson => "ndjson",
                 FileFormat::Parquet => "parquet",
+                FileFormat::Delta => "delta",
             }),
         ),
     ]

@@ -234,6 +234,31 @@ fn autoloader_prints_the_stream_for_the_service() {
 }
 
 #[test]
+fn a_delta_service_renders_its_format_validates_and_prints_its_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "new-service",
+        "events",
+        "--storage-url",
+        "s3://lake/raw",
+        "--format",
+        "delta",
+    ];
+    assert!(cli(tmp.path(), &args).status.success());
+    let values = std::fs::read_to_string(tmp.path().join("services/events/values.yaml")).unwrap();
+    assert!(values.contains(r#"INGEST_FORMAT: "delta""#), "{values}");
+    let validate = cli(tmp.path(), &["validate", "events"]);
+    assert!(validate.status.success(), "{}", text(&validate.stderr));
+    let out = cli(tmp.path(), &["autoloader", "events"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("USING DELTA LOCATION 's3://lake/raw/events/'") && !s.contains("cloudFiles"),
+        "{s}"
+    );
+}
+
+#[test]
 fn a_parquet_service_renders_its_format_validates_and_prints_the_parquet_stream() {
     let tmp = tempfile::tempdir().unwrap();
     let args = [
