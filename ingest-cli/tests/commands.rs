@@ -233,8 +233,9 @@ fn autoloader_prints_the_stream_for_the_service() {
     }
 }
 
-#[test]
-fn a_delta_service_renders_its_format_validates_and_prints_its_table() {
+/// Renders service `events` with `--format <format>` on S3, checks its values name the format
+/// and that `validate` takes it; what `autoloader` prints for it.
+fn rendered_with_format(format: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let args = [
         "new-service",
@@ -242,16 +243,24 @@ fn a_delta_service_renders_its_format_validates_and_prints_its_table() {
         "--storage-url",
         "s3://lake/raw",
         "--format",
-        "delta",
+        format,
     ];
     assert!(cli(tmp.path(), &args).status.success());
     let values = std::fs::read_to_string(tmp.path().join("services/events/values.yaml")).unwrap();
-    assert!(values.contains(r#"INGEST_FORMAT: "delta""#), "{values}");
+    assert!(
+        values.contains(&format!(r#"INGEST_FORMAT: "{format}""#)),
+        "{values}"
+    );
     let validate = cli(tmp.path(), &["validate", "events"]);
     assert!(validate.status.success(), "{}", text(&validate.stderr));
     let out = cli(tmp.path(), &["autoloader", "events"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let s = text(&out.stdout);
+    text(&out.stdout)
+}
+
+#[test]
+fn a_delta_service_renders_its_format_validates_and_prints_its_table() {
+    let s = rendered_with_format("delta");
     assert!(
         s.contains("USING DELTA LOCATION 's3://lake/raw/events/'") && !s.contains("cloudFiles"),
         "{s}"
@@ -260,23 +269,7 @@ fn a_delta_service_renders_its_format_validates_and_prints_its_table() {
 
 #[test]
 fn a_parquet_service_renders_its_format_validates_and_prints_the_parquet_stream() {
-    let tmp = tempfile::tempdir().unwrap();
-    let args = [
-        "new-service",
-        "events",
-        "--storage-url",
-        "s3://lake/raw",
-        "--format",
-        "parquet",
-    ];
-    assert!(cli(tmp.path(), &args).status.success());
-    let values = std::fs::read_to_string(tmp.path().join("services/events/values.yaml")).unwrap();
-    assert!(values.contains(r#"INGEST_FORMAT: "parquet""#), "{values}");
-    let validate = cli(tmp.path(), &["validate", "events"]);
-    assert!(validate.status.success(), "{}", text(&validate.stderr));
-    let out = cli(tmp.path(), &["autoloader", "events"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let s = text(&out.stdout);
+    let s = rendered_with_format("parquet");
     for expected in [
         r#".option("cloudFiles.format", "parquet")"#,
         r#".option("cloudFiles.schemaEvolutionMode", "addNewColumns")"#,
