@@ -59,6 +59,7 @@ fn options(envelope: Envelope, compression: Compression, format: Format) -> Enco
         transform: None,
         format,
         registry: None,
+        table_columns: None,
     }
 }
 

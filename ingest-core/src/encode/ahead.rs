@@ -195,6 +195,7 @@ mod tests {
             transform: None,
             format: crate::config::Format::Ndjson,
             registry: None,
+            table_columns: None,
         }
     }
 

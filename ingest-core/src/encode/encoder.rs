@@ -30,6 +30,10 @@ pub struct EncodeOptions {
     /// The schema registry values were decoded through (`INGEST_VALUE_FORMAT`): it says why
     /// a value did not decode.
     pub registry: Option<std::sync::Arc<crate::registry::Registry>>,
+    /// `INGEST_FORMAT=delta`: the table's partition columns. A record field Delta would refuse
+    /// as a column (a partition column's name, a name differing from another only in case, one
+    /// with a character Delta refuses) is kept in `_rescued_data` instead.
+    pub table_columns: Option<std::sync::Arc<[String]>>,
 }
 
 impl EncodeOptions {

@@ -187,6 +187,7 @@ mod tests {
             })),
             format: crate::config::Format::Ndjson,
             registry: None,
+            table_columns: None,
         };
         encode(&batch, 0, &opts).unwrap()
     }

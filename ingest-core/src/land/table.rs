@@ -112,6 +112,7 @@ impl Flusher {
             files.extend(self.chain_files(partition, held, through).await?);
         }
         if files.is_empty() {
+            self.progress.send_modify(|p| p.table_rounds += 1);
             return Ok(());
         }
         let schema = self.table_schema().await?;
@@ -133,6 +134,10 @@ impl Flusher {
                 delta.set_held(f.partition, Some(f.last_offset));
             }
         }
+        self.progress.send_modify(|p| {
+            p.table_rounds += 1;
+            p.table_files += committed.added as u64;
+        });
         metrics::counter!("ingest_delta_commits_total").increment(1);
         metrics::counter!("ingest_delta_files_added_total").increment(committed.added as u64);
         tracing::info!(

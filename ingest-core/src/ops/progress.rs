@@ -28,6 +28,10 @@ pub struct Progress {
     pub chain_listings: u64,
     /// Claim reads and existence checks made to find where partitions start.
     pub chain_reads: u64,
+    /// `INGEST_FORMAT=delta`: rounds of the table's commits done (whether or not they added
+    /// anything), and files added.
+    pub table_rounds: u64,
+    pub table_files: u64,
     /// Offsets that left the log before they landed (retention), counted when a partition
     /// starts ([`crate::land::start`]).
     pub offsets_gone: u64,

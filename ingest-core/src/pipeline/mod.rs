@@ -179,6 +179,7 @@ impl Pipeline {
                 transform: self.transform,
                 format: config.format,
                 registry: registry.clone(),
+                table_columns: config.delta.map(|_| config.layout.columns().into()),
             },
             fault: config.fault,
             uploads: AtomicU64::new(0),

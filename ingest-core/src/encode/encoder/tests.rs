@@ -19,6 +19,7 @@ fn opts(
         transform: None,
         format: crate::config::Format::Ndjson,
         registry: None,
+        table_columns: None,
     }
 }
 

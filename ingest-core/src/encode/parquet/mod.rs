@@ -132,8 +132,12 @@ fn encode_declared<'a, I: Iterator<Item = StoredRecord<'a>>>(
     running: &Columns,
     declared: Option<&Columns>,
 ) -> Result<Encoded, InvalidRecord> {
-    // The running schema's columns, fixed, and those the registry declares.
+    // The running schema's columns, fixed, and those the registry declares; under Delta, only
+    // names the table takes.
     let mut base = Columns::from_running(running, caps(settings));
+    if let Some(partition) = &opts.table_columns {
+        base.names = shape::Names::table(partition.clone());
+    }
     if let Some(declared) = declared {
         base.declare(declared, &RESERVED);
     }
@@ -154,7 +158,8 @@ fn one_pass<'a>(
     settings: &ParquetSettings,
     running: &Columns,
 ) -> Result<Option<Encoded>, InvalidRecord> {
-    let columns = Columns::from_running(running, caps(settings)).typed();
+    let mut columns = Columns::from_running(running, caps(settings)).typed();
+    columns.names = running.names.clone();
     let mut records = records.peekable();
     let first = records.peek().map_or(0, |r| r.offset());
     let mut file = File::new(opts, settings, columns, partition, first)?;

@@ -19,7 +19,7 @@ mod learn;
 pub(super) use learn::{object, over_cap};
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -171,8 +171,63 @@ pub struct Columns {
     /// What the columns may grow to.
     #[serde(skip)]
     pub caps: Caps,
+    /// Which names may be columns.
+    #[serde(skip)]
+    pub names: Names,
     #[serde(skip)]
     derived: Derived,
+}
+
+/// Which names may be columns: any (Parquet files), or those a Delta table takes without column
+/// mapping (`INGEST_FORMAT=delta`; the table's partition columns): no name with a character
+/// Delta refuses (` ,;{}()=`, tab, newline), none differing from a sibling only in case, and at
+/// the top level none of the partition columns. A field refused a column is rescued.
+#[derive(Debug, Clone, Default)]
+pub struct Names(Option<Arc<[String]>>);
+
+impl PartialEq for Names {
+    fn eq(&self, _: &Names) -> bool {
+        true
+    }
+}
+
+impl Eq for Names {}
+
+impl Names {
+    /// The names a Delta table with `partition_columns` takes.
+    pub fn table(partition_columns: Arc<[String]>) -> Names {
+        Names(Some(partition_columns))
+    }
+
+    /// Whether `name` may be a new field beside `siblings` (`top`: a column, beside the
+    /// partition columns too). A refusal is counted.
+    pub(super) fn allows(&self, name: &str, siblings: &[(String, Shape)], top: bool) -> bool {
+        let Some(partition) = &self.0 else {
+            return true;
+        };
+        let refused = name.bytes().any(|b| b" ,;{}()\n\t=".contains(&b))
+            || siblings.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            || (top && partition.iter().any(|p| p.eq_ignore_ascii_case(name)));
+        if refused {
+            metrics::counter!("ingest_delta_names_rescued_total").increment(1);
+        }
+        !refused
+    }
+
+    /// Whether every field name nested in `shape` may be one.
+    pub(super) fn allows_shape(&self, shape: &Shape) -> bool {
+        if self.0.is_none() {
+            return true;
+        }
+        match shape {
+            Shape::List(s) | Shape::Map(s) => self.allows_shape(s),
+            Shape::Struct(fields) => fields
+                .iter()
+                .enumerate()
+                .all(|(i, (n, s))| self.allows(n, &fields[..i], false) && self.allows_shape(s)),
+            _ => true,
+        }
+    }
 }
 
 /// Schemas with at least this many columns find a field by a hash of its name, not a scan.
@@ -202,6 +257,7 @@ impl Columns {
             fields: running.fields.clone(),
             fixed: running.fields.len(),
             caps,
+            names: Names::default(),
             derived: Derived::default(),
         }
     }
@@ -212,6 +268,7 @@ impl Columns {
             fields,
             fixed: 0,
             caps,
+            names: Names::default(),
             derived: Derived::default(),
         }
     }
@@ -278,6 +335,7 @@ impl Columns {
                 .collect(),
             fixed: 0,
             caps: self.caps,
+            names: Names::default(),
             derived: Derived::default(),
         }
     }
@@ -308,7 +366,9 @@ impl Columns {
                 continue;
             }
             let Some(&i) = at.get(name) else {
-                if self.room_for(shape.size()) && shape.widest() <= self.caps.columns {
+                let named =
+                    self.names.allows(name, &self.fields, true) && self.names.allows_shape(shape);
+                if named && self.room_for(shape.size()) && shape.widest() <= self.caps.columns {
                     at.insert(name.clone(), self.fields.len());
                     self.push(name.clone(), shape.clone());
                     if fixed {

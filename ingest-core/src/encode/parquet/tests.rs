@@ -22,6 +22,7 @@ fn opts(envelope: Envelope, invalid: InvalidRecordPolicy) -> EncodeOptions {
         transform: None,
         format: crate::config::Format::Parquet(SETTINGS),
         registry: None,
+        table_columns: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! that grows its column (a new nested field, an integer column meeting a double) is walked
 //! again to grow it.
 
-use super::{find, Columns, Shape};
+use super::{find, Columns, Names, Shape};
 use crate::encode::parquet::walk::{self, Kind, Step};
 
 /// What a batch's learning may still add to a schema: `left` fields in all, and each struct
@@ -12,9 +12,26 @@ use crate::encode::parquet::walk::{self, Kind, Step};
 pub(in crate::encode::parquet) struct Room {
     pub left: usize,
     pub width: usize,
+    /// Which names may be fields.
+    pub names: Names,
 }
 
 impl Room {
+    /// Takes room for `shape` as a new field named `name` beside `siblings` (a struct's; the
+    /// top level's with `top`), or says no: a name that may not be a field, or a field over
+    /// the caps (counted); its value is then rescued.
+    fn take_named(
+        &mut self,
+        name: &str,
+        shape: &Shape,
+        siblings: &[(String, Shape)],
+        top: bool,
+    ) -> bool {
+        self.names.allows(name, siblings, top)
+            && self.names.allows_shape(shape)
+            && self.take(shape, siblings.len())
+    }
+
     /// Takes room for `shape` as a new field beside `siblings` others, or counts it over the
     /// caps (its value is then rescued) and says no.
     fn take(&mut self, shape: &Shape, siblings: usize) -> bool {
@@ -208,7 +225,7 @@ impl Shape {
             (Shape::Unknown, _) => {
                 let (shape, end) = Shape::of(v, i);
                 let shape = shape.unwrap_or(Shape::Unknown);
-                if room.take(&shape, 0) {
+                if room.names.allows_shape(&shape) && room.take(&shape, 0) {
                     *self = shape;
                 }
                 end
@@ -220,7 +237,7 @@ impl Shape {
             (Shape::List(elem), (Kind::Array, _)) if **elem == Shape::Unknown => {
                 let (shape, end) = Shape::of(v, i);
                 let shape = shape.unwrap_or(Shape::List(Box::new(Shape::Unknown)));
-                if room.take(&shape, 0) {
+                if room.names.allows_shape(&shape) && room.take(&shape, 0) {
                     *self = shape;
                 }
                 end
@@ -248,8 +265,9 @@ impl Shape {
                         None => {
                             let (shape, end) = Shape::of(v, m.value);
                             let shape = shape.unwrap_or(Shape::Unknown);
-                            if room.take(&shape, fields.len()) {
-                                fields.push((m.key().into_owned(), shape));
+                            let name = m.key();
+                            if room.take_named(&name, &shape, fields, false) {
+                                fields.push((name.into_owned(), shape));
                             }
                             end
                         }
@@ -287,6 +305,7 @@ impl Columns {
                                 let mut room = Room {
                                     left,
                                     width: caps.columns,
+                                    names: self.names.clone(),
                                 };
                                 let end = self.fields[at].1.absorb(v, m.value, &mut room);
                                 self.grew(left - room.left);
@@ -301,9 +320,11 @@ impl Columns {
                             let mut room = Room {
                                 left: caps.fields.saturating_sub(self.size()),
                                 width: caps.columns,
+                                names: self.names.clone(),
                             };
-                            if room.take(&shape, self.fields.len()) {
-                                self.push(m.key().into_owned(), shape);
+                            let name = m.key();
+                            if room.take_named(&name, &shape, &self.fields, true) {
+                                self.push(name.into_owned(), shape);
                             }
                         }
                         end
@@ -329,7 +350,11 @@ impl Columns {
                         self.fields[at].1.grows_with(v, m.value, self.caps.columns)
                             && self.size() < self.caps.fields
                     }
-                    None => Shape::makes_column(v, m.value) && self.room_for(1),
+                    None => {
+                        Shape::makes_column(v, m.value)
+                            && self.room_for(1)
+                            && self.names.allows(&m.key(), &self.fields, true)
+                    }
                 };
                 if grows {
                     return true;

@@ -201,6 +201,7 @@ fn growing_in_place_agrees_with_merging_shapes() {
                         let mut room = super::learn::Room {
                             left: usize::MAX,
                             width: usize::MAX,
+                            names: super::Names::default(),
                         };
                         assert_eq!(got.absorb(&bytes, 0, &mut room), bytes.len());
                     }

@@ -137,3 +137,44 @@ fn a_declared_integer_column_stays_one_and_a_value_past_it_is_rescued_exactly() 
     assert_eq!(rescued.value(1), r#"{"n":9223372036854775808}"#);
     assert_eq!(rescued.value(2), r#"{"n":1.5}"#);
 }
+
+#[test]
+fn under_delta_names_a_table_refuses_are_rescued_not_columns() {
+    let mut o = opts(Envelope::Metadata, InvalidRecordPolicy::DeadLetter);
+    o.table_columns = Some(vec!["dt".to_string(), "hour".to_string()].into());
+    let b = batch(&[
+        r#"{"ok":1,"dt":"x","a b":1,"nested":{"c,d":1,"e":2},"OK":2,"fine":{"e":1,"E":2},"list":[{"x=y":1}]}"#,
+        r#"{"ok":2,"HOUR":3,"later":{"f":1}}"#,
+    ]);
+    let encoded =
+        encode_declared(|| b.records(), 0, &o, &SETTINGS, &Columns::default(), None).unwrap();
+    let rows = read(encoded.data);
+    let schema = rows.schema();
+    let value_columns: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| !n.starts_with('_'))
+        .collect();
+    assert_eq!(value_columns, ["ok", "later"]);
+    let rescued = rows.column_by_name(RESCUED).unwrap().as_string::<i32>();
+    let first: serde_json::Value = serde_json::from_str(rescued.value(0)).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"dt":"x","a b":1,"nested":{"c,d":1,"e":2},"OK":2,
+            "fine":{"e":1,"E":2},"list":[{"x=y":1}]})
+    );
+    assert_eq!(rescued.value(1), r#"{"HOUR":3}"#);
+    // The same records as plain Parquet keep every field a column (but the case twin).
+    let plain = opts(Envelope::Metadata, InvalidRecordPolicy::DeadLetter);
+    let encoded = encode_declared(
+        || b.records(),
+        0,
+        &plain,
+        &SETTINGS,
+        &Columns::default(),
+        None,
+    )
+    .unwrap();
+    assert!(read(encoded.data).schema().field_with_name("dt").is_ok());
+}
