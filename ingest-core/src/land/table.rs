@@ -64,28 +64,11 @@ pub fn partition_values(relative: &str) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-/// `%XX` sequences as the bytes they stand for (text that is not UTF-8 after it is kept).
+/// `%XX` sequences as the bytes they stand for (a value that is not UTF-8 after it is kept).
 fn unescape(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| value.to_string())
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map_or_else(|_| value.to_string(), |v| v.into_owned())
 }
 
 impl Flusher {
@@ -93,19 +76,24 @@ impl Flusher {
     /// the claims past what the table holds, added in one commit. An error leaves everything
     /// for the next round.
     pub async fn commit_table(&self, delta: &Delta, landed: Vec<(i32, i64)>) -> Result<(), String> {
+        // What the table holds of partitions not seen yet, from one snapshot.
+        let unknown: Vec<i32> = landed
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| delta.held(*p).is_none())
+            .collect();
+        if !unknown.is_empty() {
+            let table = Arc::clone(&delta.table);
+            let held = tokio::task::spawn_blocking(move || table.landed_through(&unknown))
+                .await
+                .map_err(|e| e.to_string())??;
+            for (p, h) in held {
+                delta.set_held(p, h);
+            }
+        }
         let mut files: Vec<Landed> = Vec::new();
         for (partition, through) in landed {
-            let held = match delta.held(partition) {
-                Some(held) => held,
-                None => {
-                    let (table, p) = (Arc::clone(&delta.table), partition);
-                    let held = tokio::task::spawn_blocking(move || table.landed_through(p))
-                        .await
-                        .map_err(|e| e.to_string())??;
-                    delta.set_held(partition, held);
-                    held
-                }
-            };
+            let held = delta.held(partition).flatten();
             if held.is_some_and(|h| h >= through) {
                 continue;
             }

@@ -5,14 +5,13 @@
 //! on `/readyz`), never taken for an answer; a refusal is returned to stop the service; an id
 //! the registry does not know makes its records invalid, naming it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::client::{FetchError, Fetched};
-use std::sync::atomic::AtomicBool;
-
 use super::{avro, protobuf, Entry, Kept, Refused, Registry, SchemaKey, MAX_SCHEMAS};
 use crate::config::ValueFormat;
 use crate::ops::health::Health;

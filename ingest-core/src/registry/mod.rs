@@ -40,12 +40,12 @@ enum Entry {
 }
 
 impl Entry {
-    /// The format a schema of this kind is decoded as, and its name in the registry.
-    fn kind(&self) -> Option<(ValueFormat, &'static str)> {
+    /// The format a schema of this kind is decoded as.
+    fn kind(&self) -> Option<ValueFormat> {
         match self {
-            Entry::Avro(_) => Some((ValueFormat::Avro, "AVRO")),
-            Entry::Protobuf(_) => Some((ValueFormat::Protobuf, "PROTOBUF")),
-            Entry::Json => Some((ValueFormat::JsonSchema, "JSON")),
+            Entry::Avro(_) => Some(ValueFormat::Avro),
+            Entry::Protobuf(_) => Some(ValueFormat::Protobuf),
+            Entry::Json => Some(ValueFormat::JsonSchema),
             Entry::Invalid(_) => None,
         }
     }
@@ -246,8 +246,9 @@ impl Registry {
         };
         let limit = self.max_json_bytes;
         let decoded = match (&kept.entry, kept.entry.kind()) {
-            (_, Some((kind, name))) if kind != expected => Err(format!(
-                "a {name} schema, but {setting} expects {}",
+            (_, Some(kind)) if kind != expected => Err(format!(
+                "a {} schema, but {setting} expects {}",
+                kind_name(kind),
                 kind_name(expected)
             )),
             (Entry::Avro(schema), _) => avro::to_json(schema, payload, out, limit)
@@ -314,8 +315,9 @@ impl Registry {
         }
         let mut declared = self.declared.lock().unwrap_or_else(|e| e.into_inner());
         let mut grown = Columns::clone(&declared);
-        grown.declare(&Columns::new(fields.to_vec(), DECLARED_CAPS), &[]);
-        *declared = Arc::new(grown);
+        if grown.declare(&Columns::new(fields.to_vec(), DECLARED_CAPS), &[]) {
+            *declared = Arc::new(grown);
+        }
     }
 
     /// Keeps why the record at `offset` of `partition` is invalid, for its dead letter.

@@ -24,6 +24,7 @@ use arrow_array::{Int64Array, StructArray};
 use arrow_schema::{DataType as ArrowType, Field, Schema as ArrowSchema};
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::expressions::Scalar;
+use delta_kernel::schema::{DataType, StructType};
 use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
 use delta_kernel::{FileMeta, Snapshot, SnapshotRef};
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
@@ -142,27 +143,39 @@ impl Table {
         found.map_err(|e| e.to_string())
     }
 
-    /// The last offset of `partition` whose file the table holds (`None`: none of its files).
-    pub fn landed_through(&self, partition: i32) -> Result<Option<i64>, String> {
-        let Some(snapshot) = self.snapshot()? else {
-            return Ok(None);
-        };
-        snapshot
-            .get_app_id_version(&self.app_id(partition), &self.engine)
-            .map_err(|e| e.to_string())
+    /// For each of `partitions`, the last offset whose file the table holds (`None`: none of
+    /// its files), read from one snapshot of the table.
+    pub fn landed_through(&self, partitions: &[i32]) -> Result<HashMap<i32, Option<i64>>, String> {
+        match self.snapshot()? {
+            Some(snapshot) => self.held(&snapshot, partitions),
+            None => Ok(partitions.iter().map(|p| (*p, None)).collect()),
+        }
+    }
+
+    /// What `snapshot` holds of each of `partitions` (its transaction identifiers' versions).
+    fn held(
+        &self,
+        snapshot: &SnapshotRef,
+        partitions: &[i32],
+    ) -> Result<HashMap<i32, Option<i64>>, String> {
+        let mut held = HashMap::new();
+        for p in partitions {
+            if let std::collections::hash_map::Entry::Vacant(e) = held.entry(*p) {
+                let v = snapshot
+                    .get_app_id_version(&self.app_id(*p), &self.engine)
+                    .map_err(|e| e.to_string())?;
+                e.insert(v);
+            }
+        }
+        Ok(held)
     }
 
     /// Creates the table (its first commit, create-only: another replica's first commit
-    /// stands instead) with `file_schema`'s columns and `partition_columns`.
-    fn create(
-        &self,
-        file_schema: &ArrowSchema,
-        partition_columns: &[String],
-    ) -> Result<(), String> {
-        let wanted = schema::wanted(file_schema, partition_columns)?;
+    /// stands instead) with the `wanted` schema and `partition_columns`.
+    fn create(&self, wanted: &StructType, partition_columns: &[String]) -> Result<(), String> {
         let now = crate::clock::now_ms();
         let id = schema::table_id(&format!("{}/{}/{now}", self.topic, self.group));
-        let text = schema::first_commit(&wanted, partition_columns, &id, now, ENGINE)?;
+        let text = schema::first_commit(wanted, partition_columns, &id, now, ENGINE)?;
         let path = Path::from(format!("{}/_delta_log/{:020}.json", self.topic, 0));
         let store = Arc::clone(&self.store);
         let put = block(async move {
@@ -187,19 +200,11 @@ impl Table {
         let wanted = schema::wanted(file_schema, partition_columns)?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(snapshot) = self.snapshot()? else {
-                self.create(file_schema, partition_columns)?;
+                self.create(&wanted, partition_columns)?;
                 continue;
             };
-            // Per partition, what the table holds.
-            let mut through: HashMap<i32, Option<i64>> = HashMap::new();
-            for f in files {
-                if let std::collections::hash_map::Entry::Vacant(e) = through.entry(f.partition) {
-                    let v = snapshot
-                        .get_app_id_version(&self.app_id(f.partition), &self.engine)
-                        .map_err(|e| e.to_string())?;
-                    e.insert(v);
-                }
-            }
+            let partitions: Vec<i32> = files.iter().map(|f| f.partition).collect();
+            let through = self.held(&snapshot, &partitions)?;
             let new: Vec<&Landed> = files
                 .iter()
                 .filter(|f| through[&f.partition].is_none_or(|v| f.last_offset > v))
@@ -242,7 +247,7 @@ impl Table {
                     .map(|(k, v)| {
                         let value = match v {
                             Some(v) => Scalar::String(v.clone()),
-                            None => Scalar::Null(delta_kernel::schema::DataType::STRING),
+                            None => Scalar::Null(DataType::STRING),
                         };
                         (k.clone(), value)
                     })

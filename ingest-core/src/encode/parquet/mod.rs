@@ -138,10 +138,8 @@ fn encode_declared<'a, I: Iterator<Item = StoredRecord<'a>>>(
     if let Some(partition) = &opts.table_columns {
         base.names = shape::Names::table(partition.clone());
     }
-    if let Some(declared) = declared {
-        base.declare(declared, &RESERVED);
-    }
-    if !running.fields.is_empty() && !base.adds_to(running) {
+    let declares = declared.is_some_and(|d| base.declare(d, &RESERVED));
+    if !running.fields.is_empty() && !declares {
         if let Some(encoded) = one_pass(batch(), partition, opts, settings, &base)? {
             return Ok(encoded);
         }
@@ -158,8 +156,8 @@ fn one_pass<'a>(
     settings: &ParquetSettings,
     running: &Columns,
 ) -> Result<Option<Encoded>, InvalidRecord> {
-    let mut columns = Columns::from_running(running, caps(settings)).typed();
-    columns.names = running.names.clone();
+    // `running` comes with the settings' caps (and, under Delta, the table's names).
+    let columns = running.typed();
     let mut records = records.peekable();
     let first = records.peek().map_or(0, |r| r.offset());
     let mut file = File::new(opts, settings, columns, partition, first)?;

@@ -299,13 +299,25 @@ impl Columns {
                 return Some(*hint - 1);
             }
         }
-        let index = self.derived.index.get_or_init(|| {
-            let named = self.fields.iter().enumerate();
-            named.map(|(i, (n, _))| (n.clone(), i)).collect()
-        });
-        let at = *index.get(m.key().as_ref())?;
+        let at = *self.index().get(m.key().as_ref())?;
         *hint = at + 1;
         Some(at)
+    }
+
+    /// The index of the field named `name`; by its name's hash in a wide schema.
+    fn position(&self, name: &str) -> Option<usize> {
+        if self.fields.len() < INDEXED_FROM {
+            return self.fields.iter().position(|(n, _)| n == name);
+        }
+        self.index().get(name).copied()
+    }
+
+    /// The fields' positions by name, built on first use.
+    fn index(&self) -> &HashMap<String, usize> {
+        self.derived.index.get_or_init(|| {
+            let named = self.fields.iter().enumerate();
+            named.map(|(i, (n, _))| (n.clone(), i)).collect()
+        })
     }
 
     /// Adds a field of `added` fields in all at the end.
@@ -335,7 +347,7 @@ impl Columns {
                 .collect(),
             fixed: 0,
             caps: self.caps,
-            names: Names::default(),
+            names: self.names.clone(),
             derived: Derived::default(),
         }
     }
@@ -352,40 +364,40 @@ impl Columns {
     /// Names in `reserved` are never columns. Declared types are fixed as the running schema's
     /// are (an integer column does not become a double for a value past an `i64`: that value
     /// is rescued exactly) when these columns are all fixed so far, as they are when declared
-    /// right after [`Columns::from_running`].
-    pub fn declare(&mut self, declared: &Columns, reserved: &[&str]) {
+    /// right after [`Columns::from_running`]. Whether anything was added.
+    pub fn declare(&mut self, declared: &Columns, reserved: &[&str]) -> bool {
         let fixed = self.fixed == self.fields.len();
-        let mut at: HashMap<String, usize> = self
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.clone(), i))
-            .collect();
+        let mut added_any = false;
         for (name, shape) in &declared.fields {
             if reserved.contains(&name.as_str()) {
                 continue;
             }
-            let Some(&i) = at.get(name) else {
+            let Some(i) = self.position(name) else {
                 let named =
                     self.names.allows(name, &self.fields, true) && self.names.allows_shape(shape);
                 if named && self.room_for(shape.size()) && shape.widest() <= self.caps.columns {
-                    at.insert(name.clone(), self.fields.len());
                     self.push(name.clone(), shape.clone());
                     if fixed {
                         self.fixed += 1;
                     }
+                    added_any = true;
                 }
                 continue;
             };
             let Some(grown) = self.fields[i].1.extend(shape) else {
                 continue;
             };
+            if grown == self.fields[i].1 {
+                continue;
+            }
             let added = grown.size().saturating_sub(self.fields[i].1.size());
             if self.size() + added <= self.caps.fields && grown.widest() <= self.caps.columns {
                 self.grew(added);
                 self.fields[i].1 = grown;
+                added_any = true;
             }
         }
+        added_any
     }
 }
 

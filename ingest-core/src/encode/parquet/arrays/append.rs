@@ -1,5 +1,7 @@
 //! Appending one value to its column, which is also the check that it fits.
 
+use arrow_array::builder::NullBufferBuilder;
+
 use super::Column;
 use crate::encode::parquet::shape::{find, Shape};
 use crate::encode::parquet::typed;
@@ -72,29 +74,16 @@ impl Column {
                 Kind::Str,
             ) => {
                 let text = walk::text_bytes(&v[i..end])?;
-                let Some(n) = typed::decimal(&text, *precision, *scale) else {
-                    return Ok((false, end));
-                };
-                values.push(n);
-                nulls.append_non_null();
-                end
+                let read = typed::decimal(&text, *precision, *scale);
+                return Ok(push_read(values, nulls, read, end));
             }
             (Column::Micros(values, nulls, utc), _, Kind::Str) => {
-                let text = walk::text_bytes(&v[i..end])?;
-                let Some(n) = typed::timestamp_micros(&text, *utc) else {
-                    return Ok((false, end));
-                };
-                values.push(n);
-                nulls.append_non_null();
-                end
+                let read = typed::timestamp_micros(&walk::text_bytes(&v[i..end])?, *utc);
+                return Ok(push_read(values, nulls, read, end));
             }
             (Column::Date(values, nulls), _, Kind::Str) => {
-                let Some(n) = typed::date_days(&walk::text_bytes(&v[i..end])?) else {
-                    return Ok((false, end));
-                };
-                values.push(n);
-                nulls.append_non_null();
-                end
+                let read = typed::date_days(&walk::text_bytes(&v[i..end])?);
+                return Ok(push_read(values, nulls, read, end));
             }
             (
                 Column::Map {
@@ -198,6 +187,22 @@ impl Column {
         nulls.append_non_null();
         Ok(())
     }
+}
+
+/// Appends `read`, a declared type's value read from its text, or says it does not fit (the
+/// value ends at `end`).
+fn push_read<T>(
+    values: &mut Vec<T>,
+    nulls: &mut NullBufferBuilder,
+    read: Option<T>,
+    end: usize,
+) -> (bool, usize) {
+    let Some(read) = read else {
+        return (false, end);
+    };
+    values.push(read);
+    nulls.append_non_null();
+    (true, end)
 }
 
 /// The integer at `i..end` (one [`walk::head`] read as [`Kind::Int`]: it fits an i64), read
