@@ -7,8 +7,8 @@ Prints one JSON line per record: {"hex": the serialized value, "expected": the J
 documented table makes of it (book: "Schema-registry topics")}, written here independently of
 ingest's decoder; Avro records also carry a key written by the key serializer (subject
 <topic>-key): "key_hex" and "key_expected". Records alternate between two versions of the schema: the second adds fields
-(one a record from another subject, by reference), widens an int to a long, and adds a
-timestamp in microseconds.
+(one a record from another subject, by reference), removes one (ratio), widens an int to a
+long, and adds a timestamp in microseconds.
 """
 import base64
 import datetime
@@ -127,7 +127,7 @@ BASE = [
 V1 = {"type": "record", "name": "Order", "namespace": "shop",
       "fields": BASE + [{"name": "qty", "type": "int"}]}
 V2 = {"type": "record", "name": "Order", "namespace": "shop",
-      "fields": BASE + [
+      "fields": [f for f in BASE if f["name"] != "ratio"] + [
           {"name": "qty", "type": "long"},
           {"name": "coupon", "type": ["null", "string"], "default": None},
           {"name": "ship_to", "type": ["null", "geo.Address"], "default": None},
@@ -165,6 +165,7 @@ for n in range(2 * per_version):
         "blob": base64.b64encode(record["blob"]).decode(),
     })
     if second:
+        del record["ratio"], expected["ratio"]  # removed in the second version
         record["qty"] = expected["qty"] = 2**40 + n  # past an int: the widened long
         packed = placed + datetime.timedelta(microseconds=7)
         record.update({"coupon": "C%d" % n if n % 3 else None, "packed_at": packed,

@@ -174,11 +174,11 @@ async fn land(
     let expected = produce(fx, &made);
     let serializer_reads = registry.reads();
     let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
-    let (token, mut progress, handle) =
-        start(avro_config(fx, registry, &[("INGEST_FORMAT", format)]));
-    until_committed(&mut progress, &high).await;
-    token.cancel();
-    handle.await.unwrap().expect("clean stop");
+    run_to_the_end(
+        avro_config(fx, registry, &[("INGEST_FORMAT", format)]),
+        &high,
+    )
+    .await;
     (expected, registry.reads() - serializer_reads)
 }
 
@@ -275,10 +275,7 @@ async fn json_schema_values_land_as_their_json_and_an_avro_id_among_them_is_inva
         ("INGEST_VALUE_FORMAT", "json-schema"),
         ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
     ];
-    let (token, mut progress, handle) = start(config(&fx.vars, &vars));
-    until_committed(&mut progress, &high).await;
-    token.cancel();
-    handle.await.unwrap().expect("clean stop");
+    run_to_the_end(config(&fx.vars, &vars), &high).await;
     let lines: Vec<Value> = landed_files(fx.dir.path(), &fx.topic)
         .into_iter()
         .flat_map(|(_, l)| l)
@@ -294,6 +291,41 @@ async fn json_schema_values_land_as_their_json_and_an_avro_id_among_them_is_inva
     );
 }
 
+/// Runs the service until everything up to `high` is committed, then stops it.
+async fn run_to_the_end(config: ingest::Config, high: &BTreeMap<i32, i64>) {
+    let (token, mut progress, handle) = start(config);
+    until_committed(&mut progress, high).await;
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_values_land_in_parquet_with_every_field() {
+    let registry = Registry::start().await;
+    let fx = Fixture::new("json-schema-parquet", 1);
+    let made = confluent(&registry.url, &fx.topic, 10, "json");
+    let values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
+    produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
+    let vars = [
+        ("INGEST_VALUE_FORMAT", "json-schema"),
+        ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
+        ("INGEST_FORMAT", "parquet"),
+    ];
+    run_to_the_end(config(&fx.vars, &vars), &high).await;
+    let root = fx.dir.path().to_str().unwrap();
+    let rows = servers::duckdb_script("read_typed_parquet.py", &[root, &fx.topic]);
+    assert_eq!(rows.len(), made.len(), "every record landed once");
+    for row in &rows {
+        let offset = row["offset"].as_u64().unwrap() as usize;
+        assert_eq!(
+            row["record"],
+            without_nulls(&made[offset].1),
+            "offset {offset}"
+        );
+    }
+}
+
 /// Orders (the file's first message) and refunds (its second: message index 1), written by
 /// Confluent's ProtobufSerializer and landed in `format`; what each must land as (protobuf's
 /// own json_format).
@@ -307,10 +339,7 @@ async fn land_protobuf(registry: &Registry, fx: &Fixture, format: &str) -> Vec<V
         ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
         ("INGEST_FORMAT", format),
     ];
-    let (token, mut progress, handle) = start(config(&fx.vars, &vars));
-    until_committed(&mut progress, &high).await;
-    token.cancel();
-    handle.await.unwrap().expect("clean stop");
+    run_to_the_end(config(&fx.vars, &vars), &high).await;
     assert!(
         landed_files(&fx.dir.path().join("_dead_letters"), &fx.topic).is_empty(),
         "no dead letters"
@@ -398,14 +427,8 @@ async fn avro_keys_land_as_their_json_in_the_envelope_and_a_key_that_does_not_de
     records.insert(5, (b"plain".to_vec(), records[0].1.clone()));
     produce_keyed(&fx.broker.brokers, &fx.topic, 0, &records);
     let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
-    let (token, mut progress, handle) = start(avro_config(
-        &fx,
-        &registry,
-        &[("INGEST_KEY_FORMAT", "avro")],
-    ));
-    until_committed(&mut progress, &high).await;
-    token.cancel();
-    handle.await.unwrap().expect("clean stop");
+    let keys = avro_config(&fx, &registry, &[("INGEST_KEY_FORMAT", "avro")]);
+    run_to_the_end(keys, &high).await;
     let landed: Vec<Value> = landed_files(fx.dir.path(), &fx.topic)
         .into_iter()
         .flat_map(|(_, l)| l)
