@@ -163,22 +163,18 @@ fn assert_landed(fx: &Fixture, expected: &BTreeMap<(i32, i64), Value>, parquet: 
     );
 }
 
-/// Lands the made records in `format`; what they must land as, and the registry reads the
+/// Lands the made records with `settings`; what they must land as, and the registry reads the
 /// service made.
 async fn land(
     fx: &Fixture,
     registry: &Registry,
-    format: &str,
+    settings: &[(&str, &str)],
 ) -> (BTreeMap<(i32, i64), Value>, usize) {
     let made = confluent(&registry.url, &fx.topic, 60, "avro");
     let expected = produce(fx, &made);
     let serializer_reads = registry.reads();
     let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
-    run_to_the_end(
-        avro_config(fx, registry, &[("INGEST_FORMAT", format)]),
-        &high,
-    )
-    .await;
+    run_to_the_end(avro_config(fx, registry, settings), &high).await;
     (expected, registry.reads() - serializer_reads)
 }
 
@@ -186,7 +182,7 @@ async fn land(
 async fn avro_values_land_as_the_documented_json_through_schema_versions() {
     let registry = Registry::start().await;
     let fx = Fixture::new("avro-ndjson", 2);
-    let (expected, reads) = land(&fx, &registry, "ndjson").await;
+    let (expected, reads) = land(&fx, &registry, &[]).await;
     assert_landed(&fx, &expected, false);
     // Two versions, the address the second references (by subject and version) and the
     // unknown id: each read once, however many records and partitions needed them.
@@ -195,10 +191,43 @@ async fn avro_values_land_as_the_documented_json_through_schema_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn avro_values_land_in_parquet_with_every_field_of_both_versions() {
+    servers::python_module("pyspark", "pip install 'pyspark==3.5.*'");
     let registry = Registry::start().await;
     let fx = Fixture::new("avro-parquet", 2);
-    let (expected, _) = land(&fx, &registry, "parquet").await;
+    // Files of 25 records: the first version's partition and the second's land files of
+    // different columns, which Spark must merge.
+    let settings = [
+        ("INGEST_FORMAT", "parquet"),
+        ("INGEST_FLUSH_MAX_RECORDS", "25"),
+    ];
+    let (expected, _) = land(&fx, &registry, &settings).await;
     assert_landed(&fx, &expected, true);
+
+    // Spark, with mergeSchema over every file: the same records, in the registry's types.
+    let root = fx.dir.path().to_str().unwrap();
+    let rows = servers::python_script("spark_typed.py", &[root, &fx.topic]);
+    assert_eq!(rows.len(), expected.len(), "every record read once");
+    for row in &rows {
+        let key = (
+            row["partition"].as_i64().unwrap() as i32,
+            row["offset"].as_i64().unwrap(),
+        );
+        let want = micros(&without_nulls(&expected[&key]));
+        assert_eq!(row["record"], want, "{key:?}");
+    }
+    let types = &rows[0]["types"];
+    for (column, kind) in [
+        ("amount", "decimal(12,2)"),
+        ("placed_at", "timestamp"),
+        ("packed_at", "timestamp"),
+        ("day", "date"),
+        ("blob", "binary"),
+        ("attrs", "map<string,bigint>"),
+        ("qty", "bigint"),
+        ("ship_to", "struct<city:string,zip:string>"),
+    ] {
+        assert_eq!(types[column], kind, "{column}: {types}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,6 +295,8 @@ async fn json_schema_values_land_as_their_json_and_an_avro_id_among_them_is_inva
     let registry = Registry::start().await;
     let fx = Fixture::new("json-schema", 1);
     let made = confluent(&registry.url, &fx.topic, 10, "json");
+    let subject = format!("{}-value", fx.topic);
+    assert_eq!(registry.versions(&subject), 2, "two versions of the schema");
     let mut values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
     let avro = registry.register("other-value", "AVRO", r#""string""#, serde_json::json!([]));
     values.push([&[0u8][..], &(avro as u32).to_be_bytes(), &[2, b'x']].concat());
@@ -304,6 +335,8 @@ async fn json_schema_values_land_in_parquet_with_every_field() {
     let registry = Registry::start().await;
     let fx = Fixture::new("json-schema-parquet", 1);
     let made = confluent(&registry.url, &fx.topic, 10, "json");
+    let subject = format!("{}-value", fx.topic);
+    assert_eq!(registry.versions(&subject), 2, "two versions of the schema");
     let values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
     produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
     let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
@@ -326,11 +359,14 @@ async fn json_schema_values_land_in_parquet_with_every_field() {
     }
 }
 
-/// Orders (the file's first message) and refunds (its second: message index 1), written by
-/// Confluent's ProtobufSerializer and landed in `format`; what each must land as (protobuf's
-/// own json_format).
+/// Orders (the file's first message) and refunds (its second: message index 1) of two versions
+/// of the file (the second removes a field, widens a map's values, adds a string and a nested
+/// message), written by Confluent's ProtobufSerializer and landed in `format`; what each must
+/// land as (protobuf's own json_format).
 async fn land_protobuf(registry: &Registry, fx: &Fixture, format: &str) -> Vec<Value> {
     let made = confluent(&registry.url, &fx.topic, 20, "protobuf");
+    let subject = format!("{}-value", fx.topic);
+    assert_eq!(registry.versions(&subject), 2, "two versions of the file");
     let values: Vec<Vec<u8>> = made.iter().map(|(b, _)| b.clone()).collect();
     produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
     let high = high_watermarks(&fx.broker.brokers, &fx.topic, 1);
@@ -388,7 +424,8 @@ async fn protobuf_values_land_in_parquet_columns_typed_as_their_messages_declare
         let offset = row["offset"].as_u64().unwrap() as usize;
         let want = micros(&numbers(
             &expected[offset],
-            &["id", "qty", "order_id", "big"],
+            // "a": the attrs map's values, int64 in the second version.
+            &["id", "qty", "order_id", "big", "a"],
         ));
         assert_eq!(row["record"], want, "offset {offset}");
         let types = &row["types"];
@@ -403,6 +440,9 @@ async fn protobuf_values_land_in_parquet_columns_typed_as_their_messages_declare
             ("placed_at", "TIMESTAMP WITH TIME ZONE"),
             ("order_id", "BIGINT"),
             ("reason", "VARCHAR"),
+            // The second version's fields.
+            ("coupon", "VARCHAR"),
+            ("ship_to", "STRUCT(city VARCHAR, zip VARCHAR)"),
             // uint64 past an i64: the column is declared, such values are rescued.
             ("big", "BIGINT"),
         ] {

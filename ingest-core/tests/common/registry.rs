@@ -81,6 +81,12 @@ impl Registry {
             .sum()
     }
 
+    /// How many versions `subject` has.
+    pub fn versions(&self, subject: &str) -> usize {
+        let s = self.state.lock().unwrap();
+        s.subjects.get(subject).map_or(0, Vec::len)
+    }
+
     /// Waits until `n` requests were failed or refused by the mode.
     pub async fn until_failed(&self, n: usize) {
         let mut failures = self.failures.clone();
