@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-flood bench-smoke chaos
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-flood bench-smoke chaos chaos-delta
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -39,7 +39,12 @@ bench-smoke: ## The benchmark on a few thousand records (seconds): checks that i
 chaos: ## Three replicas on tansu killed and stopped at random for 10 min while 1,000,000 records go to 64 partitions, S3 going away; then verify
 	CHAOS_SECONDS=$${CHAOS_SECONDS:-600} CHAOS_RECORDS=$${CHAOS_RECORDS:-1000000} CHAOS_PARTITIONS=$${CHAOS_PARTITIONS:-64} \
 	CHAOS_REPLICAS=$${CHAOS_REPLICAS:-3} CHAOS_SETTLE_SECONDS=$${CHAOS_SETTLE_SECONDS:-900} \
-	$(CARGO) test --release -p ingest-core --test chaos -- --nocapture
+	$(CARGO) test --release -p ingest-core --test chaos -- --nocapture --exact replicas_killed_at_random_and_storage_outages_land_every_record_once
+
+chaos-delta: ## make chaos landing a Delta table: three replicas committing to one log at once, killed at random, S3 going away; delta-rs verifies
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-600} CHAOS_RECORDS=$${CHAOS_RECORDS:-1000000} CHAOS_PARTITIONS=$${CHAOS_PARTITIONS:-64} \
+	CHAOS_REPLICAS=$${CHAOS_REPLICAS:-3} CHAOS_SETTLE_SECONDS=$${CHAOS_SETTLE_SECONDS:-900} \
+	$(CARGO) test --release -p ingest-core --test chaos -- --nocapture --exact replicas_killed_at_random_and_storage_outages_land_every_record_once_in_a_delta_table
 
 test-unit: ## Run only the pure unit tests
 	$(CARGO) test --workspace --lib

@@ -2,11 +2,15 @@
 JSON line: its version, the operations of its history, its schema's top-level fields and
 partition columns, its row count and distinct (_partition, _offset) count through delta-rs' own
 query engine, the non-null count of each column named after the table, the version of each
-transaction identifier named, and how many files it has.
+transaction identifier named, how many files it has, and, read from the log's commit files
+themselves, how many add actions they hold and the paths added more than once.
 
 Usage: read_delta.py <table dir> [--nonnull col ...] [--txn app_id ...]
 """
+import collections
+import glob
 import json
+import os
 import sys
 
 from deltalake import DeltaTable, QueryBuilder
@@ -42,6 +46,15 @@ def main(argv):
         "txn": {a: dt.transaction_version(a) for a in txns},
         "files": len(dt.file_uris()),
     }
+    adds = collections.Counter()
+    for commit in glob.glob(os.path.join(path, "_delta_log", "*.json")):
+        with open(commit) as f:
+            for line in f:
+                action = json.loads(line)
+                if "add" in action:
+                    adds[action["add"]["path"]] += 1
+    out["adds"] = sum(adds.values())
+    out["added_twice"] = sorted(p for p, n in adds.items() if n > 1)
     print(json.dumps(out))
 
 

@@ -8,6 +8,11 @@
 //! Sized by `CHAOS_SECONDS` (20 by default, what CI runs), `CHAOS_RECORDS` (records produced,
 //! spread over the chaos: 20,000), `CHAOS_PARTITIONS` (8) and `CHAOS_REPLICAS` (3); `make chaos`
 //! runs 600 s, 1,000,000 records over 64 partitions. A one-line summary is printed either way.
+//!
+//! The second test lands a Delta table instead (`make chaos-delta`): every replica commits
+//! its files to the table's log at once, every `CHAOS_DELTA_COMMIT_MS` (1,000), with a
+//! checkpoint every 5 commits; the verifier is delta-rs (`scripts/read_delta.py`): every record
+//! once in the latest snapshot, no file added by two commits, the log readable.
 
 mod common;
 
@@ -79,7 +84,9 @@ type Seen = BTreeMap<String, (Option<String>, i64, u64)>;
 /// Notes every data object's identity the first time it is seen; counts the ones that changed.
 fn track(seen: &mut Seen, now: Seen, topic: &str, rewritten: &mut Vec<String>) {
     for (key, identity) in now {
-        if !key.starts_with(&format!("{topic}/")) {
+        // Delta's `_last_checkpoint` is a hint the protocol rewrites with each checkpoint.
+        if !key.starts_with(&format!("{topic}/")) || key.ends_with("/_delta_log/_last_checkpoint")
+        {
             continue;
         }
         match seen.get(&key) {
@@ -92,8 +99,23 @@ fn track(seen: &mut Seen, now: Seen, topic: &str, rewritten: &mut Vec<String>) {
     }
 }
 
+/// The two chaos runs take turns: each is three replicas, a broker and a store on two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    chaos(false);
+}
+
+#[test]
+fn replicas_killed_at_random_and_storage_outages_land_every_record_once_in_a_delta_table() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    chaos(true);
+}
+
+/// One chaos run, landing NDJSON files or (`delta`) a Delta table.
+fn chaos(delta: bool) {
     let mut s3 = S3Fs::start();
     let chaos = Duration::from_secs(setting("CHAOS_SECONDS", 20));
     let total = setting("CHAOS_RECORDS", 20_000);
@@ -115,6 +137,17 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
         ("INGEST_SHUTDOWN_TIMEOUT_MS", "5000"),
     ] {
         vars.push((k.into(), v.into()));
+    }
+    if delta {
+        common::servers::python_module("deltalake", "pip install deltalake");
+        let interval = setting("CHAOS_DELTA_COMMIT_MS", 1_000).to_string();
+        for (k, v) in [
+            ("INGEST_FORMAT", "delta"),
+            ("INGEST_DELTA_COMMIT_INTERVAL_MS", interval.as_str()),
+            ("INGEST_DELTA_CHECKPOINT_INTERVAL", "5"),
+        ] {
+            vars.push((k.into(), v.into()));
+        }
     }
     let store = reader(&vars);
 
@@ -226,9 +259,39 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
         &mut rewritten,
     );
 
-    // Verify: every landed line, counted by (partition, offset).
     let landed = tempfile::tempdir().unwrap();
     runtime.block_on(mirror(&store, &topic, landed.path()));
+    let records: i64 = high.values().sum();
+    if delta {
+        // Verify through delta-rs: the table's latest snapshot holds every record once, and no
+        // file was added by two commits.
+        let table = landed.path().join(&topic);
+        let got = common::servers::python_script("read_delta.py", &[table.as_os_str()])
+            .pop()
+            .expect("read_delta.py's line");
+        eprintln!(
+            "chaos (delta): {records} records over {partitions} partitions, {replica_count} replicas, {}s, {kills} kills, {terms} stops, {outages} storage outages; table version {}, {} files, {} rows, {} distinct, added twice {}, rewritten {}; settled in {:.1}s (seed {seed})",
+            chaos.as_secs(),
+            got["version"],
+            got["files"],
+            got["rows"],
+            got["distinct"],
+            got["added_twice"],
+            rewritten.len(),
+            settled.as_secs_f64()
+        );
+        assert!(kills + terms > 0, "the chaos did something");
+        assert_eq!(
+            (&got["rows"], &got["distinct"]),
+            (&records.into(), &records.into()),
+            "every record once in the table: {got}"
+        );
+        assert_eq!(got["added_twice"], serde_json::json!([]), "{got}");
+        assert_eq!(got["adds"], got["files"], "{got}");
+        assert_eq!(rewritten, Vec::<String>::new(), "rewritten");
+        return;
+    }
+    // Verify: every landed line, counted by (partition, offset).
     let mut count: BTreeMap<(i32, i64), u32> = BTreeMap::new();
     for (_, lines) in landed_files(landed.path(), &topic) {
         for line in lines {
@@ -238,7 +301,6 @@ fn replicas_killed_at_random_and_storage_outages_land_every_record_once() {
                 .or_default() += 1;
         }
     }
-    let records: i64 = high.values().sum();
     let lost = high
         .iter()
         .flat_map(|(p, hw)| (0..*hw).map(move |o| (*p, o)))
