@@ -269,6 +269,13 @@ impl RawEnv {
             self.delta_commit_interval_ms,
             self.delta_checkpoint_interval,
         )?;
+        if delta.is_some() && accept_at_least_once {
+            return Err(ConfigError::invalid(
+                "ACCEPT_AT_LEAST_ONCE",
+                "true",
+                "false (unset) with INGEST_FORMAT=delta: a Delta log needs a store that refuses to overwrite, or two commits of one version replace each other and lose files; land Parquet on this store, or use one with conditional writes",
+            ));
+        }
         let format = super::format::format(
             self.format,
             self.parquet_compression,

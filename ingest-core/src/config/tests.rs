@@ -127,6 +127,20 @@ fn invalid_values_name_variable_value_and_expectation_in_one_line() {
 }
 
 #[test]
+fn a_delta_table_on_a_store_that_may_overwrite_is_refused() {
+    let err = with(&[
+        ("INGEST_FORMAT", "delta"),
+        ("INGEST_ACCEPT_AT_LEAST_ONCE", "true"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("INGEST_ACCEPT_AT_LEAST_ONCE="), "{err}");
+    assert!(err.contains("INGEST_FORMAT=delta"), "{err}");
+    assert!(!err.contains('\n'));
+    with(&[("INGEST_FORMAT", "delta")]).expect("delta alone is fine");
+}
+
+#[test]
 fn secrets_never_appear_in_debug_or_errors() {
     let c = with(&[
         ("INGEST_KAFKA_SASL_PASSWORD", "hunter2-secret"),
