@@ -85,8 +85,7 @@ type Seen = BTreeMap<String, (Option<String>, i64, u64)>;
 fn track(seen: &mut Seen, now: Seen, topic: &str, rewritten: &mut Vec<String>) {
     for (key, identity) in now {
         // Delta's `_last_checkpoint` is a hint the protocol rewrites with each checkpoint.
-        if !key.starts_with(&format!("{topic}/")) || key.ends_with("/_delta_log/_last_checkpoint")
-        {
+        if !key.starts_with(&format!("{topic}/")) || key.ends_with("/_delta_log/_last_checkpoint") {
             continue;
         }
         match seen.get(&key) {

@@ -163,3 +163,130 @@ async fn a_write_permission_revoked_mid_run_stops_the_service_with_what_to_grant
         assert_eq!(now.get(key), Some(meta), "{key} changed");
     }
 }
+
+/// Every file under `dir` whose name ends with `suffix`, recursively.
+fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_a_name_made_from_records_gets_their_file_at_its_refuge_and_the_partition_goes_on(
+) {
+    let s3 = S3Fs::start();
+    let f = Fixture::new("refused", 1);
+    let bucket = bucket("refused");
+    s3.create_container(&bucket);
+    // The store refuses every name with `region=refuseme` in it, and answers everything else.
+    let proxy = Proxy::start(s3.port, Rule::RefuseName("refuseme".into())).await;
+    // Five refused records first (the first file), then refused and ordinary ones mixed, with
+    // one that is not JSON in a batch whose first record is refused (its dead letters are
+    // named after that record's directory too).
+    let values: Vec<Vec<u8>> = (0..40)
+        .map(|n| match n {
+            16 => b"not json".to_vec(),
+            n if n < 5 || n % 3 == 0 => format!(r#"{{"n":{n},"region":"refuseme"}}"#).into_bytes(),
+            n => format!(r#"{{"n":{n},"region":"eu"}}"#).into_bytes(),
+        })
+        .collect();
+    produce_to(&f.broker.brokers, &f.topic, 0, &values);
+    let high = high_watermarks(&f.broker.brokers, &f.topic, 1);
+    let vars = s3_vars(&f, &bucket, proxy.port);
+    let settings = |fault: Option<&'static str>| {
+        let mut s = vec![
+            (
+                "INGEST_PATH_TEMPLATE",
+                "{topic}/region={record.region}/dt={date}/hour={hour}",
+            ),
+            ("INGEST_FLUSH_MAX_RECORDS", "5"),
+        ];
+        s.extend(fault.map(|n| ("INGEST_FAULT_HANG_AFTER_UPLOADS", n)));
+        config(&vars, &s)
+    };
+
+    // The first run lands the first file at its refuge and dies before its commit.
+    let (_token, progress, handle) = start(settings(Some("1")));
+    let mut watch = progress.clone();
+    tokio::time::timeout(WAIT, watch.wait_for(|p| p.files == 1))
+        .await
+        .expect("the first file lands in time")
+        .unwrap();
+    assert_eq!(progress.borrow().refused_names, 1, "its name was refused");
+    handle.abort();
+    let _ = handle.await;
+
+    // The next run meets the claim: the file's name is refused again, its refuge is there, so
+    // the range is landed; the rest lands, refused names at their refuges, and nothing stalls.
+    let (token, mut progress, handle) = start(settings(None));
+    until_committed(&mut progress, &high).await;
+    // The start checked the chain's last claim's file: its name refused, its refuge there.
+    assert_eq!(
+        progress.borrow().chain_reads,
+        1,
+        "the claim's file was looked for"
+    );
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    assert!(proxy.fired());
+
+    let dir = landed_locally(&f, &s3, &bucket).await;
+    let refuges = dir
+        .path()
+        .join("_dead_letters")
+        .join(&f.topic)
+        .join("_refused");
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, lines) in landed_files(dir.path(), &f.topic) {
+        for line in lines {
+            assert_eq!(line["value"]["region"], "eu", "{path:?}");
+            *seen.entry(line["offset"].as_i64().unwrap()).or_insert(0) += 1;
+        }
+    }
+    let kept = files_under(&refuges.join("data"), ".ndjson.gz");
+    assert!(kept.len() >= 2, "{kept:?}");
+    for path in &kept {
+        for line in read_lines(path) {
+            assert_eq!(line["value"]["region"], "refuseme", "{path:?}");
+            *seen.entry(line["offset"].as_i64().unwrap()).or_insert(0) += 1;
+        }
+        // Next to each, what was refused and how.
+        let note = format!("{}.refused.json", path.display());
+        let note: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&note).expect("a note")).unwrap();
+        let name = note["name"].as_str().unwrap();
+        assert!(
+            name.starts_with(&format!("{}/region=refuseme/", f.topic)),
+            "{note}"
+        );
+        assert!(
+            note["error"].as_str().unwrap().contains("KeyTooLongError"),
+            "{note}"
+        );
+    }
+    let dead: Vec<serde_json::Value> = files_under(&refuges.join("dead_letters"), ".ndjson.gz")
+        .iter()
+        .flat_map(|p| read_lines(p))
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["offset"], 16, "{dead:?}");
+    *seen.entry(16).or_insert(0) += 1;
+    let expected: std::collections::BTreeMap<i64, i32> = (0..40).map(|o| (o, 1)).collect();
+    assert_eq!(
+        seen, expected,
+        "every record once: at its name, its refuge, or dead letters"
+    );
+}

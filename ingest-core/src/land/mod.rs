@@ -20,6 +20,7 @@ pub mod naming;
 mod planned;
 mod publish;
 pub mod recovery;
+pub mod refuge;
 pub mod schemas;
 pub mod search;
 pub mod start;

@@ -38,7 +38,7 @@ impl Flusher {
     pub(super) async fn present(&self, claim: &Claim) -> Result<Vec<bool>, StorageError> {
         let mut present = Vec::new();
         for data in claim.data_files() {
-            present.push(self.storage.exists(data).await?);
+            present.push(self.landed_named(data).await?);
         }
         Ok(present)
     }

@@ -87,8 +87,7 @@ impl Flusher {
             .flatten()
             .collect();
         if !dead.is_empty() {
-            self.storage
-                .create(&claim.dead_letters, Bytes::from(dead))
+            self.create_named(&claim.dead_letters, Bytes::from(dead))
                 .await?;
         }
         for ((file, encoded), present) in claim.files.iter().zip(encoded).zip(present) {
@@ -114,19 +113,20 @@ impl Flusher {
         encoded: Encoded,
     ) -> Result<Created, StorageError> {
         if let Some(dead) = encoded.dead_letters {
-            self.storage.create(dead_letters, Bytes::from(dead)).await?;
+            self.create_named(dead_letters, Bytes::from(dead)).await?;
         }
         let started = Instant::now();
         let size = encoded.data.len();
         let bytes = Bytes::from(encoded.data);
-        let mut created = self.storage.create(data, bytes.clone()).await?;
+        // At its name, or at its refuge if the store refuses the name ([`super::refuge`]).
+        let (mut created, at) = self.create_named(data, bytes.clone()).await?;
         if created == Created::AlreadyExists
-            && self.storage.get(data).await?.as_ref() == Some(&bytes)
+            && self.storage.get(&at).await?.as_ref() == Some(&bytes)
         {
             // Our own bytes: a create the client retried after its first attempt had written
             // the object (a timeout, a 5xx from a proxy), or another owner writing the same
             // claim's records identically. Landed either way.
-            tracing::info!(path = %data, "the file at our name holds exactly our bytes (a retried write): landed");
+            tracing::info!(path = %at, "the file at our name holds exactly our bytes (a retried write): landed");
             created = Created::New;
         }
         metrics::histogram!("ingest_upload_duration_seconds")
@@ -142,7 +142,7 @@ impl Flusher {
             metrics::counter!("ingest_dead_letters_total").increment(encoded.dead_lettered as u64);
             metrics::counter!("ingest_records_skipped_total").increment(encoded.skipped as u64);
             metrics::counter!("ingest_records_filtered_total").increment(encoded.filtered as u64);
-            tracing::info!(path = %data, records = encoded.records, bytes = size,
+            tracing::info!(path = %at, records = encoded.records, bytes = size,
                 uncompressed_bytes = encoded.uncompressed_bytes, dead_letters = encoded.dead_lettered, "landed");
             self.progress.send_modify(|p| {
                 p.files += 1;

@@ -177,12 +177,14 @@ impl Flusher {
                 false => claim.files.iter().map(|f| f.data.as_str()).collect(),
             };
             for d in data {
-                let Some(size) = self
-                    .storage
-                    .size(d)
-                    .await
-                    .map_err(|e| crate::storage::one_line(&e))?
-                else {
+                // Not there (a lifecycle rule), or its name refused by the store (its records
+                // are at its refuge under the dead-letter prefix): not the table's.
+                let size = match self.storage.size(d).await {
+                    Ok(size) => size,
+                    Err(e) if e.is_name_refused() || e.is_head_refused() => None,
+                    Err(e) => return Err(crate::storage::one_line(&e)),
+                };
+                let Some(size) = size else {
                     continue;
                 };
                 let relative = d.strip_prefix(&format!("{topic}/")).unwrap_or(d);

@@ -86,6 +86,11 @@ pub fn describe() {
             "Flush attempts that failed on storage and were retried.",
         ),
         (
+            "ingest_refused_names_total",
+            None,
+            "Files whose record-made name the store refused, kept at their refuge under the dead-letter prefix.",
+        ),
+        (
             "ingest_storage_conflicts_total",
             None,
             "Create-only writes refused with a conflict although nothing was there (retried).",

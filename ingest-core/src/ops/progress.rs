@@ -17,6 +17,8 @@ pub struct Progress {
     pub dead_letters: u64,
     /// Records dropped under `INGEST_INVALID_RECORD_POLICY=skip`.
     pub skipped: u64,
+    /// Files whose name the store refused, kept at their refuge ([`crate::land::refuge`]).
+    pub refused_names: u64,
     /// Flush attempts that failed on storage and will be retried (an outage in progress shows
     /// as this growing while nothing lands).
     pub storage_errors: u64,

@@ -54,6 +54,40 @@ impl StorageError {
         )
     }
 
+    /// Whether the store refused the object's name (too long, a character it does not take): an
+    /// S3 or Azure 400 naming the name (`KeyTooLongError`, `InvalidURI`, `InvalidObjectName`,
+    /// `InvalidResourceName`, `OutOfRangeInput`), or a file system's "file name too long" or
+    /// "illegal byte sequence". No retry can help, and no setting is wrong: the name is.
+    pub fn is_name_refused(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self.source);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                // EILSEQ (84 on Linux): a file system that takes only valid UTF-8 names.
+                if io.kind() == std::io::ErrorKind::InvalidFilename || io.raw_os_error() == Some(84)
+                {
+                    return true;
+                }
+            }
+            cause = e.source();
+        }
+        let text = one_line(&self.source);
+        const CODES: [&str; 6] = [
+            "KeyTooLongError",
+            "InvalidURI",
+            "InvalidUri",
+            "InvalidObjectName",
+            "InvalidResourceName",
+            "OutOfRangeInput",
+        ];
+        text.contains("status code: 400") && CODES.iter().any(|c| text.contains(c))
+    }
+
+    /// Whether a HEAD was answered 400: a HEAD has no body to say why, and its only input is
+    /// the name.
+    pub fn is_head_refused(&self) -> bool {
+        self.op == "check" && one_line(&self.source).contains("status code: 400")
+    }
+
     /// One line for a refused operation ([`StorageError::is_refused`]): what was refused, and
     /// the permissions the service needs.
     pub fn refused_line(&self) -> String {
@@ -338,6 +372,51 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
+    use super::StorageError;
+
+    fn error(op: &'static str, source: object_store::Error) -> StorageError {
+        StorageError {
+            op,
+            path: "t/x".into(),
+            store: "s".into(),
+            source,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_the_file_system_finds_too_long_is_a_refused_name() {
+        use object_store::ObjectStoreExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let long = object_store::path::Path::from(format!("t/{}/f", "x".repeat(300)));
+        let e = fs.put(&long, "x".into()).await.unwrap_err();
+        assert!(error("create", e).is_name_refused());
+        let e = fs.head(&long).await.unwrap_err();
+        assert!(error("check", e).is_name_refused());
+    }
+
+    #[test]
+    fn only_a_400_naming_the_name_is_a_refused_name() {
+        let answer = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        };
+        let refused = "Error performing PUT http://h/b/k in 2ms - Server returned non-2xx status code: 400 Bad Request: <Error><Code>KeyTooLongError</Code></Error>";
+        assert!(error("create", answer(refused)).is_name_refused());
+        let azure = "Server returned non-2xx status code: 400 Bad Request: <Error><Code>InvalidResourceName</Code></Error>";
+        assert!(error("create", answer(azure)).is_name_refused());
+        for other in [
+            "Server returned non-2xx status code: 400 Bad Request: <Error><Code>RequestTimeout</Code></Error>",
+            "Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>InvalidURI</Code></Error>",
+            "error sending request",
+        ] {
+            assert!(!error("create", answer(other)).is_name_refused(), "{other}");
+        }
+        let head = "Server returned non-2xx status code: 400 Bad Request: ";
+        assert!(error("check", answer(head)).is_head_refused());
+        assert!(!error("create", answer(head)).is_head_refused());
+    }
+
     #[test]
     fn names_are_keys_as_they_are() {
         // A template's escaped value and UTF-8 stay what the README says readers see.

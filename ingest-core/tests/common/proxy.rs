@@ -21,6 +21,10 @@ pub enum Rule {
     /// Every such PUT goes through until [`Proxy::release`]; after it, each is answered 403
     /// Access Denied without being forwarded (a permission revoked, a SAS expired).
     ForbidAfterRelease(String),
+    /// Every request of any method whose path contains the text is answered 400 with S3's
+    /// `KeyTooLongError` (a HEAD without a body, as S3 answers it), not forwarded: a store
+    /// whose naming rules are stricter than the names ingest makes.
+    RefuseName(String),
 }
 
 pub struct Proxy {
@@ -132,6 +136,17 @@ async fn serve(
     let matches = |needle: &str| method == "PUT" && path.contains(needle);
     let mut answer_unavailable = false;
     match &rule {
+        Rule::RefuseName(needle) if path.contains(needle.as_str()) => {
+            fired.store(true, Ordering::SeqCst);
+            let refused = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>KeyTooLongError</Code><Message>Your key is too long</Message></Error>";
+            let body = if method == "HEAD" { "" } else { refused };
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(answer.as_bytes()).await?;
+            return client.shutdown().await;
+        }
         Rule::ForbidAfterRelease(needle) if matches(needle) && released.load(Ordering::SeqCst) => {
             fired.store(true, Ordering::SeqCst);
             let denied = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
