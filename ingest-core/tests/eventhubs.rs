@@ -1039,3 +1039,56 @@ async fn azure_schema_registry_avro_lands_as_parquet_with_a_field_added_and_spar
         "{got}"
     );
 }
+
+/// With no bearer token set, Azure Schema Registry is read with the Event Hubs source's own
+/// Entra credential: here the managed identity of an App Service-style host
+/// (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, served by the test registry), through
+/// azure_identity's own token request, in a service process. The registry takes only the token
+/// the identity endpoint issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_schema_registry_is_read_with_the_entra_token_of_the_sources_managed_identity() {
+    use common::registry::{Mode, Registry};
+    python_module(
+        "azure.schemaregistry.encoder.avroencoder",
+        "pip install azure-schemaregistry-avroencoder",
+    );
+    let s = setup(1);
+    let registry = Registry::start().await;
+    registry.issue_tokens("msi-secret", "token-from-the-identity");
+    registry.set_mode(Mode::RequireAuth("Bearer token-from-the-identity".into()));
+    let mut expected = Vec::new();
+    let mut last = 0;
+    for line in python_script("azure_avro.py", &["6"]) {
+        if let Some(id) = line["schema_id"].as_str() {
+            registry.register_azure(id, line["schema"].as_str().unwrap());
+            continue;
+        }
+        let body = common::registry::unhex(line["hex"].as_str().unwrap());
+        last = s
+            .server
+            .publish_typed("0", &body, line["content_type"].as_str().unwrap());
+        expected.push(line["expected"].clone());
+    }
+    let endpoint = format!("{}/msi/token", registry.url);
+    let (mut child, _rx) = s.service(&[
+        ("INGEST_VALUE_FORMAT", "avro"),
+        ("INGEST_SCHEMA_REGISTRY_URL", registry.url.as_str()),
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", "msi-secret"),
+    ]);
+    until_checkpointed(&s.store(), &[("0", last)].into()).await;
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    assert_eq!(
+        registry.token_resources().first().map(String::as_str),
+        Some("https://eventhubs.azure.net"),
+        "a token for Event Hubs' resource, from the identity endpoint"
+    );
+    let dir = s.landed().await;
+    let landed: Vec<serde_json::Value> = landed_files(dir.path(), HUB)
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .map(|l| l["value"].clone())
+        .collect();
+    assert_eq!(landed, expected);
+}

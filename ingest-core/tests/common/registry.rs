@@ -30,6 +30,10 @@ struct State {
     /// Azure Schema Registry's schemas, by their ids.
     azure: BTreeMap<String, String>,
     mode: Option<Mode>,
+    /// The managed-identity endpoint's secret header value and the token it issues
+    /// ([`Registry::issue_tokens`]); the resources tokens were asked for.
+    identity: Option<(String, String)>,
+    token_resources: Vec<String>,
     /// Requests answered per path, and those refused or failed.
     served: BTreeMap<String, usize>,
     failed: usize,
@@ -79,6 +83,18 @@ impl Registry {
             .filter(|(p, _)| p.starts_with("GET "))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Serves App Service's managed-identity protocol at `<url>/msi/token` (what azure_identity's
+    /// `ManagedIdentityCredential` asks when `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set):
+    /// a request whose `x-identity-header` is `secret` gets `token`, valid for an hour.
+    pub fn issue_tokens(&self, secret: &str, token: &str) {
+        self.state.lock().unwrap().identity = Some((secret.to_string(), token.to_string()));
+    }
+
+    /// The resources tokens were issued for, in order.
+    pub fn token_resources(&self) -> Vec<String> {
+        self.state.lock().unwrap().token_resources.clone()
     }
 
     /// How many versions `subject` has.
@@ -191,7 +207,10 @@ async fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<(
         k.eq_ignore_ascii_case("authorization")
             .then(|| v.trim().to_string())
     });
-    let (status, answer) = answer(state, method, &path, auth.as_deref(), body);
+    let (status, answer) = match path.as_str() {
+        "/msi/token" => token(state, &head, target),
+        _ => answer(state, method, &path, auth.as_deref(), body),
+    };
     // Azure answers with the schema itself, its format in the content type.
     let (content_type, text) = match answer {
         Value::String(schema) => ("application/json;serialization=Avro", schema),
@@ -203,6 +222,39 @@ async fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<(
     );
     client.write_all(response.as_bytes()).await?;
     client.shutdown().await
+}
+
+/// A managed-identity token request (App Service's protocol): the secret header checked, the
+/// resource noted.
+fn token(state: &Mutex<State>, head: &str, target: &str) -> (u16, Value) {
+    let mut s = state.lock().unwrap();
+    let header = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("x-identity-header")
+            .then(|| v.trim().to_string())
+    });
+    let Some((secret, token)) = s.identity.clone() else {
+        return (404, json!({"error": "no identity endpoint here"}));
+    };
+    if header.as_deref() != Some(secret.as_str()) {
+        return (401, json!({"error": "the identity header is wrong"}));
+    }
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let resource = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("resource="))
+        .map(|r| r.replace("%3A", ":").replace("%2F", "/"))
+        .unwrap_or_default();
+    s.token_resources.push(resource.clone());
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    (
+        200,
+        json!({"access_token": token, "expires_on": expires.to_string(), "token_type": "Bearer", "resource": resource}),
+    )
 }
 
 fn answer(
