@@ -6,7 +6,9 @@
 //! because the log had lost them, breaks in the chain), the chain's last claim (its last offset,
 //! its file, when it was claimed, whether its file exists: a stranded claim the next start
 //! completes), and the broker's view (committed offset, high watermark, lag). For the topic: the
-//! running Parquet schema's version and columns, if it has one.
+//! running Parquet schema's version and columns, if it has one; and when the topic is a Delta
+//! table (`INGEST_FORMAT=delta`), the table's version and, per partition, the last offset its
+//! transaction identifier says the table holds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -45,6 +47,8 @@ pub struct Report {
     pub partitions: Vec<PartitionReport>,
     /// The running Parquet schema, when the topic has one.
     pub schema: Option<SchemaReport>,
+    /// The Delta table's latest version, when the topic is a table.
+    pub table_version: Option<u64>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -75,6 +79,10 @@ pub struct PartitionReport {
     pub committed: Option<i64>,
     pub high_watermark: Option<i64>,
     pub lag: Option<i64>,
+    /// A Delta table's: the last offset of this partition its commits added (the version of the
+    /// partition's transaction identifier for the group); behind `last_offset` until the next
+    /// table commit.
+    pub in_table: Option<i64>,
 }
 
 /// Summarises one partition's claims, in chain order. Pure.
@@ -157,12 +165,44 @@ async fn gather(args: &StatusArgs, storage: &Storage) -> Result<Report> {
         broker_offsets(brokers, &group, &args.topic, &mut partitions)?;
     }
     let schema = schema(storage, &args.topic).await?;
+    let group = args
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("ingest-{}", args.topic));
+    let table_version = table(storage, &args.topic, &group, &mut partitions).await?;
     Ok(Report {
         topic: args.topic.clone(),
         storage: storage.label().to_string(),
         partitions,
         schema,
+        table_version,
     })
+}
+
+/// The Delta table at `<topic>/`, if there is one: its version, and each partition's
+/// transaction identifier (for `group`) into `partitions`.
+async fn table(
+    storage: &Storage,
+    topic: &str,
+    group: &str,
+    partitions: &mut [PartitionReport],
+) -> Result<Option<u64>> {
+    let store = storage.object_store();
+    let table = ingest::table::Table::new(store, topic, group, tokio::runtime::Handle::current())
+        .map_err(|e| anyhow::anyhow!("reading the Delta table: {e}"))?;
+    let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+    let (version, held) = tokio::task::spawn_blocking(move || {
+        let Some(version) = table.version()? else {
+            return Ok((None, Default::default()));
+        };
+        Ok::<_, String>((Some(version), table.landed_through(&ids)?))
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("reading the Delta table: {e}"))?;
+    for p in partitions {
+        p.in_table = held.get(&p.partition).copied().flatten();
+    }
+    Ok(version)
 }
 
 /// The latest running Parquet schema version, if any.
@@ -297,6 +337,15 @@ impl Report {
                 );
             }
             None => out.push_str("no Parquet schema (NDJSON, or nothing landed as Parquet)\n"),
+        }
+        if let Some(version) = self.table_version {
+            let _ = writeln!(
+                out,
+                "Delta table version {version}; the last offset each partition's commits added:"
+            );
+            for p in &self.partitions {
+                let _ = writeln!(out, "{:>9} {:>12}", p.partition, opt(p.in_table));
+            }
         }
         out
     }

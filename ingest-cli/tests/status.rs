@@ -262,3 +262,39 @@ fn status_reads_the_groups_committed_offsets_and_lag_from_the_broker() {
         ]
     );
 }
+
+#[test]
+fn status_reads_a_delta_tables_version_and_what_each_partition_added() {
+    let root = tempfile::tempdir().unwrap();
+    let demo = Command::new(env!("CARGO_BIN_EXE_ingest-cli"))
+        .args(["demo", "--records", "2000", "--partitions", "2", "--out"])
+        .arg(root.path())
+        .env("INGEST_FORMAT", "delta")
+        .output()
+        .expect("ingest-cli runs");
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let before = files(root.path());
+    let report = status(root.path());
+    assert!(report["table_version"].as_u64().is_some(), "{report}");
+    let partitions = report["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2, "{report}");
+    for p in partitions {
+        // The stop's last table commit added everything the chain landed.
+        assert!(p["last_offset"].as_i64().is_some(), "{p}");
+        assert_eq!(p["in_table"], p["last_offset"], "{p}");
+    }
+    let out = cli(&[
+        "status",
+        "--storage-url",
+        root.path().to_str().unwrap(),
+        "--topic",
+        "orders",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Delta table version"), "{text}");
+    assert_eq!(files(root.path()), before, "status writes nothing");
+}

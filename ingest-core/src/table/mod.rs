@@ -145,6 +145,11 @@ impl Table {
 
     /// For each of `partitions`, the last offset whose file the table holds (`None`: none of
     /// its files), read from one snapshot of the table.
+    /// The table's latest version (`None`: no table yet).
+    pub fn version(&self) -> Result<Option<u64>, String> {
+        Ok(self.snapshot()?.map(|s| s.version()))
+    }
+
     pub fn landed_through(&self, partitions: &[i32]) -> Result<HashMap<i32, Option<i64>>, String> {
         match self.snapshot()? {
             Some(snapshot) => self.held(&snapshot, partitions),
