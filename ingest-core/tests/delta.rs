@@ -372,3 +372,70 @@ async fn the_service_lands_a_topic_as_a_delta_table_and_a_crash_before_the_table
         "{again}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_expired_entries_go_after_a_checkpoint_and_the_table_reads_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
+    let mut running = Columns::default();
+    let mut files = Vec::new();
+    let mut schema = None;
+    for k in 0..6 {
+        let (f, s) = land(
+            &root,
+            0,
+            k * 10,
+            &values(k * 10..k * 10 + 10, false),
+            &mut running,
+        );
+        files.push(f);
+        schema = Some(s);
+    }
+    let schema = schema.unwrap();
+    let log = root.join(TOPIC).join("_delta_log");
+    let r = root.clone();
+    let gone = tokio::task::spawn_blocking(move || {
+        let t = table(&r);
+        // Version 0 creates the table, 1 to 6 add a file each; checkpoints at 4 and at 6.
+        for (i, f) in files.into_iter().enumerate() {
+            t.commit(&[f], &schema, &partitions).unwrap();
+            if i == 3 || i == 5 {
+                t.checkpoint().unwrap();
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        // Within the 30 days a table keeps its log by default, nothing goes.
+        assert_eq!(t.clean_log(now).unwrap(), 0);
+        // 31 days on: everything before the newest checkpoint, the checkpoint at 3 with it.
+        t.clean_log(now + 31 * 24 * 3600 * 1000).unwrap()
+    })
+    .await
+    .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    assert_eq!(gone, 7, "{names:?}");
+    assert_eq!(
+        names,
+        [
+            "00000000000000000006.checkpoint.parquet",
+            "00000000000000000006.json",
+            "_last_checkpoint"
+        ]
+    );
+    // delta-rs reads every record of the table from what is left.
+    let got = read(&root, &["--txn", "ingest:orders:ingest-orders:0"]);
+    assert_eq!(
+        (&got["rows"], &got["version"]),
+        (&60.into(), &6.into()),
+        "{got}"
+    );
+    assert_eq!(got["txn"]["ingest:orders:ingest-orders:0"], 59, "{got}");
+}

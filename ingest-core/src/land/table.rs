@@ -141,6 +141,15 @@ impl Flusher {
                 .await
                 .map_err(|e| e.to_string())??;
             tracing::info!(version = committed.version, "Delta checkpoint written");
+            // With a checkpoint written, the log's expired entries can go (30 days by default).
+            let table = Arc::clone(&delta.table);
+            let gone = tokio::task::spawn_blocking(move || table.clean_log(crate::clock::now_ms()))
+                .await
+                .map_err(|e| e.to_string())??;
+            if gone > 0 {
+                metrics::counter!("ingest_delta_log_files_expired_total").increment(gone as u64);
+                tracing::info!(files = gone, "expired Delta log entries deleted");
+            }
         }
         Ok(())
     }

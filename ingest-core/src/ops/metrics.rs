@@ -106,6 +106,31 @@ pub fn describe() {
             "Records placed by their Kafka timestamp (or the claim time) because their time field was missing or not a time in INGEST_TIME_FORMAT.",
         ),
         (
+            "ingest_delta_commits_total",
+            None,
+            "INGEST_FORMAT=delta: rounds of the Delta table's commits done.",
+        ),
+        (
+            "ingest_delta_files_added_total",
+            None,
+            "INGEST_FORMAT=delta: landed files added to the Delta table.",
+        ),
+        (
+            "ingest_delta_commit_errors_total",
+            None,
+            "INGEST_FORMAT=delta: table commits that failed (their files are added at the next).",
+        ),
+        (
+            "ingest_delta_log_files_expired_total",
+            None,
+            "INGEST_FORMAT=delta: log entries past delta.logRetentionDuration deleted after a checkpoint.",
+        ),
+        (
+            "ingest_delta_names_rescued_total",
+            None,
+            "INGEST_FORMAT=delta: fields kept in _rescued_data because a Delta table cannot name them as columns.",
+        ),
+        (
             "ingest_recoveries_total",
             None,
             "Batches that started at an existing claim (restart, rebalance, retry).",

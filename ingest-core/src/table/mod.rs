@@ -14,6 +14,7 @@
 //!
 //! The service follows each partition's claim chain into the table ([`crate::land::table`]).
 
+pub mod cleanup;
 pub mod schema;
 mod sorted;
 
@@ -314,6 +315,55 @@ impl Table {
             .checkpoint(&self.engine, None)
             .map(|_| ())
             .map_err(|e| format!("the Delta checkpoint was not written: {e}"))
+    }
+}
+
+impl Table {
+    /// Deletes the log's expired entries as the table's settings say ([`cleanup`]), as of
+    /// `now_ms`; how many files went.
+    pub fn clean_log(&self, now_ms: i64) -> Result<usize, String> {
+        let Some(snapshot) = self.snapshot()? else {
+            return Ok(0);
+        };
+        let properties = snapshot.table_properties();
+        if properties.enable_expired_log_cleanup == Some(false) {
+            return Ok(0);
+        }
+        let retention = properties
+            .log_retention_duration
+            .unwrap_or(cleanup::DEFAULT_RETENTION);
+        let cutoff_ms = now_ms.saturating_sub(retention.as_millis() as i64);
+        let dir = Path::from(format!("{}/_delta_log", self.topic));
+        let store = Arc::clone(&self.store);
+        block(async move {
+            use futures::TryStreamExt as _;
+            use object_store::ObjectStoreExt as _;
+            let listed: Vec<object_store::ObjectMeta> = store
+                .list(Some(&dir))
+                .try_collect()
+                .await
+                .map_err(|e| format!("listing the Delta log: {e}"))?;
+            let files: Vec<(String, i64)> = listed
+                .iter()
+                .filter(|m| {
+                    m.location
+                        .prefix_match(&dir)
+                        .is_some_and(|mut r| r.nth(1).is_none())
+                })
+                .filter_map(|m| {
+                    let name = m.location.filename()?.to_string();
+                    Some((name, m.last_modified.timestamp_millis()))
+                })
+                .collect();
+            let expired = cleanup::expired(&files, cutoff_ms);
+            for name in &expired {
+                match store.delete(&dir.clone().join(name.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(format!("deleting the expired log entry {name}: {e}")),
+                }
+            }
+            Ok(expired.len())
+        })
     }
 }
 
