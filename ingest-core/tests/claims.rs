@@ -160,10 +160,17 @@ async fn a_chain_ending_past_the_partitions_end_stops_the_service_at_once() {
         &vars,
         &[("INGEST_CLAIM_COMPLETION_TIMEOUT_MS", "2000")],
     ));
-    let stopped = tokio::time::timeout(Duration::from_secs(10), handle)
+    // The chain is read again for 10 s (a broker's watermark may lag what it served), then the
+    // start is refused.
+    let began = std::time::Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(40), handle)
         .await
-        .expect("the service stops at the start instead of waiting")
+        .expect("the service stops at the start instead of waiting for ever")
         .unwrap();
+    assert!(
+        began.elapsed() >= Duration::from_secs(10),
+        "read again first"
+    );
     let error = stopped.expect_err("a chain past the partition's end stops the service");
     let line = error.to_string();
     assert!(

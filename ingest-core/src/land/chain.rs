@@ -15,12 +15,17 @@ use super::flush::Flusher;
 use super::naming::{claim_path, claims_dir};
 use super::recovery::Claim;
 use super::search::{claim_first_offset, greatest_before, search_from};
-use super::start::{decide_start, Found, Last, Partition, Start};
+use super::start::{decide_start, Found, Last, Partition, Refused, Start};
 use crate::error::Error;
 use crate::storage::StorageError;
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How long a chain that ends past the partition's high watermark is read again before the
+/// start is refused: a broker may answer a watermark older than the records it already served
+/// (tansu does, by a produce batch, under load); a recreated topic stays behind for good.
+const BEYOND_HIGH_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A claim read from the store, with its path.
 type Read = Result<Result<Option<(String, Claim)>, StorageError>, Error>;
@@ -43,6 +48,7 @@ impl Flusher {
             }
         }
         let mut backoff = BACKOFF_START;
+        let mut beyond_high_since = None;
         loop {
             let failed = match self
                 .source
@@ -50,13 +56,22 @@ impl Flusher {
                 .await
             {
                 Err(e) => e,
-                Ok(facts) => match self.find_start(partition, &facts).await? {
-                    Ok(start) => {
+                Ok(facts) => match self.decide(partition, &facts).await? {
+                    Err(refused @ Refused::BeyondHigh { .. })
+                        if beyond_high_since
+                            .get_or_insert_with(std::time::Instant::now)
+                            .elapsed()
+                            < BEYOND_HIGH_PATIENCE =>
+                    {
+                        format!("{refused} (the broker's watermark may lag what it served; read again for up to {} s before the start is refused)", BEYOND_HIGH_PATIENCE.as_secs())
+                    }
+                    Err(refused) => return Err(self.refusal(partition, refused)),
+                    Ok(Ok(start)) => {
                         self.health.update(|f| f.storage_error = None);
                         tracing::debug!(partition, ?facts, ?start, "start decided");
                         return Ok(Some(start));
                     }
-                    Err(e) if e.is_refused() => {
+                    Ok(Err(e)) if e.is_refused() => {
                         return Err(Error::StorageRefused(format!(
                             "{} {} in {} was refused (no permission or bad credentials): reading where partition {partition} starts needs read access to {}/; grant it and restart",
                             e.op,
@@ -65,7 +80,7 @@ impl Flusher {
                             crate::storage::STATE_PREFIX
                         )));
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         metrics::counter!("ingest_storage_errors_total").increment(1);
                         let line = crate::storage::one_line(&e);
                         self.health.update(|f| f.storage_error = Some(line.clone()));
@@ -90,20 +105,36 @@ impl Flusher {
         partition: i32,
         source: &Partition,
     ) -> Result<Result<Start, StorageError>, Error> {
+        match self.decide(partition, source).await? {
+            Ok(decided) => Ok(decided),
+            Err(refused) => Err(self.refusal(partition, refused)),
+        }
+    }
+
+    /// [`Self::find_start`], the refusal as it is. The outer error stops the service; the
+    /// middle one is the refusal; the inner one is storage failing.
+    async fn decide(
+        &self,
+        partition: i32,
+        source: &Partition,
+    ) -> Result<Result<Result<Start, StorageError>, Refused>, Error> {
         let found = match self.chain_end(partition, source).await? {
             Ok(found) => found,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Ok(Err(e))),
         };
         let topic = &self.namer.topic;
-        decide_start(topic, partition, source, &found, |f| {
+        Ok(decide_start(topic, partition, source, &found, |f| {
             claim_path(topic, partition, f)
         })
-        .map(Ok)
-        .map_err(|refused| Error::ChainRefused {
-            topic: topic.clone(),
+        .map(Ok))
+    }
+
+    fn refusal(&self, partition: i32, refused: Refused) -> Error {
+        Error::ChainRefused {
+            topic: self.namer.topic.clone(),
             partition,
             reason: refused.to_string(),
-        })
+        }
     }
 
     async fn chain_end(
