@@ -13,10 +13,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt as _;
+
 use super::flush::Flusher;
 use super::naming::{claim_path, claims_dir, padded_number};
 use crate::config::{DeltaSettings, Layout};
 use crate::table::{Landed, Table};
+
+/// Partitions whose claim chains a round reads at once.
+const WALKS_AT_ONCE: usize = 16;
 
 /// A topic's table and what this replica knows of it.
 pub struct Delta {
@@ -91,13 +96,21 @@ impl Flusher {
                 delta.set_held(p, h);
             }
         }
+        // Each partition's chain walked at once with others' (a walk is a GET a claim and a
+        // HEAD a file, one after the other), the files kept in partition order.
+        let walks: Vec<(i32, Option<i64>, i64)> = landed
+            .into_iter()
+            .map(|(partition, through)| (partition, delta.held(partition).flatten(), through))
+            .filter(|(_, held, through)| held.is_none_or(|h| h < *through))
+            .collect();
+        let walked: Vec<Result<Vec<Landed>, String>> = futures::stream::iter(walks)
+            .map(|(partition, held, through)| self.chain_files(partition, held, through))
+            .buffered(WALKS_AT_ONCE)
+            .collect()
+            .await;
         let mut files: Vec<Landed> = Vec::new();
-        for (partition, through) in landed {
-            let held = delta.held(partition).flatten();
-            if held.is_some_and(|h| h >= through) {
-                continue;
-            }
-            files.extend(self.chain_files(partition, held, through).await?);
+        for walk in walked {
+            files.extend(walk?);
         }
         if files.is_empty() {
             self.progress.send_modify(|p| p.table_rounds += 1);
