@@ -157,20 +157,26 @@ fn status_reports_the_landed_demo_and_a_stranded_claim_without_writing() {
     );
 }
 
-#[test]
-fn status_names_the_running_parquet_schema() {
+/// The demo's 2,000 records over 2 partitions landed in `format`, in a new directory.
+fn demo_in(format: &str) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let demo = Command::new(env!("CARGO_BIN_EXE_ingest-cli"))
         .args(["demo", "--records", "2000", "--partitions", "2", "--out"])
         .arg(root.path())
-        .env("INGEST_FORMAT", "parquet")
+        .env("INGEST_FORMAT", format)
         .output()
-        .unwrap();
+        .expect("ingest-cli runs");
     assert!(
         demo.status.success(),
         "{}",
         String::from_utf8_lossy(&demo.stderr)
     );
+    root
+}
+
+#[test]
+fn status_names_the_running_parquet_schema() {
+    let root = demo_in("parquet");
     let versions = files(&root.path().join("_ingest/schemas/orders"));
     let (latest, bytes) = versions.iter().next_back().expect("a schema version");
     let written: Value = serde_json::from_slice(bytes).unwrap();
@@ -265,18 +271,7 @@ fn status_reads_the_groups_committed_offsets_and_lag_from_the_broker() {
 
 #[test]
 fn status_reads_a_delta_tables_version_and_what_each_partition_added() {
-    let root = tempfile::tempdir().unwrap();
-    let demo = Command::new(env!("CARGO_BIN_EXE_ingest-cli"))
-        .args(["demo", "--records", "2000", "--partitions", "2", "--out"])
-        .arg(root.path())
-        .env("INGEST_FORMAT", "delta")
-        .output()
-        .expect("ingest-cli runs");
-    assert!(
-        demo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&demo.stderr)
-    );
+    let root = demo_in("delta");
     let before = files(root.path());
     let report = status(root.path());
     assert!(report["table_version"].as_u64().is_some(), "{report}");
