@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-flood bench-smoke chaos chaos-delta
+.PHONY: help run test test-unit lint fmt ci-deps new-service image helm-check bench bench-factor bench-encoders bench-flood bench-formats bench-smoke chaos chaos-delta
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 CLI = $(CARGO) run --quiet -p ingest-cli --
 
@@ -32,6 +32,9 @@ bench-encoders: ## The encoders alone (NDJSON+gzip, Parquet) on one thread again
 
 bench-flood: ## Parquet under records that each bring a new field name (50,000): peak RSS against the cap, every record landed (about a minute)
 	$(CARGO) run --release --quiet -p ingest-bench -- run --only flood
+
+bench-formats: ## The same orders as Parquet files and as a Delta table, alternated twice: Delta's CPU per GB, peak RSS and commits against Parquet's (about three minutes)
+	$(CARGO) run --release --quiet -p ingest-bench -- run --formats 2
 
 bench-smoke: ## The benchmark on a few thousand records (seconds): checks that it works
 	$(CARGO) run --release --quiet -p ingest-bench -- run --smoke

@@ -3,7 +3,10 @@ JSON line: its version, the operations of its history, its schema's top-level fi
 partition columns, its row count and distinct (_partition, _offset) count through delta-rs' own
 query engine, the non-null count of each column named after the table, the version of each
 transaction identifier named, how many files it has, and, read from the log's commit files
-themselves, how many add actions they hold and the paths added more than once.
+themselves, how many add actions they hold and the paths added more than once; and DuckDB's
+count of rows and distinct (_partition, _offset) over the files delta-rs says the snapshot holds
+(DuckDB reading the table through delta-rs: its own Delta extension downloads from a site these
+machines do not reach).
 
 Usage: read_delta.py <table dir> [--nonnull col ...] [--txn app_id ...]
 """
@@ -12,6 +15,8 @@ import glob
 import json
 import os
 import sys
+
+import duckdb
 
 from deltalake import DeltaTable, QueryBuilder
 
@@ -53,6 +58,13 @@ def main(argv):
                 action = json.loads(line)
                 if "add" in action:
                     adds[action["add"]["path"]] += 1
+    uris = [u.removeprefix("file://") for u in dt.file_uris()]
+    if uris:
+        rows, distinct = duckdb.connect().execute(
+            "SELECT count(*), count(DISTINCT (_partition, _offset)) FROM read_parquet(?, union_by_name => true)",
+            [uris],
+        ).fetchall()[0]
+        out["duckdb"] = {"rows": rows, "distinct": distinct}
     out["adds"] = sum(adds.values())
     out["added_twice"] = sorted(p for p, n in adds.items() if n > 1)
     print(json.dumps(out))

@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Data files under `<root>/<topic>/` (recursively), sorted by path.
+/// Data files under `<root>/<topic>/` (recursively, not a Delta table's `_delta_log/`), sorted
+/// by path.
 pub fn data_files(root: &Path, topic: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.join(topic)];
@@ -15,7 +16,9 @@ pub fn data_files(root: &Path, topic: &str) -> Vec<PathBuf> {
         for e in entries.flatten() {
             let path = e.path();
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
+                if e.file_name() != "_delta_log" {
+                    stack.push(path);
+                }
             } else if path
                 .extension()
                 .is_some_and(|x| x == "gz" || x == "ndjson" || x == "parquet")
@@ -72,6 +75,25 @@ pub fn read_all(root: &Path, topic: &str) -> std::io::Result<(u64, u64, Vec<u8>)
         all.extend_from_slice(&text);
     }
     Ok((records, compressed, all))
+}
+
+/// A Delta table's commits (`_delta_log/<version>.json`) and the add actions they hold, if
+/// `<root>/<topic>/` is a table.
+pub fn table_commits(root: &Path, topic: &str) -> std::io::Result<Option<(u64, u64)>> {
+    let log = root.join(topic).join("_delta_log");
+    if !log.is_dir() {
+        return Ok(None);
+    }
+    let (mut commits, mut adds) = (0, 0);
+    for e in std::fs::read_dir(&log)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            commits += 1;
+            let text = std::fs::read_to_string(&path)?;
+            adds += text.lines().filter(|l| l.starts_with(r#"{"add""#)).count() as u64;
+        }
+    }
+    Ok(Some((commits, adds)))
 }
 
 fn memchr_count(text: &[u8]) -> u64 {

@@ -95,6 +95,10 @@ struct RunArgs {
     /// table's settings column).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Only the orders as Parquet files and as a Delta table (`INGEST_FORMAT=delta`), this many
+    /// times each, alternated: Delta's CPU per GB against Parquet's.
+    #[arg(long, value_name = "TIMES", conflicts_with_all = ["memory_only", "only"])]
+    formats: Option<u32>,
     /// Keep the sink logs in this directory instead of a temporary one.
     #[arg(long)]
     work: Option<PathBuf>,
@@ -199,26 +203,40 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     ]
     .into_iter()
-    .filter(|(_, kind, ..)| !args.memory_only && args.only.is_none_or(|only| only == *kind))
+    .filter(|(_, kind, ..)| {
+        !args.memory_only && args.formats.is_none() && args.only.is_none_or(|only| only == *kind)
+    })
     .map(|(mode, kind, n, bytes)| (mode, kind, n, partitions_for(bytes)))
     .collect();
     for &(mode, kind, n, partitions) in &throughput {
         let run = runs::backlog(mode, kind, n, partitions, &with_extra(&[]), work)?;
         done.push((run, default_cap));
     }
-    let all = !args.smoke && !args.throughput_only && args.only.is_none();
-    if all && !args.memory_only {
-        // The same records as Parquet: CPU per GB and output size against NDJSON + gzip.
-        let mut run = runs::backlog(
-            "parquet",
-            Records::Orders,
-            records,
-            partitions_for(records as f64 * mean),
-            &with_extra(&[("INGEST_FORMAT", "parquet")]),
-            work,
-        )?;
-        run.uncompressed_bytes = done[0].0.uncompressed_bytes;
-        done.push((run, default_cap));
+    let all = !args.smoke && !args.throughput_only && args.only.is_none() && args.formats.is_none();
+    if (all && !args.memory_only) || args.formats.is_some() {
+        // The same records as Parquet files and as a Delta table: CPU per GB and output size
+        // against NDJSON + gzip, and what the table's commits cost over the files alone.
+        let ndjson_bytes = done.first().map(|(run, _)| run.uncompressed_bytes);
+        for k in 1..=args.formats.unwrap_or(1) {
+            for format in ["parquet", "delta"] {
+                let mode = match k {
+                    1 => format.to_string(),
+                    k => format!("{format}-{k}"),
+                };
+                let mut run = runs::backlog(
+                    &mode,
+                    Records::Orders,
+                    records,
+                    partitions_for(records as f64 * mean),
+                    &with_extra(&[("INGEST_FORMAT", format)]),
+                    work,
+                )?;
+                if let Some(n) = ndjson_bytes {
+                    run.uncompressed_bytes = n;
+                }
+                done.push((run, default_cap));
+            }
+        }
     }
     if all || args.only == Some(Records::Avro) {
         // The clicks again, as Avro through a schema registry: decoded to the same NDJSON, and
@@ -291,7 +309,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             ndjson.len() as f64 / 1e6
         );
         ceilings.push((kind, ceiling::measure(&ndjson, level)));
-        if !args.smoke && args.only.is_none() {
+        if !args.smoke && args.only.is_none() && !ndjson.is_empty() {
             eprintln!("[ceiling] gzip levels 1, 3, 6 and 9 over {kind}");
             levels.push((
                 kind.to_string(),

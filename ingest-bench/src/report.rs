@@ -89,6 +89,9 @@ pub struct Row {
     pub of_ceiling: Option<f64>,
     /// `INGEST_MAX_BUFFER_BYTES` in MB, for the memory target.
     pub cap_mb: f64,
+    /// A Delta run's table commits, and per minute of its run.
+    pub table_commits: Option<u64>,
+    pub table_commits_per_minute: Option<f64>,
 }
 
 impl Row {
@@ -141,6 +144,8 @@ impl Row {
             compression_ratio: run.compressed_bytes as f64 / run.uncompressed_bytes.max(1) as f64,
             of_ceiling: measured.then(|| mb / run.seconds / (ceiling.all_cores / MB)),
             cap_mb: cap_bytes as f64 / MB,
+            table_commits: run.table_commits,
+            table_commits_per_minute: run.table_commits.map(|c| c as f64 / (run.seconds / 60.0)),
         }
     }
 }
@@ -180,6 +185,15 @@ impl Report {
             "\nOverhead factor: the sink's CPU-seconds per GB over what gzip level {} alone (same crate, one thread, its CPU time) spends on the same NDJSON in this run, timed {} times right after the sinks' runs: over the median, and in square brackets over the slowest and the fastest timing; in round brackets, the same for the sink's tokio workers alone (encoding, compressing, uploads). CPU by thread: the service's loop (intake), librdkafka's threads (fetching), the workers.",
             self.level, crate::ceiling::ONE_CORE_TIMINGS
         );
+        for r in &self.runs {
+            if let (Some(c), Some(per_minute)) = (r.table_commits, r.table_commits_per_minute) {
+                let _ = writeln!(
+                    s,
+                    "\nThe {} run's Delta table: {c} commits in {:.1} s ({per_minute:.1} a minute): the first creates the table, each other adds every file landed since the one before (one every INGEST_DELTA_COMMIT_INTERVAL_MS, 10 s by default, and one at the stop).",
+                    r.mode, r.seconds
+                );
+            }
+        }
         for r in &self.repeated {
             let _ = writeln!(
                 s,

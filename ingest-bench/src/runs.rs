@@ -60,6 +60,8 @@ pub struct Backlog {
     pub samples: Vec<Sample>,
     #[serde(skip)]
     pub ndjson: Vec<u8>,
+    /// A Delta table's commits (`INGEST_FORMAT=delta`), the first one included.
+    pub table_commits: Option<u64>,
 }
 
 fn base_vars(topic: &str, group: &str, brokers: &str, root: &Path) -> Vec<(String, String)> {
@@ -191,6 +193,13 @@ pub fn backlog(
     if landed_records != records {
         bail!("[{mode}] {landed_records} records landed, {records} were produced");
     }
+    let table_commits = landed::table_commits(&root, &topic)?;
+    if let Some((commits, adds)) = table_commits {
+        let files = landed::data_files(&root, &topic).len() as u64;
+        if adds != files {
+            bail!("[{mode}] {files} files landed, the table's {commits} commits add {adds}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&root);
     Ok(Backlog {
         mode: mode.to_string(),
@@ -215,6 +224,7 @@ pub fn backlog(
         threads,
         samples,
         ndjson,
+        table_commits: table_commits.map(|(commits, _)| commits),
     })
 }
 

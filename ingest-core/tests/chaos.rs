@@ -142,6 +142,7 @@ fn chaos(delta: bool) {
     }
     if delta {
         common::servers::python_module("deltalake", "pip install deltalake");
+        common::servers::python_module("duckdb", "pip install duckdb");
         let interval = setting("CHAOS_DELTA_COMMIT_MS", 1_000).to_string();
         for (k, v) in [
             ("INGEST_FORMAT", "delta"),
@@ -329,6 +330,11 @@ fn chaos(delta: bool) {
             "every record once in the table: {got}"
         );
         assert_eq!(got["added_twice"], serde_json::json!([]), "{got}");
+        assert_eq!(
+            (&got["duckdb"]["rows"], &got["duckdb"]["distinct"]),
+            (&records.into(), &records.into()),
+            "DuckDB over the table's files: {got}"
+        );
         assert_eq!(got["adds"], got["files"], "{got}");
         assert_eq!(rewritten, Vec::<String>::new(), "rewritten");
         return;
