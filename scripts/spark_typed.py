@@ -3,13 +3,10 @@ them, as a Databricks user would), and prints one JSON line per row: its partiti
 the Spark type of each value column, and the record rebuilt from its columns plus its
 _rescued_data, each typed value written as the book's table writes it in NDJSON (decimals as
 exact text, UTC timestamps as RFC 3339 to the microsecond, dates as ISO 8601, bytes as base64,
-maps as objects; nulls left out), independently of ingest and of read_typed_parquet.py's DuckDB.
+maps as objects; nulls left out; the rendering is read_typed_parquet.py's), independently of ingest.
 
 Usage: spark_typed.py <landing root> <topic>
 """
-import base64
-import datetime
-import decimal
 import json
 import os
 import sys
@@ -22,23 +19,8 @@ time.tzset()
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql.types import TimestampType  # noqa: E402
 
-COORDINATES = {"_topic", "_partition", "_offset", "_timestamp", "_key", "_headers", "_rescued_data", "dt", "hour"}
-
-
-def doc(value, utc):
-    if isinstance(value, dict):
-        return {k: doc(v, utc) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [doc(v, utc) for v in value]
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + ("Z" if utc else "")
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode()
-    return value
+# The same NDJSON rendering as the DuckDB reader's (this script's directory is on the path).
+from read_typed_parquet import COORDINATES, doc  # noqa: E402
 
 
 def main(root, topic):
@@ -57,8 +39,13 @@ def main(root, topic):
         cells = row.asDict(recursive=True)
         record = {}
         for f in fields:
-            if cells[f.name] is not None:
-                record[f.name] = doc(cells[f.name], isinstance(f.dataType, TimestampType))
+            value = cells[f.name]
+            if value is None:
+                continue
+            if isinstance(f.dataType, TimestampType):
+                record[f.name] = value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            else:
+                record[f.name] = doc(value)
         if cells["_rescued_data"] is not None:
             record.update(json.loads(cells["_rescued_data"]))
         print(json.dumps({"partition": cells["_partition"], "offset": cells["_offset"],

@@ -157,18 +157,14 @@ async fn gather(args: &StatusArgs, storage: &Storage) -> Result<Report> {
         }
         partitions.push(report);
     }
-    if let Some(brokers) = &args.bootstrap_servers {
-        let group = args
-            .group
-            .clone()
-            .unwrap_or_else(|| format!("ingest-{}", args.topic));
-        broker_offsets(brokers, &group, &args.topic, &mut partitions)?;
-    }
-    let schema = schema(storage, &args.topic).await?;
     let group = args
         .group
         .clone()
         .unwrap_or_else(|| format!("ingest-{}", args.topic));
+    if let Some(brokers) = &args.bootstrap_servers {
+        broker_offsets(brokers, &group, &args.topic, &mut partitions)?;
+    }
+    let schema = schema(storage, &args.topic).await?;
     let table_version = table(storage, &args.topic, &group, &mut partitions).await?;
     Ok(Report {
         topic: args.topic.clone(),
@@ -191,18 +187,16 @@ async fn table(
     let table = ingest::table::Table::new(store, topic, group, tokio::runtime::Handle::current())
         .map_err(|e| anyhow::anyhow!("reading the Delta table: {e}"))?;
     let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
-    let (version, held) = tokio::task::spawn_blocking(move || {
-        let Some(version) = table.version()? else {
-            return Ok((None, Default::default()));
-        };
-        Ok::<_, String>((Some(version), table.landed_through(&ids)?))
-    })
-    .await?
-    .map_err(|e| anyhow::anyhow!("reading the Delta table: {e}"))?;
+    let held = tokio::task::spawn_blocking(move || table.version_and_held(&ids))
+        .await?
+        .map_err(|e| anyhow::anyhow!("reading the Delta table: {e}"))?;
+    let Some((version, held)) = held else {
+        return Ok(None);
+    };
     for p in partitions {
         p.in_table = held.get(&p.partition).copied().flatten();
     }
-    Ok(version)
+    Ok(Some(version))
 }
 
 /// The latest running Parquet schema version, if any.

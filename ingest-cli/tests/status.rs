@@ -55,6 +55,23 @@ fn status(root: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `ingest-cli status` of the demo's topic in `root`, as the table people read.
+fn status_table(root: &Path) -> String {
+    let out = cli(&[
+        "status",
+        "--storage-url",
+        root.to_str().unwrap(),
+        "--topic",
+        "orders",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn status_reports_the_landed_demo_and_a_stranded_claim_without_writing() {
     let root = tempfile::tempdir().unwrap();
@@ -139,14 +156,7 @@ fn status_reports_the_landed_demo_and_a_stranded_claim_without_writing() {
     assert_eq!(p0["chain_breaks"], 0);
 
     // The table says the same for people.
-    let out = cli(&[
-        "status",
-        "--storage-url",
-        root.path().to_str().unwrap(),
-        "--topic",
-        "orders",
-    ]);
-    let table = String::from_utf8(out.stdout).unwrap();
+    let table = status_table(root.path());
     let row = table
         .lines()
         .find(|l| l.trim_start().starts_with("0 "))
@@ -282,14 +292,7 @@ fn status_reads_a_delta_tables_version_and_what_each_partition_added() {
         assert!(p["last_offset"].as_i64().is_some(), "{p}");
         assert_eq!(p["in_table"], p["last_offset"], "{p}");
     }
-    let out = cli(&[
-        "status",
-        "--storage-url",
-        root.path().to_str().unwrap(),
-        "--topic",
-        "orders",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = status_table(root.path());
     assert!(text.contains("Delta table version"), "{text}");
     assert_eq!(files(root.path()), before, "status writes nothing");
 }

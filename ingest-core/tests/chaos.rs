@@ -262,32 +262,33 @@ fn chaos(delta: bool) {
     // running does), then stopped.
     let mut behind_at_stop = 0;
     if delta {
-        let held = |store: &Arc<dyn object_store::ObjectStore>| {
+        let table = {
             let _inside = runtime.enter();
             let table = ingest::table::Table::new(
-                Arc::clone(store),
+                Arc::clone(&store),
                 &topic,
                 &group,
                 runtime.handle().clone(),
-            )
-            .unwrap();
-            let ids: Vec<i32> = (0..partitions).collect();
+            );
+            Arc::new(table.unwrap())
+        };
+        // How many partitions' identifiers are behind their high watermarks.
+        let behind = || {
+            let (table, ids) = (Arc::clone(&table), (0..partitions).collect::<Vec<i32>>());
             let held = runtime
-                .block_on(tokio::task::spawn_blocking(move || {
-                    table.landed_through(&ids)
-                }))
+                .block_on(runtime.spawn_blocking(move || table.landed_through(&ids)))
                 .unwrap()
                 .unwrap();
             high.iter()
                 .filter(|(p, hw)| held.get(p).copied().flatten() != Some(**hw - 1))
                 .count()
         };
-        behind_at_stop = held(&store);
+        behind_at_stop = behind();
         if behind_at_stop > 0 {
             let mut last = spawn(&vars);
             let deadline =
                 Instant::now() + Duration::from_secs(setting("CHAOS_SETTLE_SECONDS", 300));
-            while held(&store) > 0 {
+            while behind() > 0 {
                 assert!(Instant::now() < deadline, "the table caught up in time");
                 std::thread::sleep(Duration::from_millis(500));
             }

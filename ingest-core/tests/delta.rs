@@ -91,6 +91,40 @@ fn land(
     (landed, schema)
 }
 
+/// `per_partition` files of ten records each (offsets 0, 10, ...) for each of `partitions`, in
+/// that order, and the schema of the last.
+fn land_tens(
+    root: &Path,
+    partitions: std::ops::Range<i32>,
+    per_partition: i64,
+) -> (Vec<Landed>, arrow_schema::SchemaRef) {
+    let mut running = Columns::default();
+    let mut files = Vec::new();
+    let mut schema = None;
+    for p in partitions {
+        for k in 0..per_partition {
+            let first = k * 10;
+            let (f, s) = land(
+                root,
+                p,
+                first,
+                &values(first..first + 10, false),
+                &mut running,
+            );
+            files.push(f);
+            schema = Some(s);
+        }
+    }
+    (files, schema.expect("a file landed"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn table(root: &Path) -> Table {
     let store = Arc::new(LocalFileSystem::new_with_prefix(root).unwrap());
     Table::new(
@@ -169,7 +203,7 @@ async fn files_are_added_once_with_their_columns_and_delta_rs_reads_every_record
         );
         let held = t.landed_through(&[0, 1]).unwrap();
         assert_eq!((held[&0], held[&1]), (Some(9), Some(19)));
-        t.checkpoint().unwrap();
+        t.checkpoint(now_ms()).unwrap();
     })
     .await
     .unwrap();
@@ -236,24 +270,7 @@ async fn replicas_committing_at_once_each_land_their_files_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
-    let mut running = Columns::default();
-    let mut files = Vec::new();
-    let mut schema = None;
-    for p in 0..4 {
-        for k in 0..3 {
-            let first = k * 10;
-            let (f, s) = land(
-                &root,
-                p,
-                first,
-                &values(first..first + 10, false),
-                &mut running,
-            );
-            files.push(f);
-            schema = Some(s);
-        }
-    }
-    let schema = schema.unwrap();
+    let (files, schema) = land_tens(&root, 0..4, 3);
     // Two replicas, partitions 0-1 and 2-3, each committing its files one by one, at once.
     let mut tasks = Vec::new();
     for half in [0, 1] {
@@ -385,40 +402,21 @@ async fn the_logs_expired_entries_go_after_a_checkpoint_and_the_table_reads_as_b
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
-    let mut running = Columns::default();
-    let mut files = Vec::new();
-    let mut schema = None;
-    for k in 0..6 {
-        let (f, s) = land(
-            &root,
-            0,
-            k * 10,
-            &values(k * 10..k * 10 + 10, false),
-            &mut running,
-        );
-        files.push(f);
-        schema = Some(s);
-    }
-    let schema = schema.unwrap();
+    let (files, schema) = land_tens(&root, 0..1, 6);
     let log = root.join(TOPIC).join("_delta_log");
     let r = root.clone();
     let gone = tokio::task::spawn_blocking(move || {
         let t = table(&r);
         // Version 0 creates the table, 1 to 6 add a file each; checkpoints at 4 and at 6.
+        // Within the 30 days a table keeps its log by default, nothing goes.
         for (i, f) in files.into_iter().enumerate() {
             t.commit(&[f], &schema, &partitions).unwrap();
             if i == 3 || i == 5 {
-                t.checkpoint().unwrap();
+                assert_eq!(t.checkpoint(now_ms()).unwrap(), 0);
             }
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        // Within the 30 days a table keeps its log by default, nothing goes.
-        assert_eq!(t.clean_log(now).unwrap(), 0);
-        // 31 days on: everything before the newest checkpoint, the checkpoint at 3 with it.
-        t.clean_log(now + 31 * 24 * 3600 * 1000).unwrap()
+        // 31 days on (the checkpoint at 6 is there): everything before it, the one at 4 too.
+        t.checkpoint(now_ms() + 31 * 24 * 3600 * 1000).unwrap()
     })
     .await
     .unwrap();

@@ -27,6 +27,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// (tansu does, by a produce batch, under load); a recreated topic stays behind for good.
 const BEYOND_HIGH_PATIENCE: Duration = Duration::from_secs(10);
 
+/// What reading a partition's chain decided.
+enum Decided {
+    Start(Start),
+    /// The chain cannot be this partition's (or not yet: [`BEYOND_HIGH_PATIENCE`]).
+    Refused(Refused),
+    /// Storage failed; the start retries.
+    Storage(StorageError),
+}
+
 /// A claim read from the store, with its path.
 type Read = Result<Result<Option<(String, Claim)>, StorageError>, Error>;
 
@@ -56,8 +65,8 @@ impl Flusher {
                 .await
             {
                 Err(e) => e,
-                Ok(facts) => match self.decide(partition, &facts).await? {
-                    Err(refused @ Refused::BeyondHigh { .. })
+                Ok(facts) => match self.find_start(partition, &facts).await? {
+                    Decided::Refused(refused @ Refused::BeyondHigh { .. })
                         if beyond_high_since
                             .get_or_insert_with(std::time::Instant::now)
                             .elapsed()
@@ -65,13 +74,19 @@ impl Flusher {
                     {
                         format!("{refused} (the broker's watermark may lag what it served; read again for up to {} s before the start is refused)", BEYOND_HIGH_PATIENCE.as_secs())
                     }
-                    Err(refused) => return Err(self.refusal(partition, refused)),
-                    Ok(Ok(start)) => {
+                    Decided::Refused(refused) => {
+                        return Err(Error::ChainRefused {
+                            topic: self.namer.topic.clone(),
+                            partition,
+                            reason: refused.to_string(),
+                        })
+                    }
+                    Decided::Start(start) => {
                         self.health.update(|f| f.storage_error = None);
                         tracing::debug!(partition, ?facts, ?start, "start decided");
                         return Ok(Some(start));
                     }
-                    Ok(Err(e)) if e.is_refused() => {
+                    Decided::Storage(e) if e.is_refused() => {
                         return Err(Error::StorageRefused(format!(
                             "{} {} in {} was refused (no permission or bad credentials): reading where partition {partition} starts needs read access to {}/; grant it and restart",
                             e.op,
@@ -80,7 +95,7 @@ impl Flusher {
                             crate::storage::STATE_PREFIX
                         )));
                     }
-                    Ok(Err(e)) => {
+                    Decided::Storage(e) => {
                         metrics::counter!("ingest_storage_errors_total").increment(1);
                         let line = crate::storage::one_line(&e);
                         self.health.update(|f| f.storage_error = Some(line.clone()));
@@ -98,43 +113,22 @@ impl Flusher {
         }
     }
 
-    /// Where `partition` starts, given what the source says of it. The inner error is storage
-    /// failing (the caller retries); a chain that cannot be this partition's stops the service.
-    pub async fn find_start(
-        &self,
-        partition: i32,
-        source: &Partition,
-    ) -> Result<Result<Start, StorageError>, Error> {
-        match self.decide(partition, source).await? {
-            Ok(decided) => Ok(decided),
-            Err(refused) => Err(self.refusal(partition, refused)),
-        }
-    }
-
-    /// [`Self::find_start`], the refusal as it is. The outer error stops the service; the
-    /// middle one is the refusal; the inner one is storage failing.
-    async fn decide(
-        &self,
-        partition: i32,
-        source: &Partition,
-    ) -> Result<Result<Result<Start, StorageError>, Refused>, Error> {
+    /// Where `partition` starts, given what the source says of it; the error stops the service
+    /// (a claim that cannot be read as one).
+    async fn find_start(&self, partition: i32, source: &Partition) -> Result<Decided, Error> {
         let found = match self.chain_end(partition, source).await? {
             Ok(found) => found,
-            Err(e) => return Ok(Ok(Err(e))),
+            Err(e) => return Ok(Decided::Storage(e)),
         };
         let topic = &self.namer.topic;
-        Ok(decide_start(topic, partition, source, &found, |f| {
-            claim_path(topic, partition, f)
-        })
-        .map(Ok))
-    }
-
-    fn refusal(&self, partition: i32, refused: Refused) -> Error {
-        Error::ChainRefused {
-            topic: self.namer.topic.clone(),
-            partition,
-            reason: refused.to_string(),
-        }
+        Ok(
+            match decide_start(topic, partition, source, &found, |f| {
+                claim_path(topic, partition, f)
+            }) {
+                Ok(start) => Decided::Start(start),
+                Err(refused) => Decided::Refused(refused),
+            },
+        )
     }
 
     async fn chain_end(

@@ -66,7 +66,7 @@ impl Flusher {
         match self.storage.exists(path).await {
             Ok(true) => return Ok(true),
             Ok(false) => {}
-            Err(e) if e.is_name_refused() || e.is_head_refused() => {}
+            Err(e) if e.is_name_refused() => {}
             Err(e) => return Err(e),
         }
         self.storage.exists(&self.refuge(path)).await

@@ -149,16 +149,13 @@ impl Flusher {
         );
         let every = delta.settings.checkpoint_interval;
         if committed.added > 0 && every > 0 && committed.version % every == 0 {
+            // With a checkpoint written, the log's expired entries can go (30 days by default).
             let table = Arc::clone(&delta.table);
-            tokio::task::spawn_blocking(move || table.checkpoint())
+            let now = crate::clock::now_ms();
+            let gone = tokio::task::spawn_blocking(move || table.checkpoint(now))
                 .await
                 .map_err(|e| e.to_string())??;
             tracing::info!(version = committed.version, "Delta checkpoint written");
-            // With a checkpoint written, the log's expired entries can go (30 days by default).
-            let table = Arc::clone(&delta.table);
-            let gone = tokio::task::spawn_blocking(move || table.clean_log(crate::clock::now_ms()))
-                .await
-                .map_err(|e| e.to_string())??;
             if gone > 0 {
                 metrics::counter!("ingest_delta_log_files_expired_total").increment(gone as u64);
                 tracing::info!(files = gone, "expired Delta log entries deleted");
@@ -203,7 +200,7 @@ impl Flusher {
                 // are at its refuge under the dead-letter prefix): not the table's.
                 let size = match self.storage.size(d).await {
                     Ok(size) => size,
-                    Err(e) if e.is_name_refused() || e.is_head_refused() => None,
+                    Err(e) if e.is_name_refused() => None,
                     Err(e) => return Err(crate::storage::one_line(&e)),
                 };
                 let Some(size) = size else {

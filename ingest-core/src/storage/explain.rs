@@ -30,6 +30,8 @@ pub enum Diagnosis {
     MissingContainer,
     BadCredentials,
     NoPermission,
+    /// A 400 answer naming the object's name (too long, a character the store does not take).
+    NameRefused,
     Unreachable,
     Unknown,
 }
@@ -57,6 +59,17 @@ pub fn diagnose(category: Category, text: &str) -> Diagnosis {
         "not authorized",
     ]) {
         return Diagnosis::NoPermission;
+    }
+    if t.contains("status code: 400")
+        && has(&[
+            "KeyTooLongError",
+            "InvalidURI",
+            "InvalidObjectName",
+            "InvalidResourceName",
+            "OutOfRangeInput",
+        ])
+    {
+        return Diagnosis::NameRefused;
     }
     if has(&[
         "connection refused",
@@ -104,6 +117,9 @@ pub fn explain(kind: Kind, label: &str, category: Category, detail: &str) -> Str
         }
         (Diagnosis::NoPermission, _) => {
             "these credentials may not write here: allow s3:PutObject, s3:GetObject and s3:DeleteObject under the prefix".to_string()
+        }
+        (Diagnosis::NameRefused, _) => {
+            "the store refuses the object's name: check the prefix of INGEST_STORAGE_URL (its length, and characters the store takes)".to_string()
         }
         (Diagnosis::Unreachable, _) => {
             "the storage endpoint cannot be reached: check the endpoint (AWS_ENDPOINT, BlobEndpoint), DNS and network".to_string()
@@ -175,6 +191,16 @@ mod tests {
                 Diagnosis::MissingContainer,
             ),
             (Category::Unauthenticated, "401", Diagnosis::BadCredentials),
+            (
+                Category::Other,
+                "Server returned non-2xx status code: 400 Bad Request: <Code>KeyTooLongError</Code>",
+                Diagnosis::NameRefused,
+            ),
+            (
+                Category::Other,
+                "Server returned non-2xx status code: 400 Bad Request: <Code>InvalidUri</Code>",
+                Diagnosis::NameRefused,
+            ),
             (Category::Other, "something new", Diagnosis::Unknown),
         ];
         for (category, text, want) in cases {

@@ -55,9 +55,10 @@ impl StorageError {
     }
 
     /// Whether the store refused the object's name (too long, a character it does not take): an
-    /// S3 or Azure 400 naming the name (`KeyTooLongError`, `InvalidURI`, `InvalidObjectName`,
-    /// `InvalidResourceName`, `OutOfRangeInput`), or a file system's "file name too long" or
-    /// "illegal byte sequence". No retry can help, and no setting is wrong: the name is.
+    /// S3 or Azure 400 naming the name ([`explain::Diagnosis::NameRefused`]), a HEAD answered
+    /// 400 (a HEAD has no body to say why, and its only input is the name), or a file system's
+    /// "file name too long" or "illegal byte sequence". No retry can help, and no setting is
+    /// wrong: the name is.
     pub fn is_name_refused(&self) -> bool {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self.source);
         while let Some(e) = cause {
@@ -70,22 +71,10 @@ impl StorageError {
             }
             cause = e.source();
         }
+        use explain::{diagnose, Category, Diagnosis};
         let text = one_line(&self.source);
-        const CODES: [&str; 6] = [
-            "KeyTooLongError",
-            "InvalidURI",
-            "InvalidUri",
-            "InvalidObjectName",
-            "InvalidResourceName",
-            "OutOfRangeInput",
-        ];
-        text.contains("status code: 400") && CODES.iter().any(|c| text.contains(c))
-    }
-
-    /// Whether a HEAD was answered 400: a HEAD has no body to say why, and its only input is
-    /// the name.
-    pub fn is_head_refused(&self) -> bool {
-        self.op == "check" && one_line(&self.source).contains("status code: 400")
+        diagnose(Category::of(&self.source), &text) == Diagnosis::NameRefused
+            || (self.op == "check" && text.contains("status code: 400"))
     }
 
     /// One line for a refused operation ([`StorageError::is_refused`]): what was refused, and
@@ -413,8 +402,8 @@ mod tests {
             assert!(!error("create", answer(other)).is_name_refused(), "{other}");
         }
         let head = "Server returned non-2xx status code: 400 Bad Request: ";
-        assert!(error("check", answer(head)).is_head_refused());
-        assert!(!error("create", answer(head)).is_head_refused());
+        assert!(error("check", answer(head)).is_name_refused());
+        assert!(!error("create", answer(head)).is_name_refused());
     }
 
     #[test]

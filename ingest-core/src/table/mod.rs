@@ -65,6 +65,9 @@ pub struct Committed {
     pub held: usize,
 }
 
+/// Per partition, the last offset whose file a table holds (`None`: none of its files).
+pub type Held = HashMap<i32, Option<i64>>;
+
 /// A topic's Delta table.
 pub struct Table {
     engine: DefaultEngine<TokioMultiThreadExecutor>,
@@ -144,13 +147,20 @@ impl Table {
         found.map_err(|e| e.to_string())
     }
 
-    /// For each of `partitions`, the last offset whose file the table holds (`None`: none of
-    /// its files), read from one snapshot of the table.
-    /// The table's latest version (`None`: no table yet).
-    pub fn version(&self) -> Result<Option<u64>, String> {
-        Ok(self.snapshot()?.map(|s| s.version()))
+    /// The table's latest version and what it holds of each of `partitions` (as
+    /// [`Table::landed_through`]), from one snapshot (`None`: no table yet).
+    pub fn version_and_held(&self, partitions: &[i32]) -> Result<Option<(u64, Held)>, String> {
+        let Some(snapshot) = self.snapshot()? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            snapshot.version(),
+            self.held(&snapshot, partitions)?,
+        )))
     }
 
+    /// For each of `partitions`, the last offset whose file the table holds (`None`: none of
+    /// its files), read from one snapshot of the table.
     pub fn landed_through(&self, partitions: &[i32]) -> Result<HashMap<i32, Option<i64>>, String> {
         match self.snapshot()? {
             Some(snapshot) => self.held(&snapshot, partitions),
@@ -306,25 +316,20 @@ impl Table {
     }
 
     /// Writes a checkpoint of the table's latest version (readers then start there, not from
-    /// the first commit).
-    pub fn checkpoint(&self) -> Result<(), String> {
-        let Some(snapshot) = self.snapshot()? else {
-            return Ok(());
-        };
-        snapshot
-            .checkpoint(&self.engine, None)
-            .map(|_| ())
-            .map_err(|e| format!("the Delta checkpoint was not written: {e}"))
-    }
-}
-
-impl Table {
-    /// Deletes the log's expired entries as the table's settings say ([`cleanup`]), as of
-    /// `now_ms`; how many files went.
-    pub fn clean_log(&self, now_ms: i64) -> Result<usize, String> {
+    /// the first commit), unless it has one, then deletes the log's entries expired at `now_ms`
+    /// as the table's settings say ([`cleanup`]); how many went.
+    pub fn checkpoint(&self, now_ms: i64) -> Result<usize, String> {
         let Some(snapshot) = self.snapshot()? else {
             return Ok(0);
         };
+        let (_, snapshot) = snapshot
+            .checkpoint(&self.engine, None)
+            .map_err(|e| format!("the Delta checkpoint was not written: {e}"))?;
+        self.clean_log(&snapshot, now_ms)
+    }
+
+    /// Deletes the log's entries expired at `now_ms` as `snapshot`'s table properties say.
+    fn clean_log(&self, snapshot: &SnapshotRef, now_ms: i64) -> Result<usize, String> {
         let properties = snapshot.table_properties();
         if properties.enable_expired_log_cleanup == Some(false) {
             return Ok(0);
@@ -336,20 +341,14 @@ impl Table {
         let dir = Path::from(format!("{}/_delta_log", self.topic));
         let store = Arc::clone(&self.store);
         block(async move {
-            use futures::TryStreamExt as _;
             use object_store::ObjectStoreExt as _;
-            let listed: Vec<object_store::ObjectMeta> = store
-                .list(Some(&dir))
-                .try_collect()
+            let listed = store
+                .list_with_delimiter(Some(&dir))
                 .await
                 .map_err(|e| format!("listing the Delta log: {e}"))?;
             let files: Vec<(String, i64)> = listed
+                .objects
                 .iter()
-                .filter(|m| {
-                    m.location
-                        .prefix_match(&dir)
-                        .is_some_and(|mut r| r.nth(1).is_none())
-                })
                 .filter_map(|m| {
                     let name = m.location.filename()?.to_string();
                     Some((name, m.last_modified.timestamp_millis()))
