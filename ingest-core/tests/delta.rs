@@ -444,3 +444,131 @@ async fn the_logs_expired_entries_go_after_a_checkpoint_and_the_table_reads_as_b
     );
     assert_eq!(got["txn"]["ingest:orders:ingest-orders:0"], 59, "{got}");
 }
+
+/// The service's Delta settings for the service tests below: small files, frequent rounds.
+fn delta_settings(vars: &[(String, String)]) -> ingest::Config {
+    common::config(
+        vars,
+        &[
+            ("INGEST_FORMAT", "delta"),
+            ("INGEST_ENVELOPE", "metadata"),
+            ("INGEST_FLUSH_MAX_RECORDS", "40"),
+            ("INGEST_DELTA_COMMIT_INTERVAL_MS", "200"),
+        ],
+    )
+}
+
+/// Runs the service until every record is committed and every landed file is in the table,
+/// then stops it; its progress at the end.
+async fn land_into_the_table(
+    config: ingest::Config,
+    high: &BTreeMap<i32, i64>,
+) -> ingest::Progress {
+    let (token, mut progress, handle) = common::start(config);
+    common::until_committed(&mut progress, high).await;
+    let all_in = progress.wait_for(|p| p.files > 0 && p.table_files == p.files);
+    tokio::time::timeout(std::time::Duration::from_secs(60), all_in)
+        .await
+        .expect("every landed file added to the table in time")
+        .unwrap();
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let end = progress.borrow().clone();
+    end
+}
+
+/// The table the service wrote on `vars`' store, copied to a local directory as delta-rs and
+/// DuckDB read it: every record once, no file added twice, the identifiers at the watermarks.
+async fn assert_read_once(
+    vars: &[(String, String)],
+    fx: &common::Fixture,
+    high: &BTreeMap<i32, i64>,
+    files: u64,
+) -> Value {
+    let store = common::servers::reader(vars);
+    let local = tempfile::tempdir().unwrap();
+    common::servers::mirror(&store, &fx.topic, local.path()).await;
+    let txn: Vec<String> = high
+        .keys()
+        .map(|p| format!("ingest:{}:{}:{p}", fx.topic, fx.group))
+        .collect();
+    let mut args = vec!["--txn"];
+    args.extend(txn.iter().map(String::as_str));
+    let got = read_table(&local.path().join(&fx.topic), &args);
+    let records: i64 = high.values().sum();
+    assert_eq!(
+        (&got["rows"], &got["distinct"]),
+        (&records.into(), &records.into()),
+        "{got}"
+    );
+    assert_eq!(
+        (&got["duckdb"]["rows"], &got["duckdb"]["distinct"]),
+        (&records.into(), &records.into()),
+        "{got}"
+    );
+    assert_eq!(
+        (&got["files"], &got["adds"]),
+        (&files.into(), &files.into()),
+        "{got}"
+    );
+    assert_eq!(got["added_twice"], serde_json::json!([]), "{got}");
+    for (p, h) in high {
+        let id = format!("ingest:{}:{}:{p}", fx.topic, fx.group);
+        assert_eq!(got["txn"][&id], h - 1, "{got}");
+    }
+    got
+}
+
+/// On Azure Blob (Azurite): the log's commits are create-only blobs there too, and the table
+/// reads as on local disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_azure_blob_the_service_lands_a_topic_as_a_delta_table_read_once() {
+    use common::servers::Server as _;
+    let azurite = common::servers::Azurite::start();
+    let fx = common::Fixture::new("deltaaz", 2);
+    let container = common::unique("deltaaz")
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    azurite.create_container(&container);
+    let mut vars = fx.vars.clone();
+    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
+    vars.extend(azurite.env(&container, "raw"));
+    common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
+    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    let end = land_into_the_table(delta_settings(&vars), &high).await;
+    assert!(end.table_rounds > 0, "{end:?}");
+    assert_read_once(&vars, &fx, &high, end.files).await;
+}
+
+/// The first commit of files is written, but the client is told 503 (a proxy's timeout in front
+/// of s3s-fs); the retried create-only PUT meets its own first attempt. The service finds its
+/// own commit in the log by its transaction identifiers: every file is added once, and counted
+/// as added (the table's progress, its metric, its checkpoints) once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_commit_retried_after_it_was_written_is_known_as_ours_and_adds_each_file_once() {
+    use common::proxy::{Proxy, Rule};
+    use common::servers::Server as _;
+    let s3 = common::servers::S3Fs::start();
+    let fx = common::Fixture::new("deltaretry", 2);
+    let bucket = common::unique("deltaretry")
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    s3.create_container(&bucket);
+    let first_files = format!("/{bucket}/raw/{}/_delta_log/{:020}.json", fx.topic, 1);
+    let proxy = Proxy::start(s3.port, Rule::UnavailableAfterForwarding(first_files)).await;
+    let keys = (
+        common::servers::S3_ACCESS_KEY,
+        common::servers::S3_SECRET_KEY,
+    );
+    let via = |port: u16| {
+        let mut vars = fx.vars.clone();
+        vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
+        vars.extend(common::servers::s3_env(&bucket, "raw", port, keys));
+        vars
+    };
+    common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
+    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    let end = land_into_the_table(delta_settings(&via(proxy.port)), &high).await;
+    assert!(proxy.fired(), "the rule met the first commit of files");
+    assert_read_once(&via(s3.port), &fx, &high, end.files).await;
+}

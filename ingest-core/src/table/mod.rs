@@ -214,11 +214,23 @@ impl Table {
         partition_columns: &[String],
     ) -> Result<Committed, String> {
         let wanted = schema::wanted(file_schema, partition_columns)?;
+        // A write of ours that failed as far as we were told: the store may have taken it all
+        // the same (a PUT retried after a timeout or a 503 meets its own first attempt).
+        let mut tried: Option<Tried> = None;
         for _ in 0..MAX_ATTEMPTS {
             let Some(snapshot) = self.snapshot()? else {
                 self.create(&wanted, partition_columns)?;
                 continue;
             };
+            if let Some(t) = tried.take() {
+                if snapshot.version() >= t.version && self.identifiers_at(t.version)? == t.ids {
+                    return Ok(Committed {
+                        version: t.version,
+                        added: t.added,
+                        held: files.len() - t.added,
+                    });
+                }
+            }
             let partitions: Vec<i32> = files.iter().map(|f| f.partition).collect();
             let through = self.held(&snapshot, &partitions)?;
             let new: Vec<&Landed> = files
@@ -252,6 +264,8 @@ impl Table {
             for (p, v) in &last {
                 builder = builder.with_transaction_id(self.app_id(*p), *v);
             }
+            let last_ids: BTreeMap<String, i64> =
+                last.iter().map(|(p, v)| (self.app_id(*p), *v)).collect();
             let mut txn = builder
                 .build(&self.engine, Box::new(FileSystemCommitter::new()))
                 .map_err(|e| format!("a Delta commit cannot be prepared: {e}"))?;
@@ -304,15 +318,41 @@ impl Table {
                         version = c.conflict_version(),
                         "Delta commit conflicted; reading the log again"
                     );
+                    tried = Some(Tried {
+                        version: c.conflict_version(),
+                        ids: last_ids,
+                        added: new.len(),
+                    });
                 }
                 CommitResult::Retryable(_) => {
                     tracing::debug!("Delta commit failed to write; trying again");
+                    tried = Some(Tried {
+                        version: snapshot.version() + 1,
+                        ids: last_ids,
+                        added: new.len(),
+                    });
                 }
             }
         }
         Err(format!(
             "{MAX_ATTEMPTS} Delta commits in a row met another commit of the same version"
         ))
+    }
+
+    /// The transaction identifiers the commit file of `version` sets (empty if it is gone).
+    fn identifiers_at(&self, version: u64) -> Result<BTreeMap<String, i64>, String> {
+        let path = Path::from(format!("{}/_delta_log/{version:020}.json", self.topic));
+        let store = Arc::clone(&self.store);
+        let got = block(async move {
+            use object_store::ObjectStoreExt as _;
+            match store.get(&path).await {
+                Ok(got) => got.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let text = got.map_err(|e| format!("reading the Delta log's version {version}: {e}"))?;
+        Ok(text.map(|t| identifiers(&t)).unwrap_or_default())
     }
 
     /// Writes a checkpoint of the table's latest version (readers then start there, not from
@@ -366,6 +406,36 @@ impl Table {
     }
 }
 
+/// A commit this replica tried whose write it was told failed.
+struct Tried {
+    /// The version it was written as.
+    version: u64,
+    /// The transaction identifiers it set: a commit at `version` with exactly these is it (or
+    /// one adding exactly the same files, which is the same).
+    ids: BTreeMap<String, i64>,
+    /// The files it added.
+    added: usize,
+}
+
+/// The transaction identifiers (`txn` actions: app id, version) of a commit file's text.
+fn identifiers(commit: &[u8]) -> BTreeMap<String, i64> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        txn: Option<Txn>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Txn {
+        #[serde(rename = "appId")]
+        app_id: String,
+        version: i64,
+    }
+    commit
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Line>(line).ok()?.txn)
+        .map(|t| (t.app_id, t.version))
+        .collect()
+}
+
 /// What the service says it is in the log's commit information.
 const ENGINE: &str = concat!("ingest/", env!("CARGO_PKG_VERSION"));
 
@@ -387,4 +457,28 @@ fn statistics(records: Option<u64>) -> Result<StructArray, String> {
 /// Runs `f` to completion from a blocking thread inside the runtime.
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Handle::current().block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commits_identifiers_are_read_from_its_txn_actions_alone() {
+        let commit = br#"{"commitInfo":{"timestamp":1,"txnId":"x"}}
+{"txn":{"appId":"ingest:t:g:0","version":41,"lastUpdated":1}}
+{"add":{"path":"a.parquet","size":1}}
+{"txn":{"appId":"ingest:t:g:3","version":7}}
+"#;
+        let ids = identifiers(commit);
+        assert_eq!(
+            ids,
+            BTreeMap::from([
+                ("ingest:t:g:0".to_string(), 41),
+                ("ingest:t:g:3".to_string(), 7)
+            ])
+        );
+        assert!(identifiers(b"{\"add\":{}}\n").is_empty());
+        assert!(identifiers(b"not json\n").is_empty());
+    }
 }
