@@ -26,12 +26,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 COPY --from=build /service /usr/local/bin/service
-# Statically linked OpenSSL: point it at the image's CA bundle. Two glibc malloc arenas: with
+# Statically linked OpenSSL: point it at the image's CA bundle. One glibc malloc arena: with
 # one per busy thread, memory freed by the encoders stays held in many arenas and Parquet's peak
-# RSS was 105-125 MB above INGEST_MAX_BUFFER_BYTES; with two it is 37-38 MB above, at no CPU
-# cost the benchmark can tell from noise (bench/RESULTS.md). `make bench` runs the sink with it.
+# RSS was 105-125 MB above INGEST_MAX_BUFFER_BYTES; with two, 53-65 MB above; with one, 29-35 MB
+# above, at no CPU cost the benchmark can tell from noise (bench/RESULTS.md, 2026-12-07).
+# `make bench` runs the sink with it.
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    MALLOC_ARENA_MAX=2 \
+    MALLOC_ARENA_MAX=1 \
     INGEST_HTTP_ADDR=0.0.0.0:8080 \
     INGEST_LOG_FORMAT=json
 EXPOSE 8080

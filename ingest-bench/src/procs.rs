@@ -62,7 +62,7 @@ impl Drop for BrokerProcess {
 
 /// The environment the service's image sets for the process itself (the Dockerfile's `ENV`,
 /// checked by a test), so the sink runs as deployed; `--set` overrides it.
-pub const IMAGE_ENV: &[(&str, &str)] = &[("MALLOC_ARENA_MAX", "2")];
+pub const IMAGE_ENV: &[(&str, &str)] = &[("MALLOC_ARENA_MAX", "1")];
 
 /// The sink under test: `ingest::run()` in its own process, configured only by `IMAGE_ENV` and
 /// `vars` (any `INGEST_*` of the caller's environment is removed so defaults are really

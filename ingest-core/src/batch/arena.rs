@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::pool;
 use super::record::{self, records_in, RecordRef, StoredRecord};
 
 /// Work a later stage attaches to a batch while it fills (the encoder going ahead), carried with
@@ -33,11 +34,48 @@ pub const MIN_CHUNK: usize = 4 * 1024;
 /// Largest arena chunk, unless a single record is larger (it then gets a chunk of its own size).
 pub const MAX_CHUNK: usize = 64 * 1024;
 
+/// An arena chunk. A full-size one goes back to the [`pool`] when its last holder (the batch,
+/// or a job encoding ahead) drops it.
+#[derive(Debug, Default)]
+pub struct Chunk(Vec<u8>);
+
+impl Chunk {
+    fn with_capacity(capacity: usize) -> Chunk {
+        Chunk(pool::take(capacity))
+    }
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Chunk {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Clone for Chunk {
+    /// A copy of the bytes (never pooled: its capacity is its length).
+    fn clone(&self) -> Chunk {
+        Chunk(self.0.clone())
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.0));
+    }
+}
+
 /// Records of one partition, in offset order, destined for one file.
 #[derive(Debug)]
 pub struct Batch<A: Attachment = ()> {
     /// Full chunks, never written again.
-    frozen: Vec<Arc<Vec<u8>>>,
+    frozen: Vec<Arc<Chunk>>,
     /// Bytes stored in the frozen chunks.
     frozen_bytes: usize,
     /// What a later stage attached while the batch fills (encoding ahead), once it handed out
@@ -47,7 +85,7 @@ pub struct Batch<A: Attachment = ()> {
     ahead_chunks: usize,
     ahead_bytes: usize,
     /// The chunk being filled.
-    open: Vec<u8>,
+    open: Chunk,
     len: usize,
     bytes: usize,
     held: usize,
@@ -70,7 +108,7 @@ impl<A: Attachment> Batch<A> {
             ahead: None,
             ahead_chunks: 0,
             ahead_bytes: 0,
-            open: Vec::new(),
+            open: Chunk::default(),
             len: 0,
             bytes: 0,
             held: 0,
@@ -93,7 +131,7 @@ impl<A: Attachment> Batch<A> {
         } else {
             (self.open.capacity() * 2).clamp(MIN_CHUNK, MAX_CHUNK)
         };
-        let full = std::mem::replace(&mut self.open, Vec::with_capacity(next.max(need)));
+        let full = std::mem::replace(&mut self.open, Chunk::with_capacity(next.max(need)));
         if !full.is_empty() {
             self.frozen_bytes += full.len();
             self.frozen.push(Arc::new(full));
@@ -179,7 +217,7 @@ impl<A: Attachment> Batch<A> {
         &mut self,
         min_bytes: usize,
         attach: impl FnOnce() -> A,
-        start: impl FnOnce(&Arc<A>, &[Arc<Vec<u8>>], usize) -> Option<J>,
+        start: impl FnOnce(&Arc<A>, &[Arc<Chunk>], usize) -> Option<J>,
     ) -> Option<J> {
         if self.frozen_bytes - self.ahead_bytes < min_bytes {
             return None;

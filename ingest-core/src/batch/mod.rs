@@ -11,10 +11,11 @@
 
 pub mod arena;
 pub mod partition;
+pub mod pool;
 pub mod record;
 pub mod trigger;
 
-pub use arena::{Attachment, Batch, MAX_CHUNK, MIN_CHUNK};
+pub use arena::{Attachment, Batch, Chunk, MAX_CHUNK, MIN_CHUNK};
 pub use partition::{PartitionState, Sealed};
 pub use record::{records_in, Flaw, RecordRef, StoredRecord};
 pub use trigger::{FlushPolicy, FlushReason, Triggers};

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::encoder::{EncodeOptions, Encoder};
-use crate::batch::{records_in, Attachment, Batch};
+use crate::batch::{records_in, Attachment, Batch, Chunk};
 
 /// A job encoding the frozen chunks of `batch` that no job has had yet, once there are
 /// `min_bytes` of them and the previous job is done. `encoder` makes the batch's encoder at the
@@ -65,7 +65,7 @@ impl std::fmt::Debug for State {
 pub struct Job {
     ahead: Arc<Ahead>,
     from: usize,
-    chunks: Vec<Arc<Vec<u8>>>,
+    chunks: Vec<Arc<Chunk>>,
 }
 
 impl Attachment for Ahead {
@@ -92,7 +92,7 @@ impl Ahead {
     /// `min_bytes` are left.
     pub fn job(
         self: &Arc<Self>,
-        frozen: &[Arc<Vec<u8>>],
+        frozen: &[Arc<Chunk>],
         submitted: usize,
         min_bytes: usize,
     ) -> Option<Job> {

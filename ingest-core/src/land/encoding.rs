@@ -66,8 +66,11 @@ impl Flusher {
             };
             let (opts, columns, pick) = (opts.clone(), running.columns.clone(), pick.clone());
             // The Parquet writer holds about a batch's worth while it encodes (row groups,
-            // dictionaries, the file): counted in the cap meanwhile, so fetching holds.
-            let writing = batch.bytes();
+            // dictionaries, the file), and leaves as much again in the heap's free lists
+            // (arrays and pages of many sizes): counted in the cap at twice the batch
+            // meanwhile, so fetching holds. 7-10 MB less peak RSS over a backlog at the default
+            // cap (bench/RESULTS.md, 2026-12-07).
+            let writing = 2 * batch.bytes();
             self.encoded_bytes.fetch_add(writing, Ordering::Relaxed);
             let result = self
                 .encode_with(batch, move |batch| match &pick {

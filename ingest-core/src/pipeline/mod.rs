@@ -147,6 +147,8 @@ impl Pipeline {
         // What `ingest_buffered_bytes` is held under: the cap less librdkafka's share.
         let cap = control.batch_budget(&config);
         metrics::gauge!("ingest_buffer_cap_bytes").set(cap as f64);
+        // Freed chunks kept for the next batches: a quarter of the cap at most.
+        crate::batch::pool::set_limit(cap / 4);
         health.update(|f| {
             f.started = true;
             f.heartbeat_ms = now_ms();
