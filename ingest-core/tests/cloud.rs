@@ -14,17 +14,13 @@ use ingest::storage::{Created, Storage};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-/// A lowercase name valid as a bucket and as a container.
 fn container(prefix: &str) -> String {
-    unique(prefix).to_ascii_lowercase().replace('_', "-")
+    bucket_name(prefix)
 }
 
 /// The fixture's environment, landing in `container/raw` on `server` instead of local disk.
 fn cloud_vars(f: &Fixture, server: &dyn Server, container: &str) -> Vec<(String, String)> {
-    let mut vars = f.vars.clone();
-    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
-    vars.extend(server.env(container, "raw"));
-    vars
+    landing_in(&f.vars, server.env(container, "raw"))
 }
 
 fn data_files(listing: &BTreeMap<String, (Option<String>, i64, u64)>, topic: &str) -> usize {

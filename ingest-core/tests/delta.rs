@@ -445,17 +445,17 @@ async fn the_logs_expired_entries_go_after_a_checkpoint_and_the_table_reads_as_b
     assert_eq!(got["txn"]["ingest:orders:ingest-orders:0"], 59, "{got}");
 }
 
-/// The service's Delta settings for the service tests below: small files, frequent rounds.
-fn delta_settings(vars: &[(String, String)]) -> ingest::Config {
-    common::config(
-        vars,
-        &[
-            ("INGEST_FORMAT", "delta"),
-            ("INGEST_ENVELOPE", "metadata"),
-            ("INGEST_FLUSH_MAX_RECORDS", "40"),
-            ("INGEST_DELTA_COMMIT_INTERVAL_MS", "200"),
-        ],
-    )
+/// The service's Delta settings for the service tests below (small files, frequent rounds),
+/// and `extra`.
+fn delta_settings(vars: &[(String, String)], extra: &[(&str, &str)]) -> ingest::Config {
+    let mut settings = vec![
+        ("INGEST_FORMAT", "delta"),
+        ("INGEST_ENVELOPE", "metadata"),
+        ("INGEST_FLUSH_MAX_RECORDS", "40"),
+        ("INGEST_DELTA_COMMIT_INTERVAL_MS", "200"),
+    ];
+    settings.extend_from_slice(extra);
+    common::config(vars, &settings)
 }
 
 /// Runs the service until every record is committed and every landed file is in the table,
@@ -523,21 +523,24 @@ async fn assert_read_once(
 /// reads as on local disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_azure_blob_the_service_lands_a_topic_as_a_delta_table_read_once() {
-    use common::servers::Server as _;
+    use common::servers::{bucket_name, landing_in, Server as _};
     let azurite = common::servers::Azurite::start();
     let fx = common::Fixture::new("deltaaz", 2);
-    let container = common::unique("deltaaz")
-        .to_ascii_lowercase()
-        .replace('_', "-");
+    let container = bucket_name("deltaaz");
     azurite.create_container(&container);
-    let mut vars = fx.vars.clone();
-    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
-    vars.extend(azurite.env(&container, "raw"));
+    let vars = landing_in(&fx.vars, azurite.env(&container, "raw"));
     common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
     let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
-    let end = land_into_the_table(delta_settings(&vars), &high).await;
+    let end = land_into_the_table(delta_settings(&vars, &[]), &high).await;
     assert!(end.table_rounds > 0, "{end:?}");
     assert_read_once(&vars, &fx, &high, end.files).await;
+}
+
+/// `fx`'s variables landing in `bucket/raw` on S3 at `port` (the server or a proxy).
+fn s3_vars(fx: &common::Fixture, bucket: &str, port: u16) -> Vec<(String, String)> {
+    use common::servers::{s3_env, S3_ACCESS_KEY, S3_SECRET_KEY};
+    let keys = (S3_ACCESS_KEY, S3_SECRET_KEY);
+    common::servers::landing_in(&fx.vars, s3_env(bucket, "raw", port, keys))
 }
 
 /// The first commit of files is written, but the client is told 503 (a proxy's timeout in front
@@ -550,25 +553,94 @@ async fn a_log_commit_retried_after_it_was_written_is_known_as_ours_and_adds_eac
     use common::servers::Server as _;
     let s3 = common::servers::S3Fs::start();
     let fx = common::Fixture::new("deltaretry", 2);
-    let bucket = common::unique("deltaretry")
-        .to_ascii_lowercase()
-        .replace('_', "-");
+    let bucket = common::servers::bucket_name("deltaretry");
     s3.create_container(&bucket);
     let first_files = format!("/{bucket}/raw/{}/_delta_log/{:020}.json", fx.topic, 1);
     let proxy = Proxy::start(s3.port, Rule::UnavailableAfterForwarding(first_files)).await;
-    let keys = (
-        common::servers::S3_ACCESS_KEY,
-        common::servers::S3_SECRET_KEY,
-    );
-    let via = |port: u16| {
-        let mut vars = fx.vars.clone();
-        vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
-        vars.extend(common::servers::s3_env(&bucket, "raw", port, keys));
-        vars
-    };
     common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
     let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
-    let end = land_into_the_table(delta_settings(&via(proxy.port)), &high).await;
+    let settings = delta_settings(&s3_vars(&fx, &bucket, proxy.port), &[]);
+    let end = land_into_the_table(settings, &high).await;
     assert!(proxy.fired(), "the rule met the first commit of files");
-    assert_read_once(&via(s3.port), &fx, &high, end.files).await;
+    assert_read_once(&s3_vars(&fx, &bucket, s3.port), &fx, &high, end.files).await;
+}
+
+/// A path template puts a record's field in the file's name, and the store refuses some of
+/// those names (a proxy in front of s3s-fs answers 400 `KeyTooLongError` to any request naming
+/// `region=refuseme`): those files land whole at their refuge under the dead-letter prefix and
+/// are not added to the table, whose rounds go on adding every other file, once; no partition
+/// stalls. The table's partition columns are the template's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_whose_names_the_store_refuses_go_to_their_refuge_and_the_table_holds_the_rest_once()
+{
+    use common::proxy::{Proxy, Rule};
+    use common::servers::Server as _;
+    let s3 = common::servers::S3Fs::start();
+    let fx = common::Fixture::new("deltarefused", 1);
+    let bucket = common::servers::bucket_name("deltarefused");
+    s3.create_container(&bucket);
+    let proxy = Proxy::start(s3.port, Rule::RefuseName("refuseme".into())).await;
+    let refused = |n: i64| n < 5 || n % 3 == 0;
+    let values: Vec<Vec<u8>> = (0..60)
+        .map(|n| {
+            let region = if refused(n) { "refuseme" } else { "eu" };
+            format!(r#"{{"n":{n},"region":"{region}"}}"#).into_bytes()
+        })
+        .collect();
+    common::produce_to(&fx.broker.brokers, &fx.topic, 0, &values);
+    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 1);
+    let template = [(
+        "INGEST_PATH_TEMPLATE",
+        "{topic}/region={record.region}/dt={date}/hour={hour}",
+    )];
+    let settings = delta_settings(&s3_vars(&fx, &bucket, proxy.port), &template);
+    // Until every record is committed; the stop then commits to the table once more.
+    let (token, mut progress, handle) = common::start(settings);
+    common::until_committed(&mut progress, &high).await;
+    token.cancel();
+    let end = handle.await.unwrap().expect("clean stop");
+    assert!(end.refused_names >= 2, "{end:?}");
+    assert!(end.table_files > 0, "{end:?}");
+    assert!(proxy.fired());
+
+    let store = common::servers::reader(&s3_vars(&fx, &bucket, s3.port));
+    let local = tempfile::tempdir().unwrap();
+    common::servers::mirror(&store, "", local.path()).await;
+    let got = read_table(&local.path().join(&fx.topic), &[]);
+    let kept = (0..60).filter(|n| !refused(*n)).count() as i64;
+    assert_eq!(
+        (&got["rows"], &got["distinct"], &got["duckdb"]["rows"]),
+        (&kept.into(), &kept.into(), &kept.into()),
+        "{got}"
+    );
+    assert_eq!(got["added_twice"], serde_json::json!([]), "{got}");
+    assert_eq!(
+        got["partition_columns"],
+        serde_json::json!(["region", "dt", "hour"]),
+        "{got}"
+    );
+    // The refused records, each once, in the refuges' Parquet files.
+    let refuges = local
+        .path()
+        .join("_dead_letters")
+        .join(&fx.topic)
+        .join("_refused")
+        .join("data");
+    let mut at_refuge = 0;
+    for entry in std::fs::read_dir(&refuges).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap();
+            at_refuge += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
+        }
+    }
+    assert_eq!(
+        at_refuge as i64,
+        60 - kept,
+        "every refused record at a refuge"
+    );
 }

@@ -11,15 +11,15 @@ use common::servers::*;
 use common::*;
 
 fn bucket(prefix: &str) -> String {
-    unique(prefix).to_ascii_lowercase().replace('_', "-")
+    bucket_name(prefix)
 }
 
 /// The fixture's variables, landing in `bucket/raw` on S3 at `port` (the server or a proxy).
 fn s3_vars(f: &Fixture, bucket: &str, port: u16) -> Vec<(String, String)> {
-    let mut vars = f.vars.clone();
-    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
-    vars.extend(s3_env(bucket, "raw", port, (S3_ACCESS_KEY, S3_SECRET_KEY)));
-    vars
+    landing_in(
+        &f.vars,
+        s3_env(bucket, "raw", port, (S3_ACCESS_KEY, S3_SECRET_KEY)),
+    )
 }
 
 /// Reads back what landed in `bucket/raw`, into a local directory for the readers.

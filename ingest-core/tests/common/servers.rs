@@ -232,6 +232,23 @@ impl Drop for Azurite {
     }
 }
 
+/// A fresh lowercase name valid as a bucket and as a container.
+pub fn bucket_name(prefix: &str) -> String {
+    super::unique(prefix).to_ascii_lowercase().replace('_', "-")
+}
+
+/// `vars` landing in the store `store_env` names (a server's [`Server::env`], or
+/// [`s3_env`] through a proxy) instead of local disk.
+pub fn landing_in(
+    vars: &[(String, String)],
+    store_env: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut vars = vars.to_vec();
+    vars.retain(|(k, _)| k != "INGEST_STORAGE_URL");
+    vars.extend(store_env);
+    vars
+}
+
 /// The service's environment for an S3 server on `127.0.0.1:port` with static keys.
 pub fn s3_env(
     bucket: &str,
