@@ -51,12 +51,20 @@ impl Rng {
     }
 }
 
+/// The replicas' log filter: `CHAOS_LOG`, else the service's info lines in the short run (what
+/// `make test` runs: shown only if it fails, to say where a partition waited) and warnings in
+/// longer ones.
+fn log_filter() -> String {
+    std::env::var("CHAOS_LOG").unwrap_or_else(|_| {
+        let short = setting("CHAOS_SECONDS", 20) <= 60;
+        let level = if short { "info" } else { "warn" };
+        format!("{level},librdkafka=error,delta_kernel=warn")
+    })
+}
+
 fn spawn(vars: &[(String, String)]) -> Child {
     let mut child = service(vars, &[])
-        .env(
-            "RUST_LOG",
-            std::env::var("CHAOS_LOG").unwrap_or_else(|_| "warn,librdkafka=error".into()),
-        )
+        .env("RUST_LOG", log_filter())
         .spawn()
         .expect("ingest-sink starts");
     // Drained to the end, so the child never blocks on a full pipe; shown when the test fails.

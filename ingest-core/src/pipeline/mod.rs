@@ -18,6 +18,7 @@ mod flushes;
 mod intake;
 mod memory;
 mod rebalance;
+mod stalls;
 mod start;
 mod table;
 
@@ -256,6 +257,7 @@ impl Pipeline {
                 _ = heartbeat.tick() => {
                     lp.health.update(|f| f.heartbeat_ms = now_ms());
                     lp.check_completions(Instant::now())?;
+                    lp.warn_stalled(Instant::now());
                     lp.keep_commits(Instant::now());
                     lp.commit_table(Instant::now());
                     attention = false;
@@ -321,6 +323,10 @@ struct Owned {
     /// Since when, and for which claim (first and last offset), the partition has been
     /// waiting for records to complete an earlier claim.
     completing: Option<Completing>,
+    /// When this ownership began (its start is timed from it).
+    assigned_at: Instant,
+    /// When a wait of the partition was last reported ([`stalls`]).
+    stall_warned_at: Option<Instant>,
 }
 
 /// A claim the partition waits to complete ([`flushes`] gives up after

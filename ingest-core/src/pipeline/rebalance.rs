@@ -5,6 +5,8 @@
 //! dropped uncommitted and its flush's owner token cancelled, so nothing of it is committed by this
 //! consumer again; the new owner re-reads from the committed offset.
 
+use std::time::Instant;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{Loop, Owned, Starting};
@@ -37,6 +39,8 @@ impl Loop {
                             owner: owner.clone(),
                             epoch: self.next_epoch,
                             completing: None,
+                            assigned_at: Instant::now(),
+                            stall_warned_at: None,
                         },
                     );
                     self.begin_start(*p, self.next_epoch, owner);
