@@ -38,38 +38,33 @@ fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn status(root: &Path) -> Value {
-    let out = cli(&[
+/// `ingest-cli status` of the demo's topic in `root` with `extra` arguments: its stdout, once
+/// it succeeded.
+fn status_output(root: &Path, extra: &[&str]) -> Vec<u8> {
+    let mut args = vec![
         "status",
         "--storage-url",
         root.to_str().unwrap(),
         "--topic",
         "orders",
-        "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = cli(&args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out.stdout
+}
+
+fn status(root: &Path) -> Value {
+    serde_json::from_slice(&status_output(root, &["--json"])).unwrap()
 }
 
 /// `ingest-cli status` of the demo's topic in `root`, as the table people read.
 fn status_table(root: &Path) -> String {
-    let out = cli(&[
-        "status",
-        "--storage-url",
-        root.to_str().unwrap(),
-        "--topic",
-        "orders",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(status_output(root, &[])).unwrap()
 }
 
 #[test]

@@ -23,11 +23,6 @@ pub fn set_limit(bytes: usize) {
     POOL.set_limit(bytes);
 }
 
-/// Bytes of freed chunks kept now.
-pub fn pooled_bytes() -> usize {
-    POOL.pooled_bytes()
-}
-
 /// An empty chunk of `capacity` bytes: a kept one when it is full-size and one is free.
 pub(super) fn take(capacity: usize) -> Vec<u8> {
     POOL.take(capacity)
@@ -57,6 +52,7 @@ impl Pool {
         self.lock().truncate(bytes / MAX_CHUNK);
     }
 
+    #[cfg(test)]
     fn pooled_bytes(&self) -> usize {
         self.lock().len() * MAX_CHUNK
     }

@@ -15,6 +15,7 @@
 //! The service follows each partition's claim chain into the table ([`crate::land::table`]).
 
 pub mod cleanup;
+mod log;
 pub mod schema;
 mod sorted;
 
@@ -216,7 +217,7 @@ impl Table {
         let wanted = schema::wanted(file_schema, partition_columns)?;
         // A write of ours that failed as far as we were told: the store may have taken it all
         // the same (a PUT retried after a timeout or a 503 meets its own first attempt).
-        let mut tried: Option<Tried> = None;
+        let mut tried: Option<log::Tried> = None;
         for _ in 0..MAX_ATTEMPTS {
             let Some(snapshot) = self.snapshot()? else {
                 self.create(&wanted, partition_columns)?;
@@ -318,7 +319,7 @@ impl Table {
                         version = c.conflict_version(),
                         "Delta commit conflicted; reading the log again"
                     );
-                    tried = Some(Tried {
+                    tried = Some(log::Tried {
                         version: c.conflict_version(),
                         ids: last_ids,
                         added: new.len(),
@@ -326,7 +327,7 @@ impl Table {
                 }
                 CommitResult::Retryable(_) => {
                     tracing::debug!("Delta commit failed to write; trying again");
-                    tried = Some(Tried {
+                    tried = Some(log::Tried {
                         version: snapshot.version() + 1,
                         ids: last_ids,
                         added: new.len(),
@@ -338,102 +339,6 @@ impl Table {
             "{MAX_ATTEMPTS} Delta commits in a row met another commit of the same version"
         ))
     }
-
-    /// The transaction identifiers the commit file of `version` sets (empty if it is gone).
-    fn identifiers_at(&self, version: u64) -> Result<BTreeMap<String, i64>, String> {
-        let path = Path::from(format!("{}/_delta_log/{version:020}.json", self.topic));
-        let store = Arc::clone(&self.store);
-        let got = block(async move {
-            use object_store::ObjectStoreExt as _;
-            match store.get(&path).await {
-                Ok(got) => got.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        let text = got.map_err(|e| format!("reading the Delta log's version {version}: {e}"))?;
-        Ok(text.map(|t| identifiers(&t)).unwrap_or_default())
-    }
-
-    /// Writes a checkpoint of the table's latest version (readers then start there, not from
-    /// the first commit), unless it has one, then deletes the log's entries expired at `now_ms`
-    /// as the table's settings say ([`cleanup`]); how many went.
-    pub fn checkpoint(&self, now_ms: i64) -> Result<usize, String> {
-        let Some(snapshot) = self.snapshot()? else {
-            return Ok(0);
-        };
-        let (_, snapshot) = snapshot
-            .checkpoint(&self.engine, None)
-            .map_err(|e| format!("the Delta checkpoint was not written: {e}"))?;
-        self.clean_log(&snapshot, now_ms)
-    }
-
-    /// Deletes the log's entries expired at `now_ms` as `snapshot`'s table properties say.
-    fn clean_log(&self, snapshot: &SnapshotRef, now_ms: i64) -> Result<usize, String> {
-        let properties = snapshot.table_properties();
-        if properties.enable_expired_log_cleanup == Some(false) {
-            return Ok(0);
-        }
-        let retention = properties
-            .log_retention_duration
-            .unwrap_or(cleanup::DEFAULT_RETENTION);
-        let cutoff_ms = now_ms.saturating_sub(retention.as_millis() as i64);
-        let dir = Path::from(format!("{}/_delta_log", self.topic));
-        let store = Arc::clone(&self.store);
-        block(async move {
-            use object_store::ObjectStoreExt as _;
-            let listed = store
-                .list_with_delimiter(Some(&dir))
-                .await
-                .map_err(|e| format!("listing the Delta log: {e}"))?;
-            let files: Vec<(String, i64)> = listed
-                .objects
-                .iter()
-                .filter_map(|m| {
-                    let name = m.location.filename()?.to_string();
-                    Some((name, m.last_modified.timestamp_millis()))
-                })
-                .collect();
-            let expired = cleanup::expired(&files, cutoff_ms);
-            for name in &expired {
-                match store.delete(&dir.clone().join(name.as_str())).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(format!("deleting the expired log entry {name}: {e}")),
-                }
-            }
-            Ok(expired.len())
-        })
-    }
-}
-
-/// A commit this replica tried whose write it was told failed.
-struct Tried {
-    /// The version it was written as.
-    version: u64,
-    /// The transaction identifiers it set: a commit at `version` with exactly these is it (or
-    /// one adding exactly the same files, which is the same).
-    ids: BTreeMap<String, i64>,
-    /// The files it added.
-    added: usize,
-}
-
-/// The transaction identifiers (`txn` actions: app id, version) of a commit file's text.
-fn identifiers(commit: &[u8]) -> BTreeMap<String, i64> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        txn: Option<Txn>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Txn {
-        #[serde(rename = "appId")]
-        app_id: String,
-        version: i64,
-    }
-    commit
-        .split(|b| *b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<Line>(line).ok()?.txn)
-        .map(|t| (t.app_id, t.version))
-        .collect()
 }
 
 /// What the service says it is in the log's commit information.
@@ -457,28 +362,4 @@ fn statistics(records: Option<u64>) -> Result<StructArray, String> {
 /// Runs `f` to completion from a blocking thread inside the runtime.
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Handle::current().block_on(f)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_commits_identifiers_are_read_from_its_txn_actions_alone() {
-        let commit = br#"{"commitInfo":{"timestamp":1,"txnId":"x"}}
-{"txn":{"appId":"ingest:t:g:0","version":41,"lastUpdated":1}}
-{"add":{"path":"a.parquet","size":1}}
-{"txn":{"appId":"ingest:t:g:3","version":7}}
-"#;
-        let ids = identifiers(commit);
-        assert_eq!(
-            ids,
-            BTreeMap::from([
-                ("ingest:t:g:0".to_string(), 41),
-                ("ingest:t:g:3".to_string(), 7)
-            ])
-        );
-        assert!(identifiers(b"{\"add\":{}}\n").is_empty());
-        assert!(identifiers(b"not json\n").is_empty());
-    }
 }
