@@ -269,19 +269,51 @@ async fn files_are_added_once_with_their_columns_and_delta_rs_reads_every_record
 async fn replicas_committing_at_once_each_land_their_files_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
+    let r = root.clone();
+    commit_at_once(&root, move || table(&r)).await;
+    assert_read_all(&root);
+}
+
+/// As above, the log on S3 (s3s-fs behind the fixture's front, whose create-only writes are
+/// atomic as S3's are; on s3s-fs alone two commits of one version both succeed and the later
+/// one overwrites the earlier, losing its files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_committing_at_once_to_a_table_on_s3_each_land_their_files_once() {
+    use common::servers::{s3_env, Server as _, S3_ACCESS_KEY, S3_SECRET_KEY};
+    let s3 = common::servers::S3Fs::start();
+    let bucket = common::servers::bucket_name("deltaonce");
+    s3.create_container(&bucket);
+    let keys = (S3_ACCESS_KEY, S3_SECRET_KEY);
+    let store = common::servers::reader(&s3_env(&bucket, "raw", s3.port, keys));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let s = Arc::clone(&store);
+    commit_at_once(&root, move || {
+        let handle = tokio::runtime::Handle::current();
+        Table::new(Arc::clone(&s), TOPIC, "ingest-orders", handle).unwrap()
+    })
+    .await;
+    // The data files are on local disk already; the log joins them there for delta-rs.
+    common::servers::mirror(&store, &format!("{TOPIC}/_delta_log"), &root).await;
+    assert_read_all(&root);
+}
+
+/// Writers (replicas), each with two of eight partitions, each committing its three files of
+/// ten records one by one through the table `open` gives, all at once; every commit says it
+/// added its file.
+async fn commit_at_once(root: &Path, open: impl Fn() -> Table + Clone + Send + 'static) {
     let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
-    let (files, schema) = land_tens(&root, 0..4, 3);
-    // Two replicas, partitions 0-1 and 2-3, each committing its files one by one, at once.
+    let (files, schema) = land_tens(root, 0..8, 3);
     let mut tasks = Vec::new();
-    for half in [0, 1] {
-        let (r, s, ps) = (root.clone(), schema.clone(), partitions.clone());
+    for writer in 0..4 {
+        let (open, s, ps) = (open.clone(), schema.clone(), partitions.clone());
         let mine: Vec<Landed> = files
             .iter()
-            .filter(|f| f.partition / 2 == half)
+            .filter(|f| f.partition / 2 == writer)
             .cloned()
             .collect();
         tasks.push(tokio::task::spawn_blocking(move || {
-            let t = table(&r);
+            let t = open();
             for f in mine {
                 let c = t.commit(&[f], &s, &ps).unwrap();
                 assert_eq!(c.added, 1);
@@ -291,13 +323,17 @@ async fn replicas_committing_at_once_each_land_their_files_once() {
     for t in tasks {
         t.await.unwrap();
     }
-    let got = read(&root, &[]);
+}
+
+/// The table at `root` holds what [`commit_at_once`] committed: 24 files, 240 records, once.
+fn assert_read_all(root: &Path) {
+    let got = read(root, &[]);
     assert_eq!(
         (&got["rows"], &got["distinct"]),
-        (&120.into(), &120.into()),
+        (&240.into(), &240.into()),
         "{got}"
     );
-    assert_eq!(got["files"], 12, "{got}");
+    assert_eq!(got["files"], 24, "{got}");
 }
 
 /// The service with `INGEST_FORMAT=delta` on the mock broker: what each partition landed is in

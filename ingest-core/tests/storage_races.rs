@@ -290,3 +290,50 @@ async fn a_store_that_refuses_a_name_made_from_records_gets_their_file_at_its_re
         "every record once: at its name, its refuge, or dead letters"
     );
 }
+
+/// The claim chain and the Delta log rely on create-only writes being atomic, as S3's and
+/// Azure's are. The fixture's S3 (s3s-fs behind `common::proxy::Front`) is: of creates of one
+/// key at once, one succeeds, the others are told the object exists, and the object is the
+/// winner's. s3s-fs alone checks before writing and renames after, so all of them succeed, each
+/// overwriting the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_creates_of_one_key_at_once_one_succeeds_and_the_object_is_its() {
+    use object_store::path::Path;
+    use object_store::{ObjectStoreExt as _, PutMode};
+    let s3 = S3Fs::start();
+    let bucket = bucket("creates");
+    s3.create_container(&bucket);
+    let env = s3_env(&bucket, "raw", s3.port, (S3_ACCESS_KEY, S3_SECRET_KEY));
+    let store = reader(&env);
+    for k in 0..8 {
+        let path = Path::from(format!("key-{k}"));
+        let puts = (1..=4u8).map(|writer| {
+            let (store, path) = (std::sync::Arc::clone(&store), path.clone());
+            async move {
+                let body = vec![writer; 2 << 20];
+                let put = store
+                    .put_opts(&path, body.into(), PutMode::Create.into())
+                    .await;
+                (writer, put)
+            }
+        });
+        let results = futures::future::join_all(puts).await;
+        let won: Vec<u8> = results
+            .iter()
+            .filter(|(_, put)| put.is_ok())
+            .map(|(w, _)| *w)
+            .collect();
+        assert_eq!(won.len(), 1, "one create of {path} succeeds: {results:?}");
+        for (_, put) in &results {
+            if let Err(e) = put {
+                assert!(
+                    matches!(e, object_store::Error::AlreadyExists { .. }),
+                    "a losing create is told the object exists: {e}"
+                );
+            }
+        }
+        let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(got.len(), 2 << 20);
+        assert!(got.iter().all(|b| *b == won[0]), "{path} is the winner's");
+    }
+}

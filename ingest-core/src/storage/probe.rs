@@ -17,11 +17,18 @@ pub struct ProbeError {
     pub transient: bool,
 }
 
+/// Races of the start-up probe, the creates of one name it sends at once in each, and the size
+/// of each (3 MiB written in all).
+const RACES: usize = 3;
+const RACERS: usize = 4;
+const RACER_BYTES: usize = 256 << 10;
+
 impl Storage {
     /// Proves the service can write here and learns what the store can do: writes a probe
     /// outside the data path, writes it again (which must fail: create-only), and for cloud
-    /// stores copies it create-only twice (how large files are published). Errors come back as
-    /// one line saying what is wrong and how to fix it.
+    /// stores writes another several times at once (of which one must succeed: creates are
+    /// atomic) and copies the probe create-only twice (how large files are published). Errors
+    /// come back as one line saying what is wrong and how to fix it.
     pub async fn probe(&mut self) -> Result<Capabilities, ProbeError> {
         let first = Path::from(format!("{STATE_PREFIX}/probe/{}", unique_name()));
         let fail = |e: object_store::Error| ProbeError {
@@ -51,11 +58,17 @@ impl Storage {
         let probe = Bytes::from_static(b"ingest write probe\n");
         self.put_create(&first, probe.clone()).await.map_err(fail)?;
         let again = self.put_create(&first, probe).await;
-        let create_only = match again {
+        let mut create_only = match again {
             Err(e) if refused(&e) => true,
             Ok(()) => false,
             Err(e) => return Err(fail(e)),
         };
+        let mut racing = None;
+        if self.kind != Kind::Local && create_only {
+            let won = self.racing_creates(&first).await.map_err(fail)?;
+            racing = (won > 1).then_some(won);
+            create_only = racing.is_none();
+        }
         let mut multipart = false;
         let mut copy = None;
         // Azure's Copy Blob may finish after it answers (x-ms-copy-status: pending), which
@@ -79,6 +92,15 @@ impl Storage {
         for path in std::iter::once(&first).chain(copy.as_ref()) {
             self.store.delete(path).await.map_err(fail)?;
         }
+        if let Some(won) = racing.filter(|_| !self.accept_at_least_once) {
+            return Err(ProbeError {
+                message: format!(
+                    "{} let {won} of {RACERS} creates of one name at once succeed (it checks If-None-Match before it writes, not atomically), so exactly-once cannot hold: use a store whose conditional writes are atomic (AWS S3, MinIO, R2, Azure), or set INGEST_ACCEPT_AT_LEAST_ONCE=true to land at-least-once (records may be lost or duplicated when writers race)",
+                    self.label
+                ),
+                transient: false,
+            });
+        }
         if !create_only && !self.accept_at_least_once {
             return Err(ProbeError {
                 message: format!(
@@ -99,6 +121,38 @@ impl Storage {
             tracing::info!(store = %self.label, "this store cannot copy create-only; every file is uploaded in a single request");
         }
         Ok(self.caps)
+    }
+
+    /// Up to [`RACES`] times, writes [`RACERS`] different objects of [`RACER_BYTES`]
+    /// create-only to one new name at once and deletes it; the most that were told they
+    /// succeeded in one race: 1 where creates are atomic, more where the store checks before it
+    /// writes and then overwrites (s3s-fs 0.14). Detection is likely, not certain: the writes
+    /// must meet inside the store's window (the first race opens the connections the others
+    /// reuse, so those start closer together).
+    async fn racing_creates(&self, first: &Path) -> Result<usize, object_store::Error> {
+        for race in 0..RACES {
+            let name = Path::from(format!("{first}-race-{race}"));
+            let writes = (0..RACERS).map(|i| {
+                let body = Bytes::from(vec![b'0' + i as u8; RACER_BYTES]);
+                self.put_create(&name, body)
+            });
+            let mut won = 0;
+            for put in futures::future::join_all(writes).await {
+                match put {
+                    Ok(()) => won += 1,
+                    Err(e) if refused(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.store.delete(&name).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if won > 1 {
+                return Ok(won);
+            }
+        }
+        Ok(1)
     }
 
     /// A cheap reachability check for readiness: looks up a name that need not exist.

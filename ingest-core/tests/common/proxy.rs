@@ -3,9 +3,16 @@
 //! (a proxy's or a load balancer's timeout), or a PUT held back while the test makes something
 //! else happen (an owner revoked mid-upload). One request per connection (it asks the server to
 //! close after its answer), so every request passes through the rules.
+//!
+//! [`Front`]: the same proxy with no rule, making a server's create-only writes atomic. s3s-fs
+//! 0.14.1 checks `If-None-Match: *` before it writes and renames its file into place after,
+//! so two creates of one key at once both succeed and the later one overwrites the earlier.
+//! S3 and Azure refuse the second (Azurite does too), and the claim chain and the Delta log rely
+//! on that. The front lets one write of a key at a time reach the server.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,6 +32,8 @@ pub enum Rule {
     /// `KeyTooLongError` (a HEAD without a body, as S3 answers it), not forwarded: a store
     /// whose naming rules are stricter than the names ingest makes.
     RefuseName(String),
+    /// Every request forwarded as it is.
+    Forward,
 }
 
 pub struct Proxy {
@@ -57,7 +66,7 @@ impl Proxy {
             while let Ok((client, _)) = listener.accept().await {
                 let (rule, shared) = (rule.clone(), shared.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, upstream, rule, shared).await;
+                    let _ = serve(client, upstream, rule, shared, None).await;
                 });
             }
         });
@@ -81,6 +90,87 @@ impl Proxy {
     }
 }
 
+/// Listens on `port` in front of `127.0.0.1:upstream`, forwarding every request, writes of one
+/// object one at a time (see the module's documentation), until dropped (then it stops
+/// listening and drops the connections it holds, as a server that stops does).
+pub struct Front {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Per object, the lock its writes take.
+type Writes = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+impl Front {
+    pub fn start(port: u16, upstream: u16) -> Front {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, listening) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.set_reuseaddr(true).unwrap();
+                let bound = socket.bind(([127, 0, 0, 1], port).into());
+                let listener = match bound.and_then(|()| socket.listen(128)) {
+                    Ok(l) => l,
+                    Err(e) => return ready.send(Err(e)).unwrap(),
+                };
+                ready.send(Ok(())).unwrap();
+                let writes: Arc<Writes> = Arc::default();
+                let shared: Shared = Default::default();
+                let accept = async {
+                    while let Ok((client, _)) = listener.accept().await {
+                        let (shared, writes) = (shared.clone(), Arc::clone(&writes));
+                        tokio::spawn(async move {
+                            let _ =
+                                serve(client, upstream, Rule::Forward, shared, Some(writes)).await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        listening
+            .recv()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("the front of 127.0.0.1:{upstream} listens on {port}: {e}"));
+        Front {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The object a request writes when it may create one (a PUT of an object or a copy, or the
+/// completion of a multipart upload), as the path without its query; `None` for the rest (reads,
+/// a part's upload, listings).
+fn written(method: &str, path: &str) -> Option<String> {
+    let (object, query) = path.split_once('?').unwrap_or((path, ""));
+    let writes = match method {
+        "PUT" => !query.contains("partNumber="),
+        "POST" => query.contains("uploadId="),
+        _ => false,
+    };
+    writes.then(|| object.to_string())
+}
+
 type Shared = (
     Arc<AtomicBool>,
     Arc<AtomicUsize>,
@@ -93,6 +183,7 @@ async fn serve(
     upstream: u16,
     rule: Rule,
     (fired, held, release, released): Shared,
+    writes: Option<Arc<Writes>>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let head_end = loop {
@@ -169,6 +260,15 @@ async fn serve(
             held.fetch_sub(1, Ordering::SeqCst);
         }
         _ => {}
+    }
+    // A front: the write waits for the one of the same object before it.
+    let mut _writing = None;
+    if let Some(object) = writes.as_ref().and_then(|_| written(method, path)) {
+        let lock = {
+            let mut locks = writes.as_ref().unwrap().lock().unwrap();
+            Arc::clone(locks.entry(object).or_default())
+        };
+        _writing = Some(lock.lock_owned().await);
     }
     let mut server = TcpStream::connect(("127.0.0.1", upstream)).await?;
     server.write_all(rewritten.as_bytes()).await?;

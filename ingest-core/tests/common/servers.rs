@@ -14,6 +14,8 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::proxy::Front;
+
 /// Azurite's well-known development account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
@@ -270,10 +272,15 @@ pub fn s3_env(
 }
 
 /// s3s-fs: an S3 server on a local directory (buckets are its subdirectories), checking
-/// SigV4 signatures and honouring `If-None-Match: *`.
+/// SigV4 signatures and honouring `If-None-Match: *`, behind a [`Front`] that makes those
+/// creates atomic, as S3's are (s3s-fs alone lets two creates of one key at once both succeed).
 pub struct S3Fs {
     child: Option<Child>,
+    front: Option<Front>,
+    /// The front's port: where clients connect.
     pub port: u16,
+    /// s3s-fs's own port.
+    pub server_port: u16,
     binary: String,
     pub root: tempfile::TempDir,
 }
@@ -286,7 +293,9 @@ impl S3Fs {
         );
         let mut s = S3Fs {
             child: None,
+            front: None,
             port: free_port(),
+            server_port: free_port(),
             binary,
             root: tempfile::tempdir().unwrap(),
         };
@@ -318,6 +327,7 @@ impl Server for S3Fs {
     }
 
     fn stop(&mut self) {
+        self.front = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -327,20 +337,22 @@ impl Server for S3Fs {
     fn restart(&mut self) {
         let mut child = Command::new(&self.binary)
             .args(["--host", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
+            .arg(self.server_port.to_string())
             .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
             .arg(self.root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("s3s-fs starts");
-        wait_listening(self.port, &mut child, "s3s-fs");
+        wait_listening(self.server_port, &mut child, "s3s-fs");
         self.child = Some(child);
+        self.front = Some(Front::start(self.port, self.server_port));
     }
 }
 
 impl Drop for S3Fs {
     fn drop(&mut self) {
+        self.front = None;
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
