@@ -17,7 +17,7 @@ use ingest::config::{
 };
 use ingest::encode::parquet::shape::Columns;
 use ingest::encode::EncodeOptions;
-use ingest::table::{Landed, Table};
+use ingest::table::{Held, Landed, Table};
 use object_store::local::LocalFileSystem;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -179,13 +179,13 @@ async fn files_are_added_once_with_their_columns_and_delta_rs_reads_every_record
         let t = table(&r);
         assert_eq!(t.landed_through(&[0]).unwrap()[&0], None, "no table yet");
         let first = t
-            .commit(&[a.clone(), b.clone()], &schema, &partitions)
+            .commit(&[a.clone(), b.clone()], &schema, &partitions, &Held::new())
             .unwrap();
         assert_eq!((first.added, first.held), (2, 0));
         // The same files again (a flush retried after a crash before its commit was known):
         // the table holds them, nothing is committed.
         let again = t
-            .commit(&[a.clone(), b.clone()], &schema, &partitions)
+            .commit(&[a.clone(), b.clone()], &schema, &partitions, &Held::new())
             .unwrap();
         assert_eq!(
             (again.version, again.added, again.held),
@@ -195,7 +195,7 @@ async fn files_are_added_once_with_their_columns_and_delta_rs_reads_every_record
         // file the table holds is left out, the new one adds its columns.
         let other = table(&r);
         let third = other
-            .commit(&[b.clone(), c.clone()], &grown, &partitions)
+            .commit(&[b.clone(), c.clone()], &grown, &partitions, &Held::new())
             .unwrap();
         assert_eq!(
             (third.version, third.added, third.held),
@@ -315,7 +315,7 @@ async fn commit_at_once(root: &Path, open: impl Fn() -> Table + Clone + Send + '
         tasks.push(tokio::task::spawn_blocking(move || {
             let t = open();
             for f in mine {
-                let c = t.commit(&[f], &s, &ps).unwrap();
+                let c = t.commit(&[f], &s, &ps, &Held::new()).unwrap();
                 assert_eq!(c.added, 1);
             }
         }));
@@ -334,6 +334,91 @@ fn assert_read_all(root: &Path) {
         "{got}"
     );
     assert_eq!(got["files"], 24, "{got}");
+}
+
+/// Files of a partition the table holds less of than the caller assumed (it read the chain from
+/// there, so the files between were never offered) are left out, and the partition is reported
+/// with what the table holds; the other partitions' files are added. Offered again from there,
+/// every file is added once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_the_table_holds_less_of_than_assumed_is_left_out_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let partitions: Vec<String> = PARTITIONS.map(String::from).to_vec();
+    // Offsets 0-9, 10-19, 20-29 of partition 0, then of partition 1.
+    let (files, schema) = land_tens(&root, 0..2, 3);
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || {
+        let t = table(&r);
+        let c = t
+            .commit(&files[..1], &schema, &partitions, &Held::new())
+            .unwrap();
+        assert_eq!(c.added, 1);
+        // A replica that believes the table holds partition 0 to offset 19 offers its 20-29.
+        let believed = Held::from([(0, Some(19)), (1, None)]);
+        let offered = [files[2].clone(), files[3].clone(), files[4].clone()];
+        let c = t.commit(&offered, &schema, &partitions, &believed).unwrap();
+        assert_eq!((c.added, c.held), (2, 0), "{c:?}");
+        assert_eq!(c.behind, Held::from([(0, Some(9))]), "{c:?}");
+        // Read again from offset 9: partition 0's two files, and partition 1's last.
+        let believed = Held::from([(0, Some(9)), (1, Some(19))]);
+        let offered = [files[1].clone(), files[2].clone(), files[5].clone()];
+        let c = t.commit(&offered, &schema, &partitions, &believed).unwrap();
+        assert_eq!((c.added, c.held, c.behind.len()), (3, 0, 0), "{c:?}");
+    })
+    .await
+    .unwrap();
+    let got = read(&root, &[]);
+    assert_eq!(
+        (&got["rows"], &got["distinct"], &got["files"]),
+        (&60.into(), &60.into(), &6.into()),
+        "{got}"
+    );
+}
+
+/// The table's log deleted while the service runs (an operator beginning the table again): the
+/// running replica, which believed the table held its partitions to their ends, finds it
+/// holding nothing at its next commit and reads its chains again from their first claims, so the
+/// table begun again holds every record once, old and new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_begun_again_while_the_service_runs_is_filled_from_the_claim_chains() {
+    use common::*;
+    let fx = Fixture::new("deltaagain", 2);
+    produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    let (token, mut progress, handle) = start(delta_settings(&fx.vars, &[]));
+    until_committed(&mut progress, &high).await;
+    let all_in = progress.wait_for(|p| p.files > 0 && p.table_files == p.files);
+    tokio::time::timeout(std::time::Duration::from_secs(60), all_in)
+        .await
+        .expect("every landed file added to the table in time")
+        .unwrap();
+    let before = progress.borrow().files;
+    let table = fx.dir.path().join(&fx.topic);
+    std::fs::remove_dir_all(table.join("_delta_log")).unwrap();
+    produce_json(&fx.broker.brokers, &fx.topic, 2, 60, 120);
+    let high = high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    until_committed(&mut progress, &high).await;
+    // The files landed before the log went are added a second time (to the new table), the
+    // new ones once.
+    let refilled = progress.wait_for(|p| p.table_files == p.files + before);
+    tokio::time::timeout(std::time::Duration::from_secs(60), refilled)
+        .await
+        .expect("the table begun again holds every landed file in time")
+        .unwrap();
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    let txn: Vec<String> = (0..2)
+        .map(|p| format!("ingest:{}:{}:{p}", fx.topic, fx.group))
+        .collect();
+    let got = read_table(&table, &["--txn", &txn[0], &txn[1]]);
+    assert_eq!(
+        (&got["rows"], &got["distinct"]),
+        (&360.into(), &360.into()),
+        "{got}"
+    );
+    assert_eq!(got["txn"][&txn[0]], high[&0] - 1, "{got}");
+    assert_eq!(got["txn"][&txn[1]], high[&1] - 1, "{got}");
 }
 
 /// The service with `INGEST_FORMAT=delta` on the mock broker: what each partition landed is in
@@ -446,7 +531,7 @@ async fn the_logs_expired_entries_go_after_a_checkpoint_and_the_table_reads_as_b
         // Version 0 creates the table, 1 to 6 add a file each; checkpoints at 4 and at 6.
         // Within the 30 days a table keeps its log by default, nothing goes.
         for (i, f) in files.into_iter().enumerate() {
-            t.commit(&[f], &schema, &partitions).unwrap();
+            t.commit(&[f], &schema, &partitions, &Held::new()).unwrap();
             if i == 3 || i == 5 {
                 assert_eq!(t.checkpoint(now_ms()).unwrap(), 0);
             }

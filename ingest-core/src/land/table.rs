@@ -8,7 +8,10 @@
 //! commit leaves the file for the next round (this owner's or the partition's next owner's,
 //! which reads the chain from the table's identifier: the chain, not a message, is the work
 //! list), and a commit retried, raced by another replica or repeated adds nothing twice. A file
-//! a lifecycle rule deleted is not added.
+//! a lifecycle rule deleted is not added. What this replica knows the table holds is a cache,
+//! checked at every commit against the snapshot it commits on: a partition the table holds less
+//! of (its log deleted and begun again, a commit a store lost) adds nothing in that commit and is
+//! read again from what the table holds, so an identifier never passes a file the table lacks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -103,6 +106,9 @@ impl Flusher {
             .map(|(partition, through)| (partition, delta.held(partition).flatten(), through))
             .filter(|(_, held, through)| held.is_none_or(|h| h < *through))
             .collect();
+        // Where each walk starts is checked against the table at the commit: a table holding
+        // less (its log deleted and begun again, a commit the store lost) reads the chain again.
+        let assumed: crate::table::Held = walks.iter().map(|(p, h, _)| (*p, *h)).collect();
         let walked: Vec<Result<Vec<Landed>, String>> = futures::stream::iter(walks)
             .map(|(partition, held, through)| self.chain_files(partition, held, through))
             .buffered(WALKS_AT_ONCE)
@@ -123,10 +129,20 @@ impl Flusher {
             files.clone(),
         );
         let committed =
-            tokio::task::spawn_blocking(move || table.commit(&batch, &schema, &columns))
+            tokio::task::spawn_blocking(move || table.commit(&batch, &schema, &columns, &assumed))
                 .await
                 .map_err(|e| e.to_string())??;
-        for f in &files {
+        for (partition, holds) in &committed.behind {
+            let believed = delta.held(*partition).flatten();
+            tracing::warn!(partition, ?believed, ?holds,
+                "the Delta table holds less of this partition than this replica believed (its log begun again, or a commit lost by the store): its claim chain is read again from what the table holds");
+            metrics::counter!("ingest_delta_rewalks_total").increment(1);
+            delta.set_held(*partition, *holds);
+        }
+        for f in files
+            .iter()
+            .filter(|f| !committed.behind.contains_key(&f.partition))
+        {
             if delta
                 .held(f.partition)
                 .flatten()

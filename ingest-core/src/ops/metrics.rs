@@ -126,6 +126,11 @@ pub fn describe() {
             "INGEST_FORMAT=delta: log entries past delta.logRetentionDuration deleted after a checkpoint.",
         ),
         (
+            "ingest_delta_rewalks_total",
+            None,
+            "INGEST_FORMAT=delta: partitions whose claim chain was read again because the table held less of them than this replica believed (its log begun again, or a commit the store lost).",
+        ),
+        (
             "ingest_delta_names_rescued_total",
             None,
             "INGEST_FORMAT=delta: fields kept in _rescued_data because a Delta table cannot name them as columns.",

@@ -85,8 +85,40 @@ pub(super) struct Tried {
     /// The transaction identifiers it set: a commit at `version` with exactly these is it (or
     /// one adding exactly the same files, which is the same).
     pub(super) ids: BTreeMap<String, i64>,
-    /// The files it added.
+    /// The files it added, those the table held, the partitions it left out.
     pub(super) added: usize,
+    pub(super) held: usize,
+    pub(super) behind: super::Held,
+}
+
+/// Whether a table holding `table` of a partition (its identifier's version) holds less than
+/// `assumed`: the files after `table` and up to `assumed` were never read for this commit.
+pub(super) fn behind(table: Option<i64>, assumed: Option<i64>) -> bool {
+    match (table, assumed) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(t), Some(a)) => t < a,
+    }
+}
+
+/// `files` split into those to add (past what the table holds, `through`, and not of a
+/// partition `behind`) and how many the table holds already.
+pub(super) fn split<'a>(
+    files: &'a [super::Landed],
+    through: &super::Held,
+    behind: &super::Held,
+) -> (Vec<&'a super::Landed>, usize) {
+    let mut held = 0;
+    let new = files
+        .iter()
+        .filter(|f| !behind.contains_key(&f.partition))
+        .filter(|f| {
+            let past = through[&f.partition].is_none_or(|v| f.last_offset > v);
+            held += usize::from(!past);
+            past
+        })
+        .collect();
+    (new, held)
 }
 
 /// The transaction identifiers (`txn` actions: app id, version) of a commit file's text.
@@ -129,5 +161,47 @@ mod tests {
         );
         assert!(identifiers(b"{\"add\":{}}\n").is_empty());
         assert!(identifiers(b"not json\n").is_empty());
+    }
+
+    #[test]
+    fn a_table_is_behind_only_when_it_holds_less_than_assumed() {
+        assert!(
+            !behind(None, None),
+            "nothing assumed: the chain is read from its start"
+        );
+        assert!(!behind(Some(5), None));
+        assert!(behind(None, Some(5)), "the table begun again");
+        assert!(behind(Some(4), Some(5)), "a commit the store lost");
+        assert!(!behind(Some(5), Some(5)));
+        assert!(
+            !behind(Some(9), Some(5)),
+            "another replica added more meanwhile"
+        );
+    }
+
+    fn file(partition: i32, last_offset: i64) -> super::super::Landed {
+        super::super::Landed {
+            path: format!("f{partition}-{last_offset}"),
+            partition,
+            last_offset,
+            size: 1,
+            modified_ms: 0,
+            records: None,
+            partition_values: Default::default(),
+        }
+    }
+
+    #[test]
+    fn files_are_split_into_new_and_held_and_a_partition_behind_adds_none() {
+        let files = [file(0, 9), file(0, 19), file(1, 9), file(2, 9), file(2, 19)];
+        let through = super::super::Held::from([(0, Some(9)), (1, Some(9)), (2, None)]);
+        let (new, held) = split(&files, &through, &Default::default());
+        let added: Vec<&str> = new.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(added, ["f0-19", "f2-9", "f2-19"]);
+        assert_eq!(held, 2);
+        let behind = super::super::Held::from([(2, None)]);
+        let (new, held) = split(&files, &through, &behind);
+        let added: Vec<&str> = new.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!((added, held), (vec!["f0-19"], 2));
     }
 }

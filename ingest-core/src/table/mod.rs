@@ -64,6 +64,10 @@ pub struct Committed {
     pub added: usize,
     /// Files the table already held (an earlier commit's, this replica's or another's).
     pub held: usize,
+    /// Partitions whose files were left out because the table holds less of them than the
+    /// caller assumed (the files between are not added), with what it holds: their chains are
+    /// to be read again from there.
+    pub behind: Held,
 }
 
 /// Per partition, the last offset whose file a table holds (`None`: none of its files).
@@ -207,12 +211,15 @@ impl Table {
 
     /// Adds `files` (of one or more partitions, each partition's in chain order) to the table,
     /// with the columns of `file_schema` it lacks, in one commit; creates the table first if it
-    /// has no log. Files the table already holds are left out.
+    /// has no log. Files the table already held are left out, and so are those of a partition
+    /// the table holds less of than `assumed` says (the caller read its chain from there: the
+    /// files between would never be added; see [`Committed::behind`]).
     pub fn commit(
         &self,
         files: &[Landed],
         file_schema: &ArrowSchema,
         partition_columns: &[String],
+        assumed: &Held,
     ) -> Result<Committed, String> {
         let wanted = schema::wanted(file_schema, partition_columns)?;
         // A write of ours that failed as far as we were told: the store may have taken it all
@@ -228,22 +235,25 @@ impl Table {
                     return Ok(Committed {
                         version: t.version,
                         added: t.added,
-                        held: files.len() - t.added,
+                        held: t.held,
+                        behind: t.behind,
                     });
                 }
             }
             let partitions: Vec<i32> = files.iter().map(|f| f.partition).collect();
             let through = self.held(&snapshot, &partitions)?;
-            let new: Vec<&Landed> = files
+            let behind: Held = through
                 .iter()
-                .filter(|f| through[&f.partition].is_none_or(|v| f.last_offset > v))
+                .filter(|(p, t)| log::behind(**t, assumed.get(p).copied().flatten()))
+                .map(|(p, t)| (*p, *t))
                 .collect();
-            let held = files.len() - new.len();
+            let (new, held) = log::split(files, &through, &behind);
             if new.is_empty() {
                 return Ok(Committed {
                     version: snapshot.version(),
                     added: 0,
                     held,
+                    behind,
                 });
             }
             let mut builder = Arc::clone(&snapshot).update_table(
@@ -310,6 +320,7 @@ impl Table {
                         version: c.commit_version(),
                         added: new.len(),
                         held,
+                        behind,
                     })
                 }
                 // Another commit took the version (or a retried write of ours did): read the
@@ -323,6 +334,8 @@ impl Table {
                         version: c.conflict_version(),
                         ids: last_ids,
                         added: new.len(),
+                        held,
+                        behind,
                     });
                 }
                 CommitResult::Retryable(_) => {
@@ -331,6 +344,8 @@ impl Table {
                         version: snapshot.version() + 1,
                         ids: last_ids,
                         added: new.len(),
+                        held,
+                        behind,
                     });
                 }
             }
