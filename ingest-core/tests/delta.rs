@@ -379,7 +379,9 @@ async fn a_partition_the_table_holds_less_of_than_assumed_is_left_out_and_report
 /// The table's log deleted while the service runs (an operator beginning the table again): the
 /// running replica, which believed the table held its partitions to their ends, finds it
 /// holding nothing at its next commit and reads its chains again from their first claims, so the
-/// table begun again holds every record once, old and new.
+/// table begun again holds every record once, old and new. Deleted again while nothing new
+/// comes, it is filled again when the replica next reads what the table holds afresh (every
+/// 30 rounds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_begun_again_while_the_service_runs_is_filled_from_the_claim_chains() {
     use common::*;
@@ -405,6 +407,16 @@ async fn a_table_begun_again_while_the_service_runs_is_filled_from_the_claim_cha
     tokio::time::timeout(std::time::Duration::from_secs(60), refilled)
         .await
         .expect("the table begun again holds every landed file in time")
+        .unwrap();
+    let (files, added) = {
+        let p = progress.borrow();
+        (p.files, p.table_files)
+    };
+    std::fs::remove_dir_all(table.join("_delta_log")).unwrap();
+    let idle_refill = progress.wait_for(|p| p.table_files == added + files);
+    tokio::time::timeout(std::time::Duration::from_secs(60), idle_refill)
+        .await
+        .expect("the table begun again while idle holds every landed file in time")
         .unwrap();
     token.cancel();
     handle.await.unwrap().expect("clean stop");

@@ -262,7 +262,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "INGEST_LOG_FORMAT",
         default: "`auto`",
         secret: false,
-        meaning: "`json`, `text`, or `auto` (JSON unless stderr is a terminal). Level: `RUST_LOG` (default `info`).",
+        meaning: "`json`, `text`, or `auto` (JSON unless stderr is a terminal). Level: `RUST_LOG` (default `info,delta_kernel=off`).",
     },
     Setting {
         name: "INGEST_HTTP_ADDR",

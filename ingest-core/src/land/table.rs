@@ -12,6 +12,8 @@
 //! checked at every commit against the snapshot it commits on: a partition the table holds less
 //! of (its log deleted and begun again, a commit a store lost) adds nothing in that commit and is
 //! read again from what the table holds, so an identifier never passes a file the table lacks.
+//! Every [`REREAD_EVERY`] rounds the cache is read afresh from the table, so a partition that
+//! lands nothing new is refilled too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -26,6 +28,10 @@ use crate::table::{Landed, Table};
 /// Partitions whose claim chains a round reads at once.
 const WALKS_AT_ONCE: usize = 16;
 
+/// Rounds after which what the table holds of every partition is read from it again, not
+/// remembered (every 5 minutes at the default commit interval: one snapshot of the log).
+pub const REREAD_EVERY: u64 = 30;
+
 /// A topic's table and what this replica knows of it.
 pub struct Delta {
     pub table: Arc<Table>,
@@ -34,6 +40,8 @@ pub struct Delta {
     pub partition_columns: Vec<String>,
     /// Per partition, the last offset the table holds, as last read or committed here.
     held: Mutex<HashMap<i32, Option<i64>>>,
+    /// Rounds begun.
+    rounds: std::sync::atomic::AtomicU64,
 }
 
 impl Delta {
@@ -43,6 +51,7 @@ impl Delta {
             settings,
             partition_columns: layout.columns(),
             held: Mutex::new(HashMap::new()),
+            rounds: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -55,6 +64,14 @@ impl Delta {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.insert(partition, through);
     }
+}
+
+/// Says that the table holds less of `partition` than this replica `believed`, which reads its
+/// chain again from what it `holds`.
+fn rewalk(partition: i32, believed: Option<i64>, holds: Option<i64>) {
+    tracing::warn!(partition, ?believed, ?holds,
+        "the Delta table holds less of this partition than this replica believed (its log begun again, or a commit lost by the store): its claim chain is read again from what the table holds");
+    metrics::counter!("ingest_delta_rewalks_total").increment(1);
 }
 
 /// The Hive columns' values in a file's path relative to its table (`dt=2026-12-07/hour=05/
@@ -84,11 +101,15 @@ impl Flusher {
     /// the claims past what the table holds, added in one commit. An error leaves everything
     /// for the next round.
     pub async fn commit_table(&self, delta: &Delta, landed: Vec<(i32, i64)>) -> Result<(), String> {
-        // What the table holds of partitions not seen yet, from one snapshot.
+        // What the table holds of partitions not seen yet, from one snapshot; of every
+        // partition, every REREAD_EVERY rounds.
+        let round = 1 + delta
+            .rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let unknown: Vec<i32> = landed
             .iter()
             .map(|(p, _)| *p)
-            .filter(|p| delta.held(*p).is_none())
+            .filter(|p| round.is_multiple_of(REREAD_EVERY) || delta.held(*p).is_none())
             .collect();
         if !unknown.is_empty() {
             let table = Arc::clone(&delta.table);
@@ -96,6 +117,10 @@ impl Flusher {
                 .await
                 .map_err(|e| e.to_string())??;
             for (p, h) in held {
+                let believed = delta.held(p).flatten();
+                if believed.is_some_and(|b| h.is_none_or(|h| h < b)) {
+                    rewalk(p, believed, h);
+                }
                 delta.set_held(p, h);
             }
         }
@@ -133,10 +158,7 @@ impl Flusher {
                 .await
                 .map_err(|e| e.to_string())??;
         for (partition, holds) in &committed.behind {
-            let believed = delta.held(*partition).flatten();
-            tracing::warn!(partition, ?believed, ?holds,
-                "the Delta table holds less of this partition than this replica believed (its log begun again, or a commit lost by the store): its claim chain is read again from what the table holds");
-            metrics::counter!("ingest_delta_rewalks_total").increment(1);
+            rewalk(*partition, delta.held(*partition).flatten(), *holds);
             delta.set_held(*partition, *holds);
         }
         for f in files
