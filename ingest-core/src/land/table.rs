@@ -118,7 +118,7 @@ impl Flusher {
                 .map_err(|e| e.to_string())??;
             for (p, h) in held {
                 let believed = delta.held(p).flatten();
-                if believed.is_some_and(|b| h.is_none_or(|h| h < b)) {
+                if crate::table::behind(h, believed) {
                     rewalk(p, believed, h);
                 }
                 delta.set_held(p, h);

@@ -93,7 +93,7 @@ pub(super) struct Tried {
 
 /// Whether a table holding `table` of a partition (its identifier's version) holds less than
 /// `assumed`: the files after `table` and up to `assumed` were never read for this commit.
-pub(super) fn behind(table: Option<i64>, assumed: Option<i64>) -> bool {
+pub fn behind(table: Option<i64>, assumed: Option<i64>) -> bool {
     match (table, assumed) {
         (_, None) => false,
         (None, Some(_)) => true,

@@ -73,6 +73,8 @@ pub struct Committed {
 /// Per partition, the last offset whose file a table holds (`None`: none of its files).
 pub type Held = HashMap<i32, Option<i64>>;
 
+pub use log::behind;
+
 /// A topic's Delta table.
 pub struct Table {
     engine: DefaultEngine<TokioMultiThreadExecutor>,
