@@ -28,6 +28,7 @@ pub mod body;
 mod connect;
 mod context;
 pub mod credit;
+pub mod encoding;
 pub mod identity;
 pub mod layout;
 pub mod listing;
