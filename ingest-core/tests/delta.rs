@@ -777,3 +777,48 @@ async fn files_whose_names_the_store_refuses_go_to_their_refuge_and_the_table_ho
         "every refused record at a refuge"
     );
 }
+
+/// The store stops answering the log's writes as the service stops (a proxy holds every PUT
+/// under `_delta_log/`): the last table commit ends at the shutdown timeout instead of holding
+/// the service until Kubernetes kills it. The held write then reaches the store late, as a
+/// request in flight may; the next start reads the table either way, and every record is in it
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_table_commit_the_store_never_answers_ends_at_the_shutdown_timeout() {
+    use common::proxy::{Proxy, Rule};
+    use common::servers::Server as _;
+    let s3 = common::servers::S3Fs::start();
+    let fx = common::Fixture::new("deltastop", 2);
+    let bucket = common::servers::bucket_name("deltastop");
+    s3.create_container(&bucket);
+    let proxy = Proxy::start(s3.port, Rule::Hold("/_delta_log/".into())).await;
+    common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
+    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    let vars = s3_vars(&fx, &bucket, proxy.port);
+    let stop_within = [
+        ("INGEST_DELTA_COMMIT_INTERVAL_MS", "3600000"),
+        ("INGEST_SHUTDOWN_TIMEOUT_MS", "3000"),
+    ];
+    let (token, mut progress, handle) = common::start(delta_settings(&vars, &stop_within));
+    common::until_committed(&mut progress, &high).await;
+    token.cancel();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), handle).await;
+    stopped
+        .expect("stopped at its shutdown timeout, not held by the store")
+        .unwrap()
+        .expect("a stop with every record landed and committed");
+    assert!(proxy.held() > 0, "the table's commit was held at the stop");
+    let first = progress.borrow().clone();
+    assert_eq!(first.table_files, 0, "no commit went through: {first:?}");
+
+    proxy.release();
+    let (token, mut progress, handle) = common::start(delta_settings(&vars, &[]));
+    let round = progress.wait_for(|p| p.table_rounds > 0);
+    tokio::time::timeout(std::time::Duration::from_secs(60), round)
+        .await
+        .expect("a round of the table's commits in time")
+        .unwrap();
+    token.cancel();
+    handle.await.unwrap().expect("clean stop");
+    assert_read_once(&s3_vars(&fx, &bucket, s3.port), &fx, &high, first.files).await;
+}

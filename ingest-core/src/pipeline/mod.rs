@@ -271,7 +271,7 @@ impl Pipeline {
                 attention = lp.take_burst(first, &mut receiver)?;
             }
         }
-        lp.last_table_commit().await;
+        lp.last_table_commit(drain_deadline.unwrap_or(far)).await;
         let landed = self.progress.borrow().clone();
         tracing::info!(
             files = landed.files,

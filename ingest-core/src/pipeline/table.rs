@@ -1,6 +1,9 @@
 //! `INGEST_FORMAT=delta`: the loop's part in the Delta table ([`crate::land::table`]): every
 //! commit interval, off the loop, the files each started partition landed are added to the table;
-//! once more after the drain, so a stopped service leaves its table holding what it landed.
+//! once more after the drain, so a stopped service leaves its table holding what it landed. That
+//! last commit ends with the shutdown timeout: files it did not add are added by the next start,
+//! as after a SIGKILL, so a store that stopped answering cannot hold the service past its
+//! deadline (and Kubernetes' SIGKILL).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,18 +78,30 @@ impl Loop {
         }));
     }
 
-    /// After the drain: the round running finishes, and one more adds what landed since.
-    pub(super) async fn last_table_commit(&mut self) {
+    /// After the drain, until `deadline`: the round running finishes, and one more adds what
+    /// landed since.
+    pub(super) async fn last_table_commit(&mut self, deadline: tokio::time::Instant) {
         let landed = self.landed();
         let Some(t) = self.tabling.as_mut() else {
             return;
         };
-        if let Some(task) = t.task.take() {
-            let _ = task.await;
-        }
-        if let Err(e) = self.flusher.commit_table(&t.delta, landed).await {
-            metrics::counter!("ingest_delta_commit_errors_total").increment(1);
-            tracing::warn!(error = %e, "the Delta table's last commit failed; the next start adds its files");
-        }
+        let (flusher, delta) = (&self.flusher, &t.delta);
+        let running = t.task.take();
+        let last = async move {
+            if let Some(task) = running {
+                let _ = task.await;
+            }
+            flusher.commit_table(delta, landed).await
+        };
+        let failed = match tokio::time::timeout_at(deadline, last).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(_) => format!(
+                "not done within the shutdown timeout ({:?}, INGEST_SHUTDOWN_TIMEOUT_MS)",
+                self.config.shutdown_timeout
+            ),
+        };
+        metrics::counter!("ingest_delta_commit_errors_total").increment(1);
+        tracing::warn!(error = %failed, "the Delta table's last commit failed; the next start adds its files");
     }
 }
