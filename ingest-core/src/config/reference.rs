@@ -250,7 +250,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "INGEST_SHUTDOWN_TIMEOUT_MS",
         default: "`30000`",
         secret: false,
-        meaning: "Graceful shutdown budget; keep it below the pod's termination grace period.",
+        meaning: "Graceful shutdown budget (the drain, then with `INGEST_FORMAT=delta` the last table commit, whose files the next start adds if it is cut short); keep it below the pod's termination grace period.",
     },
     Setting {
         name: "INGEST_CLAIM_COMPLETION_TIMEOUT_MS",
