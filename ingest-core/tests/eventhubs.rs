@@ -844,12 +844,14 @@ async fn a_checkpoint_another_processor_wrote_inside_a_landed_claim_is_a_hint_no
     assert_exactly_once(dir.path(), HUB, &counts(&["0"], 50));
 }
 
-/// An event whose `amqp-value` body is a list nested 10,000 deep (list8 in list8: three bytes a
-/// level), between two ordinary events, to the service as its own process: it is a dead
-/// letter with its bytes and its neighbours land. (Before, decoding it overflowed a tokio
-/// worker's stack, and the service aborted at each restart on the same event.)
+/// Two events whose `amqp-value` bodies nest deep, between two ordinary events, to the service
+/// as its own process: a list nested 3,000 deep and a value described 100,000 times over
+/// (three bytes a level: 300 KB). Each is a dead letter with its bytes, and its neighbours
+/// land. (Before, decoding the list overflowed a tokio worker's 2 MiB stack, and the described
+/// value the 256 MiB one that replaced it: the service aborted at each restart on the same
+/// event.)
 #[test]
-fn a_body_nested_three_thousand_deep_is_a_dead_letter_and_its_neighbours_land() {
+fn bodies_nested_thousands_deep_are_dead_letters_and_their_neighbours_land() {
     // This test's own server encodes the body by recursion: its threads get room for that.
     let big = 1 << 30;
     let test = move || {
@@ -872,20 +874,31 @@ fn a_body_nested_three_thousand_deep_is_a_dead_letter_and_its_neighbours_land() 
 async fn deep_body_lands_as_a_dead_letter() {
     use eventhubs_server::Body;
     use fe2o3_amqp::types::primitives::Value;
+    use serde_amqp::{described::Described, descriptor::Descriptor};
     let s = setup(1);
     let mut deep = Value::Int(1);
-    // Deeper than a thread of the default 2 MiB stack decodes (a debug build takes about 5 KB a
+    // Deeper than a thread of the default 2 MiB stack decodes (a debug build takes 7 to 11 KB a
     // level), well past the 128 levels JSON readers take. No deeper: this test server's encoder
     // (fe2o3's) takes time in the square of the depth, 20 s at 10,000 levels in a debug build.
     for _ in 0..3_000 {
         deep = Value::List(vec![deep]);
     }
+    // Described values have no size to compute: this server encodes them in linear time.
+    let mut described = Value::Int(2);
+    for _ in 0..100_000 {
+        let value = std::mem::replace(&mut described, Value::Null);
+        described = Value::Described(Box::new(Described {
+            descriptor: Descriptor::Code(1),
+            value,
+        }));
+    }
     s.server.publish("0", br#"{"kind":"before"}"#, &[]);
     s.server.publish_body("0", Body::Value(deep));
+    s.server.publish_body("0", Body::Value(described));
     s.server.publish("0", br#"{"kind":"after"}"#, &[]);
 
     let (mut child, _rx) = s.service(&[("INGEST_INVALID_RECORD_POLICY", "dead-letter")]);
-    until_checkpointed(&s.store(), &[("0", 2)].into()).await;
+    until_checkpointed(&s.store(), &[("0", 3)].into()).await;
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), 0);
 
@@ -897,20 +910,24 @@ async fn deep_body_lands_as_a_dead_letter() {
         .collect();
     assert_eq!(values, [r#"{"kind":"before"}"#, r#"{"kind":"after"}"#]);
     mirror(&reader(&s.vars), "_dead_letters", dir.path()).await;
-    let dead = landed_files(&dir.path().join("_dead_letters"), HUB);
-    let line = &dead[0].1[0];
-    assert_eq!(line["offset"], 1, "{line}");
-    assert!(
-        line["error"]
-            .as_str()
-            .unwrap()
-            .contains("nested deeper than 128 levels"),
-        "{line}"
-    );
-    assert!(
-        line["value_base64"].as_str().unwrap().len() > 30_000,
-        "its bytes are kept"
-    );
+    let dead: Vec<_> = landed_files(&dir.path().join("_dead_letters"), HUB)
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    // Nine bytes a level for the list (its 32-bit form), three for the described value.
+    for (line, offset, bytes) in [(&dead[0], 1, 9 * 3_000), (&dead[1], 2, 3 * 100_000)] {
+        assert_eq!(line["offset"], offset, "{line}");
+        assert!(
+            line["error"]
+                .as_str()
+                .unwrap()
+                .contains("nested deeper than 128 levels"),
+            "{line}"
+        );
+        let kept = line["value_base64"].as_str().unwrap().len();
+        assert!(kept > bytes * 4 / 3, "its bytes are kept: {kept}");
+    }
 }
 
 /// The namespace cannot be reached when the service starts (nothing listens where it dials):

@@ -62,12 +62,15 @@ fn list(section: &AmqpList) -> Encodable {
 /// How deep JSON readers nest (the JSON check's limit): deeper bodies are invalid records.
 pub const MAX_DEPTH: usize = 128;
 
-/// The values a list, array or map holds; `None` for any other value.
+/// The values a list, array, map or described value holds; `None` for any other value.
 fn children(value: &AmqpValue) -> Option<Box<dyn Iterator<Item = &AmqpValue> + '_>> {
     match value {
         AmqpValue::List(l) => Some(Box::new(l.0.iter())),
         AmqpValue::Array(a) => Some(Box::new(a.iter())),
         AmqpValue::Map(m) => Some(Box::new(m.iter().flat_map(|(k, v)| [k, v]))),
+        // No JSON form, but a level all the same: a value described 100,000 times over is
+        // encoded for its dead letter without recursion, as a list nested as deep is.
+        AmqpValue::Described(d) => Some(Box::new(std::iter::once(&d.value))),
         _ => None,
     }
 }
@@ -292,5 +295,14 @@ mod tests {
             value_of(&section(nested(MAX_DEPTH))).1,
             Some(Flaw::AmqpTooDeep)
         );
+        // A described value is a level too.
+        let mut described = AmqpValue::Int(1);
+        for _ in 0..=MAX_DEPTH {
+            described = AmqpValue::Described(Box::new(AmqpDescribed::new(1u64, described)));
+        }
+        let (bytes, flaw) = value(described.clone());
+        assert_eq!(flaw, Some(Flaw::AmqpTooDeep));
+        let kept: Encodable = serde_amqp::from_slice(&bytes.unwrap()).unwrap();
+        assert_eq!(kept, Encodable::from(&described));
     }
 }
