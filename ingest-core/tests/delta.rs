@@ -669,6 +669,26 @@ async fn on_azure_blob_the_service_lands_a_topic_as_a_delta_table_read_once() {
     assert_read_once(&vars, &fx, &high, end.files).await;
 }
 
+/// s3s-fs with a bucket, and a topic `name` of two partitions with 120 records each; the
+/// topic's high watermarks.
+fn two_partitions_on_s3(
+    name: &str,
+) -> (
+    common::servers::S3Fs,
+    common::Fixture,
+    String,
+    BTreeMap<i32, i64>,
+) {
+    use common::servers::Server as _;
+    let s3 = common::servers::S3Fs::start();
+    let fx = common::Fixture::new(name, 2);
+    let bucket = common::servers::bucket_name(name);
+    s3.create_container(&bucket);
+    common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
+    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
+    (s3, fx, bucket, high)
+}
+
 /// `fx`'s variables landing in `bucket/raw` on S3 at `port` (the server or a proxy).
 fn s3_vars(fx: &common::Fixture, bucket: &str, port: u16) -> Vec<(String, String)> {
     use common::servers::{s3_env, S3_ACCESS_KEY, S3_SECRET_KEY};
@@ -683,15 +703,9 @@ fn s3_vars(fx: &common::Fixture, bucket: &str, port: u16) -> Vec<(String, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_commit_retried_after_it_was_written_is_known_as_ours_and_adds_each_file_once() {
     use common::proxy::{Proxy, Rule};
-    use common::servers::Server as _;
-    let s3 = common::servers::S3Fs::start();
-    let fx = common::Fixture::new("deltaretry", 2);
-    let bucket = common::servers::bucket_name("deltaretry");
-    s3.create_container(&bucket);
+    let (s3, fx, bucket, high) = two_partitions_on_s3("deltaretry");
     let first_files = format!("/{bucket}/raw/{}/_delta_log/{:020}.json", fx.topic, 1);
     let proxy = Proxy::start(s3.port, Rule::UnavailableAfterForwarding(first_files)).await;
-    common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
-    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
     let settings = delta_settings(&s3_vars(&fx, &bucket, proxy.port), &[]);
     let end = land_into_the_table(settings, &high).await;
     assert!(proxy.fired(), "the rule met the first commit of files");
@@ -786,14 +800,8 @@ async fn files_whose_names_the_store_refuses_go_to_their_refuge_and_the_table_ho
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_last_table_commit_the_store_never_answers_ends_at_the_shutdown_timeout() {
     use common::proxy::{Proxy, Rule};
-    use common::servers::Server as _;
-    let s3 = common::servers::S3Fs::start();
-    let fx = common::Fixture::new("deltastop", 2);
-    let bucket = common::servers::bucket_name("deltastop");
-    s3.create_container(&bucket);
+    let (s3, fx, bucket, high) = two_partitions_on_s3("deltastop");
     let proxy = Proxy::start(s3.port, Rule::Hold("/_delta_log/".into())).await;
-    common::produce_json(&fx.broker.brokers, &fx.topic, 2, 120, 0);
-    let high = common::high_watermarks(&fx.broker.brokers, &fx.topic, 2);
     let vars = s3_vars(&fx, &bucket, proxy.port);
     let stop_within = [
         ("INGEST_DELTA_COMMIT_INTERVAL_MS", "3600000"),
