@@ -830,3 +830,43 @@ async fn a_last_table_commit_the_store_never_answers_ends_at_the_shutdown_timeou
     handle.await.unwrap().expect("clean stop");
     assert_read_once(&s3_vars(&fx, &bucket, s3.port), &fx, &high, first.files).await;
 }
+
+/// The same stop, of the service as its own process: it exits 0 within its shutdown timeout,
+/// saying the next start adds the files, and prints no panic, though the commit is still in
+/// flight on a blocking thread as its runtime shuts down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_process_stopped_with_its_table_commit_held_exits_cleanly() {
+    use common::process::{lines, service, signal, wait_exit, wait_line};
+    use common::proxy::{Proxy, Rule};
+    let (s3, fx, bucket, high) = two_partitions_on_s3("deltaexit");
+    let proxy = Proxy::start(s3.port, Rule::Hold("/_delta_log/".into())).await;
+    let vars = s3_vars(&fx, &bucket, proxy.port);
+    let extra = [
+        ("INGEST_FORMAT", "delta"),
+        ("INGEST_FLUSH_MAX_RECORDS", "40"),
+        ("INGEST_DELTA_COMMIT_INTERVAL_MS", "3600000"),
+        ("INGEST_SHUTDOWN_TIMEOUT_MS", "2000"),
+    ];
+    let mut child = service(&vars, &extra).spawn().unwrap();
+    let rx = lines(child.stderr.take().unwrap());
+    let records: i64 = high.values().sum();
+    let mut landed = 0;
+    wait_line(&rx, "every record landed", |line| {
+        if let Some(at) = line.find("landed path=") {
+            let n = line[at..].split(" records=").nth(1).unwrap_or_default();
+            landed += n.split(' ').next().unwrap().parse::<i64>().unwrap();
+        }
+        landed == records
+    });
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), 0, "a clean stop");
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("last commit failed") && l.contains("shutdown timeout")),
+        "{rest:#?}"
+    );
+    assert!(!rest.iter().any(|l| l.contains("panicked")), "{rest:#?}");
+    assert!(proxy.held() > 0, "the table's commit was held at the stop");
+    proxy.release();
+}
