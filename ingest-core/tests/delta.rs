@@ -833,7 +833,7 @@ async fn a_last_table_commit_the_store_never_answers_ends_at_the_shutdown_timeou
 
 /// The same stop, of the service as its own process: it exits 0 within its shutdown timeout,
 /// saying the next start adds the files, and prints no panic, though the commit is still in
-/// flight on a blocking thread as its runtime shuts down.
+/// flight on a blocking thread as the process ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_process_stopped_with_its_table_commit_held_exits_cleanly() {
     use common::process::{lines, service, signal, wait_exit, wait_line};
