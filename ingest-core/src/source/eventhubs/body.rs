@@ -23,7 +23,7 @@ use azure_core_amqp::{AmqpList, AmqpValue};
 use fe2o3_amqp_types::primitives::Value as Encodable;
 use serde_json::{Map, Number, Value as Json};
 
-use super::encoding::encode;
+use super::encoding::{children, encode};
 use crate::batch::Flaw;
 
 /// The record value of an event with `body`, and the flaw that makes it invalid, if any.
@@ -62,21 +62,10 @@ fn list(section: &AmqpList) -> Encodable {
 /// How deep JSON readers nest (the JSON check's limit): deeper bodies are invalid records.
 pub const MAX_DEPTH: usize = 128;
 
-/// The values a list, array, map or described value holds; `None` for any other value.
-fn children(value: &AmqpValue) -> Option<Box<dyn Iterator<Item = &AmqpValue> + '_>> {
-    match value {
-        AmqpValue::List(l) => Some(Box::new(l.0.iter())),
-        AmqpValue::Array(a) => Some(Box::new(a.iter())),
-        AmqpValue::Map(m) => Some(Box::new(m.iter().flat_map(|(k, v)| [k, v]))),
-        // No JSON form, but a level all the same: a value described 100,000 times over is
-        // encoded for its dead letter without recursion, as a list nested as deep is.
-        AmqpValue::Described(d) => Some(Box::new(std::iter::once(&d.value))),
-        _ => None,
-    }
-}
-
 /// Whether any of `values`, containers at depth `at` (1: the body itself), nests containers
-/// past [`MAX_DEPTH`]: walked with a stack of its own, not by recursion.
+/// past [`MAX_DEPTH`]: walked with a stack of its own, not by recursion. A described value is a
+/// level too: it has no JSON form, but one described 100,000 times over is encoded for its dead
+/// letter without recursion, as a list nested as deep is.
 fn too_deep<'a>(values: impl IntoIterator<Item = &'a AmqpValue>, at: usize) -> bool {
     let mut stack: Vec<(&AmqpValue, usize)> = values.into_iter().map(|v| (v, at)).collect();
     while let Some((value, depth)) = stack.pop() {

@@ -24,8 +24,6 @@ const DESCRIBED: u8 = 0x00;
 enum Step<'a> {
     /// A value.
     Value(&'a AmqpValue),
-    /// A descriptor.
-    Descriptor(Descriptor),
     /// The end of the compound whose 4-byte size field starts at this index.
     Close(usize),
 }
@@ -39,10 +37,6 @@ pub fn encode(value: &AmqpValue) -> Vec<u8> {
             Step::Close(at) => {
                 let size = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
                 out[at..at + 4].copy_from_slice(&size.to_be_bytes());
-            }
-            Step::Descriptor(Descriptor::Code(code)) => out.extend(scalar(&Encodable::Ulong(code))),
-            Step::Descriptor(Descriptor::Name(name)) => {
-                out.extend(scalar(&Encodable::Symbol(name)))
             }
             Step::Value(value) => write(value, &mut out, &mut todo),
         }
@@ -71,7 +65,7 @@ fn write<'a>(value: &'a AmqpValue, out: &mut Vec<u8>, todo: &mut Vec<Step<'a>>) 
                 todo.extend([Step::Value(v), Step::Value(k)]);
             }
         }
-        AmqpValue::Array(items) if items.iter().all(|v| !holds_values(v)) => {
+        AmqpValue::Array(items) if items.iter().all(|v| children(v).is_none()) => {
             out.extend(scalar(&Encodable::from(value)));
         }
         AmqpValue::Array(items) => {
@@ -79,20 +73,28 @@ fn write<'a>(value: &'a AmqpValue, out: &mut Vec<u8>, todo: &mut Vec<Step<'a>>) 
             todo.extend(items.iter().rev().map(Step::Value));
         }
         AmqpValue::Described(described) => {
+            // The descriptor, a code or a symbol, holds nothing: written at once.
             out.push(DESCRIBED);
+            out.extend(scalar(&match Descriptor::from(&described.descriptor) {
+                Descriptor::Code(code) => Encodable::Ulong(code),
+                Descriptor::Name(name) => Encodable::Symbol(name),
+            }));
             todo.push(Step::Value(&described.value));
-            todo.push(Step::Descriptor(Descriptor::from(&described.descriptor)));
         }
         other => out.extend(scalar(&Encodable::from(other))),
     }
 }
 
-/// Whether `value` holds other values (then it is not encoded by `serde_amqp`).
-fn holds_values(value: &AmqpValue) -> bool {
-    matches!(
-        value,
-        AmqpValue::List(_) | AmqpValue::Map(_) | AmqpValue::Array(_) | AmqpValue::Described(_)
-    )
+/// The values a list, array, map or described value holds; `None` for any other value (a
+/// scalar, which `serde_amqp` encodes in one step).
+pub(super) fn children(value: &AmqpValue) -> Option<Box<dyn Iterator<Item = &AmqpValue> + '_>> {
+    match value {
+        AmqpValue::List(l) => Some(Box::new(l.0.iter())),
+        AmqpValue::Array(a) => Some(Box::new(a.iter())),
+        AmqpValue::Map(m) => Some(Box::new(m.iter().flat_map(|(k, v)| [k, v]))),
+        AmqpValue::Described(d) => Some(Box::new(std::iter::once(&d.value))),
+        _ => None,
+    }
 }
 
 /// A value that holds no other value, encoded by `serde_amqp` (one step, no recursion).
